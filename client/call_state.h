@@ -1,0 +1,56 @@
+// CallState: the shared state behind a Handle.
+//
+// A call is done when every shard part has finished (reply, error or
+// deadline) *and* ZeroMQ has released every zero-copy frame that borrowed the
+// caller's buffer, so a caller may reuse its gradient buffer as soon as Wait
+// returns, whatever the status.
+//
+// Thread-safety: all methods are thread-safe. PartDone is called by the I/O
+// thread, FrameReleased by ZeroMQ's own threads, Wait by user threads.
+#ifndef SHARDPS_CLIENT_CALL_STATE_H_
+#define SHARDPS_CLIENT_CALL_STATE_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "shardps/status.h"
+
+namespace shardps::client_internal {
+
+class CallState {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `parts` shard replies are expected by `deadline`, which the I/O thread
+  // enforces; Wait gives it a grace period on top so it never blocks forever
+  // even if the I/O thread is wedged.
+  CallState(int parts, Clock::time_point deadline);
+
+  // Records one part's outcome; the first error becomes the call's status.
+  void PartDone(const Status& status);
+  void FrameHeld();
+  void FrameReleased();
+
+  Status Wait() const;
+  Status WaitUntil(Clock::time_point until) const;
+  bool Done() const;
+
+  // The ZeroMQ free function for a borrowed frame; `hint` is a heap-allocated
+  // std::shared_ptr<CallState> that this call takes ownership of.
+  static void ReleaseFrame(void* data, void* hint);
+
+ private:
+  bool DoneLocked() const { return parts_left_ == 0 && frames_held_ == 0; }
+
+  const Clock::time_point deadline_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  int parts_left_;       // guarded by mu_
+  int frames_held_ = 0;  // guarded by mu_
+  Status status_;        // guarded by mu_
+};
+
+}  // namespace shardps::client_internal
+
+#endif  // SHARDPS_CLIENT_CALL_STATE_H_

@@ -1,0 +1,298 @@
+#include "shardps/client.h"
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <utility>
+
+#include "client/call_state.h"
+#include "client/io_thread.h"
+
+namespace shardps {
+
+using client_internal::CallState;
+using client_internal::IoThread;
+using client_internal::Part;
+
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+  return buf;
+}
+
+std::string LocalHostName() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+Handle FailedHandle(const Status& status) {
+  auto state = std::make_shared<CallState>(1, CallState::Clock::now());
+  state->PartDone(status);
+  return Handle(std::move(state));
+}
+
+// What one shard said in reply to Hello.
+struct HelloResult {
+  bool answered = false;
+  std::string model;
+  uint64_t spec_hash = 0;
+  uint32_t shard = 0;
+  uint32_t shards = 0;
+  uint64_t block_floats = 0;
+  std::string optimizer;
+  std::vector<TensorLayout> tensors;
+  std::string segment;
+  std::string hostname;
+};
+
+Status ReadHello(const wire::Reply& reply, HelloResult* out) {
+  const wire::HelloInfo* h = reply.hello();
+  if (h == nullptr || h->model() == nullptr || h->tensors() == nullptr ||
+      h->block_floats() == 0 || h->shards() == 0)
+    return Status(Code::kBadMessage, "Hello reply without a layout");
+  out->model = h->model()->str();
+  out->spec_hash = h->spec_hash();
+  out->shard = h->shard();
+  out->shards = h->shards();
+  out->block_floats = h->block_floats();
+  out->optimizer = h->optimizer() ? h->optimizer()->str() : "";
+  out->segment = h->segment() ? h->segment()->str() : "";
+  out->hostname = h->hostname() ? h->hostname()->str() : "";
+  for (const wire::TensorInfo* t : *h->tensors()) {
+    if (t == nullptr || t->name() == nullptr || t->shape() == nullptr)
+      return Status(Code::kBadMessage, "Hello reply with a malformed tensor");
+    TensorLayout layout;
+    layout.name = t->name()->str();
+    layout.shape.assign(t->shape()->begin(), t->shape()->end());
+    out->tensors.push_back(std::move(layout));
+  }
+  out->answered = true;
+  return Status::Ok();
+}
+
+// Checks that every shard serves the same model and rebuilds its spec, whose
+// hash must match what the shards claim (a cheap guard against a server that
+// describes one layout and hashes another).
+Status CheckHellos(const std::vector<HelloResult>& hellos,
+                   const ClusterInfo& cluster, const ClientOptions& options) {
+  const HelloResult& first = hellos[0];
+  for (size_t i = 0; i < hellos.size(); ++i) {
+    const HelloResult& h = hellos[i];
+    const std::string who = "shard " + std::to_string(cluster.shards[i].index) +
+                            " at " + cluster.shards[i].endpoint;
+    if (h.shard != cluster.shards[i].index || h.shards != hellos.size())
+      return Status(Code::kSpecMismatch,
+                    who + " says it is shard " + std::to_string(h.shard) +
+                        " of " + std::to_string(h.shards) +
+                        ", the cluster lists it as shard " +
+                        std::to_string(cluster.shards[i].index) + " of " +
+                        std::to_string(hellos.size()));
+    if (h.model != first.model || h.spec_hash != first.spec_hash)
+      return Status(Code::kSpecMismatch,
+                    who + " serves model '" + h.model + "' spec " +
+                        Hex(h.spec_hash) + ", shard 0 serves '" + first.model +
+                        "' spec " + Hex(first.spec_hash));
+  }
+  if (!cluster.model.empty() && cluster.model != first.model)
+    return Status(Code::kSpecMismatch, "cluster file is for model '" +
+                                           cluster.model + "', shards serve '" +
+                                           first.model + "'");
+  const std::optional<uint64_t> expected =
+      options.expect_spec_hash ? options.expect_spec_hash : cluster.spec_hash;
+  if (expected && *expected != first.spec_hash)
+    return Status(Code::kSpecMismatch,
+                  "expected spec " + Hex(*expected) + ", shards serve " +
+                      Hex(first.spec_hash));
+  ModelSpec spec;
+  spec.name = first.model;
+  spec.block_floats = first.block_floats;
+  spec.optimizer.kind = first.optimizer;
+  for (const TensorLayout& t : first.tensors) {
+    TensorSpec ts;
+    ts.name = t.name;
+    ts.shape = t.shape;
+    spec.tensors.push_back(std::move(ts));
+  }
+  if (SpecHash(spec) != first.spec_hash)
+    return Status(Code::kSpecMismatch,
+                  "shards describe a layout that does not match their spec "
+                  "hash " + Hex(first.spec_hash));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Handle::Wait() const {
+  if (!state_) return Status(Code::kInvalidArgument, "empty handle");
+  return state_->Wait();
+}
+
+Status Handle::WaitFor(std::chrono::milliseconds timeout) const {
+  if (!state_) return Status(Code::kInvalidArgument, "empty handle");
+  return state_->WaitUntil(CallState::Clock::now() + timeout);
+}
+
+bool Handle::Done() const { return !state_ || state_->Done(); }
+
+Result<std::unique_ptr<Client>> Client::Connect(const std::string& cluster_file,
+                                                ClientOptions options) {
+  auto cluster = LoadCluster(cluster_file);
+  if (!cluster.ok()) return cluster.status();
+  return Connect(*cluster, options);
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
+                                                ClientOptions options) {
+  if (cluster.shards.empty())
+    return Status(Code::kInvalidArgument, "cluster lists no shards");
+  std::unique_ptr<Client> client(new Client());
+  client->io_ = std::make_unique<IoThread>(cluster.shards, options);
+  IoThread& io = *client->io_;
+  io.set_model(cluster.model);
+  io.Start();
+
+  // Hello may reach servers before the cluster's model name is known (an
+  // endpoint list has none); servers check it, so ask with the file's name
+  // when there is one and learn it from shard 0 otherwise.
+  auto hellos = std::make_shared<std::vector<HelloResult>>(cluster.shards.size());
+  const auto deadline = CallState::Clock::now() + options.connect_timeout;
+  auto call = std::make_shared<CallState>(
+      static_cast<int>(cluster.shards.size()), deadline);
+  std::vector<Part> parts;
+  for (uint32_t i = 0; i < cluster.shards.size(); ++i) {
+    Part p;
+    p.call = call;
+    p.shard = i;
+    p.op = wire::Op::Hello;
+    p.deadline = deadline;
+    p.on_reply = [hellos, i](const wire::Reply& r) {
+      return ReadHello(r, &(*hellos)[i]);
+    };
+    parts.push_back(std::move(p));
+  }
+  io.Submit(std::move(parts));
+  Status s = Handle(call).Wait();
+  if (!s.ok()) return s.WithContext("connecting to the cluster");
+  SHARDPS_RETURN_IF_ERROR(CheckHellos(*hellos, cluster, options));
+
+  const HelloResult& first = (*hellos)[0];
+  io.set_model(first.model);
+  io.SetLayout(std::make_unique<ModelLayout>(
+      first.tensors, first.block_floats,
+      static_cast<uint32_t>(hellos->size())));
+  client->spec_hash_ = first.spec_hash;
+  const std::string here = LocalHostName();
+  for (const HelloResult& h : *hellos)
+    client->local_segments_.push_back(h.hostname == here ? h.segment : "");
+  return client;
+}
+
+Client::~Client() = default;
+
+const ModelLayout& Client::layout() const { return *io_->layout(); }
+const std::string& Client::model() const { return io_->model(); }
+uint64_t Client::spec_hash() const { return spec_hash_; }
+std::vector<std::string> Client::local_segments() const {
+  return local_segments_;
+}
+
+Handle Client::Push(std::string_view tensor, const float* grad, size_t count) {
+  return Dense(static_cast<int>(wire::Op::Push), tensor, grad, nullptr, count);
+}
+
+Handle Client::Pull(std::string_view tensor, float* out, size_t count) {
+  return Dense(static_cast<int>(wire::Op::Pull), tensor, nullptr, out, count);
+}
+
+Handle Client::PushPull(std::string_view tensor, const float* grad,
+                        float* out, size_t count) {
+  return Dense(static_cast<int>(wire::Op::PushPull), tensor, grad, out, count);
+}
+
+Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
+                     float* out, size_t count) {
+  const auto op = static_cast<wire::Op>(op_code);
+  const ModelLayout& layout = *io_->layout();
+  const TensorLayout* t = layout.Find(tensor);
+  if (t == nullptr)
+    return FailedHandle(Status(Code::kNotFound,
+                               "unknown tensor '" + std::string(tensor) +
+                                   "' in model '" + io_->model() + "'"));
+  if (count != t->num_floats)
+    return FailedHandle(Status(
+        Code::kSizeMismatch, "tensor '" + t->name + "' has " +
+                                 std::to_string(t->num_floats) +
+                                 " floats, buffer has " + std::to_string(count)));
+  if ((op != wire::Op::Pull && grad == nullptr) ||
+      (op != wire::Op::Push && out == nullptr))
+    return FailedHandle(Status(Code::kInvalidArgument, "null buffer"));
+
+  std::vector<Part> parts;
+  const auto deadline =
+      CallState::Clock::now() + io_->options().request_timeout;
+  for (uint32_t shard = 0; shard < layout.shards(); ++shard) {
+    std::vector<uint32_t> blocks = layout.BlocksOnShard(*t, shard);
+    if (blocks.empty()) continue;
+    Part p;
+    p.shard = shard;
+    p.op = op;
+    p.tensor = t;
+    p.blocks = std::move(blocks);
+    p.grad = grad;
+    p.out = out;
+    p.deadline = deadline;
+    parts.push_back(std::move(p));
+  }
+  auto call = std::make_shared<CallState>(static_cast<int>(parts.size()),
+                                          deadline);
+  for (Part& p : parts) p.call = call;
+  io_->Submit(std::move(parts));
+  return Handle(std::move(call));
+}
+
+Result<std::vector<ShardStats>> Client::Stats() {
+  const auto& shards = io_->shards();
+  auto results = std::make_shared<std::vector<ShardStats>>(shards.size());
+  const auto deadline =
+      CallState::Clock::now() + io_->options().request_timeout;
+  auto call =
+      std::make_shared<CallState>(static_cast<int>(shards.size()), deadline);
+  std::vector<Part> parts;
+  for (uint32_t i = 0; i < shards.size(); ++i) {
+    Part p;
+    p.call = call;
+    p.shard = i;
+    p.op = wire::Op::Stats;
+    p.deadline = deadline;
+    const std::string endpoint = shards[i].endpoint;
+    p.on_reply = [results, i, endpoint](const wire::Reply& r) {
+      const wire::ShardStats* s = r.stats();
+      if (s == nullptr) return Status(Code::kBadMessage, "Stats reply empty");
+      ShardStats& out = (*results)[i];
+      out.shard = s->shard();
+      out.endpoint = endpoint;
+      out.model = s->model() ? s->model()->str() : "";
+      out.blocks = s->blocks();
+      out.threads = s->threads();
+      out.pushes = s->pushes();
+      out.pulls = s->pulls();
+      out.updates_applied = s->updates_applied();
+      out.errors = s->errors();
+      out.bytes_in = s->bytes_in();
+      out.bytes_out = s->bytes_out();
+      out.uptime_ms = s->uptime_ms();
+      out.pid = s->pid();
+      return Status::Ok();
+    };
+    parts.push_back(std::move(p));
+  }
+  io_->Submit(std::move(parts));
+  SHARDPS_RETURN_IF_ERROR(Handle(call).Wait());
+  return std::move(*results);
+}
+
+}  // namespace shardps

@@ -1,0 +1,135 @@
+// shardps::Client: push gradients to and pull weights from a sharded model.
+//
+//   auto client = shardps::Client::Connect("cluster.toml");
+//   if (!client.ok()) { ...client.status().ToString()... }
+//   std::vector<float> grad(n), weights(n);
+//   shardps::Handle push = (*client)->Push("fc1.weight", grad.data(), n);
+//   shardps::Handle pull = (*client)->Pull("fc1.weight", weights.data(), n);
+//   if (Status s = push.Wait(); !s.ok()) ...
+//
+// A tensor call is split per shard and sent to all shards at once; its handle
+// completes when every shard has answered (or the first error). Calls are
+// asynchronous: many may be in flight, from any number of threads.
+//
+// Threading: one background I/O thread owns the sockets; the methods below
+// only enqueue work and may be called from any thread concurrently.
+#ifndef SHARDPS_CLIENT_H_
+#define SHARDPS_CLIENT_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardps/cluster.h"
+#include "shardps/layout.h"
+#include "shardps/options.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+namespace client_internal {
+class CallState;
+class IoThread;
+}  // namespace client_internal
+
+// A waitable result of an asynchronous call. Copyable; all copies share one
+// call. Thread-safe.
+class Handle {
+ public:
+  Handle() = default;  // an already-failed handle (kInvalidArgument)
+
+  // Waits until the call is done and returns its status: OK, or the first
+  // error any shard reported. Never blocks forever: every call has the
+  // client's request deadline.
+  Status Wait() const;
+
+  // Like Wait, but gives up after `timeout` with kTimeout while the call goes
+  // on; wait again later. A zero timeout polls.
+  Status WaitFor(std::chrono::milliseconds timeout) const;
+
+  bool Done() const;
+
+  explicit Handle(std::shared_ptr<client_internal::CallState> state)
+      : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<client_internal::CallState> state_;
+};
+
+// One shard's counters, as `shardps status` shows them.
+struct ShardStats {
+  uint32_t shard = 0;
+  std::string endpoint;
+  std::string model;
+  uint32_t blocks = 0;
+  uint32_t threads = 0;
+  uint64_t pushes = 0;
+  uint64_t pulls = 0;
+  uint64_t updates_applied = 0;
+  uint64_t errors = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t uptime_ms = 0;
+  int32_t pid = 0;
+};
+
+class Client {
+ public:
+  // Connects to every shard and checks with Hello that they serve one model:
+  // same spec hash, shard count and indices as listed. Errors: kUnavailable
+  // when a shard does not answer within connect_timeout, kSpecMismatch when
+  // shards disagree or differ from options.expect_spec_hash or the cluster
+  // file's spec_hash.
+  static Result<std::unique_ptr<Client>> Connect(const ClusterInfo& cluster,
+                                                 ClientOptions options = {});
+  static Result<std::unique_ptr<Client>> Connect(
+      const std::string& cluster_file, ClientOptions options = {});
+
+  // Fails calls still in flight with kUnavailable and stops the I/O thread.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ModelLayout& layout() const;
+  const std::string& model() const;
+  uint64_t spec_hash() const;
+  // Segment paths the shards reported, when they run on this host (same
+  // hostname), else empty strings; what a ModelView needs.
+  std::vector<std::string> local_segments() const;
+
+  // Sends `grad` (the whole tensor, `count` floats) to be applied by each
+  // shard's optimizer. Zero-copy: REQUIRES `grad` stays alive and unchanged
+  // until the handle is done. A wrong `count` or unknown tensor fails the
+  // handle at once (kSizeMismatch, kNotFound).
+  Handle Push(std::string_view tensor, const float* grad, size_t count);
+
+  // Fetches the whole tensor into `out` (`count` floats). Each block is a
+  // consistent snapshot; blocks may be from different moments. REQUIRES:
+  // `out` stays alive and unread until the handle is done.
+  Handle Pull(std::string_view tensor, float* out, size_t count);
+
+  // Push, then return each block as it is right after this push's update.
+  Handle PushPull(std::string_view tensor, const float* grad, float* out,
+                  size_t count);
+
+  // Asks every shard for its counters (blocking, up to request_timeout).
+  Result<std::vector<ShardStats>> Stats();
+
+ private:
+  Client() = default;
+  // `op` is a wire::Op; kept as int so this header needs no generated code.
+  Handle Dense(int op, std::string_view tensor, const float* grad, float* out,
+               size_t count);
+
+  std::unique_ptr<client_internal::IoThread> io_;
+  uint64_t spec_hash_ = 0;
+  std::vector<std::string> local_segments_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_CLIENT_H_

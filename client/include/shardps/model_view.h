@@ -1,0 +1,78 @@
+// shardps::ModelView: read a co-located model straight from shared memory.
+//
+// A trainer on the same host as the shard servers maps their segments
+// read-only and gets Eigen views of the live weights: no pull, no copy, no
+// round trip. Each tensor is presented as one contiguous array even though
+// its blocks live in several segments (the blocks' pages are mapped side by
+// side into one reserved address range).
+//
+//   auto view = shardps::ModelView::Open(cluster);   // or segment paths
+//   Eigen::Map<const Eigen::VectorXf> w = *(*view)->Tensor("fc1.bias");
+//
+// Live views change while servers apply updates, a block at a time; use
+// Copy for a snapshot in which no block is torn.
+//
+// Thread-safety: all methods are const and safe from any thread. Views stay
+// valid for the ModelView's lifetime.
+#ifndef SHARDPS_MODEL_VIEW_H_
+#define SHARDPS_MODEL_VIEW_H_
+
+#include <Eigen/Core>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardps/cluster.h"
+#include "shardps/layout.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+class ModelView {
+ public:
+  using RowMatrix =
+      Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+  // Maps one segment per shard, all of the same model. Errors: kNotFound for
+  // a missing file, kCorrupt for a damaged one, kSpecMismatch when the
+  // segments belong to different models or shard counts, kInvalidArgument
+  // when a shard is missing or listed twice.
+  static Result<std::unique_ptr<ModelView>> Open(
+      const std::vector<std::string>& segment_paths);
+  // Uses the `segment` entries of a cluster file (kInvalidArgument if any
+  // shard has none, i.e. is not on this host).
+  static Result<std::unique_ptr<ModelView>> Open(const ClusterInfo& cluster);
+
+  ~ModelView();
+  ModelView(const ModelView&) = delete;
+  ModelView& operator=(const ModelView&) = delete;
+
+  const ModelLayout& layout() const;
+  uint64_t spec_hash() const;
+
+  // The whole tensor, live, flattened in row-major order. kNotFound if the
+  // model has no such tensor.
+  Result<Eigen::Map<const Eigen::VectorXf>> Tensor(std::string_view name) const;
+  // A tensor as a matrix: rows = shape[0], cols = the product of the rest.
+  Result<Eigen::Map<const RowMatrix>> Matrix(std::string_view name) const;
+
+  // Copies the tensor into `out` (`count` floats), each block a consistent
+  // snapshot. kTimeout if a block was being rewritten throughout `timeout`.
+  Status Copy(std::string_view name, float* out, size_t count,
+              std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+
+  // Block updates applied to the tensor so far, summed over its blocks.
+  Result<uint64_t> Updates(std::string_view name) const;
+
+ private:
+  class Impl;
+  explicit ModelView(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_MODEL_VIEW_H_

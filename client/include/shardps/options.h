@@ -1,0 +1,33 @@
+// ClientOptions: every knob of shardps::Client, with its default and cost.
+#ifndef SHARDPS_OPTIONS_H_
+#define SHARDPS_OPTIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace shardps {
+
+struct ClientOptions {
+  // Deadline of every request, from the call until all shards answered. A
+  // shard that misses it fails the call with kTimeout and its connection is
+  // reset (requests still in flight to it fail with kUnavailable), which also
+  // releases any gradient buffer ZeroMQ still held. Default 30 s: long enough
+  // for a 1 GiB tensor on a slow link, short enough that nothing hangs.
+  std::chrono::milliseconds request_timeout{30000};
+
+  // How long Connect waits for every shard to answer Hello.
+  std::chrono::milliseconds connect_timeout{10000};
+
+  // Refuse a cluster whose spec hash differs (e.g. SpecHash(my_spec)).
+  // Unset: accept whatever the shards agree on.
+  std::optional<uint64_t> expect_spec_hash;
+
+  // Identifies this client to the servers (stats, later exactly-once
+  // retries). 0 picks a random id.
+  uint64_t client_id = 0;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_OPTIONS_H_

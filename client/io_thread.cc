@@ -1,0 +1,371 @@
+#include "client/io_thread.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "common/zmq_util.h"
+
+namespace shardps::client_internal {
+
+namespace {
+
+using Clock = CallState::Clock;
+
+uint64_t RandomClientId() {
+  std::random_device rd;
+  const uint64_t id = (uint64_t{rd()} << 32) ^ rd();
+  return id == 0 ? 1 : id;
+}
+
+std::string Describe(const Part& part) {
+  std::string s = OpName(part.op);
+  if (part.tensor != nullptr) s += " of '" + part.tensor->name + "'";
+  return s;
+}
+
+}  // namespace
+
+IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options)
+    : options_(options),
+      addresses_(std::move(shards)),
+      client_id_(options.client_id != 0 ? options.client_id
+                                        : RandomClientId()),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  links_.resize(addresses_.size());
+  for (size_t i = 0; i < addresses_.size(); ++i) {
+    links_[i].index = addresses_[i].index;
+    links_[i].endpoint = addresses_[i].endpoint;
+  }
+}
+
+IoThread::~IoThread() {
+  if (thread_.joinable()) {
+    stopping_.store(true, std::memory_order_release);
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+}
+
+void IoThread::Start() {
+  for (Link& link : links_) OpenLink(link);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void IoThread::Submit(std::vector<Part> parts) {
+  for (Part& p : parts)
+    p.request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Part& p : parts) submitted_.push_back(std::move(p));
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void IoThread::OpenLink(Link& link) {
+  ++link.generation;
+  link.connected = false;
+  link.socket = std::make_unique<zmq::socket_t>(context_,
+                                                zmq::socket_type::dealer);
+  link.socket->set(zmq::sockopt::immediate, 1);
+  link.socket->set(zmq::sockopt::linger, 0);
+  link.socket->set(zmq::sockopt::sndhwm, 0);
+  link.socket->set(zmq::sockopt::rcvhwm, 0);
+  link.socket->set(zmq::sockopt::reconnect_ivl, 50);
+  link.socket->set(zmq::sockopt::reconnect_ivl_max, 1000);
+  const std::string monitor_ep =
+      "inproc://shardps-monitor-" + std::to_string(client_id_) + "-" +
+      std::to_string(link.index) + "-" + std::to_string(link.generation);
+  zmq_socket_monitor(link.socket->handle(), monitor_ep.c_str(),
+                     ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+  link.monitor = std::make_unique<zmq::socket_t>(context_,
+                                                 zmq::socket_type::pair);
+  link.monitor->set(zmq::sockopt::linger, 0);
+  link.monitor->connect(monitor_ep);
+  try {
+    link.socket->connect(link.endpoint);
+  } catch (const zmq::error_t& e) {
+    // A malformed endpoint: every part for this shard will time out waiting;
+    // say why once.
+    std::fprintf(stderr, "shardps: cannot connect to %s: %s\n",
+                 link.endpoint.c_str(), e.what());
+  }
+}
+
+void IoThread::CloseLink(Link& link) {
+  if (!link.socket) return;
+  zmq_socket_monitor(link.socket->handle(), nullptr, 0);
+  // linger 0: frames still queued are dropped now, releasing borrowed buffers.
+  link.socket.reset();
+  link.monitor.reset();
+  link.connected = false;
+}
+
+long IoThread::PollTimeoutMs() const {
+  if (deadlines_.empty()) return -1;
+  const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadlines_.begin()->first - Clock::now());
+  return std::max<long>(0, static_cast<long>(wait.count()) + 1);
+}
+
+void IoThread::Loop() {
+  std::vector<zmq_pollitem_t> items;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    items.clear();
+    items.push_back({nullptr, wake_.get(), ZMQ_POLLIN, 0});
+    for (Link& link : links_) {
+      items.push_back({link.socket->handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({link.monitor->handle(), 0, ZMQ_POLLIN, 0});
+    }
+    PollItems(items.data(), static_cast<int>(items.size()), PollTimeoutMs());
+    if (items[0].revents & ZMQ_POLLIN) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t n = ::read(wake_.get(), &value, sizeof(value));
+      TakeSubmissions();
+    }
+    for (size_t i = 0; i < links_.size(); ++i) {
+      if (items[2 * i + 2].revents & ZMQ_POLLIN) OnMonitorEvent(links_[i]);
+      if (items[2 * i + 1].revents & ZMQ_POLLIN) OnReply(links_[i]);
+    }
+    ExpireDeadlines();
+  }
+  // Shutting down: whatever is outstanding fails; closing the sockets
+  // releases every borrowed frame.
+  TakeSubmissions();
+  const Status closed(Code::kUnavailable, "client closed");
+  std::vector<uint64_t> ids;
+  for (auto& [id, part] : parts_) ids.push_back(id);
+  for (uint64_t id : ids) Finish(id, closed);
+  for (Link& link : links_) CloseLink(link);
+}
+
+void IoThread::TakeSubmissions() {
+  std::vector<Part> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(submitted_);
+  }
+  for (Part& p : batch) Send(std::move(p));
+}
+
+void IoThread::Send(Part part) {
+  Link& link = links_[part.shard];
+  if (stopping_.load(std::memory_order_acquire)) {
+    part.call->PartDone(Status(Code::kUnavailable, "client closed"));
+    return;
+  }
+  if (!link.connected && link.ever_connected) {
+    part.call->PartDone(Status(
+        Code::kUnavailable, "shard " + std::to_string(link.index) + " at " +
+                                link.endpoint + " is not connected (" +
+                                Describe(part) + "); retry later"));
+    return;
+  }
+  const uint64_t id = part.request_id;
+  deadlines_.emplace(part.deadline, id);
+  Part& stored = parts_.emplace(id, std::move(part)).first->second;
+  if (!link.connected) {
+    link.backlog.push_back(id);
+    return;
+  }
+  Transmit(stored);
+}
+
+void IoThread::Transmit(Part& part) {
+  Link& link = links_[part.shard];
+  builder_.Clear();
+  auto model = builder_.CreateString(model_);
+  flatbuffers::Offset<flatbuffers::String> tensor;
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> blocks;
+  if (part.tensor != nullptr) {
+    tensor = builder_.CreateString(part.tensor->name);
+    blocks = builder_.CreateVector(part.blocks);
+  }
+  wire::RequestBuilder req(builder_);
+  req.add_op(part.op);
+  req.add_request_id(part.request_id);
+  req.add_client_id(client_id_);
+  req.add_model(model);
+  if (part.tensor != nullptr) {
+    req.add_tensor(tensor);
+    req.add_blocks(blocks);
+  }
+  builder_.Finish(req.Finish());
+
+  const bool has_payload = part.grad != nullptr;
+  try {
+    auto sent = link.socket->send(
+        zmq::buffer(builder_.GetBufferPointer(), builder_.GetSize()),
+        (has_payload ? zmq::send_flags::sndmore : zmq::send_flags::none) |
+            zmq::send_flags::dontwait);
+    if (!sent) {
+      // ZMQ_IMMEDIATE: no live connection even though we thought so.
+      Finish(part.request_id,
+             Status(Code::kUnavailable, "shard " + std::to_string(link.index) +
+                                            " at " + link.endpoint +
+                                            " is not connected"));
+      return;
+    }
+    if (has_payload) {
+      const ModelLayout& layout = *layout_;
+      for (size_t i = 0; i < part.blocks.size(); ++i) {
+        const uint32_t b = part.blocks[i];
+        // Zero-copy: the frame borrows the caller's gradient; the call is not
+        // done until ZeroMQ releases it (CallState::ReleaseFrame).
+        auto* data = const_cast<float*>(part.grad + layout.BlockStart(b));
+        const size_t bytes = layout.BlockLength(*part.tensor, b) * sizeof(float);
+        part.call->FrameHeld();
+        auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
+        zmq::message_t frame(data, bytes, &CallState::ReleaseFrame,
+                             holder.release());
+        link.socket->send(frame, i + 1 < part.blocks.size()
+                                     ? zmq::send_flags::sndmore
+                                     : zmq::send_flags::none);
+      }
+    }
+    part.sent = true;
+  } catch (const zmq::error_t& e) {
+    Finish(part.request_id, Status(Code::kUnavailable,
+                                   "send to shard " +
+                                       std::to_string(link.index) + " failed: " +
+                                       e.what()));
+  }
+}
+
+void IoThread::OnMonitorEvent(Link& link) {
+  std::vector<zmq::message_t> frames;
+  while (RecvMultipartNow(*link.monitor, &frames)) {
+    if (frames.empty() || frames[0].size() < sizeof(uint16_t)) continue;
+    uint16_t event;
+    std::memcpy(&event, frames[0].data(), sizeof(event));
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      link.connected = true;
+      link.ever_connected = true;
+      std::vector<uint64_t> backlog;
+      backlog.swap(link.backlog);
+      for (uint64_t id : backlog) {
+        auto it = parts_.find(id);
+        if (it != parts_.end()) Transmit(it->second);
+      }
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+      link.connected = false;
+      FailLink(link, Status(Code::kUnavailable,
+                            "lost connection to shard " +
+                                std::to_string(link.index) + " at " +
+                                link.endpoint));
+    }
+  }
+}
+
+void IoThread::FailLink(Link& link, const Status& status) {
+  std::vector<uint64_t> ids;
+  for (auto& [id, part] : parts_)
+    if (part.shard == link.index && part.sent) ids.push_back(id);
+  for (uint64_t id : ids) Finish(id, status);
+}
+
+void IoThread::Finish(uint64_t request_id, const Status& status) {
+  auto it = parts_.find(request_id);
+  if (it == parts_.end()) return;
+  Part part = std::move(it->second);
+  parts_.erase(it);
+  deadlines_.erase({part.deadline, request_id});
+  part.call->PartDone(status);
+}
+
+void IoThread::ExpireDeadlines() {
+  const auto now = Clock::now();
+  std::vector<uint32_t> reset;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const uint64_t id = deadlines_.begin()->second;
+    Part& part = parts_.at(id);
+    const Link& link = links_[part.shard];
+    const std::string where =
+        "shard " + std::to_string(link.index) + " at " + link.endpoint;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        options_.request_timeout)
+                        .count();
+    if (part.sent) {
+      reset.push_back(part.shard);
+      Finish(id, Status(Code::kTimeout, where + " did not answer " +
+                                            Describe(part) + " within " +
+                                            std::to_string(ms) + " ms"));
+    } else {
+      Finish(id, Status(Code::kUnavailable,
+                        "could not connect to " + where + " in time"));
+    }
+  }
+  std::sort(reset.begin(), reset.end());
+  reset.erase(std::unique(reset.begin(), reset.end()), reset.end());
+  for (uint32_t shard : reset) {
+    Link& link = links_[shard];
+    FailLink(link, Status(Code::kUnavailable,
+                          "connection to shard " + std::to_string(shard) +
+                              " reset after a timeout"));
+    const bool ever = link.ever_connected;
+    CloseLink(link);
+    OpenLink(link);
+    link.ever_connected = ever;
+  }
+}
+
+void IoThread::OnReply(Link& link) {
+  std::vector<zmq::message_t> frames;
+  for (;;) {
+    try {
+      if (!RecvMultipartNow(*link.socket, &frames)) return;
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (frames.empty()) continue;
+    auto reply = ParseReply(frames[0].data(), frames[0].size(), scratch_);
+    if (!reply.ok()) continue;  // nothing to match it to; the deadline will
+    auto it = parts_.find((*reply)->request_id());
+    // Late replies (after a timeout) and replies on the wrong link are dropped.
+    if (it == parts_.end() || it->second.shard != link.index) continue;
+    Status status = CompletePart(it->second, **reply, frames);
+    Finish(it->first, status);
+  }
+}
+
+Status IoThread::CompletePart(Part& part, const wire::Reply& reply,
+                              std::vector<zmq::message_t>& frames) {
+  const std::string shard = "shard " + std::to_string(part.shard);
+  const Code code = CodeFromWire(reply.code());
+  if (code != Code::kOk) {
+    const std::string msg = reply.message() ? reply.message()->str() : "";
+    return Status(code, shard + ": " + msg);
+  }
+  if (part.on_reply) return part.on_reply(reply);
+  if (part.out == nullptr) return Status::Ok();
+  // Pull/PushPull: the reply must carry exactly the blocks we asked for.
+  const auto* blocks = reply.blocks();
+  if (blocks == nullptr || blocks->size() != part.blocks.size() ||
+      frames.size() != part.blocks.size() + 1)
+    return Status(Code::kBadMessage, shard + ": reply has the wrong blocks");
+  const ModelLayout& layout = *layout_;
+  for (size_t i = 0; i < part.blocks.size(); ++i) {
+    const uint32_t b = part.blocks[i];
+    const size_t bytes = layout.BlockLength(*part.tensor, b) * sizeof(float);
+    if (blocks->Get(static_cast<flatbuffers::uoffset_t>(i)) != b ||
+        frames[i + 1].size() != bytes)
+      return Status(Code::kBadMessage,
+                    shard + ": reply block " + std::to_string(b) +
+                        " has the wrong size");
+  }
+  for (size_t i = 0; i < part.blocks.size(); ++i) {
+    const uint32_t b = part.blocks[i];
+    std::memcpy(part.out + layout.BlockStart(b), frames[i + 1].data(),
+                frames[i + 1].size());
+  }
+  return Status::Ok();
+}
+
+}  // namespace shardps::client_internal

@@ -1,0 +1,217 @@
+#include "shardps/model_view.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <thread>
+#include <utility>
+
+#include "common/posix_file.h"
+#include "common/segment.h"
+#include "common/seqlock.h"
+
+namespace shardps {
+
+namespace {
+
+// One tensor's reserved address range with its blocks mapped into it.
+class TensorMapping {
+ public:
+  TensorMapping() = default;
+  TensorMapping(TensorMapping&& o) noexcept
+      : base_(std::exchange(o.base_, nullptr)),
+        bytes_(std::exchange(o.bytes_, 0)) {}
+  TensorMapping& operator=(TensorMapping&&) = delete;
+  TensorMapping(const TensorMapping&) = delete;
+  ~TensorMapping() {
+    if (base_ != nullptr) ::munmap(base_, bytes_);
+  }
+
+  // Reserves `bytes` of address space that maps nothing yet.
+  Status Reserve(size_t bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return ErrnoStatus("reserve address space", errno);
+    base_ = static_cast<char*>(p);
+    bytes_ = bytes;
+    return Status::Ok();
+  }
+
+  // Maps `bytes` of `fd` at `file_offset` over [offset, offset + bytes) of
+  // the reservation. MAP_FIXED is safe: the range is ours.
+  Status MapBlock(size_t offset, int fd, uint64_t file_offset, size_t bytes) {
+    void* p = ::mmap(base_ + offset, bytes, PROT_READ, MAP_SHARED | MAP_FIXED,
+                     fd, static_cast<off_t>(file_offset));
+    if (p == MAP_FAILED) return ErrnoStatus("map block", errno);
+    return Status::Ok();
+  }
+
+  const float* data() const { return reinterpret_cast<const float*>(base_); }
+
+ private:
+  char* base_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
+class ModelView::Impl {
+ public:
+  std::vector<std::unique_ptr<Segment>> segments;  // indexed by shard
+  std::unique_ptr<ModelLayout> layout;
+  std::vector<TensorMapping> mappings;             // indexed by tensor
+
+  Status MapTensors() {
+    const uint64_t block_bytes = layout->block_floats() * sizeof(float);
+    for (const TensorLayout& t : layout->tensors()) {
+      TensorMapping m;
+      SHARDPS_RETURN_IF_ERROR(m.Reserve(t.num_blocks * block_bytes));
+      for (uint32_t b = 0; b < t.num_blocks; ++b) {
+        const Segment& seg = *segments[layout->OwnerOf(t, b)];
+        const int64_t local = seg.LocalBlock(t.index, b);
+        if (local < 0)
+          return Status(Code::kCorrupt, seg.path() + " lacks block " +
+                                            std::to_string(b) + " of '" +
+                                            t.name + "'");
+        const BlockEntry& e = seg.block(static_cast<uint32_t>(local));
+        SHARDPS_RETURN_IF_ERROR(
+            m.MapBlock(b * block_bytes, seg.fd(), e.data_offset, e.data_bytes)
+                .WithContext(seg.path()));
+      }
+      mappings.push_back(std::move(m));
+    }
+    return Status::Ok();
+  }
+
+  Result<const TensorLayout*> Find(std::string_view name) const {
+    const TensorLayout* t = layout->Find(name);
+    if (t == nullptr)
+      return Status(Code::kNotFound,
+                    "unknown tensor '" + std::string(name) + "' in model '" +
+                        segments[0]->header().model + "'");
+    return t;
+  }
+};
+
+Result<std::unique_ptr<ModelView>> ModelView::Open(
+    const std::vector<std::string>& segment_paths) {
+  if (segment_paths.empty())
+    return Status(Code::kInvalidArgument, "no segments to map");
+  auto impl = std::make_unique<Impl>();
+  impl->segments.resize(segment_paths.size());
+  const size_t shards = segment_paths.size();
+  uint64_t hash = 0;
+  std::string model;
+  for (const std::string& path : segment_paths) {
+    auto seg = Segment::OpenReadOnly(path);
+    if (!seg.ok()) return seg.status();
+    const SegmentHeader& h = (*seg)->header();
+    if (model.empty()) {
+      model = h.model;
+      hash = h.spec_hash;
+    }
+    if (h.spec_hash != hash || model != h.model || h.shard_count != shards)
+      return Status(Code::kSpecMismatch,
+                    path + " is shard " + std::to_string(h.shard_index) +
+                        " of " + std::to_string(h.shard_count) +
+                        " of model '" + h.model +
+                        "', which does not fit with the other " +
+                        std::to_string(shards - 1) + " segment(s)");
+    auto& slot = impl->segments[h.shard_index];
+    if (slot)
+      return Status(Code::kInvalidArgument,
+                    "shard " + std::to_string(h.shard_index) +
+                        " listed twice (" + slot->path() + ", " + path + ")");
+    slot = std::move(seg).value();
+  }
+  impl->layout = std::make_unique<ModelLayout>(impl->segments[0]->Layout());
+  SHARDPS_RETURN_IF_ERROR(impl->MapTensors());
+  return std::unique_ptr<ModelView>(new ModelView(std::move(impl)));
+}
+
+Result<std::unique_ptr<ModelView>> ModelView::Open(const ClusterInfo& cluster) {
+  std::vector<std::string> paths;
+  for (const ShardAddress& s : cluster.shards) {
+    if (s.segment.empty())
+      return Status(Code::kInvalidArgument,
+                    "cluster file gives no segment for shard " +
+                        std::to_string(s.index) +
+                        " (is it on another host?); ModelView needs all "
+                        "shards on this host");
+    paths.push_back(s.segment);
+  }
+  return Open(paths);
+}
+
+ModelView::ModelView(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelView::~ModelView() = default;
+
+const ModelLayout& ModelView::layout() const { return *impl_->layout; }
+uint64_t ModelView::spec_hash() const {
+  return impl_->segments[0]->header().spec_hash;
+}
+
+Result<Eigen::Map<const Eigen::VectorXf>> ModelView::Tensor(
+    std::string_view name) const {
+  auto t = impl_->Find(name);
+  if (!t.ok()) return t.status();
+  return Eigen::Map<const Eigen::VectorXf>(
+      impl_->mappings[(*t)->index].data(),
+      static_cast<Eigen::Index>((*t)->num_floats));
+}
+
+Result<Eigen::Map<const ModelView::RowMatrix>> ModelView::Matrix(
+    std::string_view name) const {
+  auto t = impl_->Find(name);
+  if (!t.ok()) return t.status();
+  const auto rows = static_cast<Eigen::Index>((*t)->shape[0]);
+  const auto cols = static_cast<Eigen::Index>((*t)->num_floats) / rows;
+  return Eigen::Map<const RowMatrix>(impl_->mappings[(*t)->index].data(), rows,
+                                     cols);
+}
+
+Status ModelView::Copy(std::string_view name, float* out, size_t count,
+                       std::chrono::milliseconds timeout) const {
+  auto found = impl_->Find(name);
+  if (!found.ok()) return found.status();
+  const TensorLayout& t = **found;
+  if (count != t.num_floats)
+    return Status(Code::kSizeMismatch,
+                  "tensor '" + t.name + "' has " +
+                      std::to_string(t.num_floats) + " floats, buffer has " +
+                      std::to_string(count));
+  const ModelLayout& layout = *impl_->layout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (uint32_t b = 0; b < t.num_blocks; ++b) {
+    const Segment& seg = *impl_->segments[layout.OwnerOf(t, b)];
+    const auto local = static_cast<uint32_t>(seg.LocalBlock(t.index, b));
+    const size_t start = layout.BlockStart(b);
+    const size_t bytes = layout.BlockLength(t, b) * sizeof(float);
+    uint64_t version;
+    // The writer is another process we cannot wait on; retry, yielding,
+    // until the copy is clean or the caller's patience runs out.
+    while (!TryReadConsistent(seg.version(local), seg.block_data(local),
+                              out + start, bytes, &version)) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return Status(Code::kTimeout, "block " + std::to_string(b) + " of '" +
+                                          t.name + "' kept changing");
+      std::this_thread::yield();
+    }
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> ModelView::Updates(std::string_view name) const {
+  auto found = impl_->Find(name);
+  if (!found.ok()) return found.status();
+  const TensorLayout& t = **found;
+  uint64_t total = 0;
+  for (uint32_t b = 0; b < t.num_blocks; ++b) {
+    const Segment& seg = *impl_->segments[impl_->layout->OwnerOf(t, b)];
+    const auto local = static_cast<uint32_t>(seg.LocalBlock(t.index, b));
+    total += seg.version(local).seq.load(std::memory_order_acquire) / 2;
+  }
+  return total;
+}
+
+}  // namespace shardps

@@ -1,0 +1,320 @@
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/posix_file.h"
+#include "shardps/cluster.h"
+
+namespace shardps {
+namespace {
+
+constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
+constexpr size_t kSpecHashDigits = 16;
+
+Status Invalid(const std::string& key, const std::string& what) {
+  return Status(Code::kInvalidArgument, key + ": " + what);
+}
+
+// Always kIoError, unlike ErrnoStatus: for a write, even ENOENT (a missing
+// directory) is an I/O failure rather than a missing input.
+Status IoError(const std::string& what, int err) {
+  return Status(Code::kIoError, what + ": " + std::strerror(err));
+}
+
+std::string ShardKey(size_t position) {
+  return "shard[" + std::to_string(position) + "]";
+}
+
+// Renders `text` as a TOML basic string. Control characters are escaped
+// because TOML forbids them raw; everything else, including UTF-8, is kept.
+std::string QuoteToml(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (byte < 0x20 || byte == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", byte);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string FormatSpecHash(uint64_t hash) {
+  char buf[2 + kSpecHashDigits + 1];
+  std::snprintf(buf, sizeof(buf), "0x%016llx",
+                static_cast<unsigned long long>(hash));
+  return buf;
+}
+
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Hand-edited files may drop leading zeros or use upper case, so reading
+// accepts 1..16 digits of either case; writing is always canonical.
+Result<uint64_t> ParseSpecHash(const toml::node& node) {
+  const std::string want = "must be a string \"0x\" + 16 hex digits";
+  const std::optional<std::string> text = node.value_exact<std::string>();
+  if (!text) return Invalid("spec_hash", want);
+  if (text->size() < 3 || text->size() > 2 + kSpecHashDigits ||
+      text->compare(0, 2, "0x") != 0) {
+    return Invalid("spec_hash", want + " (got '" + *text + "')");
+  }
+  uint64_t hash = 0;
+  for (size_t i = 2; i < text->size(); ++i) {
+    const int digit = HexDigitValue((*text)[i]);
+    if (digit < 0) return Invalid("spec_hash", want + " (got '" + *text + "')");
+    hash = (hash << 4) | static_cast<uint64_t>(digit);
+  }
+  return hash;
+}
+
+Result<std::string> RequireString(const toml::node* node,
+                                  const std::string& key) {
+  if (node == nullptr) return Invalid(key, "missing");
+  const std::optional<std::string> text = node->value_exact<std::string>();
+  if (!text) return Invalid(key, "must be a string");
+  return *text;
+}
+
+Status CheckEndpoint(const std::string& endpoint, const std::string& key) {
+  for (const char* scheme : kEndpointSchemes) {
+    const size_t len = std::strlen(scheme);
+    if (endpoint.compare(0, len, scheme) == 0) {
+      if (endpoint.size() == len) {
+        return Invalid(key, "no address after " + std::string(scheme));
+      }
+      return Status::Ok();
+    }
+  }
+  return Invalid(key, "must start with tcp://, ipc:// or inproc:// (got '" +
+                          endpoint + "')");
+}
+
+Result<uint32_t> ParseIndex(const toml::node* node, const std::string& key) {
+  if (node == nullptr) return Invalid(key, "missing");
+  const toml::value<int64_t>* value = node->as_integer();
+  if (value == nullptr) return Invalid(key, "must be an integer");
+  const int64_t index = value->get();
+  if (index < 0 || index > static_cast<int64_t>(UINT32_MAX)) {
+    return Invalid(key, "must be in 0.." + std::to_string(UINT32_MAX) +
+                            " (got " + std::to_string(index) + ")");
+  }
+  return static_cast<uint32_t>(index);
+}
+
+Result<ShardAddress> ParseShard(const toml::node& node, size_t position) {
+  const std::string key = ShardKey(position);
+  const toml::table* table = node.as_table();
+  if (table == nullptr) return Invalid(key, "must be a table ([[shard]])");
+  for (const auto& [name, value] : *table) {
+    const std::string_view k = name.str();
+    if (k != "index" && k != "endpoint" && k != "segment") {
+      return Invalid(key + "." + std::string(k), "unknown key");
+    }
+  }
+
+  ShardAddress shard;
+  Result<uint32_t> index = ParseIndex(table->get("index"), key + ".index");
+  if (!index.ok()) return index.status();
+  shard.index = *index;
+
+  Result<std::string> endpoint =
+      RequireString(table->get("endpoint"), key + ".endpoint");
+  if (!endpoint.ok()) return endpoint.status();
+  SHARDPS_RETURN_IF_ERROR(CheckEndpoint(*endpoint, key + ".endpoint"));
+  shard.endpoint = std::move(*endpoint);
+
+  if (const toml::node* segment = table->get("segment")) {
+    Result<std::string> path = RequireString(segment, key + ".segment");
+    if (!path.ok()) return path.status();
+    shard.segment = std::move(*path);
+  }
+  return shard;
+}
+
+// Shards may appear in any order, but each index exactly once, so that a
+// client can route by index without holes.
+Result<std::vector<ShardAddress>> ParseShards(const toml::node* node) {
+  if (node == nullptr) return Invalid("shard", "missing (need [[shard]])");
+  const toml::array* array = node->as_array();
+  if (array == nullptr) return Invalid("shard", "must be an array of tables");
+  if (array->empty()) return Invalid("shard", "need at least one shard");
+
+  std::vector<ShardAddress> shards;
+  std::vector<size_t> position_of(array->size(), SIZE_MAX);
+  for (size_t i = 0; i < array->size(); ++i) {
+    Result<ShardAddress> shard = ParseShard(*array->get(i), i);
+    if (!shard.ok()) return shard.status();
+    const uint32_t index = shard->index;
+    if (index < position_of.size()) {
+      if (position_of[index] != SIZE_MAX) {
+        return Invalid(ShardKey(i) + ".index",
+                       "duplicate index " + std::to_string(index));
+      }
+      position_of[index] = i;
+    }
+    shards.push_back(std::move(*shard));
+  }
+  for (size_t index = 0; index < position_of.size(); ++index) {
+    if (position_of[index] == SIZE_MAX) {
+      return Invalid("shard", "indices must be 0.." +
+                                  std::to_string(shards.size() - 1) +
+                                  ", missing " + std::to_string(index));
+    }
+  }
+  std::sort(shards.begin(), shards.end(),
+            [](const ShardAddress& a, const ShardAddress& b) {
+              return a.index < b.index;
+            });
+  return shards;
+}
+
+Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
+  for (const auto& [name, value] : root) {
+    const std::string_view k = name.str();
+    if (k != "model" && k != "spec_hash" && k != "shard") {
+      return Invalid(std::string(k), "unknown key");
+    }
+  }
+
+  ClusterInfo cluster;
+  Result<std::string> model = RequireString(root.get("model"), "model");
+  if (!model.ok()) return model.status();
+  if (model->empty()) return Invalid("model", "must not be empty");
+  cluster.model = std::move(*model);
+
+  if (const toml::node* hash = root.get("spec_hash")) {
+    Result<uint64_t> parsed = ParseSpecHash(*hash);
+    if (!parsed.ok()) return parsed.status();
+    cluster.spec_hash = *parsed;
+  }
+
+  Result<std::vector<ShardAddress>> shards = ParseShards(root.get("shard"));
+  if (!shards.ok()) return shards.status();
+  cluster.shards = std::move(*shards);
+  return cluster;
+}
+
+// Writes all of `data`, retrying the short writes and EINTRs POSIX allows.
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError(path, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status WriteAndSync(const std::string& path, std::string_view text) {
+  UniqueFd fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return IoError(path, errno);
+  SHARDPS_RETURN_IF_ERROR(WriteAll(fd.get(), text, path));
+  // Without fsync a crash after the rename could leave an empty file under
+  // the final name on some filesystems.
+  if (::fsync(fd.get()) != 0) return IoError(path + ": fsync", errno);
+  if (::close(fd.Release()) != 0) return IoError(path + ": close", errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string ClusterInfo::ToToml() const {
+  std::string out = "model = " + QuoteToml(model) + "\n";
+  if (spec_hash) {
+    out += "spec_hash = " + QuoteToml(FormatSpecHash(*spec_hash)) + "\n";
+  }
+  for (const ShardAddress& shard : shards) {
+    out += "\n[[shard]]\n";
+    out += "index = " + std::to_string(shard.index) + "\n";
+    out += "endpoint = " + QuoteToml(shard.endpoint) + "\n";
+    // An empty segment reads back as empty whether written or not; leaving
+    // it out keeps remote-host entries short.
+    if (!shard.segment.empty()) {
+      out += "segment = " + QuoteToml(shard.segment) + "\n";
+    }
+  }
+  return out;
+}
+
+Result<ClusterInfo> ParseCluster(std::string_view toml_text) {
+  try {
+    const toml::table root = toml::parse(toml_text);
+    return ParseClusterTable(root);
+  } catch (const toml::parse_error& e) {
+    const toml::source_position& at = e.source().begin;
+    const std::string where =
+        std::to_string(at.line) + ":" + std::to_string(at.column);
+    return Status(Code::kInvalidArgument,
+                  where + ": " + std::string(e.description()));
+  }
+}
+
+Result<ClusterInfo> LoadCluster(const std::string& path) {
+  Result<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    if (text.status().code() == Code::kNotFound) {
+      return Status(Code::kNotFound, path + ": no such file");
+    }
+    return text.status();  // already names the path
+  }
+  Result<ClusterInfo> cluster = ParseCluster(*text);
+  if (!cluster.ok()) return cluster.status().WithContext(path);
+  return cluster;
+}
+
+Status SaveCluster(const ClusterInfo& cluster, const std::string& path) {
+  // Validating the rendered text first guarantees every file we write can be
+  // loaded again, and that a bad value never replaces a good file.
+  const std::string text = cluster.ToToml();
+  Result<ClusterInfo> check = ParseCluster(text);
+  if (!check.ok()) return check.status().WithContext(path);
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  Status written = WriteAndSync(tmp, text);
+  if (written.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    written = IoError("rename " + tmp + " to " + path, errno);
+  }
+  if (!written.ok()) ::unlink(tmp.c_str());
+  return written;
+}
+
+}  // namespace shardps

@@ -1,0 +1,56 @@
+// The cluster file: where a model's shard servers listen.
+//
+// Written by `shardps launch` (or by hand) and read by clients and the CLI:
+//
+//   model = "demo"
+//   spec_hash = "0x1234abcd5678ef00"   # optional; checked by clients
+//
+//   [[shard]]
+//   index = 0
+//   endpoint = "tcp://127.0.0.1:40123"
+//   segment = "/dev/shm/shardps/demo/shard-0-of-2.seg"  # optional; lets a
+//                                                        # ModelView on the same
+//                                                        # host map it
+//
+// Shards must be listed exactly once each, indices 0..N-1 (any order).
+//
+// Thread-safety: values; the functions are pure apart from file I/O.
+#ifndef SHARDPS_CLUSTER_H_
+#define SHARDPS_CLUSTER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardps/status.h"
+
+namespace shardps {
+
+struct ShardAddress {
+  uint32_t index = 0;
+  std::string endpoint;  // a ZeroMQ endpoint: tcp://host:port or ipc://path
+  std::string segment;   // path of its segment if on this host, else empty
+};
+
+struct ClusterInfo {
+  std::string model;
+  std::optional<uint64_t> spec_hash;
+  std::vector<ShardAddress> shards;  // sorted by index, indices 0..N-1
+
+  // Renders the TOML text ParseCluster reads back.
+  std::string ToToml() const;
+};
+
+// Errors are kInvalidArgument naming the key (e.g. "shard[2].endpoint:
+// missing"), kNotFound / kIoError for the file.
+Result<ClusterInfo> ParseCluster(std::string_view toml_text);
+Result<ClusterInfo> LoadCluster(const std::string& path);
+
+// Writes atomically (temp file + rename) so a reader never sees half a file.
+Status SaveCluster(const ClusterInfo& cluster, const std::string& path);
+
+}  // namespace shardps
+
+#endif  // SHARDPS_CLUSTER_H_

@@ -1,0 +1,79 @@
+#include "common/posix_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace shardps {
+
+Status ErrnoStatus(const std::string& what, int err) {
+  Code code = Code::kIoError;
+  if (err == ENOENT) code = Code::kNotFound;
+  if (err == EWOULDBLOCK) code = Code::kBusy;
+  return Status(code, what + ": " + std::strerror(err));
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    fd_ = other.Release();
+  }
+  return *this;
+}
+
+int UniqueFd::Release() noexcept { return std::exchange(fd_, -1); }
+
+void UniqueFd::Reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Mapping::Mapping(Mapping&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
+
+Mapping& Mapping::operator=(Mapping&& other) noexcept {
+  if (this != &other) {
+    if (data_ != nullptr) ::munmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+Mapping::~Mapping() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
+
+Result<Mapping> Mapping::Map(int fd, size_t size, bool writable,
+                             bool populate) {
+  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
+  if (p == MAP_FAILED) return ErrnoStatus("mmap", errno);
+  Mapping m;
+  m.data_ = static_cast<char*>(p);
+  m.size_ = size;
+  return m;
+}
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(path, errno);
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(path, errno);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace shardps

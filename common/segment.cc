@@ -1,0 +1,438 @@
+#include "common/segment.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/checksum.h"
+
+namespace shardps {
+
+namespace {
+
+uint64_t RoundUp(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+  return buf;
+}
+
+// Everything a segment for (spec, shard, shards) must contain, computed from
+// the spec alone. Creation writes it; reopening compares against it.
+struct Plan {
+  // Immutable part filled in; atomics zero. Heap-allocated because the
+  // atomics make SegmentHeader non-copyable and Plan is returned by value.
+  std::unique_ptr<SegmentHeader> header = std::make_unique<SegmentHeader>();
+  std::vector<TensorEntry> tensors;
+  std::vector<BlockEntry> blocks;
+};
+
+// Copies `s` into a fixed NUL-padded field.
+template <size_t N>
+void CopyName(char (&dst)[N], const std::string& s) {
+  std::memset(dst, 0, N);
+  std::memcpy(dst, s.data(), std::min(s.size(), N - 1));
+}
+
+Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
+  const ModelLayout layout(spec, shards);
+  Plan plan;
+  for (const TensorLayout& t : layout.tensors()) {
+    TensorEntry e{};
+    CopyName(e.name, t.name);
+    e.rank = static_cast<uint32_t>(t.shape.size());
+    e.num_blocks = t.num_blocks;
+    for (size_t d = 0; d < t.shape.size(); ++d) e.shape[d] = t.shape[d];
+    e.num_floats = t.num_floats;
+    e.first_global_block = t.first_global_block;
+    e.first_local = static_cast<uint32_t>(plan.blocks.size());
+    for (uint32_t b : layout.BlocksOnShard(t, shard)) {
+      BlockEntry be{};
+      be.tensor = t.index;
+      be.block = b;
+      be.num_floats = layout.BlockLength(t, b);
+      be.data_bytes = RoundUp(be.num_floats * sizeof(float), kPageBytes);
+      plan.blocks.push_back(be);
+    }
+    e.local_blocks = static_cast<uint32_t>(plan.blocks.size()) - e.first_local;
+    plan.tensors.push_back(e);
+  }
+
+  SegmentHeader& h = *plan.header;
+  std::memcpy(h.magic, kSegmentMagic, sizeof(h.magic));
+  h.format_version = kSegmentFormatVersion;
+  h.header_bytes = kHeaderBytes;
+  CopyName(h.model, spec.name);
+  CopyName(h.optimizer, spec.optimizer.kind);
+  h.spec_hash = SpecHash(spec);
+  h.shard_index = shard;
+  h.shard_count = shards;
+  h.block_floats = spec.block_floats;
+  h.num_tensors = static_cast<uint32_t>(plan.tensors.size());
+  h.num_blocks = static_cast<uint32_t>(plan.blocks.size());
+  h.directory_offset = kHeaderBytes;
+  h.directory_bytes = plan.tensors.size() * sizeof(TensorEntry) +
+                      plan.blocks.size() * sizeof(BlockEntry);
+  h.versions_offset = RoundUp(h.directory_offset + h.directory_bytes, 64);
+  const uint64_t versions_end =
+      h.versions_offset + plan.blocks.size() * sizeof(BlockVersion);
+  uint64_t data_bytes = 0;
+  for (const BlockEntry& b : plan.blocks) data_bytes += b.data_bytes;
+  const uint64_t align =
+      data_bytes >= kHugeAlignThreshold ? kHugePageBytes : kPageBytes;
+  h.data_offset = RoundUp(versions_end, align);
+  h.data_bytes = data_bytes;
+  h.file_bytes = h.data_offset + data_bytes;
+  uint64_t offset = h.data_offset;
+  for (BlockEntry& b : plan.blocks) {
+    b.data_offset = offset;
+    offset += b.data_bytes;
+  }
+  return plan;
+}
+
+uint32_t DirectoryCrc(const TensorEntry* tensors, uint32_t num_tensors,
+                      const BlockEntry* blocks, uint32_t num_blocks) {
+  uint32_t crc = Crc32c(tensors, num_tensors * sizeof(TensorEntry));
+  return Crc32c(blocks, num_blocks * sizeof(BlockEntry), crc);
+}
+
+uint32_t HeaderCrc(const SegmentHeader& h) {
+  return Crc32c(&h, offsetof(SegmentHeader, header_crc));
+}
+
+Status Corrupt(const std::string& what) {
+  return Status(Code::kCorrupt, what);
+}
+
+bool NameTerminated(const char* name, size_t n) {
+  return std::memchr(name, 0, n) != nullptr;
+}
+
+Status ValidateHeader(const SegmentHeader& h, size_t size) {
+  if (std::memcmp(h.magic, kSegmentMagic, sizeof(h.magic)) != 0)
+    return Corrupt("not a shardps segment (bad magic)");
+  if (h.format_version != kSegmentFormatVersion)
+    return Corrupt("unsupported segment format version " +
+                   std::to_string(h.format_version) + " (this build reads " +
+                   std::to_string(kSegmentFormatVersion) + ")");
+  if (h.header_crc != HeaderCrc(h))
+    return Corrupt("header checksum mismatch");
+  if (h.header_bytes != kHeaderBytes || !NameTerminated(h.model, kNameBytes) ||
+      !NameTerminated(h.optimizer, sizeof(h.optimizer)))
+    return Corrupt("malformed header");
+  if (h.file_bytes != size)
+    return Corrupt("file is " + std::to_string(size) + " bytes, header says " +
+                   std::to_string(h.file_bytes) + " (truncated?)");
+  if (h.shard_count == 0 || h.shard_index >= h.shard_count ||
+      h.block_floats == 0)
+    return Corrupt("malformed header (shard or block size)");
+  const uint64_t dir_need = uint64_t{h.num_tensors} * sizeof(TensorEntry) +
+                            uint64_t{h.num_blocks} * sizeof(BlockEntry);
+  if (h.directory_offset != kHeaderBytes || h.directory_bytes != dir_need ||
+      h.versions_offset < h.directory_offset + h.directory_bytes ||
+      h.versions_offset % 64 != 0 ||
+      h.data_offset < h.versions_offset +
+                          uint64_t{h.num_blocks} * sizeof(BlockVersion) ||
+      h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
+      h.data_bytes != h.file_bytes - h.data_offset)
+    return Corrupt("malformed header (region offsets)");
+  return Status::Ok();
+}
+
+Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
+                         const BlockEntry* blocks) {
+  if (h.directory_crc !=
+      DirectoryCrc(tensors, h.num_tensors, blocks, h.num_blocks))
+    return Corrupt("directory checksum mismatch");
+  for (uint32_t i = 0; i < h.num_tensors; ++i) {
+    const TensorEntry& t = tensors[i];
+    if (!NameTerminated(t.name, kNameBytes) || t.rank == 0 || t.rank > 8 ||
+        uint64_t{t.first_local} + t.local_blocks > h.num_blocks)
+      return Corrupt("malformed tensor entry " + std::to_string(i));
+  }
+  for (uint32_t i = 0; i < h.num_blocks; ++i) {
+    const BlockEntry& b = blocks[i];
+    if (b.tensor >= h.num_tensors || b.num_floats > h.block_floats ||
+        b.data_offset % kPageBytes != 0 || b.data_offset < h.data_offset ||
+        b.data_bytes < b.num_floats * sizeof(float) ||
+        b.data_offset + b.data_bytes > h.file_bytes ||
+        b.block >= tensors[b.tensor].num_blocks)
+      return Corrupt("malformed block entry " + std::to_string(i));
+  }
+  return Status::Ok();
+}
+
+Status EnsureDirectory(const std::string& dir) {
+  // mkdir -p with mode 0700: segments hold the model, other users get nothing.
+  std::string partial;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    partial = dir.substr(0, pos);
+    if (partial.empty()) continue;
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+      return ErrnoStatus("mkdir " + partial, errno);
+  }
+  return Status::Ok();
+}
+
+// Reads the owner pid for a "busy" message without mapping the file.
+int32_t OwnerPidOf(int fd) {
+  SegmentHeader h;
+  if (::pread(fd, &h, sizeof(h), 0) != static_cast<ssize_t>(sizeof(h)))
+    return 0;
+  return h.owner_pid.load(std::memory_order_relaxed);
+}
+
+Status LockExclusive(int fd, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
+  if (errno == EWOULDBLOCK) {
+    const int32_t pid = OwnerPidOf(fd);
+    return Status(Code::kBusy,
+                  "segment " + path + " is in use by another server" +
+                      (pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""));
+  }
+  return ErrnoStatus("flock " + path, errno);
+}
+
+}  // namespace
+
+std::string Segment::PathFor(const std::string& storage,
+                             const std::string& model, uint32_t shard,
+                             uint32_t shards) {
+  return storage + "/" + model + "/shard-" + std::to_string(shard) + "-of-" +
+         std::to_string(shards) + ".seg";
+}
+
+Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      map_(std::move(map)),
+      writable_(writable) {
+  header_ = reinterpret_cast<SegmentHeader*>(base());
+  tensors_ =
+      reinterpret_cast<const TensorEntry*>(base() + header_->directory_offset);
+  blocks_ = reinterpret_cast<const BlockEntry*>(tensors_ + header_->num_tensors);
+  versions_ = reinterpret_cast<BlockVersion*>(base() + header_->versions_offset);
+}
+
+Segment::~Segment() {
+  if (writable_) header_->owner_pid.store(0, std::memory_order_relaxed);
+}
+
+Status ValidateSegmentImage(const char* data, size_t size) {
+  if (size < kHeaderBytes) return Corrupt("file too small for a segment header");
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(data);
+  SHARDPS_RETURN_IF_ERROR(ValidateHeader(h, size));
+  return ValidateDirectory(
+      h, reinterpret_cast<const TensorEntry*>(data + h.directory_offset),
+      reinterpret_cast<const BlockEntry*>(data + h.directory_offset +
+                                          h.num_tensors * sizeof(TensorEntry)));
+}
+
+namespace {
+
+// Maps an open segment file after checking its size and image.
+Result<Mapping> MapAndValidate(int fd, const std::string& path, bool writable,
+                               bool populate) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("stat " + path, errno);
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size < kHeaderBytes)
+    return Status(Code::kCorrupt,
+                  path + ": not a shardps segment (" + std::to_string(size) +
+                      " bytes, too small for a header)");
+  auto map = Mapping::Map(fd, size, writable, populate);
+  if (!map.ok()) return map.status().WithContext(path);
+  Status valid = ValidateSegmentImage(map->data(), size);
+  if (!valid.ok()) return valid.WithContext(path);
+  return std::move(map).value();
+}
+
+// Fills every block with the spec's initial values.
+void InitialiseData(char* base, const Plan& plan, const ModelSpec& spec) {
+  for (const BlockEntry& b : plan.blocks) {
+    const TensorSpec& t = spec.tensors[b.tensor];
+    FillInitialValues(t, uint64_t{b.block} * spec.block_floats,
+                      reinterpret_cast<float*>(base + b.data_offset),
+                      b.num_floats);
+  }
+}
+
+Status CheckMatchesPlan(const Segment& seg, const Plan& plan,
+                        const ModelSpec& spec) {
+  const SegmentHeader& h = seg.header();
+  const SegmentHeader& want = *plan.header;
+  if (std::strcmp(h.model, want.model) != 0 || h.spec_hash != want.spec_hash)
+    return Status(Code::kSpecMismatch,
+                  seg.path() + " holds model '" + h.model + "' with spec " +
+                      Hex(h.spec_hash) + ", but this spec is model '" +
+                      spec.name + "' with spec " + Hex(want.spec_hash) +
+                      " (tensors, shapes, block size or optimizer differ); "
+                      "refusing to touch it");
+  if (h.shard_index != want.shard_index || h.shard_count != want.shard_count)
+    return Status(Code::kSpecMismatch,
+                  seg.path() + " belongs to shard " +
+                      std::to_string(h.shard_index) + " of " +
+                      std::to_string(h.shard_count) + ", not shard " +
+                      std::to_string(want.shard_index) + " of " +
+                      std::to_string(want.shard_count));
+  // Same hash, so the directory must be byte-identical to what we would make.
+  const bool same_dir =
+      h.num_tensors == want.num_tensors && h.num_blocks == want.num_blocks &&
+      h.file_bytes == want.file_bytes &&
+      std::memcmp(&seg.tensor(0), plan.tensors.data(),
+                  plan.tensors.size() * sizeof(TensorEntry)) == 0 &&
+      (plan.blocks.empty() ||
+       std::memcmp(&seg.block(0), plan.blocks.data(),
+                   plan.blocks.size() * sizeof(BlockEntry)) == 0);
+  if (!same_dir)
+    return Status(Code::kCorrupt,
+                  seg.path() + ": directory does not match its spec hash");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Segment>> Segment::OpenReadOnly(
+    const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(path, errno);
+  auto map = MapAndValidate(fd.get(), path, /*writable=*/false,
+                            /*populate=*/false);
+  if (!map.ok()) return map.status();
+  return std::unique_ptr<Segment>(
+      new Segment(path, std::move(fd), std::move(map).value(), false));
+}
+
+Result<std::unique_ptr<Segment>> Segment::OpenForServing(
+    const ModelSpec& spec, uint32_t shard, uint32_t shards,
+    const std::string& path, SegmentOpenReport* report) {
+  *report = SegmentOpenReport{};
+  const Plan plan = MakePlan(spec, shard, shards);
+  const std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty()) SHARDPS_RETURN_IF_ERROR(EnsureDirectory(dir));
+
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid() && errno == ENOENT) {
+    // Build the new segment under a private name, then link it into place:
+    // link() fails if another server created `path` meanwhile, and we fall
+    // through to reopening theirs.
+    const std::string tmp = path + ".creating." + std::to_string(::getpid());
+    UniqueFd tfd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                        0600));
+    if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
+    struct TmpGuard {
+      const std::string& p;
+      ~TmpGuard() { ::unlink(p.c_str()); }
+    } guard{tmp};
+    SHARDPS_RETURN_IF_ERROR(LockExclusive(tfd.get(), tmp));
+    const SegmentHeader& want = *plan.header;
+    if (int err = ::posix_fallocate(tfd.get(), 0,
+                                    static_cast<off_t>(want.file_bytes)))
+      return ErrnoStatus("allocate " + std::to_string(want.file_bytes) +
+                             " bytes for " + tmp,
+                         err);
+    auto map = Mapping::Map(tfd.get(), want.file_bytes, true, true);
+    if (!map.ok()) return map.status().WithContext(tmp);
+    char* base = map->data();
+    std::memcpy(base, &want, offsetof(SegmentHeader, updates_applied));
+    auto* h = reinterpret_cast<SegmentHeader*>(base);
+    std::memcpy(base + want.directory_offset, plan.tensors.data(),
+                plan.tensors.size() * sizeof(TensorEntry));
+    std::memcpy(base + want.directory_offset +
+                    plan.tensors.size() * sizeof(TensorEntry),
+                plan.blocks.data(), plan.blocks.size() * sizeof(BlockEntry));
+    h->created_unix_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    h->directory_crc =
+        DirectoryCrc(plan.tensors.data(), want.num_tensors,
+                     plan.blocks.data(), want.num_blocks);
+    h->header_crc = HeaderCrc(*h);
+    h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
+    InitialiseData(base, plan, spec);
+    if (::link(tmp.c_str(), path.c_str()) == 0) {
+      report->created = true;
+      fd = std::move(tfd);
+      auto seg = std::unique_ptr<Segment>(
+          new Segment(path, std::move(fd), std::move(map).value(), true));
+      seg->header_->opens.fetch_add(1, std::memory_order_relaxed);
+      seg->header_->owner_pid.store(::getpid(), std::memory_order_relaxed);
+      return seg;
+    }
+    if (errno != EEXIST) return ErrnoStatus("link " + path, errno);
+    fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  }
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  SHARDPS_RETURN_IF_ERROR(LockExclusive(fd.get(), path));
+
+  auto map = MapAndValidate(fd.get(), path, true, /*populate=*/true);
+  if (!map.ok()) return map.status();
+  auto seg = std::unique_ptr<Segment>(
+      new Segment(path, std::move(fd), std::move(map).value(), true));
+  SHARDPS_RETURN_IF_ERROR(CheckMatchesPlan(*seg, plan, spec));
+
+  SegmentHeader& h = *seg->header_;
+  report->unclean = h.clean_shutdown.load(std::memory_order_relaxed) == 0;
+  // A crash inside an update leaves its block's version odd. That update was
+  // never acknowledged (acks follow EndWrite), so bump it even and move on.
+  for (uint32_t i = 0; i < h.num_blocks; ++i) {
+    auto& seq = seg->versions_[i].seq;
+    const uint64_t v = seq.load(std::memory_order_relaxed);
+    if (v & 1) {
+      seq.store(v + 1, std::memory_order_relaxed);
+      ++report->torn_blocks;
+    }
+  }
+  if (report->unclean) h.unclean_opens.fetch_add(1, std::memory_order_relaxed);
+  h.opens.fetch_add(1, std::memory_order_relaxed);
+  h.clean_shutdown.store(0, std::memory_order_relaxed);
+  h.owner_pid.store(::getpid(), std::memory_order_relaxed);
+  h.lr.store(spec.optimizer.lr, std::memory_order_relaxed);
+  return seg;
+}
+
+int64_t Segment::LocalBlock(uint32_t tensor, uint32_t block) const {
+  if (tensor >= header_->num_tensors) return -1;
+  const TensorEntry& t = tensors_[tensor];
+  if (t.local_blocks == 0 || block >= t.num_blocks) return -1;
+  const uint32_t first = blocks_[t.first_local].block;
+  const uint32_t shards = header_->shard_count;
+  if (block < first || (block - first) % shards != 0) return -1;
+  const uint32_t pos = (block - first) / shards;
+  if (pos >= t.local_blocks) return -1;
+  return int64_t{t.first_local} + pos;
+}
+
+ModelLayout Segment::Layout() const {
+  std::vector<TensorLayout> tensors;
+  for (uint32_t i = 0; i < header_->num_tensors; ++i) {
+    TensorLayout t;
+    t.name = tensors_[i].name;
+    t.shape.assign(tensors_[i].shape, tensors_[i].shape + tensors_[i].rank);
+    tensors.push_back(std::move(t));
+  }
+  return ModelLayout(std::move(tensors), header_->block_floats,
+                     header_->shard_count);
+}
+
+void Segment::MarkCleanShutdown() {
+  header_->owner_pid.store(0, std::memory_order_relaxed);
+  // Release: whoever reads clean_shutdown == 1 also sees every update.
+  header_->clean_shutdown.store(1, std::memory_order_release);
+}
+
+}  // namespace shardps

@@ -1,0 +1,104 @@
+// Segment: one shard's memory-mapped file (format in segment_format.h).
+//
+// Servers open segments read-write with OpenForServing, which creates the
+// file or reopens an existing one and holds an exclusive flock on it for the
+// Segment's lifetime. Readers (ModelView, `shardps inspect`) use OpenReadOnly,
+// which takes no lock. Both validate everything before trusting an offset:
+// a foreign or corrupt file is refused with a Status, never "repaired".
+//
+// Thread-safety: the accessors are safe from any thread; the data behind them
+// follows the segment's own rules (one writer per block, seqlock readers).
+#ifndef SHARDPS_COMMON_SEGMENT_H_
+#define SHARDPS_COMMON_SEGMENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/posix_file.h"
+#include "common/segment_format.h"
+#include "shardps/layout.h"
+#include "shardps/model_spec.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+// What OpenForServing found, for the server's start-up log.
+struct SegmentOpenReport {
+  bool created = false;       // a new segment was initialised from the spec
+  bool unclean = false;       // reopened after a crash (no clean shutdown)
+  uint64_t torn_blocks = 0;   // blocks a crash left mid-update (never acked)
+};
+
+class Segment {
+ public:
+  // "<storage>/<model>/shard-<shard>-of-<shards>.seg"
+  static std::string PathFor(const std::string& storage,
+                             const std::string& model, uint32_t shard,
+                             uint32_t shards);
+
+  // Creates `path` from `spec` (weights initialised, pages populated, mode
+  // 0600) or reopens it if it exists and matches. Errors: kBusy when another
+  // process serves it; kSpecMismatch when it was made from another spec or
+  // for another shard; kCorrupt for a damaged or foreign file; kIoError.
+  // REQUIRES: spec validated, shard < shards.
+  static Result<std::unique_ptr<Segment>> OpenForServing(
+      const ModelSpec& spec, uint32_t shard, uint32_t shards,
+      const std::string& path, SegmentOpenReport* report);
+
+  // Maps an existing segment read-only after validating it.
+  static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::string& path);
+
+  ~Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_.get(); }
+  bool writable() const { return writable_; }
+
+  const SegmentHeader& header() const { return *header_; }
+  SegmentHeader& mutable_header() { return *header_; }  // REQUIRES writable()
+
+  uint32_t num_tensors() const { return header_->num_tensors; }
+  const TensorEntry& tensor(uint32_t i) const { return tensors_[i]; }
+  uint32_t num_blocks() const { return header_->num_blocks; }
+  const BlockEntry& block(uint32_t i) const { return blocks_[i]; }
+  BlockVersion& version(uint32_t i) const { return versions_[i]; }
+  float* block_data(uint32_t i) const {
+    return reinterpret_cast<float*>(base() + blocks_[i].data_offset);
+  }
+
+  // Index of this shard's entry for block `block` of tensor `tensor`, or -1
+  // when the block lives on another shard or is out of range.
+  int64_t LocalBlock(uint32_t tensor, uint32_t block) const;
+
+  // Rebuilds the layout the segment was made with (names, shapes, shards).
+  ModelLayout Layout() const;
+
+  // Records a clean shutdown: the next open will not report a crash.
+  // REQUIRES: writable(); every writer stopped.
+  void MarkCleanShutdown();
+
+ private:
+  Segment(std::string path, UniqueFd fd, Mapping map, bool writable);
+  char* base() const { return map_.data(); }
+
+  const std::string path_;
+  UniqueFd fd_;
+  Mapping map_;
+  const bool writable_;
+  SegmentHeader* header_;
+  const TensorEntry* tensors_;
+  const BlockEntry* blocks_;
+  BlockVersion* versions_;
+};
+
+// Checks a header and directory image for internal consistency: magic,
+// version, checksums, every offset inside `file_bytes`. Exposed for tests and
+// fuzzing; `data` must hold `size` readable bytes.
+Status ValidateSegmentImage(const char* data, size_t size);
+
+}  // namespace shardps
+
+#endif  // SHARDPS_COMMON_SEGMENT_H_

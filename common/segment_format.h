@@ -1,0 +1,110 @@
+// The on-memory format of a shard segment: <storage>/<model>/shard-I-of-N.seg.
+//
+// Layout (all offsets from the start of the file):
+//   [0, 4096)            SegmentHeader: an immutable part covered by
+//                        header_crc, then mutable counters (atomics)
+//   [directory_offset)   TensorEntry[num_tensors] (every tensor of the model,
+//                        so a reader learns the whole model from any shard),
+//                        then BlockEntry[num_blocks] (this shard's blocks);
+//                        immutable, covered by directory_crc
+//   [versions_offset)    BlockVersion[num_blocks]: one seqlock per block, each
+//                        on its own cache line so pool threads updating
+//                        neighbouring blocks do not share lines
+//   [data_offset)        block data, each block page-aligned and a whole
+//                        number of pages long (2 MiB-aligned start when the
+//                        data is large, so huge pages can back it)
+//
+// Shared between processes: every mutable field is a lock-free std::atomic
+// (static_asserted below); everything else is written once at creation.
+// Integers are little-endian (x86-64/aarch64 only).
+#ifndef SHARDPS_COMMON_SEGMENT_FORMAT_H_
+#define SHARDPS_COMMON_SEGMENT_FORMAT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shardps {
+
+inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
+inline constexpr uint32_t kSegmentFormatVersion = 1;
+inline constexpr uint64_t kHeaderBytes = 4096;
+inline constexpr uint64_t kPageBytes = 4096;
+inline constexpr uint64_t kHugePageBytes = 2 << 20;
+inline constexpr uint64_t kHugeAlignThreshold = 64ull << 20;
+inline constexpr size_t kNameBytes = 64;  // names are <= 63 chars + NUL
+inline constexpr size_t kMaxWorkers = 64;
+
+struct SegmentHeader {
+  // ---- immutable, covered by header_crc ----
+  char magic[8];
+  uint32_t format_version;
+  uint32_t header_bytes;
+  char model[kNameBytes];
+  char optimizer[16];
+  uint64_t spec_hash;
+  uint32_t shard_index;
+  uint32_t shard_count;
+  uint64_t block_floats;
+  uint32_t num_tensors;
+  uint32_t num_blocks;  // blocks on this shard
+  uint64_t directory_offset;
+  uint64_t directory_bytes;
+  uint64_t versions_offset;
+  uint64_t data_offset;
+  uint64_t data_bytes;
+  uint64_t file_bytes;
+  uint64_t created_unix_ms;
+  uint32_t directory_crc;
+  uint32_t header_crc;  // CRC-32C of every byte before this field
+
+  // ---- mutable, shared between processes ----
+  alignas(64) std::atomic<uint64_t> updates_applied;  // block updates, ever
+  std::atomic<uint64_t> opens;           // times a server opened it
+  std::atomic<uint64_t> unclean_opens;   // opens after a crash
+  std::atomic<int32_t> owner_pid;        // serving process, 0 if none
+  std::atomic<uint32_t> clean_shutdown;  // 1 when the last server exited well
+  std::atomic<double> lr;                // learning rate in force
+  alignas(64) std::atomic<int64_t> worker_clocks[kMaxWorkers];  // for BSP/SSP
+};
+
+struct TensorEntry {
+  char name[kNameBytes];
+  uint32_t rank;
+  uint32_t num_blocks;        // blocks of the whole tensor, on all shards
+  uint64_t shape[8];
+  uint64_t num_floats;
+  uint64_t first_global_block;
+  uint32_t first_local;       // index of its first BlockEntry on this shard
+  uint32_t local_blocks;      // how many of its blocks this shard holds
+};
+
+struct BlockEntry {
+  uint32_t tensor;       // index into the TensorEntry array
+  uint32_t block;        // block index within the tensor
+  uint64_t num_floats;   // valid floats (the last block may be short)
+  uint64_t data_offset;  // page-aligned file offset
+  uint64_t data_bytes;   // num_floats * 4 rounded up to whole pages
+};
+
+// Seqlock: even when stable, odd while its one writer is inside. Readers copy
+// the block and retry if the version moved; the version also tells a
+// ModelView how many updates a block has had (version / 2).
+struct alignas(64) BlockVersion {
+  std::atomic<uint64_t> seq;
+};
+
+static_assert(sizeof(SegmentHeader) <= kHeaderBytes);
+static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<int64_t>::is_always_lock_free);
+static_assert(std::atomic<int32_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<double>::is_always_lock_free);
+static_assert(sizeof(BlockVersion) == 64);
+static_assert(sizeof(TensorEntry) % 8 == 0 && sizeof(BlockEntry) % 8 == 0);
+
+}  // namespace shardps
+
+#endif  // SHARDPS_COMMON_SEGMENT_FORMAT_H_

@@ -1,0 +1,26 @@
+// The `shardps` subcommands. Each Register* adds one subcommand to the app;
+// when it runs, its callback stores the process exit status in *exit_code:
+// 0 success, 1 a runtime failure (server gone, segment busy), 2 bad input
+// (flags, spec, files).
+#ifndef SHARDPS_SERVER_CLI_COMMANDS_H_
+#define SHARDPS_SERVER_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include "shardps/status.h"
+
+namespace shardps::cli {
+
+void RegisterServe(CLI::App& app, int* exit_code);
+void RegisterLaunch(CLI::App& app, int* exit_code);
+void RegisterStatus(CLI::App& app, int* exit_code);
+void RegisterInspect(CLI::App& app, int* exit_code);
+void RegisterTensorIo(CLI::App& app, int* exit_code);  // pull and push
+
+// Prints "shardps <command>: <status>" to stderr and returns the exit code
+// for it (2 for bad input, 1 otherwise).
+int ReportError(const char* command, const Status& status);
+
+}  // namespace shardps::cli
+
+#endif  // SHARDPS_SERVER_CLI_COMMANDS_H_

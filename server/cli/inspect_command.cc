@@ -1,0 +1,167 @@
+// `shardps inspect`: what a segment holds, read without disturbing its
+// server (read-only mapping, no lock, seqlock-consistent copies).
+#include <Eigen/Core>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/checksum.h"
+#include "common/segment.h"
+#include "common/seqlock.h"
+#include "server/cli/commands.h"
+#include "server/cli/json.h"
+
+namespace shardps::cli {
+
+namespace {
+
+struct InspectFlags {
+  std::string segment;
+  bool json = false;
+};
+
+// This shard's part of one tensor.
+struct TensorSummary {
+  const TensorEntry* entry = nullptr;
+  uint64_t floats_here = 0;
+  uint32_t crc = 0;       // CRC-32C of the local blocks' floats, in order
+  double l2 = 0;          // L2 norm of the local blocks
+  uint64_t updates = 0;   // block updates applied to the local blocks
+  bool torn = false;      // a block stayed mid-update (crashed writer)
+};
+
+std::string ShapeString(const TensorEntry& t) {
+  std::string s = "[";
+  for (uint32_t d = 0; d < t.rank; ++d)
+    s += (d ? ", " : "") + std::to_string(t.shape[d]);
+  return s + "]";
+}
+
+TensorSummary Summarise(const Segment& seg, uint32_t tensor) {
+  TensorSummary out;
+  out.entry = &seg.tensor(tensor);
+  std::vector<float> copy;
+  double sum_sq = 0;
+  for (uint32_t i = 0; i < out.entry->local_blocks; ++i) {
+    const uint32_t l = out.entry->first_local + i;
+    const BlockEntry& b = seg.block(l);
+    copy.resize(b.num_floats);
+    uint64_t version = 0;
+    // A server killed mid-update leaves a block's version odd until the next
+    // server opens the segment; after a bounded wait, report it as torn.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!TryReadConsistent(seg.version(l), seg.block_data(l), copy.data(),
+                              b.num_floats * sizeof(float), &version)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        out.torn = true;
+        break;
+      }
+      std::this_thread::yield();
+    }
+    out.crc = Crc32c(copy.data(), b.num_floats * sizeof(float), out.crc);
+    const Eigen::Map<const Eigen::ArrayXf> a(
+        copy.data(), static_cast<Eigen::Index>(b.num_floats));
+    sum_sq += a.cast<double>().square().sum();
+    out.floats_here += b.num_floats;
+    out.updates += version / 2;
+  }
+  out.l2 = std::sqrt(sum_sq);
+  return out;
+}
+
+void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
+  const SegmentHeader& h = seg.header();
+  std::printf("segment        %s\n", seg.path().c_str());
+  std::printf("model          %s (spec 0x%016" PRIx64 ", format %u)\n", h.model,
+              h.spec_hash, h.format_version);
+  std::printf("shard          %u of %u\n", h.shard_index, h.shard_count);
+  std::printf("block size     %" PRIu64 " floats\n", h.block_floats);
+  std::printf("optimizer      %s lr=%g\n", h.optimizer, h.lr.load());
+  std::printf("size           %" PRIu64 " bytes (%" PRIu64 " of data)\n",
+              h.file_bytes, h.data_bytes);
+  std::printf("blocks here    %u of tensors' %u\n", h.num_blocks,
+              h.num_tensors);
+  std::printf("updates        %" PRIu64 " block updates applied\n",
+              h.updates_applied.load());
+  std::printf("opens          %" PRIu64 " (%" PRIu64 " after a crash)\n",
+              h.opens.load(), h.unclean_opens.load());
+  const int32_t pid = h.owner_pid.load();
+  std::printf("server         %s\n",
+              pid > 0 ? ("running, pid " + std::to_string(pid)).c_str()
+              : h.clean_shutdown.load() ? "none (clean shutdown)"
+                                        : "none (no clean shutdown recorded)");
+  std::printf("\n%-24s %-16s %7s %12s %10s %14s %10s\n", "tensor", "shape",
+              "blocks", "floats here", "crc32c", "l2 norm", "updates");
+  for (const TensorSummary& t : tensors)
+    std::printf("%-24s %-16s %3u/%-3u %12" PRIu64 " %10.8x %14.6g %10" PRIu64
+                "%s\n",
+                t.entry->name, ShapeString(*t.entry).c_str(),
+                t.entry->local_blocks, t.entry->num_blocks, t.floats_here,
+                t.crc, t.l2, t.updates, t.torn ? "  (torn)" : "");
+}
+
+void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
+  const SegmentHeader& h = seg.header();
+  std::printf(
+      "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
+      "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
+      "\"block_floats\": %" PRIu64 ", \"optimizer\": %s, \"lr\": %s, "
+      "\"file_bytes\": %" PRIu64 ", \"blocks\": %u, \"updates_applied\": %" PRIu64
+      ", \"opens\": %" PRIu64 ", \"unclean_opens\": %" PRIu64
+      ", \"owner_pid\": %d, \"clean_shutdown\": %s, \"tensors\": [",
+      JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
+      h.format_version, h.shard_index, h.shard_count, h.block_floats,
+      JsonString(h.optimizer).c_str(), JsonNumber(h.lr.load()).c_str(),
+      h.file_bytes, h.num_blocks, h.updates_applied.load(), h.opens.load(),
+      h.unclean_opens.load(), h.owner_pid.load(),
+      h.clean_shutdown.load() ? "true" : "false");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorSummary& t = tensors[i];
+    std::string shape = "[";
+    for (uint32_t d = 0; d < t.entry->rank; ++d)
+      shape += (d ? ", " : "") + std::to_string(t.entry->shape[d]);
+    shape += "]";
+    std::printf("%s\n  {\"name\": %s, \"shape\": %s, \"blocks\": %u, "
+                "\"blocks_here\": %u, \"floats_here\": %" PRIu64
+                ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
+                ", \"torn\": %s}",
+                i == 0 ? "" : ",", JsonString(t.entry->name).c_str(),
+                shape.c_str(), t.entry->num_blocks, t.entry->local_blocks,
+                t.floats_here, t.crc, JsonNumber(t.l2).c_str(), t.updates,
+                t.torn ? "true" : "false");
+  }
+  std::printf("\n]}\n");
+}
+
+int RunInspect(const InspectFlags& flags) {
+  auto seg = Segment::OpenReadOnly(flags.segment);
+  if (!seg.ok()) return ReportError("inspect", seg.status());
+  std::vector<TensorSummary> tensors;
+  for (uint32_t i = 0; i < (*seg)->num_tensors(); ++i)
+    tensors.push_back(Summarise(**seg, i));
+  if (flags.json) {
+    PrintJson(**seg, tensors);
+  } else {
+    PrintText(**seg, tensors);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterInspect(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<InspectFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a segment's header, tensors, checksums and norms");
+  cmd->add_option("segment", flags->segment, "Segment file (.seg)")
+      ->required();
+  cmd->add_flag("--json", flags->json, "Print JSON instead of text");
+  cmd->callback([flags, exit_code] { *exit_code = RunInspect(*flags); });
+}
+
+}  // namespace shardps::cli

@@ -1,0 +1,260 @@
+// `shardps launch`: start N local shard servers, write the cluster file,
+// restart crashed shards on their old endpoint, stop them all on a signal.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "common/posix_file.h"
+#include "common/segment.h"
+#include "server/cli/commands.h"
+#include "shardps/cluster.h"
+#include "shardps/model_spec.h"
+
+namespace shardps::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A shard that keeps crashing is given up on after this many restarts in
+// kRestartWindow; the whole cluster is then stopped, loudly.
+constexpr int kMaxRestarts = 5;
+constexpr std::chrono::seconds kRestartWindow{60};
+constexpr std::chrono::seconds kStartTimeout{120};
+constexpr std::chrono::seconds kStopTimeout{15};
+
+struct LaunchFlags {
+  std::string spec;
+  uint32_t shards = 1;
+  std::string cluster_file = "cluster.toml";
+  uint32_t threads = 1;
+  std::string storage;
+  std::string host = "127.0.0.1";
+};
+
+struct Shard {
+  uint32_t index = 0;
+  pid_t pid = -1;
+  std::string endpoint;  // resolved; reused when restarting
+  std::string segment;
+  std::deque<Clock::time_point> restarts;
+};
+
+// Starts `shardps serve` for `shard` and waits for its "listening on" line.
+Status StartShard(const LaunchFlags& flags, uint32_t shards,
+                  const std::string& listen, Shard* shard) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  UniqueFd read_end(out[0]), write_end(out[1]);
+  std::vector<std::string> args = {
+      "shardps",   "serve",
+      "--spec",    flags.spec,
+      "--shard",   std::to_string(shard->index),
+      "--shards",  std::to_string(shards),
+      "--listen",  listen,
+      "--threads", std::to_string(flags.threads)};
+  if (!flags.storage.empty()) {
+    args.push_back("--storage");
+    args.push_back(flags.storage);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus("fork", errno);
+  if (pid == 0) {
+    // Child: stdout to the pipe, signals back to default, then exec.
+    ::dup2(write_end.get(), STDOUT_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    std::perror("shardps launch: exec");
+    ::_exit(127);
+  }
+  write_end.Reset();
+  shard->pid = pid;
+
+  std::string line;
+  const auto deadline = Clock::now() + kStartTimeout;
+  while (line.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{read_end.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[256];
+    const ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
+    if (n <= 0) break;  // the child exited before saying where it listens
+    line.append(buf, static_cast<size_t>(n));
+  }
+  const std::string prefix = "listening on ";
+  if (line.compare(0, prefix.size(), prefix) != 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    shard->pid = -1;
+    return Status(Code::kUnavailable,
+                  "shard " + std::to_string(shard->index) +
+                      " did not start (see its error above)");
+  }
+  shard->endpoint = line.substr(prefix.size(), line.find('\n') - prefix.size());
+  return Status::Ok();
+}
+
+void StopAll(std::vector<Shard>& shards) {
+  for (Shard& s : shards)
+    if (s.pid > 0) ::kill(s.pid, SIGTERM);
+  const auto deadline = Clock::now() + kStopTimeout;
+  for (Shard& s : shards) {
+    while (s.pid > 0) {
+      int status;
+      const pid_t r = ::waitpid(s.pid, &status, WNOHANG);
+      if (r == s.pid || (r < 0 && errno == ECHILD)) {
+        s.pid = -1;
+      } else if (Clock::now() > deadline) {
+        std::fprintf(stderr, "shardps launch: shard %u ignored SIGTERM, "
+                     "killing it\n", s.index);
+        ::kill(s.pid, SIGKILL);
+      } else {
+        ::usleep(20000);  // bounded shutdown wait; not a hot path
+      }
+    }
+  }
+}
+
+// Restarts the shard that exited, on its old endpoint so clients reconnect.
+// Returns false when it has crashed too often.
+bool Restart(const LaunchFlags& flags, uint32_t n, Shard& s) {
+  const auto now = Clock::now();
+  while (!s.restarts.empty() && now - s.restarts.front() > kRestartWindow)
+    s.restarts.pop_front();
+  if (static_cast<int>(s.restarts.size()) >= kMaxRestarts) return false;
+  s.restarts.push_back(now);
+  Status st = StartShard(flags, n, s.endpoint, &s);
+  if (!st.ok()) {
+    std::fprintf(stderr, "shardps launch: %s\n", st.ToString().c_str());
+    return false;
+  }
+  std::fprintf(stderr, "shardps launch: shard %u restarted (pid %d) on %s\n",
+               s.index, s.pid, s.endpoint.c_str());
+  return true;
+}
+
+int RunLaunch(LaunchFlags flags) {
+  auto spec = LoadModelSpec(flags.spec);
+  if (!spec.ok()) return ReportError("launch", spec.status());
+  if (!flags.storage.empty()) spec->storage = flags.storage;
+  // Children and the cluster file must agree on one absolute storage path,
+  // whatever directory a client later runs in.
+  if (spec->storage.front() != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof(cwd)) != nullptr)
+      spec->storage = std::string(cwd) + "/" + spec->storage;
+  }
+  flags.storage = spec->storage;
+
+  // SIGCHLD, SIGINT and SIGTERM arrive through a signalfd, one at a time.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  if (!sfd.valid()) return ReportError("launch", ErrnoStatus("signalfd", errno));
+
+  std::vector<Shard> shards(flags.shards);
+  ClusterInfo cluster;
+  cluster.model = spec->name;
+  cluster.spec_hash = SpecHash(*spec);
+  for (uint32_t i = 0; i < flags.shards; ++i) {
+    shards[i].index = i;
+    Status st = StartShard(flags, flags.shards,
+                           "tcp://" + flags.host + ":*", &shards[i]);
+    if (!st.ok()) {
+      StopAll(shards);
+      return ReportError("launch", st);
+    }
+    shards[i].segment =
+        Segment::PathFor(spec->storage, spec->name, i, flags.shards);
+    cluster.shards.push_back({i, shards[i].endpoint, shards[i].segment});
+  }
+  Status saved = SaveCluster(cluster, flags.cluster_file);
+  if (!saved.ok()) {
+    StopAll(shards);
+    return ReportError("launch", saved);
+  }
+  std::printf("cluster of %u shard(s) for model '%s' ready: %s\n",
+              flags.shards, spec->name.c_str(), flags.cluster_file.c_str());
+  for (const Shard& s : shards)
+    std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
+  std::fflush(stdout);
+
+  int exit_code = 0;
+  for (bool running = true; running;) {
+    signalfd_siginfo info;
+    if (::read(sfd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    if (info.ssi_signo != SIGCHLD) {
+      std::fprintf(stderr, "shardps launch: stopping %u shard(s)\n",
+                   flags.shards);
+      break;
+    }
+    // SIGCHLDs coalesce: reap every child that has exited.
+    for (Shard& s : shards) {
+      int status;
+      if (s.pid <= 0 || ::waitpid(s.pid, &status, WNOHANG) != s.pid) continue;
+      s.pid = -1;
+      std::fprintf(stderr, "shardps launch: shard %u exited (%s %d)\n",
+                   s.index, WIFSIGNALED(status) ? "signal" : "status",
+                   WIFSIGNALED(status) ? WTERMSIG(status)
+                                       : WEXITSTATUS(status));
+      if (!Restart(flags, flags.shards, s)) {
+        std::fprintf(stderr, "shardps launch: shard %u keeps failing; "
+                     "stopping the cluster\n", s.index);
+        exit_code = 1;
+        running = false;
+        break;
+      }
+    }
+  }
+  StopAll(shards);
+  ::unlink(flags.cluster_file.c_str());
+  std::fprintf(stderr, "shardps launch: all shards stopped\n");
+  return exit_code;
+}
+
+}  // namespace
+
+void RegisterLaunch(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<LaunchFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "launch", "Start N local shard servers and supervise them");
+  cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
+  cmd->add_option("--shards", flags->shards, "Number of shards")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--cluster-file", flags->cluster_file,
+                  "Where to write the cluster file")
+      ->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "Update threads per server")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--storage", flags->storage,
+                  "Directory for segments (overrides the spec's storage)");
+  cmd->add_option("--host", flags->host, "Address the servers listen on")
+      ->capture_default_str();
+  cmd->callback([flags, exit_code] { *exit_code = RunLaunch(*flags); });
+}
+
+}  // namespace shardps::cli

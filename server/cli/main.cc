@@ -1,0 +1,42 @@
+// shardps: launch, serve and inspect shard servers.
+#include <cstdio>
+
+#include "server/cli/commands.h"
+
+namespace shardps::cli {
+
+int ReportError(const char* command, const Status& status) {
+  std::fprintf(stderr, "shardps %s: %s\n", command, status.ToString().c_str());
+  switch (status.code()) {
+    case Code::kInvalidArgument:
+    case Code::kNotFound:
+    case Code::kSizeMismatch:
+    case Code::kSpecMismatch:
+    case Code::kCorrupt:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace shardps::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "shardps: a sharded parameter server on shared memory.\n"
+      "Run `shardps <command> --help` for a command's flags."};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  shardps::cli::RegisterServe(app, &exit_code);
+  shardps::cli::RegisterLaunch(app, &exit_code);
+  shardps::cli::RegisterStatus(app, &exit_code);
+  shardps::cli::RegisterInspect(app, &exit_code);
+  shardps::cli::RegisterTensorIo(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

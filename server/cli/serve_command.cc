@@ -1,0 +1,95 @@
+// `shardps serve`: run one shard server until SIGINT or SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "server/cli/commands.h"
+#include "server/shard_server.h"
+
+namespace shardps::cli {
+
+namespace {
+
+struct ServeFlags {
+  std::string spec;
+  uint32_t shard = 0;
+  uint32_t shards = 1;
+  std::string listen = "tcp://127.0.0.1:*";
+  uint32_t threads = 1;
+  std::string storage;
+  std::string segment;
+};
+
+int RunServe(const ServeFlags& flags) {
+  // Block the stop signals before any thread exists, so every thread
+  // inherits the mask and sigwait below is the only place they arrive.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto spec = LoadModelSpec(flags.spec);
+  if (!spec.ok()) return ReportError("serve", spec.status());
+  ServerOptions options;
+  options.spec = std::move(spec).value();
+  if (!flags.storage.empty()) options.spec.storage = flags.storage;
+  options.shard = flags.shard;
+  options.shards = flags.shards;
+  options.listen = flags.listen;
+  options.threads = flags.threads;
+  options.segment_path = flags.segment;
+  auto server = ShardServer::Start(std::move(options));
+  if (!server.ok()) return ReportError("serve", server.status());
+
+  // The first stdout line is the contract with scripts and `shardps launch`.
+  std::printf("listening on %s\n", (*server)->endpoint().c_str());
+  std::fflush(stdout);
+  const SegmentOpenReport& r = (*server)->open_report();
+  std::fprintf(stderr, "shardps serve: shard %u of %u, segment %s (%s%s)\n",
+               flags.shard, flags.shards, (*server)->segment_path().c_str(),
+               r.created ? "created" : "reopened",
+               r.unclean ? ", after an unclean shutdown" : "");
+  if (r.torn_blocks > 0)
+    std::fprintf(stderr,
+                 "shardps serve: %llu block(s) were mid-update at the crash; "
+                 "those updates were never acknowledged\n",
+                 static_cast<unsigned long long>(r.torn_blocks));
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "shardps serve: %s, shutting down\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*server)->Stop();
+  std::fprintf(stderr, "shardps serve: stopped cleanly\n");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve one shard of a model until SIGINT/SIGTERM");
+  cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
+  cmd->add_option("--shard", flags->shard, "This shard's index (0-based)")
+      ->required();
+  cmd->add_option("--shards", flags->shards, "Number of shards")
+      ->required()
+      ->check(CLI::Range(1u, 4096u));
+  cmd->add_option("--listen", flags->listen,
+                  "ZeroMQ endpoint to bind; port * picks a free one")
+      ->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "Update pool threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--storage", flags->storage,
+                  "Directory for segments (overrides the spec's storage)");
+  cmd->add_option("--segment", flags->segment,
+                  "Exact segment path (overrides storage)");
+  cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
+}
+
+}  // namespace shardps::cli

@@ -1,0 +1,142 @@
+// `shardps pull` and `shardps push`: move one tensor between a cluster and a
+// NumPy .npy file, through the same client library trainers use.
+#include <Eigen/Core>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/cli/commands.h"
+#include "server/npy.h"
+#include "shardps/client.h"
+
+namespace shardps::cli {
+
+namespace {
+
+struct TensorIoFlags {
+  std::string cluster;
+  std::string tensor;
+  std::string file;            // pull --out / push --in
+  std::optional<double> fill;  // push --fill
+  int timeout_ms = 30000;
+};
+
+std::string ShapeString(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Result<std::unique_ptr<Client>> ConnectFor(const TensorIoFlags& flags) {
+  ClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  return Client::Connect(flags.cluster, options);
+}
+
+Result<const TensorLayout*> FindTensor(const Client& client,
+                                       const std::string& name) {
+  const TensorLayout* t = client.layout().Find(name);
+  if (t == nullptr) {
+    std::string names;
+    for (const TensorLayout& l : client.layout().tensors())
+      names += (names.empty() ? "" : ", ") + l.name;
+    return Status(Code::kNotFound, "unknown tensor '" + name + "' (model '" +
+                                       client.model() + "' has: " + names +
+                                       ")");
+  }
+  return t;
+}
+
+int RunPull(const TensorIoFlags& flags) {
+  auto client = ConnectFor(flags);
+  if (!client.ok()) return ReportError("pull", client.status());
+  auto t = FindTensor(**client, flags.tensor);
+  if (!t.ok()) return ReportError("pull", t.status());
+  std::vector<float> values((*t)->num_floats);
+  Status s = (*client)->Pull(flags.tensor, values.data(), values.size()).Wait();
+  if (!s.ok()) return ReportError("pull", s);
+  if (!flags.file.empty()) {
+    Status w = WriteNpy(flags.file, (*t)->shape, values.data(), values.size());
+    if (!w.ok()) return ReportError("pull", w);
+    std::printf("pulled '%s' %s into %s\n", flags.tensor.c_str(),
+                ShapeString((*t)->shape).c_str(), flags.file.c_str());
+    return 0;
+  }
+  const Eigen::Map<const Eigen::VectorXf> v(
+      values.data(), static_cast<Eigen::Index>(values.size()));
+  std::printf("tensor %s shape %s l2 %.6g min %.6g max %.6g\nvalues", 
+              flags.tensor.c_str(), ShapeString((*t)->shape).c_str(),
+              static_cast<double>(v.norm()),
+              static_cast<double>(v.minCoeff()),
+              static_cast<double>(v.maxCoeff()));
+  for (size_t i = 0; i < values.size() && i < 8; ++i)
+    std::printf(" %.6g", static_cast<double>(values[i]));
+  std::printf("%s\n", values.size() > 8 ? " ..." : "");
+  return 0;
+}
+
+int RunPush(const TensorIoFlags& flags) {
+  if (flags.fill.has_value() == !flags.file.empty())
+    return ReportError("push", Status(Code::kInvalidArgument,
+                                      "give exactly one of --fill, --in"));
+  auto client = ConnectFor(flags);
+  if (!client.ok()) return ReportError("push", client.status());
+  auto t = FindTensor(**client, flags.tensor);
+  if (!t.ok()) return ReportError("push", t.status());
+  std::vector<float> grad;
+  if (flags.fill) {
+    grad.assign((*t)->num_floats, static_cast<float>(*flags.fill));
+  } else {
+    auto array = ReadNpy(flags.file);
+    if (!array.ok()) return ReportError("push", array.status());
+    // Same shape, or a flat array of the same size.
+    const bool flat = array->shape.size() == 1 &&
+                      array->shape[0] == (*t)->num_floats;
+    if (array->shape != (*t)->shape && !flat)
+      return ReportError(
+          "push", Status(Code::kSizeMismatch,
+                         flags.file + " holds shape " +
+                             ShapeString(array->shape) + ", tensor '" +
+                             flags.tensor + "' is " +
+                             ShapeString((*t)->shape)));
+    grad = std::move(array->data);
+  }
+  Status s = (*client)->Push(flags.tensor, grad.data(), grad.size()).Wait();
+  if (!s.ok()) return ReportError("push", s);
+  std::printf("pushed a gradient to '%s' %s; every shard acknowledged\n",
+              flags.tensor.c_str(), ShapeString((*t)->shape).c_str());
+  return 0;
+}
+
+void AddCommon(CLI::App* cmd, TensorIoFlags* flags) {
+  cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
+  cmd->add_option("--tensor", flags->tensor, "Tensor name")->required();
+  cmd->add_option("--timeout-ms", flags->timeout_ms, "Request deadline")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
+}
+
+}  // namespace
+
+void RegisterTensorIo(CLI::App& app, int* exit_code) {
+  auto pull = std::make_shared<TensorIoFlags>();
+  CLI::App* pull_cmd =
+      app.add_subcommand("pull", "Fetch a tensor (to a .npy file)");
+  AddCommon(pull_cmd, pull.get());
+  pull_cmd->add_option("--out", pull->file,
+                       "Write a float32 .npy here (else print a summary)");
+  pull_cmd->callback([pull, exit_code] { *exit_code = RunPull(*pull); });
+
+  auto push = std::make_shared<TensorIoFlags>();
+  CLI::App* push_cmd = app.add_subcommand(
+      "push", "Push a gradient (the optimizer applies it) to a tensor");
+  AddCommon(push_cmd, push.get());
+  push_cmd->add_option("--fill", push->fill, "Every element of the gradient");
+  push_cmd->add_option("--in", push->file, "Gradient from a float32 .npy");
+  push_cmd->callback([push, exit_code] { *exit_code = RunPush(*push); });
+}
+
+}  // namespace shardps::cli

@@ -1,0 +1,50 @@
+// CompletionQueue: hands finished requests from pool threads to the frontend.
+//
+// Pool threads Push; the frontend polls fd() alongside its sockets (an
+// eventfd, so no extra ZeroMQ socket per pool thread) and Drains. The eventfd
+// is written only when the queue goes from empty to non-empty, so a burst of
+// completions costs one wake-up.
+//
+// Thread-safety: Push from any thread; fd()/Drain from the frontend only.
+#ifndef SHARDPS_SERVER_COMPLETION_QUEUE_H_
+#define SHARDPS_SERVER_COMPLETION_QUEUE_H_
+
+#include <mutex>
+#include <vector>
+
+#include "common/posix_file.h"
+
+namespace shardps {
+
+struct PendingUpdate;
+
+class CompletionQueue {
+ public:
+  CompletionQueue();  // aborts only if the kernel has no eventfds left
+
+  int fd() const { return event_.get(); }
+  void Push(PendingUpdate* done);
+  // Moves every queued completion into `out` (cleared first).
+  void Drain(std::vector<PendingUpdate*>* out);
+
+ private:
+  UniqueFd event_;
+  std::mutex mu_;
+  std::vector<PendingUpdate*> queue_;  // guarded by mu_
+};
+
+// An eventfd used to wake a poll loop from another thread or a signal handler.
+class WakeEvent {
+ public:
+  WakeEvent();
+  int fd() const { return event_.get(); }
+  void Signal();  // async-signal-safe
+  void Clear();
+
+ private:
+  UniqueFd event_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SERVER_COMPLETION_QUEUE_H_

@@ -1,0 +1,50 @@
+// RequestValidator: checks a dense request against the segment's layout
+// before anything touches memory.
+//
+// Every problem a peer can cause is a Status with a message naming the
+// tensor, block and sizes involved; the frontend sends it back as the reply.
+//
+// Thread-safety: immutable after construction; the frontend owns it.
+#ifndef SHARDPS_SERVER_REQUEST_VALIDATOR_H_
+#define SHARDPS_SERVER_REQUEST_VALIDATOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/segment.h"
+#include "protocol_generated.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+// Upper bound on blocks named in one request (and so on payload frames).
+inline constexpr size_t kMaxBlocksPerRequest = 1 << 16;
+
+class RequestValidator {
+ public:
+  explicit RequestValidator(const Segment& segment);
+
+  // Checks model name, tensor and block list of a Push, Pull or PushPull,
+  // and that `payload_sizes` (bytes of each payload frame) match the blocks:
+  // one float32 block per frame for pushes, no frames for pulls. On success
+  // fills `local` with the segment's block index for each named block.
+  Status ValidateDense(const wire::Request& req,
+                       const std::vector<size_t>& payload_sizes,
+                       std::vector<uint32_t>* local) const;
+
+  // kSpecMismatch unless `model` names this segment's model.
+  Status CheckModel(const flatbuffers::String* model) const;
+
+ private:
+  Result<uint32_t> FindTensor(const flatbuffers::String* name) const;
+
+  const Segment& segment_;
+  std::unordered_map<std::string, uint32_t> tensors_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SERVER_REQUEST_VALIDATOR_H_

@@ -1,0 +1,429 @@
+#include "server/shard_server.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/seqlock.h"
+#include "common/wire.h"
+#include "common/zmq_util.h"
+#include "server/completion_queue.h"
+#include "server/pending_update.h"
+#include "server/request_validator.h"
+#include "server/update_pool.h"
+
+namespace shardps {
+
+namespace {
+
+// How many messages the frontend takes from the socket before it looks at
+// completions again, so replies are not starved by a flood of requests.
+constexpr int kRecvBatch = 64;
+
+std::string AbsolutePath(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+}  // namespace
+
+class ShardServer::Impl {
+ public:
+  Impl(ServerOptions options, std::unique_ptr<Segment> segment,
+       SegmentOpenReport report)
+      : options_(std::move(options)),
+        segment_(std::move(segment)),
+        report_(report),
+        segment_path_(AbsolutePath(segment_->path())),
+        validator_(*segment_),
+        pool_(*segment_, completions_, options_.threads),
+        socket_(context_, zmq::socket_type::router),
+        started_(std::chrono::steady_clock::now()) {}
+
+  ~Impl() { Stop(); }
+
+  Status Bind() {
+    const uint64_t block_bytes = segment_->header().block_floats * 4;
+    const uint64_t max_frame = options_.max_frame_bytes != 0
+                                   ? options_.max_frame_bytes
+                                   : 2 * block_bytes + 65536;
+    try {
+      socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame));
+      socket_.set(zmq::sockopt::linger, 0);
+      socket_.set(zmq::sockopt::sndhwm, 0);
+      socket_.bind(options_.listen);
+      endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status(Code::kIoError,
+                    "cannot listen on " + options_.listen + ": " + e.what());
+    }
+    return Status::Ok();
+  }
+
+  void Start() {
+    pool_.Start();
+    frontend_ = std::thread([this] { Loop(); });
+  }
+
+  void Stop() {
+    if (!frontend_.joinable()) return;
+    stop_.Signal();
+    frontend_.join();
+    pool_.Stop();
+    segment_->MarkCleanShutdown();
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& segment_path() const { return segment_path_; }
+  const SegmentOpenReport& report() const { return report_; }
+
+ private:
+  void Loop();
+  void HandleMessage(std::vector<zmq::message_t>& frames);
+  void HandleDense(const wire::Request& req,
+                   std::vector<zmq::message_t>& frames);
+  void HandlePull(const wire::Request& req, zmq::message_t& identity,
+                  const std::vector<uint32_t>& local);
+  void StartUpdate(const wire::Request& req,
+                   std::vector<zmq::message_t>& frames,
+                   const std::vector<uint32_t>& local);
+  void FinishUpdates();
+  void HandleHello(const wire::Request& req, zmq::message_t& identity);
+  void HandleStats(const wire::Request& req, zmq::message_t& identity);
+
+  // Sends [identity, header, payload...]; a vanished client is not an error.
+  void SendReply(zmq::message_t& identity,
+                 flatbuffers::FlatBufferBuilder& header,
+                 std::vector<zmq::message_t>* payload);
+  void SendError(zmq::message_t& identity, uint64_t request_id,
+                 const Status& status);
+  flatbuffers::FlatBufferBuilder& OkHeader(
+      uint64_t request_id, const std::vector<uint32_t>* blocks = nullptr);
+
+  const ServerOptions options_;
+  const std::unique_ptr<Segment> segment_;
+  const SegmentOpenReport report_;
+  const std::string segment_path_;
+  const RequestValidator validator_;
+  CompletionQueue completions_;
+  UpdatePool pool_;
+  WakeEvent stop_;
+  zmq::context_t context_{1};
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::thread frontend_;
+  const std::chrono::steady_clock::time_point started_;
+
+  // Frontend-thread state below: touched by the frontend only.
+  HeaderScratch scratch_;
+  flatbuffers::FlatBufferBuilder builder_{1024};
+  std::vector<uint32_t> local_;
+  std::vector<size_t> payload_sizes_;
+  std::vector<PendingUpdate*> finished_;
+  uint64_t in_flight_ = 0;
+  uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+void ShardServer::Impl::Loop() {
+  zmq_pollitem_t items[3] = {
+      {socket_.handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, completions_.fd(), ZMQ_POLLIN, 0},
+      {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
+  };
+  std::vector<zmq::message_t> frames;
+  for (;;) {
+    PollItems(items, 3, -1);
+    if (items[2].revents & ZMQ_POLLIN) break;
+    if (items[1].revents & ZMQ_POLLIN) FinishUpdates();
+    if (items[0].revents & ZMQ_POLLIN) {
+      for (int i = 0; i < kRecvBatch; ++i) {
+        try {
+          if (!RecvMultipartNow(socket_, &frames)) break;
+          HandleMessage(frames);
+        } catch (const zmq::error_t& e) {
+          // A socket error concerns one peer's message, never the server.
+          ++errors_;
+          std::fprintf(stderr, "shardps: socket error: %s\n", e.what());
+        }
+      }
+    }
+  }
+  // Shutdown: new requests are no longer read, but every update already
+  // handed to the pool is finished and answered before the pool stops.
+  zmq_pollitem_t done_item = {nullptr, completions_.fd(), ZMQ_POLLIN, 0};
+  while (in_flight_ > 0) {
+    PollItems(&done_item, 1, 1000);
+    FinishUpdates();
+  }
+}
+
+void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
+  zmq::message_t& identity = frames[0];
+  for (size_t i = 1; i < frames.size(); ++i) bytes_in_ += frames[i].size();
+  if (frames.size() < 2) {
+    SendError(identity, 0,
+              Status(Code::kBadMessage, "message has no header frame"));
+    return;
+  }
+  auto parsed = ParseRequest(frames[1].data(), frames[1].size(), scratch_);
+  if (!parsed.ok()) {
+    SendError(identity, 0, parsed.status());
+    return;
+  }
+  const wire::Request& req = **parsed;
+  // A Hello without a model name is a client discovering what we serve.
+  const bool discovery = req.op() == wire::Op::Hello &&
+                         (req.model() == nullptr || req.model()->size() == 0);
+  Status model =
+      discovery ? Status::Ok() : validator_.CheckModel(req.model());
+  if (!model.ok()) {
+    SendError(identity, req.request_id(), model);
+    return;
+  }
+  switch (req.op()) {
+    case wire::Op::Hello:
+      HandleHello(req, identity);
+      return;
+    case wire::Op::Stats:
+      HandleStats(req, identity);
+      return;
+    case wire::Op::Push:
+    case wire::Op::Pull:
+    case wire::Op::PushPull:
+      HandleDense(req, frames);
+      return;
+    default:
+      SendError(identity, req.request_id(),
+                Status(Code::kUnimplemented,
+                       std::string("op ") + OpName(req.op()) +
+                           " is not served by this version"));
+  }
+}
+
+void ShardServer::Impl::HandleDense(const wire::Request& req,
+                                    std::vector<zmq::message_t>& frames) {
+  payload_sizes_.clear();
+  for (size_t i = 2; i < frames.size(); ++i)
+    payload_sizes_.push_back(frames[i].size());
+  Status valid = validator_.ValidateDense(req, payload_sizes_, &local_);
+  if (!valid.ok()) {
+    SendError(frames[0], req.request_id(), valid);
+    return;
+  }
+  if (req.op() == wire::Op::Pull) {
+    HandlePull(req, frames[0], local_);
+  } else {
+    StartUpdate(req, frames, local_);
+  }
+}
+
+void ShardServer::Impl::HandlePull(const wire::Request& req,
+                                   zmq::message_t& identity,
+                                   const std::vector<uint32_t>& local) {
+  ++pulls_;
+  std::vector<zmq::message_t> payload;
+  payload.reserve(local.size());
+  std::vector<uint32_t> blocks;
+  blocks.reserve(local.size());
+  for (uint32_t l : local) {
+    const uint64_t bytes = segment_->block(l).num_floats * sizeof(float);
+    zmq::message_t msg(bytes);
+    uint64_t version;
+    // The frontend is the only source of new block updates, and it is busy
+    // here, so the pool's queue for this block drains and the retry ends.
+    while (!TryReadConsistent(segment_->version(l), segment_->block_data(l),
+                              msg.data(), bytes, &version)) {
+      std::this_thread::yield();
+    }
+    bytes_out_ += bytes;
+    payload.push_back(std::move(msg));
+    blocks.push_back(segment_->block(l).block);
+  }
+  SendReply(identity, OkHeader(req.request_id(), &blocks), &payload);
+}
+
+void ShardServer::Impl::StartUpdate(const wire::Request& req,
+                                    std::vector<zmq::message_t>& frames,
+                                    const std::vector<uint32_t>& local) {
+  ++pushes_;
+  auto pending = std::make_unique<PendingUpdate>();
+  pending->request_id = req.request_id();
+  pending->op = req.op();
+  pending->blocks.reserve(local.size());
+  for (uint32_t l : local) pending->blocks.push_back(segment_->block(l).block);
+  if (req.op() == wire::Op::PushPull) {
+    pending->out.reserve(local.size());
+    for (uint32_t l : local)
+      pending->out.emplace_back(segment_->block(l).num_floats * sizeof(float));
+  }
+  // `req` points into scratch_, not into the frames, so moving them is safe.
+  pending->identity = std::move(frames[0]);
+  pending->frames = std::move(frames);
+  pending->remaining.store(static_cast<uint32_t>(local.size()),
+                           std::memory_order_relaxed);
+  PendingUpdate* raw = pending.release();  // back via completions_
+  ++in_flight_;
+  for (size_t i = 0; i < local.size(); ++i) {
+    BlockTask task;
+    task.block = local[i];
+    task.grad = static_cast<const float*>(raw->frames[i + 2].data());
+    task.out = raw->op == wire::Op::PushPull ? raw->out[i].data() : nullptr;
+    task.owner = raw;
+    pool_.Submit(task);
+  }
+}
+
+void ShardServer::Impl::FinishUpdates() {
+  completions_.Drain(&finished_);
+  for (PendingUpdate* raw : finished_) {
+    std::unique_ptr<PendingUpdate> done(raw);
+    --in_flight_;
+    const bool with_data = done->op == wire::Op::PushPull;
+    if (with_data)
+      for (const auto& m : done->out) bytes_out_ += m.size();
+    SendReply(done->identity,
+              OkHeader(done->request_id, with_data ? &done->blocks : nullptr),
+              with_data ? &done->out : nullptr);
+  }
+}
+
+void ShardServer::Impl::HandleHello(const wire::Request& req,
+                                    zmq::message_t& identity) {
+  const SegmentHeader& h = segment_->header();
+  builder_.Clear();
+  std::vector<flatbuffers::Offset<wire::TensorInfo>> tensors;
+  for (uint32_t i = 0; i < segment_->num_tensors(); ++i) {
+    const TensorEntry& t = segment_->tensor(i);
+    std::vector<uint64_t> shape(t.shape, t.shape + t.rank);
+    tensors.push_back(wire::CreateTensorInfo(
+        builder_, builder_.CreateString(t.name),
+        builder_.CreateVector(shape)));
+  }
+  auto hello = wire::CreateHelloInfo(
+      builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,
+      h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
+      builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
+      builder_.CreateString(HostName()));
+  wire::ReplyBuilder reply(builder_);
+  reply.add_request_id(req.request_id());
+  reply.add_hello(hello);
+  builder_.Finish(reply.Finish());
+  SendReply(identity, builder_, nullptr);
+}
+
+void ShardServer::Impl::HandleStats(const wire::Request& req,
+                                    zmq::message_t& identity) {
+  const SegmentHeader& h = segment_->header();
+  const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  builder_.Clear();
+  auto stats = wire::CreateShardStats(
+      builder_, h.shard_index, builder_.CreateString(h.model), h.num_blocks,
+      pool_.threads(), pushes_, pulls_,
+      h.updates_applied.load(std::memory_order_relaxed), errors_, bytes_in_,
+      bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid());
+  wire::ReplyBuilder reply(builder_);
+  reply.add_request_id(req.request_id());
+  reply.add_stats(stats);
+  builder_.Finish(reply.Finish());
+  SendReply(identity, builder_, nullptr);
+}
+
+flatbuffers::FlatBufferBuilder& ShardServer::Impl::OkHeader(
+    uint64_t request_id, const std::vector<uint32_t>* blocks) {
+  builder_.Clear();
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> block_list;
+  if (blocks != nullptr) block_list = builder_.CreateVector(*blocks);
+  wire::ReplyBuilder reply(builder_);
+  reply.add_request_id(request_id);
+  if (blocks != nullptr) reply.add_blocks(block_list);
+  builder_.Finish(reply.Finish());
+  return builder_;
+}
+
+void ShardServer::Impl::SendError(zmq::message_t& identity,
+                                  uint64_t request_id, const Status& status) {
+  ++errors_;
+  builder_.Clear();
+  auto message = builder_.CreateString(status.message());
+  wire::ReplyBuilder reply(builder_);
+  reply.add_request_id(request_id);
+  reply.add_code(static_cast<uint8_t>(status.code()));
+  reply.add_message(message);
+  builder_.Finish(reply.Finish());
+  SendReply(identity, builder_, nullptr);
+}
+
+void ShardServer::Impl::SendReply(zmq::message_t& identity,
+                                  flatbuffers::FlatBufferBuilder& header,
+                                  std::vector<zmq::message_t>* payload) {
+  const bool has_payload = payload != nullptr && !payload->empty();
+  try {
+    socket_.send(identity, zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(header.GetBufferPointer(), header.GetSize()),
+                 has_payload ? zmq::send_flags::sndmore
+                             : zmq::send_flags::none);
+    if (has_payload) {
+      for (size_t i = 0; i < payload->size(); ++i)
+        socket_.send((*payload)[i], i + 1 < payload->size()
+                                        ? zmq::send_flags::sndmore
+                                        : zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH and friends: the client left. Its loss, not ours.
+    std::fprintf(stderr, "shardps: reply dropped: %s\n", e.what());
+  }
+}
+
+Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
+  if (options.shards == 0 || options.shard >= options.shards)
+    return Status(Code::kInvalidArgument,
+                  "--shard " + std::to_string(options.shard) +
+                      " must be below --shards " +
+                      std::to_string(options.shards));
+  if (options.threads == 0 || options.threads > 256)
+    return Status(Code::kInvalidArgument, "--threads must be 1..256");
+  SHARDPS_RETURN_IF_ERROR(ValidateModelSpec(options.spec));
+  if (options.segment_path.empty())
+    options.segment_path =
+        Segment::PathFor(options.spec.storage, options.spec.name,
+                         options.shard, options.shards);
+  SegmentOpenReport report;
+  auto segment = Segment::OpenForServing(options.spec, options.shard,
+                                         options.shards, options.segment_path,
+                                         &report);
+  if (!segment.ok()) return segment.status();
+  auto impl = std::make_unique<Impl>(std::move(options),
+                                     std::move(segment).value(), report);
+  SHARDPS_RETURN_IF_ERROR(impl->Bind());
+  impl->Start();
+  return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));
+}
+
+ShardServer::ShardServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ShardServer::~ShardServer() = default;
+void ShardServer::Stop() { impl_->Stop(); }
+const std::string& ShardServer::endpoint() const { return impl_->endpoint(); }
+const std::string& ShardServer::segment_path() const {
+  return impl_->segment_path();
+}
+const SegmentOpenReport& ShardServer::open_report() const {
+  return impl_->report();
+}
+
+}  // namespace shardps

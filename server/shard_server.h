@@ -1,0 +1,66 @@
+// ShardServer: one shard of a model, served over ZeroMQ from its segment.
+//
+// Threads: one frontend thread owns the ROUTER socket; it parses and
+// validates every request, answers Hello/Pull/Stats itself and hands each
+// block of a Push/PushPull to the update pool thread that owns the block.
+// Pool threads hand finished requests back through a CompletionQueue and the
+// frontend sends the replies. A request that fails validation is answered
+// with an error and counted; nothing a client sends can stop the server.
+//
+// Thread-safety: Start/Stop/endpoint/open_report from any one thread.
+#ifndef SHARDPS_SERVER_SHARD_SERVER_H_
+#define SHARDPS_SERVER_SHARD_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/segment.h"
+#include "shardps/model_spec.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+struct ServerOptions {
+  ModelSpec spec;
+  uint32_t shard = 0;
+  uint32_t shards = 1;
+  // ZeroMQ endpoint to bind; "tcp://127.0.0.1:*" picks a free port.
+  std::string listen = "tcp://127.0.0.1:*";
+  // Update pool size. More threads apply large pushes in parallel; each costs
+  // a core while busy. Default 1 suits the 2-core machines we test on.
+  uint32_t threads = 1;
+  // Overrides <spec.storage>/<model>/shard-I-of-N.seg when non-empty.
+  std::string segment_path;
+  // Frames larger than this make ZeroMQ drop the connection before the
+  // message is buffered (memory protection); smaller but wrong-sized frames
+  // get an error reply. 0 = twice the block size plus 64 KiB.
+  uint64_t max_frame_bytes = 0;
+};
+
+class ShardServer {
+ public:
+  // Opens (or creates) the segment, binds, starts the pool and frontend.
+  // Errors: those of Segment::OpenForServing, or kIoError for a bind failure.
+  static Result<std::unique_ptr<ShardServer>> Start(ServerOptions options);
+
+  // Stops accepting requests, finishes and answers those in flight, stops
+  // the pool and marks the segment cleanly shut down. Idempotent.
+  void Stop();
+  ~ShardServer();
+
+  // The bound endpoint with any wildcard port resolved.
+  const std::string& endpoint() const;
+  const std::string& segment_path() const;
+  const SegmentOpenReport& open_report() const;
+
+  class Impl;
+
+ private:
+  explicit ShardServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SERVER_SHARD_SERVER_H_

@@ -1,0 +1,83 @@
+#include "server/update_pool.h"
+
+#include <cstring>
+
+#include "common/optimizer.h"
+#include "common/seqlock.h"
+
+namespace shardps {
+
+UpdatePool::UpdatePool(Segment& segment, CompletionQueue& done,
+                       uint32_t threads)
+    : segment_(segment), done_(done) {
+  for (uint32_t i = 0; i < threads; ++i)
+    workers_.push_back(std::make_unique<Worker>());
+}
+
+UpdatePool::~UpdatePool() { Stop(); }
+
+void UpdatePool::Start() {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->thread = std::thread([this, worker] { Run(*worker); });
+  }
+}
+
+void UpdatePool::Stop() {
+  for (auto& w : workers_) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->stopping = true;
+    }
+    w->cv.notify_one();
+  }
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+void UpdatePool::Submit(const BlockTask& task) {
+  Worker& w = *workers_[task.block % workers_.size()];
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    w.tasks.push_back(task);
+  }
+  w.cv.notify_one();
+}
+
+void UpdatePool::Run(Worker& worker) {
+  std::deque<BlockTask> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(worker.mu);
+      worker.cv.wait(lock,
+                     [&] { return worker.stopping || !worker.tasks.empty(); });
+      // Drain queued work even when stopping: every submitted task is applied.
+      if (worker.tasks.empty()) return;
+      batch.swap(worker.tasks);
+    }
+    for (const BlockTask& task : batch) Apply(task);
+    batch.clear();
+  }
+}
+
+void UpdatePool::Apply(const BlockTask& task) {
+  const BlockEntry& entry = segment_.block(task.block);
+  float* weights = segment_.block_data(task.block);
+  SegmentHeader& header = segment_.mutable_header();
+  // Relaxed: lr only changes between server runs; any recent value is fine.
+  const auto lr =
+      static_cast<float>(header.lr.load(std::memory_order_relaxed));
+  BlockVersion& version = segment_.version(task.block);
+  BeginWrite(version);
+  ApplySgd(weights, task.grad, entry.num_floats, lr);
+  EndWrite(version);
+  // We are the block's only writer, so the weights cannot change under this
+  // copy; it happens after EndWrite to keep readers' retry window short.
+  if (task.out != nullptr)
+    std::memcpy(task.out, weights, entry.num_floats * sizeof(float));
+  header.updates_applied.fetch_add(1, std::memory_order_relaxed);
+  if (task.owner->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    done_.Push(task.owner);
+}
+
+}  // namespace shardps
