@@ -104,9 +104,9 @@ Status CheckHellos(const std::vector<HelloResult>& hellos,
   const std::optional<uint64_t> expected =
       options.expect_spec_hash ? options.expect_spec_hash : cluster.spec_hash;
   if (expected && *expected != first.spec_hash)
-    return Status(Code::kSpecMismatch,
-                  "expected spec " + Hex(*expected) + ", shards serve " +
-                      Hex(first.spec_hash));
+    return Status(Code::kSpecMismatch, "expected spec " + Hex(*expected) +
+                                           ", shards serve " +
+                                           Hex(first.spec_hash));
   ModelSpec spec;
   spec.name = first.model;
   spec.block_floats = first.block_floats;
@@ -120,7 +120,8 @@ Status CheckHellos(const std::vector<HelloResult>& hellos,
   if (SpecHash(spec) != first.spec_hash)
     return Status(Code::kSpecMismatch,
                   "shards describe a layout that does not match their spec "
-                  "hash " + Hex(first.spec_hash));
+                  "hash " +
+                      Hex(first.spec_hash));
   return Status::Ok();
 }
 
@@ -158,7 +159,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
   // Hello may reach servers before the cluster's model name is known (an
   // endpoint list has none); servers check it, so ask with the file's name
   // when there is one and learn it from shard 0 otherwise.
-  auto hellos = std::make_shared<std::vector<HelloResult>>(cluster.shards.size());
+  auto hellos =
+      std::make_shared<std::vector<HelloResult>>(cluster.shards.size());
   const auto deadline = CallState::Clock::now() + options.connect_timeout;
   auto call = std::make_shared<CallState>(
       static_cast<int>(cluster.shards.size()), deadline);
@@ -181,9 +183,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
 
   const HelloResult& first = (*hellos)[0];
   io.set_model(first.model);
-  io.SetLayout(std::make_unique<ModelLayout>(
-      first.tensors, first.block_floats,
-      static_cast<uint32_t>(hellos->size())));
+  io.SetLayout(
+      std::make_unique<ModelLayout>(first.tensors, first.block_floats,
+                                    static_cast<uint32_t>(hellos->size())));
   client->spec_hash_ = first.spec_hash;
   const std::string here = LocalHostName();
   for (const HelloResult& h : *hellos)
@@ -208,8 +210,8 @@ Handle Client::Pull(std::string_view tensor, float* out, size_t count) {
   return Dense(static_cast<int>(wire::Op::Pull), tensor, nullptr, out, count);
 }
 
-Handle Client::PushPull(std::string_view tensor, const float* grad,
-                        float* out, size_t count) {
+Handle Client::PushPull(std::string_view tensor, const float* grad, float* out,
+                        size_t count) {
   return Dense(static_cast<int>(wire::Op::PushPull), tensor, grad, out, count);
 }
 
@@ -219,14 +221,14 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
   const ModelLayout& layout = *io_->layout();
   const TensorLayout* t = layout.Find(tensor);
   if (t == nullptr)
-    return FailedHandle(Status(Code::kNotFound,
-                               "unknown tensor '" + std::string(tensor) +
-                                   "' in model '" + io_->model() + "'"));
+    return FailedHandle(
+        Status(Code::kNotFound, "unknown tensor '" + std::string(tensor) +
+                                    "' in model '" + io_->model() + "'"));
   if (count != t->num_floats)
-    return FailedHandle(Status(
-        Code::kSizeMismatch, "tensor '" + t->name + "' has " +
-                                 std::to_string(t->num_floats) +
-                                 " floats, buffer has " + std::to_string(count)));
+    return FailedHandle(
+        Status(Code::kSizeMismatch,
+               "tensor '" + t->name + "' has " + std::to_string(t->num_floats) +
+                   " floats, buffer has " + std::to_string(count)));
   if ((op != wire::Op::Pull && grad == nullptr) ||
       (op != wire::Op::Push && out == nullptr))
     return FailedHandle(Status(Code::kInvalidArgument, "null buffer"));
@@ -247,8 +249,8 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
     p.deadline = deadline;
     parts.push_back(std::move(p));
   }
-  auto call = std::make_shared<CallState>(static_cast<int>(parts.size()),
-                                          deadline);
+  auto call =
+      std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
   for (Part& p : parts) p.call = call;
   io_->Submit(std::move(parts));
   return Handle(std::move(call));

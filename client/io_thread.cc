@@ -34,8 +34,7 @@ std::string Describe(const Part& part) {
 IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options)
     : options_(options),
       addresses_(std::move(shards)),
-      client_id_(options.client_id != 0 ? options.client_id
-                                        : RandomClientId()),
+      client_id_(options.client_id != 0 ? options.client_id : RandomClientId()),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   links_.resize(addresses_.size());
   for (size_t i = 0; i < addresses_.size(); ++i) {
@@ -72,8 +71,8 @@ void IoThread::Submit(std::vector<Part> parts) {
 void IoThread::OpenLink(Link& link) {
   ++link.generation;
   link.connected = false;
-  link.socket = std::make_unique<zmq::socket_t>(context_,
-                                                zmq::socket_type::dealer);
+  link.socket =
+      std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   link.socket->set(zmq::sockopt::immediate, 1);
   link.socket->set(zmq::sockopt::linger, 0);
   link.socket->set(zmq::sockopt::sndhwm, 0);
@@ -85,8 +84,8 @@ void IoThread::OpenLink(Link& link) {
       std::to_string(link.index) + "-" + std::to_string(link.generation);
   zmq_socket_monitor(link.socket->handle(), monitor_ep.c_str(),
                      ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
-  link.monitor = std::make_unique<zmq::socket_t>(context_,
-                                                 zmq::socket_type::pair);
+  link.monitor =
+      std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
   link.monitor->set(zmq::sockopt::linger, 0);
   link.monitor->connect(monitor_ep);
   try {
@@ -162,10 +161,10 @@ void IoThread::Send(Part part) {
     return;
   }
   if (!link.connected && link.ever_connected) {
-    part.call->PartDone(Status(
-        Code::kUnavailable, "shard " + std::to_string(link.index) + " at " +
-                                link.endpoint + " is not connected (" +
-                                Describe(part) + "); retry later"));
+    part.call->PartDone(Status(Code::kUnavailable,
+                               "shard " + std::to_string(link.index) + " at " +
+                                   link.endpoint + " is not connected (" +
+                                   Describe(part) + "); retry later"));
     return;
   }
   const uint64_t id = part.request_id;
@@ -220,7 +219,8 @@ void IoThread::Transmit(Part& part) {
         // Zero-copy: the frame borrows the caller's gradient; the call is not
         // done until ZeroMQ releases it (CallState::ReleaseFrame).
         auto* data = const_cast<float*>(part.grad + layout.BlockStart(b));
-        const size_t bytes = layout.BlockLength(*part.tensor, b) * sizeof(float);
+        const size_t bytes =
+            layout.BlockLength(*part.tensor, b) * sizeof(float);
         part.call->FrameHeld();
         auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
         zmq::message_t frame(data, bytes, &CallState::ReleaseFrame,
@@ -232,10 +232,10 @@ void IoThread::Transmit(Part& part) {
     }
     part.sent = true;
   } catch (const zmq::error_t& e) {
-    Finish(part.request_id, Status(Code::kUnavailable,
-                                   "send to shard " +
-                                       std::to_string(link.index) + " failed: " +
-                                       e.what()));
+    Finish(part.request_id,
+           Status(Code::kUnavailable, "send to shard " +
+                                          std::to_string(link.index) +
+                                          " failed: " + e.what()));
   }
 }
 
@@ -256,10 +256,9 @@ void IoThread::OnMonitorEvent(Link& link) {
       }
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
       link.connected = false;
-      FailLink(link, Status(Code::kUnavailable,
-                            "lost connection to shard " +
-                                std::to_string(link.index) + " at " +
-                                link.endpoint));
+      FailLink(link, Status(Code::kUnavailable, "lost connection to shard " +
+                                                    std::to_string(link.index) +
+                                                    " at " + link.endpoint));
     }
   }
 }
@@ -306,9 +305,9 @@ void IoThread::ExpireDeadlines() {
   reset.erase(std::unique(reset.begin(), reset.end()), reset.end());
   for (uint32_t shard : reset) {
     Link& link = links_[shard];
-    FailLink(link, Status(Code::kUnavailable,
-                          "connection to shard " + std::to_string(shard) +
-                              " reset after a timeout"));
+    FailLink(link, Status(Code::kUnavailable, "connection to shard " +
+                                                  std::to_string(shard) +
+                                                  " reset after a timeout"));
     const bool ever = link.ever_connected;
     CloseLink(link);
     OpenLink(link);
@@ -356,9 +355,9 @@ Status IoThread::CompletePart(Part& part, const wire::Reply& reply,
     const size_t bytes = layout.BlockLength(*part.tensor, b) * sizeof(float);
     if (blocks->Get(static_cast<flatbuffers::uoffset_t>(i)) != b ||
         frames[i + 1].size() != bytes)
-      return Status(Code::kBadMessage,
-                    shard + ": reply block " + std::to_string(b) +
-                        " has the wrong size");
+      return Status(
+          Code::kBadMessage,
+          shard + ": reply block " + std::to_string(b) + " has the wrong size");
   }
   for (size_t i = 0; i < part.blocks.size(); ++i) {
     const uint32_t b = part.blocks[i];

@@ -26,7 +26,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "client/call_state.h"

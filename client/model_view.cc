@@ -59,7 +59,7 @@ class ModelView::Impl {
  public:
   std::vector<std::unique_ptr<Segment>> segments;  // indexed by shard
   std::unique_ptr<ModelLayout> layout;
-  std::vector<TensorMapping> mappings;             // indexed by tensor
+  std::vector<TensorMapping> mappings;  // indexed by tensor
 
   Status MapTensors() {
     const uint64_t block_bytes = layout->block_floats() * sizeof(float);
@@ -86,9 +86,9 @@ class ModelView::Impl {
   Result<const TensorLayout*> Find(std::string_view name) const {
     const TensorLayout* t = layout->Find(name);
     if (t == nullptr)
-      return Status(Code::kNotFound,
-                    "unknown tensor '" + std::string(name) + "' in model '" +
-                        segments[0]->header().model + "'");
+      return Status(Code::kNotFound, "unknown tensor '" + std::string(name) +
+                                         "' in model '" +
+                                         segments[0]->header().model + "'");
     return t;
   }
 };
@@ -113,9 +113,8 @@ Result<std::unique_ptr<ModelView>> ModelView::Open(
     if (h.spec_hash != hash || model != h.model || h.shard_count != shards)
       return Status(Code::kSpecMismatch,
                     path + " is shard " + std::to_string(h.shard_index) +
-                        " of " + std::to_string(h.shard_count) +
-                        " of model '" + h.model +
-                        "', which does not fit with the other " +
+                        " of " + std::to_string(h.shard_count) + " of model '" +
+                        h.model + "', which does not fit with the other " +
                         std::to_string(shards - 1) + " segment(s)");
     auto& slot = impl->segments[h.shard_index];
     if (slot)
@@ -176,10 +175,10 @@ Status ModelView::Copy(std::string_view name, float* out, size_t count,
   if (!found.ok()) return found.status();
   const TensorLayout& t = **found;
   if (count != t.num_floats)
-    return Status(Code::kSizeMismatch,
-                  "tensor '" + t.name + "' has " +
-                      std::to_string(t.num_floats) + " floats, buffer has " +
-                      std::to_string(count));
+    return Status(Code::kSizeMismatch, "tensor '" + t.name + "' has " +
+                                           std::to_string(t.num_floats) +
+                                           " floats, buffer has " +
+                                           std::to_string(count));
   const ModelLayout& layout = *impl_->layout;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (uint32_t b = 0; b < t.num_blocks; ++b) {

@@ -31,8 +31,8 @@ ModelLayout::ModelLayout(std::vector<TensorLayout> tensors,
     t.index = i;
     t.num_floats = 1;
     for (uint64_t d : t.shape) t.num_floats *= d;
-    t.num_blocks = static_cast<uint32_t>(
-        (t.num_floats + block_floats_ - 1) / block_floats_);
+    t.num_blocks = static_cast<uint32_t>((t.num_floats + block_floats_ - 1) /
+                                         block_floats_);
     t.first_global_block = total_blocks_;
     total_blocks_ += t.num_blocks;
     by_name_.emplace(t.name, i);
@@ -47,8 +47,7 @@ const TensorLayout* ModelLayout::Find(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &tensors_[it->second];
 }
 
-uint64_t ModelLayout::BlockLength(const TensorLayout& t,
-                                  uint32_t block) const {
+uint64_t ModelLayout::BlockLength(const TensorLayout& t, uint32_t block) const {
   const uint64_t start = BlockStart(block);
   return std::min(block_floats_, t.num_floats - start);
 }
@@ -59,7 +58,8 @@ std::vector<uint32_t> ModelLayout::BlocksOnShard(const TensorLayout& t,
   // First block b with (first_global_block + b) % shards == shard.
   const uint64_t phase = t.first_global_block % shards_;
   uint64_t b = (shard + shards_ - phase) % shards_;
-  for (; b < t.num_blocks; b += shards_) out.push_back(static_cast<uint32_t>(b));
+  for (; b < t.num_blocks; b += shards_)
+    out.push_back(static_cast<uint32_t>(b));
   return out;
 }
 

@@ -47,8 +47,7 @@ class Mapping {
 
   // Maps [0, size) of `fd` MAP_SHARED. `populate` prefaults every page now
   // (first touch of tmpfs pages is slow, so servers pay it at start-up).
-  static Result<Mapping> Map(int fd, size_t size, bool writable,
-                             bool populate);
+  static Result<Mapping> Map(int fd, size_t size, bool writable, bool populate);
 
   char* data() const { return data_; }
   size_t size() const { return size_; }

@@ -111,9 +111,7 @@ uint32_t HeaderCrc(const SegmentHeader& h) {
   return Crc32c(&h, offsetof(SegmentHeader, header_crc));
 }
 
-Status Corrupt(const std::string& what) {
-  return Status(Code::kCorrupt, what);
-}
+Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
 
 bool NameTerminated(const char* name, size_t n) {
   return std::memchr(name, 0, n) != nullptr;
@@ -126,8 +124,7 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
     return Corrupt("unsupported segment format version " +
                    std::to_string(h.format_version) + " (this build reads " +
                    std::to_string(kSegmentFormatVersion) + ")");
-  if (h.header_crc != HeaderCrc(h))
-    return Corrupt("header checksum mismatch");
+  if (h.header_crc != HeaderCrc(h)) return Corrupt("header checksum mismatch");
   if (h.header_bytes != kHeaderBytes || !NameTerminated(h.model, kNameBytes) ||
       !NameTerminated(h.optimizer, sizeof(h.optimizer)))
     return Corrupt("malformed header");
@@ -142,8 +139,8 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
   if (h.directory_offset != kHeaderBytes || h.directory_bytes != dir_need ||
       h.versions_offset < h.directory_offset + h.directory_bytes ||
       h.versions_offset % 64 != 0 ||
-      h.data_offset < h.versions_offset +
-                          uint64_t{h.num_blocks} * sizeof(BlockVersion) ||
+      h.data_offset <
+          h.versions_offset + uint64_t{h.num_blocks} * sizeof(BlockVersion) ||
       h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
       h.data_bytes != h.file_bytes - h.data_offset)
     return Corrupt("malformed header (region offsets)");
@@ -223,8 +220,10 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
   header_ = reinterpret_cast<SegmentHeader*>(base());
   tensors_ =
       reinterpret_cast<const TensorEntry*>(base() + header_->directory_offset);
-  blocks_ = reinterpret_cast<const BlockEntry*>(tensors_ + header_->num_tensors);
-  versions_ = reinterpret_cast<BlockVersion*>(base() + header_->versions_offset);
+  blocks_ =
+      reinterpret_cast<const BlockEntry*>(tensors_ + header_->num_tensors);
+  versions_ =
+      reinterpret_cast<BlockVersion*>(base() + header_->versions_offset);
 }
 
 Segment::~Segment() {
@@ -232,7 +231,8 @@ Segment::~Segment() {
 }
 
 Status ValidateSegmentImage(const char* data, size_t size) {
-  if (size < kHeaderBytes) return Corrupt("file too small for a segment header");
+  if (size < kHeaderBytes)
+    return Corrupt("file too small for a segment header");
   const auto& h = *reinterpret_cast<const SegmentHeader*>(data);
   SHARDPS_RETURN_IF_ERROR(ValidateHeader(h, size));
   return ValidateDirectory(
@@ -250,9 +250,9 @@ Result<Mapping> MapAndValidate(int fd, const std::string& path, bool writable,
   if (::fstat(fd, &st) != 0) return ErrnoStatus("stat " + path, errno);
   const auto size = static_cast<size_t>(st.st_size);
   if (size < kHeaderBytes)
-    return Status(Code::kCorrupt,
-                  path + ": not a shardps segment (" + std::to_string(size) +
-                      " bytes, too small for a header)");
+    return Status(Code::kCorrupt, path + ": not a shardps segment (" +
+                                      std::to_string(size) +
+                                      " bytes, too small for a header)");
   auto map = Mapping::Map(fd, size, writable, populate);
   if (!map.ok()) return map.status().WithContext(path);
   Status valid = ValidateSegmentImage(map->data(), size);
@@ -330,8 +330,8 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     // link() fails if another server created `path` meanwhile, and we fall
     // through to reopening theirs.
     const std::string tmp = path + ".creating." + std::to_string(::getpid());
-    UniqueFd tfd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600));
+    UniqueFd tfd(
+        ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
     struct TmpGuard {
       const std::string& p;
@@ -341,9 +341,9 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     const SegmentHeader& want = *plan.header;
     if (int err = ::posix_fallocate(tfd.get(), 0,
                                     static_cast<off_t>(want.file_bytes)))
-      return ErrnoStatus("allocate " + std::to_string(want.file_bytes) +
-                             " bytes for " + tmp,
-                         err);
+      return ErrnoStatus(
+          "allocate " + std::to_string(want.file_bytes) + " bytes for " + tmp,
+          err);
     auto map = Mapping::Map(tfd.get(), want.file_bytes, true, true);
     if (!map.ok()) return map.status().WithContext(tmp);
     char* base = map->data();
@@ -358,9 +358,8 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
         std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now().time_since_epoch())
             .count());
-    h->directory_crc =
-        DirectoryCrc(plan.tensors.data(), want.num_tensors,
-                     plan.blocks.data(), want.num_blocks);
+    h->directory_crc = DirectoryCrc(plan.tensors.data(), want.num_tensors,
+                                    plan.blocks.data(), want.num_blocks);
     h->header_crc = HeaderCrc(*h);
     h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
     InitialiseData(base, plan, spec);

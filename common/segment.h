@@ -25,9 +25,9 @@ namespace shardps {
 
 // What OpenForServing found, for the server's start-up log.
 struct SegmentOpenReport {
-  bool created = false;       // a new segment was initialised from the spec
-  bool unclean = false;       // reopened after a crash (no clean shutdown)
-  uint64_t torn_blocks = 0;   // blocks a crash left mid-update (never acked)
+  bool created = false;      // a new segment was initialised from the spec
+  bool unclean = false;      // reopened after a crash (no clean shutdown)
+  uint64_t torn_blocks = 0;  // blocks a crash left mid-update (never acked)
 };
 
 class Segment {

@@ -72,12 +72,12 @@ struct SegmentHeader {
 struct TensorEntry {
   char name[kNameBytes];
   uint32_t rank;
-  uint32_t num_blocks;        // blocks of the whole tensor, on all shards
+  uint32_t num_blocks;  // blocks of the whole tensor, on all shards
   uint64_t shape[8];
   uint64_t num_floats;
   uint64_t first_global_block;
-  uint32_t first_local;       // index of its first BlockEntry on this shard
-  uint32_t local_blocks;      // how many of its blocks this shard holds
+  uint32_t first_local;   // index of its first BlockEntry on this shard
+  uint32_t local_blocks;  // how many of its blocks this shard holds
 };
 
 struct BlockEntry {

@@ -35,8 +35,8 @@ inline void EndWrite(BlockVersion& v) {
 // Copies `bytes` from `src` to `dst` once; returns true if no writer was
 // inside the block during the copy (the copy is then a consistent snapshot).
 // `*version` receives the version the copy corresponds to.
-inline bool TryReadConsistent(const BlockVersion& v, const void* src,
-                              void* dst, size_t bytes, uint64_t* version) {
+inline bool TryReadConsistent(const BlockVersion& v, const void* src, void* dst,
+                              size_t bytes, uint64_t* version) {
   const uint64_t before = v.seq.load(std::memory_order_acquire);
   if (before & 1) return false;
   std::memcpy(dst, src, bytes);

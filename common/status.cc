@@ -4,19 +4,32 @@ namespace shardps {
 
 const char* CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kInvalidArgument: return "invalid argument";
-    case Code::kNotFound: return "not found";
-    case Code::kSizeMismatch: return "size mismatch";
-    case Code::kSpecMismatch: return "spec mismatch";
-    case Code::kTimeout: return "timeout";
-    case Code::kUnavailable: return "unavailable";
-    case Code::kCorrupt: return "corrupt";
-    case Code::kBusy: return "busy";
-    case Code::kIoError: return "i/o error";
-    case Code::kUnimplemented: return "unimplemented";
-    case Code::kBadMessage: return "bad message";
-    case Code::kInternal: return "internal error";
+    case Code::kOk:
+      return "ok";
+    case Code::kInvalidArgument:
+      return "invalid argument";
+    case Code::kNotFound:
+      return "not found";
+    case Code::kSizeMismatch:
+      return "size mismatch";
+    case Code::kSpecMismatch:
+      return "spec mismatch";
+    case Code::kTimeout:
+      return "timeout";
+    case Code::kUnavailable:
+      return "unavailable";
+    case Code::kCorrupt:
+      return "corrupt";
+    case Code::kBusy:
+      return "busy";
+    case Code::kIoError:
+      return "i/o error";
+    case Code::kUnimplemented:
+      return "unimplemented";
+    case Code::kBadMessage:
+      return "bad message";
+    case Code::kInternal:
+      return "internal error";
   }
   return "unknown code";
 }

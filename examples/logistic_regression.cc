@@ -74,8 +74,7 @@ Metrics Evaluate(const DataSet& d, const Eigen::Ref<const Eigen::VectorXf>& w,
   const Eigen::ArrayXf eps = Eigen::ArrayXf::Constant(p.size(), 1e-7f);
   const double loss =
       -(y * p.max(eps).log() + (1 - y) * (1 - p).max(eps).log()).mean();
-  const double acc =
-      ((p > 0.5f).cast<float>() == y).cast<double>().mean();
+  const double acc = ((p > 0.5f).cast<float>() == y).cast<double>().mean();
   return {loss, acc};
 }
 
@@ -170,15 +169,13 @@ int Train(const Flags& flags) {
     const int first = (step * flags.batch) % (flags.samples - flags.batch);
     const auto xb = train.x.middleRows(first, flags.batch);
     const auto yb = train.y.segment(first, flags.batch);
-    const Eigen::ArrayXf p =
-        1.f / (1.f + (-((xb * w).array() + b)).exp());
+    const Eigen::ArrayXf p = 1.f / (1.f + (-((xb * w).array() + b)).exp());
     const Eigen::VectorXf err = (p - yb.array()).matrix() / flags.batch;
     grad_w.noalias() = xb.transpose() * err;
     grad_b = err.sum();
     auto hw = (*client)->Push("lr.weight", grad_w.data(), dim);
     auto hb = (*client)->Push("lr.bias", &grad_b, 1);
-    if (!(s = hw.Wait()).ok() || !(s = hb.Wait()).ok())
-      return Fail("push", s);
+    if (!(s = hw.Wait()).ok() || !(s = hb.Wait()).ok()) return Fail("push", s);
     if (flags.worker == 0 && (step + 1) % flags.log_every == 0) {
       const Metrics m = Evaluate(test, w, b);
       std::printf("worker 0: step %4d  test loss %.4f  accuracy %.3f\n",
@@ -186,16 +183,16 @@ int Train(const Flags& flags) {
       std::fflush(stdout);
     }
   }
-  const double secs = std::chrono::duration<double>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   shardps::Status s = source->Read(&w, &b);
   if (!s.ok()) return Fail("read weights", s);
   const Metrics m = Evaluate(test, w, b);
-  std::printf("worker %d: done, %d steps in %.2f s (%.0f steps/s), final test "
-              "loss %.4f accuracy %.3f\n",
-              flags.worker, flags.steps, secs, flags.steps / secs, m.loss,
-              m.accuracy);
+  std::printf(
+      "worker %d: done, %d steps in %.2f s (%.0f steps/s), final test "
+      "loss %.4f accuracy %.3f\n",
+      flags.worker, flags.steps, secs, flags.steps / secs, m.loss, m.accuracy);
   return 0;
 }
 

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cstdint>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "protocol_generated.h"

@@ -39,25 +39,26 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
   if (!tensor.ok()) return tensor.status();
   const TensorEntry& t = segment_.tensor(*tensor);
   if (req.dtype() != wire::DType::F32)
-    return Status(Code::kUnimplemented,
-                  std::string("dtype ") + wire::EnumNameDType(req.dtype()) +
-                      " is not supported yet (send F32)");
+    return Status(Code::kUnimplemented, std::string("dtype ") +
+                                            wire::EnumNameDType(req.dtype()) +
+                                            " is not supported yet (send F32)");
   const auto* blocks = req.blocks();
   if (blocks == nullptr || blocks->size() == 0)
-    return Status(Code::kInvalidArgument,
-                  std::string(OpName(req.op())) + " of '" + t.name +
-                      "' names no blocks");
+    return Status(
+        Code::kInvalidArgument,
+        std::string(OpName(req.op())) + " of '" + t.name + "' names no blocks");
   if (blocks->size() > kMaxBlocksPerRequest)
     return Status(Code::kInvalidArgument,
-                  std::to_string(blocks->size()) + " blocks in one request (max " +
+                  std::to_string(blocks->size()) +
+                      " blocks in one request (max " +
                       std::to_string(kMaxBlocksPerRequest) + ")");
   const bool has_payload = req.op() != wire::Op::Pull;
   const size_t want_frames = has_payload ? blocks->size() : 0;
   if (payload_sizes.size() != want_frames)
-    return Status(Code::kBadMessage,
-                  std::to_string(payload_sizes.size()) +
-                      " payload frames for " + std::to_string(want_frames) +
-                      " expected");
+    return Status(Code::kBadMessage, std::to_string(payload_sizes.size()) +
+                                         " payload frames for " +
+                                         std::to_string(want_frames) +
+                                         " expected");
   local->clear();
   for (size_t i = 0; i < blocks->size(); ++i) {
     const uint32_t b = blocks->Get(static_cast<flatbuffers::uoffset_t>(i));

@@ -9,7 +9,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "common/seqlock.h"
@@ -189,8 +188,7 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
   // A Hello without a model name is a client discovering what we serve.
   const bool discovery = req.op() == wire::Op::Hello &&
                          (req.model() == nullptr || req.model()->size() == 0);
-  Status model =
-      discovery ? Status::Ok() : validator_.CheckModel(req.model());
+  Status model = discovery ? Status::Ok() : validator_.CheckModel(req.model());
   if (!model.ok()) {
     SendError(identity, req.request_id(), model);
     return;
@@ -208,10 +206,10 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
       HandleDense(req, frames);
       return;
     default:
-      SendError(identity, req.request_id(),
-                Status(Code::kUnimplemented,
-                       std::string("op ") + OpName(req.op()) +
-                           " is not served by this version"));
+      SendError(
+          identity, req.request_id(),
+          Status(Code::kUnimplemented, std::string("op ") + OpName(req.op()) +
+                                           " is not served by this version"));
   }
 }
 
@@ -311,8 +309,7 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
     const TensorEntry& t = segment_->tensor(i);
     std::vector<uint64_t> shape(t.shape, t.shape + t.rank);
     tensors.push_back(wire::CreateTensorInfo(
-        builder_, builder_.CreateString(t.name),
-        builder_.CreateVector(shape)));
+        builder_, builder_.CreateString(t.name), builder_.CreateVector(shape)));
   }
   auto hello = wire::CreateHelloInfo(
       builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,
@@ -356,8 +353,8 @@ flatbuffers::FlatBufferBuilder& ShardServer::Impl::OkHeader(
   return builder_;
 }
 
-void ShardServer::Impl::SendError(zmq::message_t& identity,
-                                  uint64_t request_id, const Status& status) {
+void ShardServer::Impl::SendError(zmq::message_t& identity, uint64_t request_id,
+                                  const Status& status) {
   ++errors_;
   builder_.Clear();
   auto message = builder_.CreateString(status.message());
@@ -375,9 +372,9 @@ void ShardServer::Impl::SendReply(zmq::message_t& identity,
   const bool has_payload = payload != nullptr && !payload->empty();
   try {
     socket_.send(identity, zmq::send_flags::sndmore);
-    socket_.send(zmq::buffer(header.GetBufferPointer(), header.GetSize()),
-                 has_payload ? zmq::send_flags::sndmore
-                             : zmq::send_flags::none);
+    socket_.send(
+        zmq::buffer(header.GetBufferPointer(), header.GetSize()),
+        has_payload ? zmq::send_flags::sndmore : zmq::send_flags::none);
     if (has_payload) {
       for (size_t i = 0; i < payload->size(); ++i)
         socket_.send((*payload)[i], i + 1 < payload->size()
@@ -392,21 +389,20 @@ void ShardServer::Impl::SendReply(zmq::message_t& identity,
 
 Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
   if (options.shards == 0 || options.shard >= options.shards)
-    return Status(Code::kInvalidArgument,
-                  "--shard " + std::to_string(options.shard) +
-                      " must be below --shards " +
-                      std::to_string(options.shards));
+    return Status(Code::kInvalidArgument, "--shard " +
+                                              std::to_string(options.shard) +
+                                              " must be below --shards " +
+                                              std::to_string(options.shards));
   if (options.threads == 0 || options.threads > 256)
     return Status(Code::kInvalidArgument, "--threads must be 1..256");
   SHARDPS_RETURN_IF_ERROR(ValidateModelSpec(options.spec));
   if (options.segment_path.empty())
-    options.segment_path =
-        Segment::PathFor(options.spec.storage, options.spec.name,
-                         options.shard, options.shards);
+    options.segment_path = Segment::PathFor(
+        options.spec.storage, options.spec.name, options.shard, options.shards);
   SegmentOpenReport report;
-  auto segment = Segment::OpenForServing(options.spec, options.shard,
-                                         options.shards, options.segment_path,
-                                         &report);
+  auto segment =
+      Segment::OpenForServing(options.spec, options.shard, options.shards,
+                              options.segment_path, &report);
   if (!segment.ok()) return segment.status();
   auto impl = std::make_unique<Impl>(std::move(options),
                                      std::move(segment).value(), report);

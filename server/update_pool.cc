@@ -65,8 +65,7 @@ void UpdatePool::Apply(const BlockTask& task) {
   float* weights = segment_.block_data(task.block);
   SegmentHeader& header = segment_.mutable_header();
   // Relaxed: lr only changes between server runs; any recent value is fine.
-  const auto lr =
-      static_cast<float>(header.lr.load(std::memory_order_relaxed));
+  const auto lr = static_cast<float>(header.lr.load(std::memory_order_relaxed));
   BlockVersion& version = segment_.version(task.block);
   BeginWrite(version);
   ApplySgd(weights, task.grad, entry.num_floats, lr);

@@ -24,10 +24,10 @@
 namespace shardps {
 
 struct BlockTask {
-  uint32_t block;         // local block index in the segment
-  const float* grad;      // borrowed from owner->frames; num_floats of block
-  void* out;              // PushPull: receives the updated block, else null
-  PendingUpdate* owner;   // counted down when this block is done
+  uint32_t block;        // local block index in the segment
+  const float* grad;     // borrowed from owner->frames; num_floats of block
+  void* out;             // PushPull: receives the updated block, else null
+  PendingUpdate* owner;  // counted down when this block is done
 };
 
 class UpdatePool {

@@ -28,10 +28,10 @@ struct InspectFlags {
 struct TensorSummary {
   const TensorEntry* entry = nullptr;
   uint64_t floats_here = 0;
-  uint32_t crc = 0;       // CRC-32C of the local blocks' floats, in order
-  double l2 = 0;          // L2 norm of the local blocks
-  uint64_t updates = 0;   // block updates applied to the local blocks
-  bool torn = false;      // a block stayed mid-update (crashed writer)
+  uint32_t crc = 0;      // CRC-32C of the local blocks' floats, in order
+  double l2 = 0;         // L2 norm of the local blocks
+  uint64_t updates = 0;  // block updates applied to the local blocks
+  bool torn = false;     // a block stayed mid-update (crashed writer)
 };
 
 std::string ShapeString(const TensorEntry& t) {
@@ -107,33 +107,34 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
 
 void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
   const SegmentHeader& h = seg.header();
-  std::printf(
-      "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
-      "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
-      "\"block_floats\": %" PRIu64 ", \"optimizer\": %s, \"lr\": %s, "
-      "\"file_bytes\": %" PRIu64 ", \"blocks\": %u, \"updates_applied\": %" PRIu64
-      ", \"opens\": %" PRIu64 ", \"unclean_opens\": %" PRIu64
-      ", \"owner_pid\": %d, \"clean_shutdown\": %s, \"tensors\": [",
-      JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
-      h.format_version, h.shard_index, h.shard_count, h.block_floats,
-      JsonString(h.optimizer).c_str(), JsonNumber(h.lr.load()).c_str(),
-      h.file_bytes, h.num_blocks, h.updates_applied.load(), h.opens.load(),
-      h.unclean_opens.load(), h.owner_pid.load(),
-      h.clean_shutdown.load() ? "true" : "false");
+  std::printf("{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
+              "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
+              "\"block_floats\": %" PRIu64
+              ", \"optimizer\": %s, \"lr\": %s, "
+              "\"file_bytes\": %" PRIu64
+              ", \"blocks\": %u, \"updates_applied\": %" PRIu64
+              ", \"opens\": %" PRIu64 ", \"unclean_opens\": %" PRIu64
+              ", \"owner_pid\": %d, \"clean_shutdown\": %s, \"tensors\": [",
+              JsonString(seg.path()).c_str(), JsonString(h.model).c_str(),
+              h.spec_hash, h.format_version, h.shard_index, h.shard_count,
+              h.block_floats, JsonString(h.optimizer).c_str(),
+              JsonNumber(h.lr.load()).c_str(), h.file_bytes, h.num_blocks,
+              h.updates_applied.load(), h.opens.load(), h.unclean_opens.load(),
+              h.owner_pid.load(), h.clean_shutdown.load() ? "true" : "false");
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSummary& t = tensors[i];
     std::string shape = "[";
     for (uint32_t d = 0; d < t.entry->rank; ++d)
       shape += (d ? ", " : "") + std::to_string(t.entry->shape[d]);
     shape += "]";
-    std::printf("%s\n  {\"name\": %s, \"shape\": %s, \"blocks\": %u, "
-                "\"blocks_here\": %u, \"floats_here\": %" PRIu64
-                ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
-                ", \"torn\": %s}",
-                i == 0 ? "" : ",", JsonString(t.entry->name).c_str(),
-                shape.c_str(), t.entry->num_blocks, t.entry->local_blocks,
-                t.floats_here, t.crc, JsonNumber(t.l2).c_str(), t.updates,
-                t.torn ? "true" : "false");
+    std::printf(
+        "%s\n  {\"name\": %s, \"shape\": %s, \"blocks\": %u, "
+        "\"blocks_here\": %u, \"floats_here\": %" PRIu64
+        ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
+        ", \"torn\": %s}",
+        i == 0 ? "" : ",", JsonString(t.entry->name).c_str(), shape.c_str(),
+        t.entry->num_blocks, t.entry->local_blocks, t.floats_here, t.crc,
+        JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false");
   }
   std::printf("\n]}\n");
 }
@@ -158,8 +159,7 @@ void RegisterInspect(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<InspectFlags>();
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Show a segment's header, tensors, checksums and norms");
-  cmd->add_option("segment", flags->segment, "Segment file (.seg)")
-      ->required();
+  cmd->add_option("segment", flags->segment, "Segment file (.seg)")->required();
   cmd->add_flag("--json", flags->json, "Print JSON instead of text");
   cmd->callback([flags, exit_code] { *exit_code = RunInspect(*flags); });
 }

@@ -57,13 +57,12 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
   UniqueFd read_end(out[0]), write_end(out[1]);
-  std::vector<std::string> args = {
-      "shardps",   "serve",
-      "--spec",    flags.spec,
-      "--shard",   std::to_string(shard->index),
-      "--shards",  std::to_string(shards),
-      "--listen",  listen,
-      "--threads", std::to_string(flags.threads)};
+  std::vector<std::string> args = {"shardps",   "serve",
+                                   "--spec",    flags.spec,
+                                   "--shard",   std::to_string(shard->index),
+                                   "--shards",  std::to_string(shards),
+                                   "--listen",  listen,
+                                   "--threads", std::to_string(flags.threads)};
   if (!flags.storage.empty()) {
     args.push_back("--storage");
     args.push_back(flags.storage);
@@ -123,8 +122,10 @@ void StopAll(std::vector<Shard>& shards) {
       if (r == s.pid || (r < 0 && errno == ECHILD)) {
         s.pid = -1;
       } else if (Clock::now() > deadline) {
-        std::fprintf(stderr, "shardps launch: shard %u ignored SIGTERM, "
-                     "killing it\n", s.index);
+        std::fprintf(stderr,
+                     "shardps launch: shard %u ignored SIGTERM, "
+                     "killing it\n",
+                     s.index);
         ::kill(s.pid, SIGKILL);
       } else {
         ::usleep(20000);  // bounded shutdown wait; not a hot path
@@ -172,7 +173,8 @@ int RunLaunch(LaunchFlags flags) {
   sigaddset(&mask, SIGTERM);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
-  if (!sfd.valid()) return ReportError("launch", ErrnoStatus("signalfd", errno));
+  if (!sfd.valid())
+    return ReportError("launch", ErrnoStatus("signalfd", errno));
 
   std::vector<Shard> shards(flags.shards);
   ClusterInfo cluster;
@@ -180,8 +182,8 @@ int RunLaunch(LaunchFlags flags) {
   cluster.spec_hash = SpecHash(*spec);
   for (uint32_t i = 0; i < flags.shards; ++i) {
     shards[i].index = i;
-    Status st = StartShard(flags, flags.shards,
-                           "tcp://" + flags.host + ":*", &shards[i]);
+    Status st = StartShard(flags, flags.shards, "tcp://" + flags.host + ":*",
+                           &shards[i]);
     if (!st.ok()) {
       StopAll(shards);
       return ReportError("launch", st);
@@ -195,8 +197,8 @@ int RunLaunch(LaunchFlags flags) {
     StopAll(shards);
     return ReportError("launch", saved);
   }
-  std::printf("cluster of %u shard(s) for model '%s' ready: %s\n",
-              flags.shards, spec->name.c_str(), flags.cluster_file.c_str());
+  std::printf("cluster of %u shard(s) for model '%s' ready: %s\n", flags.shards,
+              spec->name.c_str(), flags.cluster_file.c_str());
   for (const Shard& s : shards)
     std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
   std::fflush(stdout);
@@ -215,13 +217,15 @@ int RunLaunch(LaunchFlags flags) {
       int status;
       if (s.pid <= 0 || ::waitpid(s.pid, &status, WNOHANG) != s.pid) continue;
       s.pid = -1;
-      std::fprintf(stderr, "shardps launch: shard %u exited (%s %d)\n",
-                   s.index, WIFSIGNALED(status) ? "signal" : "status",
-                   WIFSIGNALED(status) ? WTERMSIG(status)
-                                       : WEXITSTATUS(status));
+      std::fprintf(
+          stderr, "shardps launch: shard %u exited (%s %d)\n", s.index,
+          WIFSIGNALED(status) ? "signal" : "status",
+          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
       if (!Restart(flags, flags.shards, s)) {
-        std::fprintf(stderr, "shardps launch: shard %u keeps failing; "
-                     "stopping the cluster\n", s.index);
+        std::fprintf(stderr,
+                     "shardps launch: shard %u keeps failing; "
+                     "stopping the cluster\n",
+                     s.index);
         exit_code = 1;
         running = false;
         break;

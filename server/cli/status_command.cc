@@ -67,8 +67,7 @@ int RunStatus(const StatusFlags& flags) {
 
 void RegisterStatus(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<StatusFlags>();
-  CLI::App* cmd =
-      app.add_subcommand("status", "Show each shard's counters");
+  CLI::App* cmd = app.add_subcommand("status", "Show each shard's counters");
   cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
   cmd->add_flag("--json", flags->json, "Print JSON instead of a table");
   cmd->add_option("--timeout-ms", flags->timeout_ms,

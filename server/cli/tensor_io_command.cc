@@ -67,10 +67,9 @@ int RunPull(const TensorIoFlags& flags) {
   }
   const Eigen::Map<const Eigen::VectorXf> v(
       values.data(), static_cast<Eigen::Index>(values.size()));
-  std::printf("tensor %s shape %s l2 %.6g min %.6g max %.6g\nvalues", 
+  std::printf("tensor %s shape %s l2 %.6g min %.6g max %.6g\nvalues",
               flags.tensor.c_str(), ShapeString((*t)->shape).c_str(),
-              static_cast<double>(v.norm()),
-              static_cast<double>(v.minCoeff()),
+              static_cast<double>(v.norm()), static_cast<double>(v.minCoeff()),
               static_cast<double>(v.maxCoeff()));
   for (size_t i = 0; i < values.size() && i < 8; ++i)
     std::printf(" %.6g", static_cast<double>(values[i]));
@@ -93,15 +92,15 @@ int RunPush(const TensorIoFlags& flags) {
     auto array = ReadNpy(flags.file);
     if (!array.ok()) return ReportError("push", array.status());
     // Same shape, or a flat array of the same size.
-    const bool flat = array->shape.size() == 1 &&
-                      array->shape[0] == (*t)->num_floats;
+    const bool flat =
+        array->shape.size() == 1 && array->shape[0] == (*t)->num_floats;
     if (array->shape != (*t)->shape && !flat)
       return ReportError(
-          "push", Status(Code::kSizeMismatch,
-                         flags.file + " holds shape " +
-                             ShapeString(array->shape) + ", tensor '" +
-                             flags.tensor + "' is " +
-                             ShapeString((*t)->shape)));
+          "push",
+          Status(Code::kSizeMismatch, flags.file + " holds shape " +
+                                          ShapeString(array->shape) +
+                                          ", tensor '" + flags.tensor +
+                                          "' is " + ShapeString((*t)->shape)));
     grad = std::move(array->data);
   }
   Status s = (*client)->Push(flags.tensor, grad.data(), grad.size()).Wait();

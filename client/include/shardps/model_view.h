@@ -61,8 +61,9 @@ class ModelView {
 
   // Copies the tensor into `out` (`count` floats), each block a consistent
   // snapshot. kTimeout if a block was being rewritten throughout `timeout`.
-  Status Copy(std::string_view name, float* out, size_t count,
-              std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+  Status Copy(
+      std::string_view name, float* out, size_t count,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
   // Block updates applied to the tensor so far, summed over its blocks.
   Result<uint64_t> Updates(std::string_view name) const;

@@ -9,8 +9,8 @@
 //   index = 0
 //   endpoint = "tcp://127.0.0.1:40123"
 //   segment = "/dev/shm/shardps/demo/shard-0-of-2.seg"  # optional; lets a
-//                                                        # ModelView on the same
-//                                                        # host map it
+//                                                        # ModelView on the
+//                                                        same # host map it
 //
 // Shards must be listed exactly once each, indices 0..N-1 (any order).
 //

@@ -25,7 +25,7 @@ struct TensorLayout {
   std::string name;
   std::vector<uint64_t> shape;
   uint64_t num_floats = 0;
-  uint32_t index = 0;               // position in the spec
+  uint32_t index = 0;  // position in the spec
   uint32_t num_blocks = 0;
   uint64_t first_global_block = 0;  // global id of block 0
 };

@@ -12,8 +12,8 @@
 //   [[tensor]]
 //   name = "fc1.weight"
 //   shape = [256, 784]             # 1..8 dims, each > 0
-//   init = "normal:0.01"           # zeros | constant:x | uniform:a,b | normal:std
-//   seed = 7                       # optional, default 0
+//   init = "normal:0.01"           # zeros | constant:x | uniform:a,b |
+//   normal:std seed = 7                       # optional, default 0
 //
 // Every problem is reported as kInvalidArgument with the key path, e.g.
 // "tensor[1].shape: dimension 0 must be > 0". Unknown keys are errors too, so

@@ -89,9 +89,9 @@ class [[nodiscard]] Result {
 }  // namespace shardps
 
 // Returns early from the enclosing function when `expr` yields a non-OK Status.
-#define SHARDPS_RETURN_IF_ERROR(expr)           \
-  do {                                          \
-    ::shardps::Status shardps_status_ = (expr); \
+#define SHARDPS_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::shardps::Status shardps_status_ = (expr);        \
     if (!shardps_status_.ok()) return shardps_status_; \
   } while (0)
 
