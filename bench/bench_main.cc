@@ -1,0 +1,94 @@
+// shardps-bench: every figure against its ceiling, measured in one run.
+//
+//   shardps-bench                       # default suite (all workloads)
+//   shardps-bench transport latency     # some workloads
+//   shardps-bench --quick --json out.json --plot plots/
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench/cluster.h"
+#include "bench/drivers.h"
+#include "bench/workloads.h"
+
+namespace {
+
+using shardps::Status;
+using namespace shardps::bench;
+
+// Hidden roles: the harness runs copies of itself as servers and clients.
+int RunRole(int argc, char** argv) {
+  const std::string role = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (role == "__raw-sink" && args.size() == 1) return RunRawSink(args[0]);
+  if (role == "__server" && args.size() == 5)
+    return RunBenchServer(args[0], std::stoul(args[1]), std::stoul(args[2]),
+                          args[3], std::stoul(args[4]));
+  if (role == "__client") return RunClientRole(args);
+  if (role == "__cop-worker") return RunCoprocessorWorkerRole(args);
+  std::fprintf(stderr, "shardps-bench: unknown role %s\n", role.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]).rfind("__", 0) == 0)
+    return RunRole(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"shardps-bench: shardps figures beside raw ceilings"};
+  std::vector<std::string> workloads;
+  bool quick = false;
+  double seconds = 0;
+  std::string json, plot;
+  app.add_option("workloads", workloads,
+                 "transport latency sparse apply coprocessor stream, or all")
+      ->check(CLI::IsMember({"all", "transport", "latency", "sparse", "apply",
+                             "coprocessor", "stream"}));
+  app.add_flag("--quick", quick, "Small, fast suite (a smoke test)");
+  app.add_option("--seconds", seconds, "Time per measurement")
+      ->check(CLI::Range(0.01, 60.0));
+  app.add_option("--json", json, "Write every figure as JSON here");
+  app.add_option("--plot", plot, "Write PNG charts into this directory");
+  CLI11_PARSE(app, argc, argv);
+  if (workloads.empty() ||
+      std::find(workloads.begin(), workloads.end(), "all") != workloads.end())
+    workloads = {"transport", "latency", "sparse",
+                 "apply",     "coprocessor", "stream"};
+
+  SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
+  if (seconds > 0) options.seconds = seconds;
+  Report report;
+  for (const std::string& w : workloads) {
+    Status s = w == "transport"     ? RunTransport(options, &report)
+               : w == "latency"     ? RunLatency(options, &report)
+               : w == "sparse"      ? RunSparse(options, &report)
+               : w == "apply"       ? RunApply(options, &report)
+               : w == "coprocessor" ? RunCoprocessor(options, &report)
+                                    : RunStream(options, &report);
+    if (!s.ok()) {
+      std::fprintf(stderr, "shardps-bench: %s: %s\n", w.c_str(),
+                   s.ToString().c_str());
+      return 1;
+    }
+  }
+  std::printf("machine: %s\n", MachineDescription().c_str());
+  report.PrintTable(stdout);
+  if (!json.empty()) {
+    Status s = report.WriteJson(json, quick ? "quick" : "default");
+    if (!s.ok()) {
+      std::fprintf(stderr, "shardps-bench: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  if (!plot.empty()) {
+    Status s = report.WritePlots(plot);
+    if (!s.ok())
+      std::fprintf(stderr, "shardps-bench: plots: %s\n", s.ToString().c_str());
+  }
+  return 0;
+}

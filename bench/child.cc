@@ -1,0 +1,106 @@
+#include "bench/child.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include "common/posix_file.h"
+
+namespace shardps::bench {
+
+Result<Child> Child::Spawn(const std::vector<std::string>& args) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  std::vector<std::string> owned = {"shardps-bench"};
+  owned.insert(owned.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : owned) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus("fork", errno);
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::execv("/proc/self/exe", argv.data());
+    std::perror("shardps-bench: exec");
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  Child c;
+  c.pid_ = pid;
+  c.out_fd_ = fds[0];
+  return c;
+}
+
+Child::Child(Child&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      out_fd_(std::exchange(other.out_fd_, -1)),
+      buffered_(std::move(other.buffered_)) {}
+
+Child& Child::operator=(Child&& other) noexcept {
+  if (this != &other) {
+    Stop(std::chrono::milliseconds(0));
+    pid_ = std::exchange(other.pid_, -1);
+    out_fd_ = std::exchange(other.out_fd_, -1);
+    buffered_ = std::move(other.buffered_);
+  }
+  return *this;
+}
+
+Child::~Child() { Stop(std::chrono::milliseconds(0)); }
+
+Result<std::string> Child::ReadLine(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const size_t nl = buffered_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status(Code::kTimeout, "child is silent");
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(out_fd_, buf, sizeof(buf));
+    if (n <= 0) return Status(Code::kUnavailable, "child closed its output");
+    buffered_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Child::Stop(std::chrono::milliseconds timeout) {
+  if (pid_ > 0) {
+    ::kill(pid_, timeout.count() > 0 ? SIGTERM : SIGKILL);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      ::usleep(10000);  // bounded teardown wait, outside any measurement
+    }
+    pid_ = -1;
+  }
+  if (out_fd_ >= 0) ::close(out_fd_);
+  out_fd_ = -1;
+}
+
+Result<std::string> AwaitEndpoint(Child& child) {
+  auto line = child.ReadLine(std::chrono::seconds(60));
+  if (!line.ok()) return line.status().WithContext("waiting for a child");
+  const std::string prefix = "listening on ";
+  if (line->compare(0, prefix.size(), prefix) != 0)
+    return Status(Code::kInternal, "child said: " + *line);
+  return line->substr(prefix.size());
+}
+
+}  // namespace shardps::bench

@@ -1,0 +1,104 @@
+#include "bench/cluster.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "server/shard_server.h"
+#include "shardps/cluster.h"
+#include "shardps/model_spec.h"
+
+namespace shardps::bench {
+
+Result<std::string> MakeTempDir() {
+  const char* base = std::getenv("SHARDPS_BENCH_DIR");
+  std::string tmpl = std::string(base ? base : "/dev/shm") + "/shardps-bench.XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return Status(Code::kIoError, "mkdtemp " + tmpl + " failed");
+  return tmpl;
+}
+
+void RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
+                                         const std::string& transport,
+                                         uint32_t threads) {
+  BenchCluster c;
+  auto dir = MakeTempDir();
+  if (!dir.ok()) return dir.status();
+  c.dir_ = *dir;
+  const std::string spec_file = c.dir_ + "/bench.toml";
+  // Round the tensor up to whole pages of floats; the figure uses the bytes
+  // the driver sends, which match the tensor exactly.
+  std::ofstream(spec_file) << "[model]\nname = \"bench\"\nstorage = \""
+                           << c.dir_ << "\"\nblock_floats = 262144\n"
+                           << "[optimizer]\nkind = \"sgd\"\nlr = 0.001\n"
+                           << "[[tensor]]\nname = \"t\"\nshape = [" << floats
+                           << "]\ninit = \"zeros\"\n";
+  ClusterInfo info;
+  info.model = "bench";
+  for (uint32_t i = 0; i < shards; ++i) {
+    const std::string listen =
+        transport == "ipc" ? "ipc://" + c.dir_ + "/shard-" + std::to_string(i)
+                           : "tcp://127.0.0.1:*";
+    auto child = Child::Spawn({"__server", spec_file, std::to_string(i),
+                               std::to_string(shards), listen,
+                               std::to_string(threads)});
+    if (!child.ok()) return child.status();
+    c.servers_.push_back(std::move(child).value());
+    auto ep = AwaitEndpoint(c.servers_.back());
+    if (!ep.ok()) return ep.status();
+    info.shards.push_back({i, *ep,
+                           c.dir_ + "/bench/shard-" + std::to_string(i) +
+                               "-of-" + std::to_string(shards) + ".seg"});
+  }
+  c.cluster_file_ = c.dir_ + "/cluster.toml";
+  SHARDPS_RETURN_IF_ERROR(SaveCluster(info, c.cluster_file_));
+  return c;
+}
+
+BenchCluster::~BenchCluster() {
+  for (Child& s : servers_) s.Stop();
+  servers_.clear();
+  if (!dir_.empty()) RemoveTree(dir_);
+}
+
+int RunBenchServer(const std::string& spec_file, uint32_t shard,
+                   uint32_t shards, const std::string& listen,
+                   uint32_t threads) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto spec = LoadModelSpec(spec_file);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());
+    return 2;
+  }
+  ServerOptions options;
+  options.spec = *spec;
+  options.shard = shard;
+  options.shards = shards;
+  options.listen = listen;
+  options.threads = threads;
+  auto server = ShardServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("listening on %s\n", (*server)->endpoint().c_str());
+  std::fflush(stdout);
+  int sig;
+  sigwait(&stop, &sig);
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace shardps::bench

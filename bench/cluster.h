@@ -1,0 +1,48 @@
+// A throw-away local cluster for one benchmark: a spec file, S shard server
+// processes (copies of shardps-bench in the server role) and a cluster file,
+// all under one temporary directory on /dev/shm that is removed afterwards.
+#ifndef SHARDPS_BENCH_CLUSTER_H_
+#define SHARDPS_BENCH_CLUSTER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/child.h"
+#include "shardps/status.h"
+
+namespace shardps::bench {
+
+class BenchCluster {
+ public:
+  // One tensor "t" of `floats` floats, SGD, 1 MiB blocks. `transport` is
+  // "tcp" or "ipc".
+  static Result<BenchCluster> Start(uint64_t floats, uint32_t shards,
+                                    const std::string& transport,
+                                    uint32_t threads = 1);
+  BenchCluster() = default;
+  BenchCluster(BenchCluster&&) = default;
+  BenchCluster& operator=(BenchCluster&&) = default;
+  ~BenchCluster();
+
+  const std::string& cluster_file() const { return cluster_file_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::string cluster_file_;
+  std::vector<Child> servers_;
+};
+
+// A fresh directory under /dev/shm (or $TMPDIR) for segments and sockets.
+Result<std::string> MakeTempDir();
+void RemoveTree(const std::string& dir);
+
+// The server role: runs a ShardServer until SIGTERM.
+int RunBenchServer(const std::string& spec_file, uint32_t shard,
+                   uint32_t shards, const std::string& listen,
+                   uint32_t threads);
+
+}  // namespace shardps::bench
+
+#endif  // SHARDPS_BENCH_CLUSTER_H_

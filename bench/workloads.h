@@ -1,0 +1,46 @@
+// The benchmark workloads. Each measures its figures and their ceilings in
+// the same run and adds them to the report; progress goes to stderr.
+#ifndef SHARDPS_BENCH_WORKLOADS_H_
+#define SHARDPS_BENCH_WORKLOADS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/drivers.h"
+#include "bench/report.h"
+#include "shardps/status.h"
+
+namespace shardps::bench {
+
+struct SuiteOptions {
+  double seconds = 0.5;                 // per measurement
+  std::vector<uint64_t> sizes;          // transport payloads, bytes
+  std::vector<int> inflight;            // requests in flight
+  std::vector<std::string> transports;  // "tcp", "ipc"
+  uint32_t max_shards = 4;              // scaling table, 1..max
+  uint32_t max_clients = 4;             // scaling table, 1..max
+  uint64_t apply_floats = 16 << 20;     // apply workload tensor
+  std::vector<uint64_t> model_floats;   // coprocessor model sizes
+  std::vector<int> workers;             // coprocessor worker counts
+  int steps = 8;                        // coprocessor steps per run
+  double compute_ms = 20;               // coprocessor synthetic compute
+};
+
+SuiteOptions DefaultSuite();
+SuiteOptions QuickSuite();
+
+Status RunTransport(const SuiteOptions& o, Report* report);
+Status RunLatency(const SuiteOptions& o, Report* report);
+Status RunApply(const SuiteOptions& o, Report* report);
+Status RunCoprocessor(const SuiteOptions& o, Report* report);
+Status RunSparse(const SuiteOptions& o, Report* report);
+Status RunStream(const SuiteOptions& o, Report* report);
+
+// Child roles (hidden subcommands of shardps-bench).
+int RunClientRole(const std::vector<std::string>& args);
+int RunCoprocessorWorkerRole(const std::vector<std::string>& args);
+
+}  // namespace shardps::bench
+
+#endif  // SHARDPS_BENCH_WORKLOADS_H_
