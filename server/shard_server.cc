@@ -101,6 +101,7 @@ class ShardServer::Impl {
                    std::vector<zmq::message_t>& frames,
                    const std::vector<uint32_t>& local);
   void FinishUpdates();
+  void Reply(PendingUpdate& done);
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
 
@@ -274,30 +275,59 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   pending->frames = std::move(frames);
   pending->remaining.store(static_cast<uint32_t>(local.size()),
                            std::memory_order_relaxed);
-  PendingUpdate* raw = pending.release();  // back via completions_
-  ++in_flight_;
-  for (size_t i = 0; i < local.size(); ++i) {
+  auto task_for = [&](size_t i) {
     BlockTask task;
     task.block = local[i];
-    task.grad = static_cast<const float*>(raw->frames[i + 2].data());
-    task.out = raw->op == wire::Op::PushPull ? raw->out[i].data() : nullptr;
-    task.owner = raw;
-    pool_.Submit(task);
+    task.grad = static_cast<const float*>(pending->frames[i + 2].data());
+    task.out =
+        pending->op == wire::Op::PushPull ? pending->out[i].data() : nullptr;
+    task.owner = pending.get();
+    return task;
+  };
+  // Pool blocks first, so they are applied while this thread does its own.
+  uint32_t inline_blocks = 0;
+  for (size_t i = 0; i < local.size(); ++i) {
+    if (pool_.IsInline(local[i])) {
+      ++inline_blocks;
+    } else {
+      pool_.Submit(task_for(i));
+    }
   }
+  for (size_t i = 0; i < local.size(); ++i)
+    if (pool_.IsInline(local[i])) pool_.ApplyInline(task_for(i));
+  // Settle the inline blocks at once. If that brings the count to zero, the
+  // pool finished first (its last decrement did not reach zero, so it did
+  // not queue the request) and this thread answers now.
+  const bool all_done =
+      inline_blocks == local.size() ||
+      (inline_blocks > 0 &&
+       pending->remaining.fetch_sub(inline_blocks,
+                                    std::memory_order_acq_rel) == inline_blocks);
+  if (all_done) {
+    Reply(*pending);
+    return;
+  }
+  // The pool thread that finishes last hands it back through completions_.
+  pending.release();
+  ++in_flight_;
 }
 
 void ShardServer::Impl::FinishUpdates() {
   completions_.Drain(&finished_);
   for (PendingUpdate* raw : finished_) {
-    std::unique_ptr<PendingUpdate> done(raw);
+    std::unique_ptr<PendingUpdate> done(raw);  // released in StartUpdate
     --in_flight_;
-    const bool with_data = done->op == wire::Op::PushPull;
-    if (with_data)
-      for (const auto& m : done->out) bytes_out_ += m.size();
-    SendReply(done->identity,
-              OkHeader(done->request_id, with_data ? &done->blocks : nullptr),
-              with_data ? &done->out : nullptr);
+    Reply(*done);
   }
+}
+
+void ShardServer::Impl::Reply(PendingUpdate& done) {
+  const bool with_data = done.op == wire::Op::PushPull;
+  if (with_data)
+    for (const auto& m : done.out) bytes_out_ += m.size();
+  SendReply(done.identity,
+            OkHeader(done.request_id, with_data ? &done.blocks : nullptr),
+            with_data ? &done.out : nullptr);
 }
 
 void ShardServer::Impl::HandleHello(const wire::Request& req,
@@ -331,7 +361,7 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
   builder_.Clear();
   auto stats = wire::CreateShardStats(
       builder_, h.shard_index, builder_.CreateString(h.model), h.num_blocks,
-      pool_.threads(), pushes_, pulls_,
+      pool_.writers(), pushes_, pulls_,
       h.updates_applied.load(std::memory_order_relaxed), errors_, bytes_in_,
       bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid());
   wire::ReplyBuilder reply(builder_);

@@ -1,10 +1,10 @@
 // ShardServer: one shard of a model, served over ZeroMQ from its segment.
 //
 // Threads: one frontend thread owns the ROUTER socket; it parses and
-// validates every request, answers Hello/Pull/Stats itself and hands each
-// block of a Push/PushPull to the update pool thread that owns the block.
-// Pool threads hand finished requests back through a CompletionQueue and the
-// frontend sends the replies. A request that fails validation is answered
+// validates every request and answers Hello/Pull/Stats itself. Each block of
+// a Push/PushPull is applied by its one writer: the frontend for writer 0's
+// blocks, an update-pool thread for the others, which hand finished requests
+// back through a CompletionQueue so the frontend can send the replies. A request that fails validation is answered
 // with an error and counted; nothing a client sends can stop the server.
 //
 // Thread-safety: Start/Stop/endpoint/open_report from any one thread.
@@ -27,8 +27,10 @@ struct ServerOptions {
   uint32_t shards = 1;
   // ZeroMQ endpoint to bind; "tcp://127.0.0.1:*" picks a free port.
   std::string listen = "tcp://127.0.0.1:*";
-  // Update pool size. More threads apply large pushes in parallel; each costs
-  // a core while busy. Default 1 suits the 2-core machines we test on.
+  // Writers applying updates: the frontend plus threads-1 pool threads. More
+  // apply large pushes in parallel, each costing a core while busy, and add a
+  // thread hand-off to their blocks' requests. Default 1: the frontend does
+  // everything, which suits small machines and small requests best.
   uint32_t threads = 1;
   // Overrides <spec.storage>/<model>/shard-I-of-N.seg when non-empty.
   std::string segment_path;

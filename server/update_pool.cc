@@ -8,9 +8,9 @@
 namespace shardps {
 
 UpdatePool::UpdatePool(Segment& segment, CompletionQueue& done,
-                       uint32_t threads)
-    : segment_(segment), done_(done) {
-  for (uint32_t i = 0; i < threads; ++i)
+                       uint32_t writers)
+    : segment_(segment), done_(done), writers_(writers) {
+  for (uint32_t i = 1; i < writers; ++i)
     workers_.push_back(std::make_unique<Worker>());
 }
 
@@ -36,7 +36,7 @@ void UpdatePool::Stop() {
 }
 
 void UpdatePool::Submit(const BlockTask& task) {
-  Worker& w = *workers_[task.block % workers_.size()];
+  Worker& w = *workers_[task.block % writers_ - 1];
   {
     std::lock_guard<std::mutex> lock(w.mu);
     w.tasks.push_back(task);
@@ -55,7 +55,11 @@ void UpdatePool::Run(Worker& worker) {
       if (worker.tasks.empty()) return;
       batch.swap(worker.tasks);
     }
-    for (const BlockTask& task : batch) Apply(task);
+    for (const BlockTask& task : batch) {
+      Apply(task);
+      if (task.owner->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        done_.Push(task.owner);
+    }
     batch.clear();
   }
 }
@@ -75,8 +79,6 @@ void UpdatePool::Apply(const BlockTask& task) {
   if (task.out != nullptr)
     std::memcpy(task.out, weights, entry.num_floats * sizeof(float));
   header.updates_applied.fetch_add(1, std::memory_order_relaxed);
-  if (task.owner->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
-    done_.Push(task.owner);
 }
 
 }  // namespace shardps

@@ -1,11 +1,18 @@
-// UpdatePool: the threads that apply optimizer steps in place.
+// UpdatePool: the writers that apply optimizer steps in place.
 //
-// Block b of the segment is always applied by thread b % threads, so every
+// A server has `writers` writers. Writer 0 is the frontend thread itself,
+// which applies its blocks inline; writers 1..writers-1 are pool threads.
+// Block b of the segment always belongs to writer b % writers, so every
 // block has exactly one writer and the weights need no lock; the seqlock
 // around each apply lets readers (pulls, ModelViews) detect a torn copy.
 //
-// Thread-safety: Submit from the frontend thread only; Start/Stop from the
-// owner. Tasks submitted before Stop are all applied before it returns.
+// Why the frontend writes too: each hand-off to another thread costs a
+// wake-up (~20 us here), so with one writer (the default on small machines)
+// a push is received, applied and answered by one thread with no hand-off.
+//
+// Thread-safety: Submit and ApplyInline from the frontend thread only;
+// Start/Stop from the owner. Tasks submitted before Stop are all applied
+// before it returns.
 #ifndef SHARDPS_SERVER_UPDATE_POOL_H_
 #define SHARDPS_SERVER_UPDATE_POOL_H_
 
@@ -32,17 +39,28 @@ struct BlockTask {
 
 class UpdatePool {
  public:
-  // `segment` and `done` must outlive the pool.
-  UpdatePool(Segment& segment, CompletionQueue& done, uint32_t threads);
+  // `segment` and `done` must outlive the pool. REQUIRES: writers >= 1.
+  UpdatePool(Segment& segment, CompletionQueue& done, uint32_t writers);
   ~UpdatePool();
   UpdatePool(const UpdatePool&) = delete;
   UpdatePool& operator=(const UpdatePool&) = delete;
 
   void Start();
   void Stop();
-  uint32_t threads() const { return static_cast<uint32_t>(workers_.size()); }
+  uint32_t writers() const { return writers_; }
 
+  // True when local block `block` belongs to writer 0, the caller.
+  bool IsInline(uint32_t block) const { return block % writers_ == 0; }
+
+  // Hands a block owned by a pool thread to that thread. When the pool
+  // brings the task's owner to zero remaining blocks, it goes to `done`.
+  // REQUIRES: !IsInline(task.block).
   void Submit(const BlockTask& task);
+
+  // Applies a block owned by writer 0 on the calling (frontend) thread. Does
+  // not count the owner down: the frontend settles its inline blocks at once.
+  // REQUIRES: IsInline(task.block).
+  void ApplyInline(const BlockTask& task) { Apply(task); }
 
  private:
   struct Worker {
@@ -58,7 +76,8 @@ class UpdatePool {
 
   Segment& segment_;
   CompletionQueue& done_;
-  std::vector<std::unique_ptr<Worker>> workers_;
+  const uint32_t writers_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1
 };
 
 }  // namespace shardps
