@@ -14,6 +14,7 @@
 #include "common/seqlock.h"
 #include "common/wire.h"
 #include "common/zmq_util.h"
+#include "server/buffer_pool.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
 #include "server/request_validator.h"
@@ -26,6 +27,9 @@ namespace {
 // How many messages the frontend takes from the socket before it looks at
 // completions again, so replies are not starved by a flood of requests.
 constexpr int kRecvBatch = 64;
+
+// Idle reply buffers kept for reuse: enough for a few large pulls in flight.
+constexpr size_t kCachedReplyBuffers = 64;
 
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
@@ -49,6 +53,8 @@ class ShardServer::Impl {
         report_(report),
         segment_path_(AbsolutePath(segment_->path())),
         validator_(*segment_),
+        reply_buffers_(segment_->header().block_floats * sizeof(float),
+                       kCachedReplyBuffers),
         pool_(*segment_, completions_, options_.threads),
         socket_(context_, zmq::socket_type::router),
         started_(std::chrono::steady_clock::now()) {}
@@ -119,6 +125,8 @@ class ShardServer::Impl {
   const SegmentOpenReport report_;
   const std::string segment_path_;
   const RequestValidator validator_;
+  // Declared before context_: it must outlive every message ZeroMQ holds.
+  BufferPool reply_buffers_;
   CompletionQueue completions_;
   UpdatePool pool_;
   WakeEvent stop_;
@@ -241,7 +249,7 @@ void ShardServer::Impl::HandlePull(const wire::Request& req,
   blocks.reserve(local.size());
   for (uint32_t l : local) {
     const uint64_t bytes = segment_->block(l).num_floats * sizeof(float);
-    zmq::message_t msg(bytes);
+    zmq::message_t msg = reply_buffers_.Message(bytes);
     uint64_t version;
     // The frontend is the only source of new block updates, and it is busy
     // here, so the pool's queue for this block drains and the retry ends.
@@ -268,7 +276,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   if (req.op() == wire::Op::PushPull) {
     pending->out.reserve(local.size());
     for (uint32_t l : local)
-      pending->out.emplace_back(segment_->block(l).num_floats * sizeof(float));
+      pending->out.push_back(reply_buffers_.Message(
+          segment_->block(l).num_floats * sizeof(float)));
   }
   // `req` points into scratch_, not into the frames, so moving them is safe.
   pending->identity = std::move(frames[0]);
