@@ -13,7 +13,7 @@ steps=${STEPS:-300}
 mode=${MODE:-auto}
 
 echo "== building ($build)"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target shardps logistic_regression >/dev/null
 shardps="$build/server/shardps"
 trainer="$build/examples/logistic_regression"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Configures, builds and runs every test with ctest.
 #
-#   scripts/test.sh               # RelWithDebInfo build in ./build-test
+#   scripts/test.sh               # RelWithDebInfo build in ./build (shared with demo.sh)
 #   scripts/test.sh --sanitize    # AddressSanitizer + UBSan in ./build-asan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=${BUILD_DIR:-build-test}
+build=${BUILD_DIR:-build}
 extra=()
 if [[ "${1:-}" == "--sanitize" ]]; then
   build=${BUILD_DIR:-build-asan}
