@@ -139,8 +139,10 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
   if (h.directory_offset != kHeaderBytes || h.directory_bytes != dir_need ||
       h.versions_offset < h.directory_offset + h.directory_bytes ||
       h.versions_offset % 64 != 0 ||
-      h.data_offset <
-          h.versions_offset + uint64_t{h.num_blocks} * sizeof(BlockVersion) ||
+      // Subtract rather than add: a crafted offset must not wrap around.
+      h.versions_offset > h.data_offset ||
+      (h.data_offset - h.versions_offset) / sizeof(BlockVersion) <
+          h.num_blocks ||
       h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
       h.data_bytes != h.file_bytes - h.data_offset)
     return Corrupt("malformed header (region offsets)");
@@ -162,8 +164,14 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
     const BlockEntry& b = blocks[i];
     if (b.tensor >= h.num_tensors || b.num_floats > h.block_floats ||
         b.data_offset % kPageBytes != 0 || b.data_offset < h.data_offset ||
-        b.data_bytes < b.num_floats * sizeof(float) ||
-        b.data_offset + b.data_bytes > h.file_bytes ||
+        // Divide and subtract rather than multiply and add, so crafted
+        // values cannot wrap around and pass.
+        b.num_floats > b.data_bytes / sizeof(float) ||
+        // Exactly the pages the floats need: ModelView maps data_bytes into
+        // a fixed-size slot per block, so more would spill into the next.
+        b.data_bytes != RoundUp(b.num_floats * sizeof(float), kPageBytes) ||
+        b.data_offset > h.file_bytes ||
+        b.data_bytes > h.file_bytes - b.data_offset ||
         b.block >= tensors[b.tensor].num_blocks)
       return Corrupt("malformed block entry " + std::to_string(i));
   }
@@ -227,7 +235,7 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
 }
 
 Segment::~Segment() {
-  if (writable_) header_->owner_pid.store(0, std::memory_order_relaxed);
+  if (claimed_) header_->owner_pid.store(0, std::memory_order_relaxed);
 }
 
 Status ValidateSegmentImage(const char* data, size_t size) {
@@ -331,13 +339,17 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     // through to reopening theirs.
     const std::string tmp = path + ".creating." + std::to_string(::getpid());
     UniqueFd tfd(
-        ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        ::open(tmp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
     struct TmpGuard {
       const std::string& p;
       ~TmpGuard() { ::unlink(p.c_str()); }
     } guard{tmp};
     SHARDPS_RETURN_IF_ERROR(LockExclusive(tfd.get(), tmp));
+    // A leftover from a creator that died with our pid (containers reuse
+    // pids) is ours to overwrite: we hold its lock, so nobody else uses it.
+    if (::ftruncate(tfd.get(), 0) != 0)
+      return ErrnoStatus("truncate " + tmp, errno);
     const SegmentHeader& want = *plan.header;
     if (int err = ::posix_fallocate(tfd.get(), 0,
                                     static_cast<off_t>(want.file_bytes)))
@@ -351,9 +363,12 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     auto* h = reinterpret_cast<SegmentHeader*>(base);
     std::memcpy(base + want.directory_offset, plan.tensors.data(),
                 plan.tensors.size() * sizeof(TensorEntry));
-    std::memcpy(base + want.directory_offset +
-                    plan.tensors.size() * sizeof(TensorEntry),
-                plan.blocks.data(), plan.blocks.size() * sizeof(BlockEntry));
+    // A shard may own no blocks (more shards than blocks); memcpy from the
+    // empty vector's null data() would be undefined even for 0 bytes.
+    if (!plan.blocks.empty())
+      std::memcpy(base + want.directory_offset +
+                      plan.tensors.size() * sizeof(TensorEntry),
+                  plan.blocks.data(), plan.blocks.size() * sizeof(BlockEntry));
     h->created_unix_ms = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now().time_since_epoch())
@@ -370,6 +385,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
           new Segment(path, std::move(fd), std::move(map).value(), true));
       seg->header_->opens.fetch_add(1, std::memory_order_relaxed);
       seg->header_->owner_pid.store(::getpid(), std::memory_order_relaxed);
+      seg->claimed_ = true;
       return seg;
     }
     if (errno != EEXIST) return ErrnoStatus("link " + path, errno);
@@ -400,6 +416,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
   h.opens.fetch_add(1, std::memory_order_relaxed);
   h.clean_shutdown.store(0, std::memory_order_relaxed);
   h.owner_pid.store(::getpid(), std::memory_order_relaxed);
+  seg->claimed_ = true;
   h.lr.store(spec.optimizer.lr, std::memory_order_relaxed);
   return seg;
 }

@@ -92,6 +92,9 @@ class Segment {
   const TensorEntry* tensors_;
   const BlockEntry* blocks_;
   BlockVersion* versions_;
+  // True once this Segment recorded its pid as the owner. Only then does the
+  // destructor clear owner_pid: a refused open must leave the file as it was.
+  bool claimed_ = false;
 };
 
 // Checks a header and directory image for internal consistency: magic,

@@ -56,7 +56,8 @@ inline std::vector<char> ReadBytes(const std::string& path) {
                            std::istreambuf_iterator<char>());
 }
 
-inline void WriteBytes(const std::string& path, const std::vector<char>& bytes) {
+inline void WriteBytes(const std::string& path,
+                       const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);

@@ -18,8 +18,8 @@ TensorLayout Shaped(const std::string& name, std::vector<uint64_t> shape) {
 }
 
 // Tensors of the given float counts, named t0, t1, ... (rank 1).
-ModelLayout FlatLayout(const std::vector<uint64_t>& sizes, uint64_t block_floats,
-                       uint32_t shards) {
+ModelLayout FlatLayout(const std::vector<uint64_t>& sizes,
+                       uint64_t block_floats, uint32_t shards) {
   std::vector<TensorLayout> tensors;
   for (size_t i = 0; i < sizes.size(); ++i)
     tensors.push_back(Shaped("t" + std::to_string(i), {sizes[i]}));
@@ -43,8 +43,7 @@ TEST_CASE("layout numbers blocks globally in spec order", "[layout]") {
   for (uint32_t i = 0; i < t.size(); ++i) CHECK(t[i].index == i);
 }
 
-TEST_CASE("layout deals blocks round-robin over global block ids",
-          "[layout]") {
+TEST_CASE("layout deals blocks round-robin over global block ids", "[layout]") {
   const ModelLayout layout = FlatLayout({10, 3, 7, 8}, 4, 3);
   const auto& t = layout.tensors();
   // Global ids 0..7 go to shards 0,1,2,0,1,2,0,1 whatever tensor holds them.
@@ -123,14 +122,14 @@ TEST_CASE("layout BlocksOnShard covers every block exactly once", "[layout]") {
   };
   for (const auto& sizes : models)
     for (uint64_t block_floats : {1, 3, 64, 1024, 4096})
-      for (uint32_t shards : {1, 2, 3, 4, 5, 7, 16}) CheckPartition(sizes, block_floats, shards);
+      for (uint32_t shards : {1, 2, 3, 4, 5, 7, 16})
+        CheckPartition(sizes, block_floats, shards);
 }
 
 TEST_CASE("layout spreads small tensors over all shards", "[layout]") {
   // Twelve one-block tensors on four shards: a per-tensor placement would put
   // every block 0 on shard 0; global round-robin gives each shard three.
-  const ModelLayout layout =
-      FlatLayout(std::vector<uint64_t>(12, 10), 1024, 4);
+  const ModelLayout layout = FlatLayout(std::vector<uint64_t>(12, 10), 1024, 4);
   std::vector<int> per_shard(4, 0);
   for (const TensorLayout& t : layout.tensors()) {
     REQUIRE(t.num_blocks == 1);
@@ -150,9 +149,10 @@ TEST_CASE("layout gives a shard no blocks when it has none to give",
 }
 
 TEST_CASE("layout Find returns the named tensor or nullptr", "[layout]") {
-  const ModelLayout layout({Shaped("fc1.weight", {4, 3}), Shaped("fc1.bias", {4}),
-                            Shaped("fc2.weight", {2, 4})},
-                           1024, 2);
+  const ModelLayout layout(
+      {Shaped("fc1.weight", {4, 3}), Shaped("fc1.bias", {4}),
+       Shaped("fc2.weight", {2, 4})},
+      1024, 2);
   const TensorLayout* bias = layout.Find("fc1.bias");
   REQUIRE(bias != nullptr);
   CHECK(bias->name == "fc1.bias");
@@ -164,9 +164,9 @@ TEST_CASE("layout Find returns the named tensor or nullptr", "[layout]") {
   REQUIRE(fc2 != nullptr);
   CHECK(fc2->index == 2);
 
-  CHECK(layout.Find("fc1") == nullptr);          // a prefix is not a name
-  CHECK(layout.Find("fc1.bias ") == nullptr);    // nor is a padded one
-  CHECK(layout.Find("FC1.BIAS") == nullptr);     // names are case-sensitive
+  CHECK(layout.Find("fc1") == nullptr);        // a prefix is not a name
+  CHECK(layout.Find("fc1.bias ") == nullptr);  // nor is a padded one
+  CHECK(layout.Find("FC1.BIAS") == nullptr);   // names are case-sensitive
   CHECK(layout.Find("") == nullptr);
 }
 

@@ -622,7 +622,7 @@ TEST_CASE("constant and zeros initial values are exact", "[model_spec]") {
   }
 }
 
-TEST_CASE("uniform initial values stay in [a, b) with the right mean",
+TEST_CASE("uniform initial values stay in the half-open range a..b with the right mean",
           "[model_spec]") {
   const double a = -0.5;
   const double b = 1.5;
