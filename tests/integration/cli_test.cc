@@ -1,0 +1,221 @@
+// The `shardps` command line, run as a user would: launch a cluster, look at
+// it, push and pull through it, inspect its segments, stop it; and the exit
+// codes and messages of bad input.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common/segment.h"
+#include "server/npy.h"
+#include "shardps/cluster.h"
+#include "tests/integration/harness.h"
+
+namespace shardps::testing {
+namespace {
+
+using std::chrono::seconds;
+
+bool Contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Pids from launch's "  shard <i>  pid <pid>  <endpoint>" lines.
+std::vector<pid_t> ShardPids(const std::vector<std::string>& lines) {
+  std::vector<pid_t> pids;
+  for (const std::string& line : lines) {
+    unsigned shard = 0;
+    int pid = 0;
+    if (std::sscanf(line.c_str(), " shard %u pid %d", &shard, &pid) == 2)
+      pids.push_back(pid);
+  }
+  return pids;
+}
+
+bool ProcessGone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+std::string CliSpec() {
+  return SpecText("clidemo", 1024, 1.0,
+                  {{"big", {50, 100}, "constant:4"}, {"tiny", {3}, "zeros"}});
+}
+
+TEST_CASE("cli launches, serves, moves tensors and stops a local cluster",
+          "[integration]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), CliSpec());
+  const std::string cluster_file = dir.File("cluster.toml");
+  const std::string storage = dir.File("storage");
+  const std::string bin = kShardpsBinary;
+
+  auto launch = ChildProcess::Spawn({bin, "launch", "--spec", spec, "--shards",
+                                     "2", "--cluster-file", cluster_file,
+                                     "--storage", storage});
+  REQUIRE(launch.ok());
+  ChildProcess& launcher = **launch;
+  const auto ready = launcher.ReadLineContaining("ready", kStartTimeout);
+  INFO("launch stderr: " << launcher.Stderr());
+  REQUIRE(ready.has_value());
+  // Both shard lines follow the "ready" line.
+  REQUIRE(launcher.ReadLine(seconds(5)).has_value());
+  REQUIRE(launcher.ReadLine(seconds(5)).has_value());
+  const std::vector<pid_t> pids = ShardPids(launcher.lines_seen());
+  REQUIRE(pids.size() == 2);
+
+  auto cluster = LoadCluster(cluster_file);
+  REQUIRE(cluster.ok());
+  REQUIRE(cluster->shards.size() == 2);
+  const std::string ep0 = cluster->shards[0].endpoint;
+  const std::string ep1 = cluster->shards[1].endpoint;
+
+  SECTION("status lists both shards, as a table and as JSON") {
+    const RunResult table = Run({bin, "status", "--cluster", cluster_file});
+    INFO(table.err);
+    REQUIRE(table.status.ok());
+    CHECK(Contains(table.out, ep0));
+    CHECK(Contains(table.out, ep1));
+    CHECK(Contains(table.out, "clidemo"));
+
+    const RunResult json =
+        Run({bin, "status", "--cluster", cluster_file, "--json"});
+    INFO(json.err);
+    REQUIRE(json.status.ok());
+    CHECK(Contains(json.out, "\"shards\""));
+    CHECK(Contains(json.out, "\"" + ep0 + "\""));
+    CHECK(Contains(json.out, "\"" + ep1 + "\""));
+    CHECK(Contains(json.out, "\"shard\": 1"));
+    CHECK(json.out.front() == '{');
+    CHECK(json.out.find_last_not_of("\n") == json.out.rfind('}'));
+  }
+
+  SECTION("push --fill then pull --out round-trips through a .npy file") {
+    const RunResult push = Run({bin, "push", "--cluster", cluster_file,
+                                "--tensor", "big", "--fill", "0.75"});
+    INFO(push.err);
+    REQUIRE(push.status.ok());
+    const std::string npy = dir.File("big.npy");
+    const RunResult pull = Run({bin, "pull", "--cluster", cluster_file,
+                                "--tensor", "big", "--out", npy});
+    INFO(pull.err);
+    REQUIRE(pull.status.ok());
+    auto array = ReadNpy(npy);
+    INFO(array.status().ToString());
+    REQUIRE(array.ok());
+    CHECK(array->shape == std::vector<uint64_t>{50, 100});
+    REQUIRE(array->data.size() == 5000);
+    size_t wrong = 0;
+    for (float v : array->data) wrong += v != 4.0f - 0.75f;
+    CHECK(wrong == 0);
+  }
+
+  SECTION("push to an unknown tensor exits 2 and names it") {
+    const RunResult push = Run({bin, "push", "--cluster", cluster_file,
+                                "--tensor", "nope", "--fill", "1"});
+    CHECK(push.status.exited);
+    CHECK(push.status.code == 2);
+    CHECK(Contains(push.err, "unknown tensor"));
+    CHECK(Contains(push.err, "nope"));
+  }
+
+  SECTION("inspect --json describes a live shard's segment") {
+    const RunResult inspect =
+        Run({bin, "inspect", cluster->shards[1].segment, "--json"});
+    INFO(inspect.err);
+    REQUIRE(inspect.status.ok());
+    CHECK(Contains(inspect.out, "\"big\""));
+    CHECK(Contains(inspect.out, "\"tiny\""));
+    CHECK(Contains(inspect.out, "\"model\": \"clidemo\""));
+    CHECK(Contains(inspect.out, "\"shard\": 1"));
+  }
+
+  // Every section ends the same way: SIGINT stops the whole cluster.
+  REQUIRE(launcher.Signal(SIGINT));
+  const auto exit = launcher.Wait(kExitTimeout);
+  INFO("launch stderr: " << launcher.Stderr());
+  REQUIRE(exit.has_value());
+  CHECK(exit->ok());
+  CHECK_FALSE(FileExists(cluster_file));
+  for (pid_t pid : pids) {
+    INFO("shard pid " << pid);
+    CHECK(ProcessGone(pid));
+  }
+  // Their segments stay, marked as cleanly shut down.
+  const RunResult inspect = Run({bin, "inspect", cluster->shards[0].segment});
+  CHECK(inspect.status.ok());
+  CHECK(Contains(inspect.out, "clean shutdown"));
+}
+
+TEST_CASE("cli rejects bad input with exit code 2 and a useful message",
+          "[integration]") {
+  TempDir dir;
+  const std::string bin = kShardpsBinary;
+  const std::string good = WriteSpec(dir.File("good.toml"), CliSpec());
+
+  SECTION("serve with a negative shape names the key") {
+    const std::string bad = WriteSpec(dir.File("bad.toml"), R"(
+[model]
+name = "clidemo"
+
+[[tensor]]
+name = "w"
+shape = [4, -3]
+init = "zeros"
+)");
+    const RunResult serve =
+        Run({bin, "serve", "--spec", bad, "--shard", "0", "--shards", "1",
+             "--storage", dir.File("storage")});
+    INFO(serve.err);
+    CHECK(serve.status.exited);
+    CHECK(serve.status.code == 2);
+    CHECK(Contains(serve.err, "tensor[0].shape"));
+    CHECK(Contains(serve.err, "-3"));
+    CHECK_FALSE(FileExists(dir.File("storage/clidemo")));
+  }
+
+  SECTION("an unknown flag") {
+    const RunResult serve =
+        Run({bin, "serve", "--spec", good, "--shard", "0", "--shards", "1",
+             "--storage", dir.File("storage"), "--no-such-flag"});
+    INFO(serve.err);
+    CHECK(serve.status.exited);
+    CHECK(serve.status.code == 2);
+    CHECK(Contains(serve.err + serve.out, "--no-such-flag"));
+    CHECK_FALSE(Contains(serve.out, "listening on"));
+  }
+
+  SECTION("an unknown command") {
+    const RunResult run = Run({bin, "frobnicate"});
+    CHECK(run.status.exited);
+    CHECK(run.status.code == 2);
+  }
+
+  SECTION("a shard index beyond the shard count") {
+    const RunResult serve =
+        Run({bin, "serve", "--spec", good, "--shard", "2", "--shards", "2",
+             "--storage", dir.File("storage")});
+    INFO(serve.err);
+    CHECK(serve.status.exited);
+    CHECK(serve.status.code == 2);
+    CHECK(Contains(serve.err, "--shard"));
+  }
+
+  SECTION("status of a cluster file that does not exist") {
+    const RunResult status =
+        Run({bin, "status", "--cluster", dir.File("missing.toml")});
+    INFO(status.err);
+    CHECK(status.status.exited);
+    CHECK(status.status.code == 2);
+    CHECK(Contains(status.err, "missing.toml"));
+  }
+}
+
+}  // namespace
+}  // namespace shardps::testing

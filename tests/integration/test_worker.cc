@@ -1,0 +1,159 @@
+// shardps_test_worker: a trainer stand-in that integration tests run as
+// separate processes.
+//
+// Each iteration pushes one gradient to every --tensor (all in flight at
+// once) and waits for them. The gradient is --value everywhere, or with
+// --ramp element j gets value * (1 + j % 8), so a block applied at the wrong
+// offset shows in the weights.
+//
+// stdout, one line per event, flushed at once so a test can follow along:
+//   acked <n>                       n-th iteration acknowledged by every shard
+//   error <status>                  an iteration failed (with --retry)
+//   done acked=<n> attempts=<m>     the last line, on a normal exit
+//
+// Exit status: 0 after --pushes acknowledged iterations (or, with
+// --until-signal, after SIGTERM/SIGINT once the iteration in flight ended);
+// 1 on the first failed iteration without --retry, or a failed connect;
+// 2 for bad flags. Failures are explained on stderr.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shardps/client.h"
+
+namespace {
+
+// Set by the signal handler, read by the push loop.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free,
+              "the signal handler may only touch lock-free atomics");
+
+extern "C" void OnStopSignal(int) {
+  g_stop.store(true, std::memory_order_relaxed);
+}
+
+struct WorkerFlags {
+  std::string cluster;
+  std::vector<std::string> tensors;
+  int pushes = 1;
+  double value = 1.0;
+  bool ramp = false;
+  bool retry = false;
+  bool until_signal = false;
+  int timeout_ms = 5000;
+};
+
+// Pause between retries: a shard that is down fails pushes at once, and a
+// tight loop would only burn the CPU the restarting server needs.
+constexpr std::chrono::milliseconds kRetryBackoff{10};
+
+void InstallStopHandler() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+std::vector<float> MakeGradient(size_t n, const WorkerFlags& flags) {
+  std::vector<float> grad(n);
+  for (size_t j = 0; j < n; ++j)
+    grad[j] = static_cast<float>(flags.ramp ? flags.value * (1 + j % 8)
+                                            : flags.value);
+  return grad;
+}
+
+// One iteration: a push per tensor, all sent before any is waited for.
+shardps::Status PushAll(shardps::Client& client,
+                        const std::vector<std::string>& tensors,
+                        const std::vector<std::vector<float>>& grads) {
+  std::vector<shardps::Handle> handles;
+  for (size_t i = 0; i < tensors.size(); ++i)
+    handles.push_back(
+        client.Push(tensors[i], grads[i].data(), grads[i].size()));
+  shardps::Status first;
+  // Wait for all, even after an error: the buffers must outlive the sends.
+  for (const shardps::Handle& h : handles) {
+    shardps::Status s = h.Wait();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+int RunWorker(const WorkerFlags& flags) {
+  shardps::ClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  auto client = shardps::Client::Connect(flags.cluster, options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "test_worker: connect: %s\n",
+                 client.status().ToString().c_str());
+    return 1;
+  }
+  std::vector<std::vector<float>> grads;
+  for (const std::string& name : flags.tensors) {
+    const shardps::TensorLayout* t = (*client)->layout().Find(name);
+    if (t == nullptr) {
+      std::fprintf(stderr, "test_worker: unknown tensor '%s'\n", name.c_str());
+      return 1;
+    }
+    grads.push_back(MakeGradient(t->num_floats, flags));
+  }
+
+  long acked = 0, attempts = 0;
+  for (;;) {
+    if (flags.until_signal ? g_stop.load(std::memory_order_relaxed)
+                           : acked >= flags.pushes)
+      break;
+    ++attempts;
+    const shardps::Status s = PushAll(**client, flags.tensors, grads);
+    if (s.ok()) {
+      std::printf("acked %ld\n", ++acked);
+      std::fflush(stdout);
+      continue;
+    }
+    if (!flags.retry) {
+      std::fprintf(stderr, "test_worker: push %ld failed: %s\n", attempts,
+                   s.ToString().c_str());
+      return 1;
+    }
+    std::printf("error %s\n", s.ToString().c_str());
+    std::fflush(stdout);
+    std::this_thread::sleep_for(kRetryBackoff);
+  }
+  std::printf("done acked=%ld attempts=%ld\n", acked, attempts);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shardps integration-test worker"};
+  WorkerFlags flags;
+  app.add_option("--cluster", flags.cluster, "Cluster file")->required();
+  app.add_option("--tensor", flags.tensors, "Tensor to push (repeatable)")
+      ->required();
+  app.add_option("--pushes", flags.pushes, "Iterations to get acknowledged")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--value", flags.value, "Gradient value");
+  app.add_flag("--ramp", flags.ramp, "Gradient value * (1 + j % 8)");
+  app.add_flag("--retry", flags.retry, "Retry failed iterations");
+  app.add_flag("--until-signal", flags.until_signal,
+               "Push until SIGTERM/SIGINT instead of --pushes times");
+  app.add_option("--timeout-ms", flags.timeout_ms, "Client deadlines")
+      ->check(CLI::Range(1, 600000));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  InstallStopHandler();
+  return RunWorker(flags);
+}
