@@ -18,7 +18,6 @@ readonly PACKAGES=(
   libboost-dev
   catch2
   libcli11-dev
-  libspdlog-dev
   libtomlplusplus-dev
   gnuplot-nox
   python3

@@ -9,33 +9,12 @@
 #include <system_error>
 
 #include "shardps/cluster.h"
+#include "tests/test_util.h"
 
 namespace shardps {
 namespace {
 
-// A fresh directory under /tmp, removed with its contents even when a
-// REQUIRE aborts the test case.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/shardps-cluster-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

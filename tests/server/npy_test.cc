@@ -1,4 +1,5 @@
 #include "server/npy.h"
+#include "tests/test_util.h"
 
 #include <stdlib.h>
 
@@ -16,29 +17,7 @@
 namespace shardps {
 namespace {
 
-// A fresh directory under /tmp, removed with its contents even when a
-// REQUIRE aborts the test case.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/shardps-npy-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
