@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -28,8 +29,8 @@ namespace {
 // completions again, so replies are not starved by a flood of requests.
 constexpr int kRecvBatch = 64;
 
-// Idle reply buffers kept for reuse: enough for a few large pulls in flight.
-constexpr size_t kCachedReplyBuffers = 64;
+// Idle reply buffers kept for reuse: enough for a few 64 MiB pulls in flight.
+constexpr size_t kCachedReplyBytes = 256 << 20;
 
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
@@ -54,7 +55,7 @@ class ShardServer::Impl {
         segment_path_(AbsolutePath(segment_->path())),
         validator_(*segment_),
         reply_buffers_(segment_->header().block_floats * sizeof(float),
-                       kCachedReplyBuffers),
+                       kCachedReplyBytes),
         pool_(*segment_, completions_, options_.threads),
         socket_(context_, zmq::socket_type::router),
         started_(std::chrono::steady_clock::now()) {}
@@ -167,6 +168,11 @@ void ShardServer::Impl::Loop() {
           // A socket error concerns one peer's message, never the server.
           ++errors_;
           std::fprintf(stderr, "shardps: socket error: %s\n", e.what());
+        } catch (const std::bad_alloc&) {
+          // Out of memory for one request's buffers: drop that request (its
+          // client times out) and keep serving the others.
+          ++errors_;
+          std::fprintf(stderr, "shardps: out of memory; request dropped\n");
         }
       }
     }
