@@ -13,6 +13,7 @@
 #include "bench/cluster.h"
 #include "bench/drivers.h"
 #include "bench/workloads.h"
+#include "common/malloc_tuning.h"
 
 namespace {
 
@@ -36,6 +37,9 @@ int RunRole(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Servers, clients and the raw ceiling processes all get the same malloc
+  // settings, so the comparison stays like for like.
+  shardps::TuneMallocForBlocks();
   if (argc > 1 && std::string(argv[1]).rfind("__", 0) == 0)
     return RunRole(argc, argv);
   signal(SIGPIPE, SIG_IGN);

@@ -8,6 +8,7 @@
 
 #include "client/call_state.h"
 #include "client/io_thread.h"
+#include "common/malloc_tuning.h"
 
 namespace shardps {
 
@@ -150,6 +151,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
                                                 ClientOptions options) {
   if (cluster.shards.empty())
     return Status(Code::kInvalidArgument, "cluster lists no shards");
+  if (options.tune_malloc) TuneMallocForBlocks();
   std::unique_ptr<Client> client(new Client());
   client->io_ = std::make_unique<IoThread>(cluster.shards, options);
   IoThread& io = *client->io_;

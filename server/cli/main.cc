@@ -1,6 +1,7 @@
 // shardps: launch, serve and inspect shard servers.
 #include <cstdio>
 
+#include "common/malloc_tuning.h"
 #include "server/cli/commands.h"
 
 namespace shardps::cli {
@@ -22,6 +23,7 @@ int ReportError(const char* command, const Status& status) {
 }  // namespace shardps::cli
 
 int main(int argc, char** argv) {
+  shardps::TuneMallocForBlocks();
   CLI::App app{
       "shardps: a sharded parameter server on shared memory.\n"
       "Run `shardps <command> --help` for a command's flags."};
