@@ -5,7 +5,7 @@ namespace shardps::bench {
 
 SuiteOptions DefaultSuite() {
   SuiteOptions o;
-  o.seconds = 0.4;
+  o.seconds = 0.3;
   o.sizes = {4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20};
   o.inflight = {1, 8};
   o.transports = {"tcp", "ipc"};
