@@ -31,7 +31,7 @@ struct Flags {
   int steps = 300;
   int batch = 128;
   int samples = 16384;  // per worker
-  int log_every = 50;
+  int log_every = 100;
   uint64_t seed = 42;
   std::string mode = "auto";  // auto | view | pull
 };

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=${BUILD_DIR:-build}
-steps=${STEPS:-300}
+steps=${STEPS:-1000}
 mode=${MODE:-auto}
 
 echo "== building ($build)"
