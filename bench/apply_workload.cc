@@ -45,7 +45,10 @@ Status RunApply(const SuiteOptions& o, Report* report) {
   spec.name = "apply";
   spec.storage = *dir;
   spec.optimizer.lr = 1e-6;
-  spec.tensors.push_back({"t", {o.apply_floats}, {}, 0});
+  TensorSpec tensor;
+  tensor.name = "t";
+  tensor.shape = {o.apply_floats};
+  spec.tensors.push_back(tensor);
   SegmentOpenReport open_report;
   auto seg = Segment::OpenForServing(spec, 0, 1,
                                      Segment::PathFor(*dir, "apply", 0, 1),

@@ -46,6 +46,7 @@ struct HelloResult {
   uint64_t block_floats = 0;
   std::string optimizer;
   std::vector<TensorLayout> tensors;
+  std::vector<std::string> optimizers;  // per tensor
   std::string segment;
   std::string hostname;
 };
@@ -70,6 +71,8 @@ Status ReadHello(const wire::Reply& reply, HelloResult* out) {
     layout.name = t->name()->str();
     layout.shape.assign(t->shape()->begin(), t->shape()->end());
     out->tensors.push_back(std::move(layout));
+    out->optimizers.push_back(t->optimizer() ? t->optimizer()->str()
+                                             : out->optimizer);
   }
   out->answered = true;
   return Status::Ok();
@@ -112,10 +115,14 @@ Status CheckHellos(const std::vector<HelloResult>& hellos,
   spec.name = first.model;
   spec.block_floats = first.block_floats;
   spec.optimizer.kind = first.optimizer;
-  for (const TensorLayout& t : first.tensors) {
+  for (size_t i = 0; i < first.tensors.size(); ++i) {
     TensorSpec ts;
-    ts.name = t.name;
-    ts.shape = t.shape;
+    ts.name = first.tensors[i].name;
+    ts.shape = first.tensors[i].shape;
+    if (first.optimizers[i] != first.optimizer) {
+      ts.optimizer = spec.optimizer;
+      ts.optimizer->kind = first.optimizers[i];
+    }
     spec.tensors.push_back(std::move(ts));
   }
   if (SpecHash(spec) != first.spec_hash)

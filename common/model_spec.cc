@@ -18,7 +18,6 @@ namespace {
 
 constexpr uint64_t kMaxTensorFloats = uint64_t{1} << 40;
 constexpr uint64_t kMaxBlockFloats = uint64_t{1} << 28;
-constexpr const char* kSupportedOptimizers = "sgd";
 
 Status Invalid(const std::string& path, const std::string& what) {
   return Status(Code::kInvalidArgument, path + ": " + what);
@@ -236,14 +235,42 @@ Status ReadModel(const toml::table& root, ModelSpec* spec) {
                    &spec->block_floats);
 }
 
+// Reads the keys present in an optimizer table over `optimizer`, so absent
+// keys keep what it held (the defaults, or the model's values for a
+// per-tensor override).
+Status ReadOptimizerTable(const toml::table& table, const std::string& path,
+                          OptimizerSpec* optimizer) {
+  SHARDPS_RETURN_IF_ERROR(CheckKeys(
+      table, path,
+      {"kind", "lr", "momentum", "beta1", "beta2", "eps", "rho",
+       "initial_accumulator", "weight_decay", "clip_value", "l1", "l2",
+       "ftrl_beta"}));
+  SHARDPS_RETURN_IF_ERROR(ReadString(table, "kind", path + ".kind",
+                                     Presence::kOptional, &optimizer->kind));
+  const std::pair<const char*, double*> numbers[] = {
+      {"lr", &optimizer->lr},
+      {"momentum", &optimizer->momentum},
+      {"beta1", &optimizer->beta1},
+      {"beta2", &optimizer->beta2},
+      {"eps", &optimizer->eps},
+      {"rho", &optimizer->rho},
+      {"initial_accumulator", &optimizer->initial_accumulator},
+      {"weight_decay", &optimizer->weight_decay},
+      {"clip_value", &optimizer->clip_value},
+      {"l1", &optimizer->l1},
+      {"l2", &optimizer->l2},
+      {"ftrl_beta", &optimizer->ftrl_beta}};
+  for (const auto& [key, out] : numbers)
+    SHARDPS_RETURN_IF_ERROR(
+        ReadNumber(table, key, KeyPath(path, key), out));
+  return Status::Ok();
+}
+
 Status ReadOptimizer(const toml::table& root, OptimizerSpec* optimizer) {
   const toml::table* table = nullptr;
   SHARDPS_RETURN_IF_ERROR(GetTable(root, "optimizer", &table));
   if (table == nullptr) return Status::Ok();
-  SHARDPS_RETURN_IF_ERROR(CheckKeys(*table, "optimizer", {"kind", "lr"}));
-  SHARDPS_RETURN_IF_ERROR(ReadString(*table, "kind", "optimizer.kind",
-                                     Presence::kOptional, &optimizer->kind));
-  return ReadNumber(*table, "lr", "optimizer.lr", &optimizer->lr);
+  return ReadOptimizerTable(*table, "optimizer", optimizer);
 }
 
 Status ReadShape(const toml::table& table, const std::string& path,
@@ -271,9 +298,18 @@ Status ReadShape(const toml::table& table, const std::string& path,
 }
 
 Status ReadTensor(const toml::table& table, const std::string& path,
-                  TensorSpec* tensor) {
+                  const OptimizerSpec& model_optimizer, TensorSpec* tensor) {
   SHARDPS_RETURN_IF_ERROR(
-      CheckKeys(table, path, {"name", "shape", "init", "seed"}));
+      CheckKeys(table, path, {"name", "shape", "init", "seed", "optimizer"}));
+  if (const toml::node* node = table.get("optimizer")) {
+    const toml::table* override_table = node->as_table();
+    if (override_table == nullptr)
+      return WrongType(path + ".optimizer", "a table", *node);
+    OptimizerSpec merged = model_optimizer;
+    SHARDPS_RETURN_IF_ERROR(
+        ReadOptimizerTable(*override_table, path + ".optimizer", &merged));
+    tensor->optimizer = merged;
+  }
   SHARDPS_RETURN_IF_ERROR(ReadString(table, "name", path + ".name",
                                      Presence::kRequired, &tensor->name));
   SHARDPS_RETURN_IF_ERROR(ReadShape(table, path + ".shape", &tensor->shape));
@@ -288,7 +324,9 @@ Status ReadTensor(const toml::table& table, const std::string& path,
   return ReadCount(table, "seed", path + ".seed", 0, &tensor->seed);
 }
 
-Status ReadTensors(const toml::table& root, std::vector<TensorSpec>* tensors) {
+Status ReadTensors(const toml::table& root,
+                   const OptimizerSpec& model_optimizer,
+                   std::vector<TensorSpec>* tensors) {
   const toml::node* node = root.get("tensor");
   if (node == nullptr) return Status::Ok();  // validation reports it
   const toml::array* array = node->as_array();
@@ -301,7 +339,8 @@ Status ReadTensors(const toml::table& root, std::vector<TensorSpec>* tensors) {
       return WrongType(TensorPath(i), "a table", (*array)[i]);
     }
     TensorSpec tensor;
-    SHARDPS_RETURN_IF_ERROR(ReadTensor(*table, TensorPath(i), &tensor));
+    SHARDPS_RETURN_IF_ERROR(
+        ReadTensor(*table, TensorPath(i), model_optimizer, &tensor));
     tensors->push_back(std::move(tensor));
   }
   return Status::Ok();
@@ -312,7 +351,7 @@ Status ReadSpec(const toml::table& root, ModelSpec* spec) {
       CheckKeys(root, "", {"model", "optimizer", "tensor"}));
   SHARDPS_RETURN_IF_ERROR(ReadModel(root, spec));
   SHARDPS_RETURN_IF_ERROR(ReadOptimizer(root, &spec->optimizer));
-  return ReadTensors(root, &spec->tensors);
+  return ReadTensors(root, spec->optimizer, &spec->tensors);
 }
 
 // ---- Validation ----
@@ -454,21 +493,60 @@ const TensorSpec* ModelSpec::FindTensor(std::string_view name) const {
   return nullptr;
 }
 
+const std::vector<std::string>& OptimizerKinds() {
+  static const std::vector<std::string> kinds = {
+      "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+      "ftrl"};
+  return kinds;
+}
+
+namespace {
+
+Status ValidateOptimizer(const std::string& path, const OptimizerSpec& o) {
+  const auto& kinds = OptimizerKinds();
+  if (std::find(kinds.begin(), kinds.end(), o.kind) == kinds.end()) {
+    std::string names;
+    for (const std::string& k : kinds) names += (names.empty() ? "" : ", ") + k;
+    return Invalid(path + ".kind",
+                   "unknown optimizer '" + o.kind + "' (supported: " + names +
+                       ")");
+  }
+  if (!std::isfinite(o.lr) || o.lr <= 0)
+    return Invalid(path + ".lr",
+                   "must be finite and > 0, got " + FormatDouble(o.lr));
+  const std::pair<const char*, double> unit_interval[] = {
+      {"momentum", o.momentum}, {"beta1", o.beta1}, {"beta2", o.beta2},
+      {"rho", o.rho}};
+  for (const auto& [key, v] : unit_interval)
+    if (!(v >= 0 && v < 1))
+      return Invalid(path + "." + key,
+                     "must be in [0, 1), got " + FormatDouble(v));
+  if (!(o.eps > 0) || !std::isfinite(o.eps))
+    return Invalid(path + ".eps",
+                   "must be finite and > 0, got " + FormatDouble(o.eps));
+  const std::pair<const char*, double> non_negative[] = {
+      {"initial_accumulator", o.initial_accumulator},
+      {"weight_decay", o.weight_decay},
+      {"clip_value", o.clip_value},
+      {"l1", o.l1},
+      {"l2", o.l2},
+      {"ftrl_beta", o.ftrl_beta}};
+  for (const auto& [key, v] : non_negative)
+    if (!(v >= 0) || !std::isfinite(v))
+      return Invalid(path + "." + key,
+                     "must be finite and >= 0, got " + FormatDouble(v));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ValidateModelSpec(const ModelSpec& spec) {
   SHARDPS_RETURN_IF_ERROR(CheckName("model.name", spec.name));
   if (spec.storage.empty()) {
     return Invalid("model.storage", "must not be empty");
   }
   SHARDPS_RETURN_IF_ERROR(ValidateBlockFloats(spec.block_floats));
-  if (spec.optimizer.kind != "sgd") {
-    return Invalid("optimizer.kind",
-                   "unknown optimizer '" + spec.optimizer.kind +
-                       "' (supported: " + kSupportedOptimizers + ")");
-  }
-  if (!std::isfinite(spec.optimizer.lr) || spec.optimizer.lr <= 0) {
-    return Invalid("optimizer.lr", "must be finite and > 0, got " +
-                                       FormatDouble(spec.optimizer.lr));
-  }
+  SHARDPS_RETURN_IF_ERROR(ValidateOptimizer("optimizer", spec.optimizer));
   if (spec.tensors.empty()) {
     return Invalid("tensor", "at least one [[tensor]] is required");
   }
@@ -476,6 +554,9 @@ Status ValidateModelSpec(const ModelSpec& spec) {
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const TensorSpec& tensor = spec.tensors[i];
     SHARDPS_RETURN_IF_ERROR(ValidateTensor(TensorPath(i), tensor));
+    if (tensor.optimizer)
+      SHARDPS_RETURN_IF_ERROR(
+          ValidateOptimizer(TensorPath(i) + ".optimizer", *tensor.optimizer));
     const auto [it, inserted] = seen.emplace(tensor.name, i);
     if (!inserted) {
       return Invalid(TensorPath(i) + ".name", "duplicate tensor '" +
@@ -536,6 +617,7 @@ uint64_t SpecHash(const ModelSpec& spec) {
     h.AddString(tensor.name);
     h.AddU64(tensor.shape.size());
     for (uint64_t dim : tensor.shape) h.AddU64(dim);
+    h.AddString(spec.OptimizerFor(tensor).kind);
   }
   return h.hash();
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/checksum.h"
+#include "common/optimizer_config.h"
 
 namespace shardps {
 
@@ -56,6 +57,11 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
     e.num_floats = t.num_floats;
     e.first_global_block = t.first_global_block;
     e.first_local = static_cast<uint32_t>(plan.blocks.size());
+    const std::string& kind = spec.OptimizerFor(spec.tensors[t.index]).kind;
+    CopyName(e.optimizer, kind);
+    // REQUIRES (validated spec): the kind parses.
+    e.state_slots =
+        static_cast<uint32_t>(StateSlots(*ParseOptimizerKind(kind)));
     for (uint32_t b : layout.BlocksOnShard(t, shard)) {
       BlockEntry be{};
       be.tensor = t.index;
@@ -86,8 +92,12 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
   h.versions_offset = RoundUp(h.directory_offset + h.directory_bytes, 64);
   const uint64_t versions_end =
       h.versions_offset + plan.blocks.size() * sizeof(BlockVersion);
+  // Each block's footprint: its weights, then its optimizer state slots.
+  auto footprint = [&](const BlockEntry& b) {
+    return b.data_bytes * (1 + plan.tensors[b.tensor].state_slots);
+  };
   uint64_t data_bytes = 0;
-  for (const BlockEntry& b : plan.blocks) data_bytes += b.data_bytes;
+  for (const BlockEntry& b : plan.blocks) data_bytes += footprint(b);
   const uint64_t align =
       data_bytes >= kHugeAlignThreshold ? kHugePageBytes : kPageBytes;
   h.data_offset = RoundUp(versions_end, align);
@@ -96,7 +106,8 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
   uint64_t offset = h.data_offset;
   for (BlockEntry& b : plan.blocks) {
     b.data_offset = offset;
-    offset += b.data_bytes;
+    b.state_offset = offset + b.data_bytes;
+    offset += footprint(b);
   }
   return plan;
 }
@@ -156,7 +167,9 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
     return Corrupt("directory checksum mismatch");
   for (uint32_t i = 0; i < h.num_tensors; ++i) {
     const TensorEntry& t = tensors[i];
-    if (!NameTerminated(t.name, kNameBytes) || t.rank == 0 || t.rank > 8 ||
+    if (!NameTerminated(t.name, kNameBytes) ||
+        !NameTerminated(t.optimizer, sizeof(t.optimizer)) ||
+        t.state_slots > kMaxStateSlots || t.rank == 0 || t.rank > 8 ||
         uint64_t{t.first_local} + t.local_blocks > h.num_blocks)
       return Corrupt("malformed tensor entry " + std::to_string(i));
   }
@@ -172,7 +185,11 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
         b.data_bytes != RoundUp(b.num_floats * sizeof(float), kPageBytes) ||
         b.data_offset > h.file_bytes ||
         b.data_bytes > h.file_bytes - b.data_offset ||
-        b.block >= tensors[b.tensor].num_blocks)
+        b.block >= tensors[b.tensor].num_blocks ||
+        b.state_offset != b.data_offset + b.data_bytes ||
+        // state_slots <= 4 and data_bytes <= file_bytes: no overflow here.
+        b.data_bytes * tensors[b.tensor].state_slots >
+            h.file_bytes - b.state_offset)
       return Corrupt("malformed block entry " + std::to_string(i));
   }
   return Status::Ok();
@@ -268,13 +285,21 @@ Result<Mapping> MapAndValidate(int fd, const std::string& path, bool writable,
   return std::move(map).value();
 }
 
-// Fills every block with the spec's initial values.
+// Fills every block with the spec's initial values and its optimizer state
+// with the optimizer's starting state.
 void InitialiseData(char* base, const Plan& plan, const ModelSpec& spec) {
   for (const BlockEntry& b : plan.blocks) {
     const TensorSpec& t = spec.tensors[b.tensor];
     FillInitialValues(t, uint64_t{b.block} * spec.block_floats,
                       reinterpret_cast<float*>(base + b.data_offset),
                       b.num_floats);
+    const OptimizerSpec& o = spec.OptimizerFor(t);
+    float* state[kMaxStateSlots] = {};
+    for (uint32_t k = 0; k < plan.tensors[b.tensor].state_slots; ++k)
+      state[k] = reinterpret_cast<float*>(base + b.state_offset +
+                                          k * b.data_bytes);
+    InitState(*ParseOptimizerKind(o.kind), ToOptimizerParams(o), state,
+              b.num_floats);
   }
 }
 

@@ -68,6 +68,13 @@ class Segment {
   float* block_data(uint32_t i) const {
     return reinterpret_cast<float*>(base() + blocks_[i].data_offset);
   }
+  // Optimizer state slot `slot` of block `i` (same length as its weights).
+  // REQUIRES: slot < the block's tensor's state_slots.
+  float* state_data(uint32_t i, uint32_t slot) const {
+    const BlockEntry& b = blocks_[i];
+    return reinterpret_cast<float*>(base() + b.state_offset +
+                                    uint64_t{slot} * b.data_bytes);
+  }
 
   // Index of this shard's entry for block `block` of tensor `tensor`, or -1
   // when the block lives on another shard or is out of range.

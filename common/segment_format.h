@@ -12,7 +12,8 @@
 //                        neighbouring blocks do not share lines
 //   [data_offset)        block data, each block page-aligned and a whole
 //                        number of pages long (2 MiB-aligned start when the
-//                        data is large, so huge pages can back it)
+//                        data is large, so huge pages can back it), each
+//                        followed by its optimizer state slots, same size
 //
 // Shared between processes: every mutable field is a lock-free std::atomic
 // (static_asserted below); everything else is written once at creation.
@@ -28,7 +29,9 @@
 namespace shardps {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
-inline constexpr uint32_t kSegmentFormatVersion = 1;
+// 2: optimizer state beside each block's weights.
+inline constexpr uint32_t kSegmentFormatVersion = 2;
+inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kPageBytes = 4096;
 inline constexpr uint64_t kHugePageBytes = 2 << 20;
@@ -78,14 +81,20 @@ struct TensorEntry {
   uint64_t first_global_block;
   uint32_t first_local;   // index of its first BlockEntry on this shard
   uint32_t local_blocks;  // how many of its blocks this shard holds
+  char optimizer[16];     // the kind that updates it, e.g. "adam"
+  uint32_t state_slots;   // optimizer state arrays per block (0..4)
+  uint32_t reserved;
 };
 
 struct BlockEntry {
   uint32_t tensor;       // index into the TensorEntry array
   uint32_t block;        // block index within the tensor
   uint64_t num_floats;   // valid floats (the last block may be short)
-  uint64_t data_offset;  // page-aligned file offset
+  uint64_t data_offset;  // page-aligned file offset of the weights
   uint64_t data_bytes;   // num_floats * 4 rounded up to whole pages
+  // Optimizer state slot k (e.g. Adam's m, v) is data_bytes long at
+  // state_offset + k * data_bytes; state_offset = data_offset + data_bytes.
+  uint64_t state_offset;
 };
 
 // Seqlock: even when stable, odd while its one writer is inside. Readers copy

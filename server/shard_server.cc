@@ -56,7 +56,7 @@ class ShardServer::Impl {
         validator_(*segment_),
         reply_buffers_(segment_->header().block_floats * sizeof(float),
                        kCachedReplyBytes),
-        pool_(*segment_, completions_, options_.threads),
+        pool_(*segment_, options_.spec, completions_, options_.threads),
         socket_(context_, zmq::socket_type::router),
         started_(std::chrono::steady_clock::now()) {}
 
@@ -354,7 +354,8 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
     const TensorEntry& t = segment_->tensor(i);
     std::vector<uint64_t> shape(t.shape, t.shape + t.rank);
     tensors.push_back(wire::CreateTensorInfo(
-        builder_, builder_.CreateString(t.name), builder_.CreateVector(shape)));
+        builder_, builder_.CreateString(t.name), builder_.CreateVector(shape),
+        builder_.CreateString(t.optimizer)));
   }
   auto hello = wire::CreateHelloInfo(
       builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,

@@ -2,14 +2,31 @@
 
 #include <cstring>
 
-#include "common/optimizer.h"
 #include "common/seqlock.h"
 
 namespace shardps {
 
-UpdatePool::UpdatePool(Segment& segment, CompletionQueue& done,
-                       uint32_t writers)
-    : segment_(segment), done_(done), writers_(writers) {
+namespace {
+
+std::vector<UpdatePool::TensorOptimizer> OptimizersOf(const ModelSpec& spec) {
+  std::vector<UpdatePool::TensorOptimizer> out;
+  for (const TensorSpec& t : spec.tensors) {
+    const OptimizerSpec& o = spec.OptimizerFor(t);
+    const OptimizerKind kind = *ParseOptimizerKind(o.kind);
+    out.push_back({kind, ToOptimizerParams(o),
+                   static_cast<uint32_t>(StateSlots(kind))});
+  }
+  return out;
+}
+
+}  // namespace
+
+UpdatePool::UpdatePool(Segment& segment, const ModelSpec& spec,
+                       CompletionQueue& done, uint32_t writers)
+    : segment_(segment),
+      optimizers_(OptimizersOf(spec)),
+      done_(done),
+      writers_(writers) {
   for (uint32_t i = 1; i < writers; ++i)
     workers_.push_back(std::make_unique<Worker>());
 }
@@ -67,18 +84,25 @@ void UpdatePool::Run(Worker& worker) {
 void UpdatePool::Apply(const BlockTask& task) {
   const BlockEntry& entry = segment_.block(task.block);
   float* weights = segment_.block_data(task.block);
-  SegmentHeader& header = segment_.mutable_header();
-  // Relaxed: lr only changes between server runs; any recent value is fine.
-  const auto lr = static_cast<float>(header.lr.load(std::memory_order_relaxed));
+  const TensorOptimizer& opt = optimizers_[entry.tensor];
+  float* state[kMaxStateSlots] = {};
+  for (uint32_t k = 0; k < opt.state_slots; ++k)
+    state[k] = segment_.state_data(task.block, k);
   BlockVersion& version = segment_.version(task.block);
+  // Relaxed: this thread is the block's only writer. Each update adds 2 to
+  // the version, so this is the 1-based count Adam's bias correction needs,
+  // and it survives restarts with the segment.
+  const uint64_t step = version.seq.load(std::memory_order_relaxed) / 2 + 1;
   BeginWrite(version);
-  ApplySgd(weights, task.grad, entry.num_floats, lr);
+  ApplyUpdate(opt.kind, opt.params, step, weights, task.grad, state,
+              entry.num_floats);
   EndWrite(version);
   // We are the block's only writer, so the weights cannot change under this
   // copy; it happens after EndWrite to keep readers' retry window short.
   if (task.out != nullptr)
     std::memcpy(task.out, weights, entry.num_floats * sizeof(float));
-  header.updates_applied.fetch_add(1, std::memory_order_relaxed);
+  segment_.mutable_header().updates_applied.fetch_add(
+      1, std::memory_order_relaxed);
 }
 
 }  // namespace shardps

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/optimizer_config.h"
 #include "common/segment.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
@@ -39,8 +40,19 @@ struct BlockTask {
 
 class UpdatePool {
  public:
-  // `segment` and `done` must outlive the pool. REQUIRES: writers >= 1.
-  UpdatePool(Segment& segment, CompletionQueue& done, uint32_t writers);
+  // How one tensor is updated.
+  struct TensorOptimizer {
+    OptimizerKind kind;
+    OptimizerParams params;
+    uint32_t state_slots;
+  };
+
+  // `segment` and `done` must outlive the pool. Each tensor is updated by
+  // the optimizer `spec` gives it (hyper-parameters as in force now; the
+  // kinds match the segment's, which the spec hash guarantees).
+  // REQUIRES: writers >= 1; spec validated and the segment's own.
+  UpdatePool(Segment& segment, const ModelSpec& spec, CompletionQueue& done,
+             uint32_t writers);
   ~UpdatePool();
   UpdatePool(const UpdatePool&) = delete;
   UpdatePool& operator=(const UpdatePool&) = delete;
@@ -75,6 +87,7 @@ class UpdatePool {
   void Apply(const BlockTask& task);
 
   Segment& segment_;
+  const std::vector<TensorOptimizer> optimizers_;  // by tensor index
   CompletionQueue& done_;
   const uint32_t writers_;
   std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1

@@ -95,12 +95,13 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
               pid > 0 ? ("running, pid " + std::to_string(pid)).c_str()
               : h.clean_shutdown.load() ? "none (clean shutdown)"
                                         : "none (no clean shutdown recorded)");
-  std::printf("\n%-24s %-16s %7s %12s %10s %14s %10s\n", "tensor", "shape",
-              "blocks", "floats here", "crc32c", "l2 norm", "updates");
+  std::printf("\n%-24s %-16s %-9s %7s %12s %10s %14s %10s\n", "tensor",
+              "shape", "optimizer", "blocks", "floats here", "crc32c",
+              "l2 norm", "updates");
   for (const TensorSummary& t : tensors)
-    std::printf("%-24s %-16s %3u/%-3u %12" PRIu64 " %10.8x %14.6g %10" PRIu64
+    std::printf("%-24s %-16s %-9s %3u/%-3u %12" PRIu64 " %10.8x %14.6g %10" PRIu64
                 "%s\n",
-                t.entry->name, ShapeString(*t.entry).c_str(),
+                t.entry->name, ShapeString(*t.entry).c_str(), t.entry->optimizer,
                 t.entry->local_blocks, t.entry->num_blocks, t.floats_here,
                 t.crc, t.l2, t.updates, t.torn ? "  (torn)" : "");
 }
@@ -128,11 +129,13 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
       shape += (d ? ", " : "") + std::to_string(t.entry->shape[d]);
     shape += "]";
     std::printf(
-        "%s\n  {\"name\": %s, \"shape\": %s, \"blocks\": %u, "
+        "%s\n  {\"name\": %s, \"shape\": %s, \"optimizer\": %s, "
+        "\"state_slots\": %u, \"blocks\": %u, "
         "\"blocks_here\": %u, \"floats_here\": %" PRIu64
         ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
         ", \"torn\": %s}",
         i == 0 ? "" : ",", JsonString(t.entry->name).c_str(), shape.c_str(),
+        JsonString(t.entry->optimizer).c_str(), t.entry->state_slots,
         t.entry->num_blocks, t.entry->local_blocks, t.floats_here, t.crc,
         JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false");
   }

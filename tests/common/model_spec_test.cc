@@ -220,8 +220,9 @@ TEST_CASE("model spec parser rejects an empty or non-string storage",
 // ---- Errors in [optimizer] ----
 
 TEST_CASE("model spec parser rejects unknown optimizers", "[model_spec]") {
-  RequireInvalid(kModel + "[optimizer]\nkind = \"adam\"\n" + kOneTensor,
-                 "optimizer.kind: unknown optimizer 'adam' (supported: sgd)");
+  RequireInvalid(kModel + "[optimizer]\nkind = \"lamb\"\n" + kOneTensor,
+                 "optimizer.kind: unknown optimizer 'lamb' (supported: sgd, "
+                 "momentum, nesterov, adagrad, rmsprop, adam, adamw, ftrl)");
   RequireInvalid(kModel + "[optimizer]\nkind = 1\n" + kOneTensor,
                  "optimizer.kind: expected a string");
 }
@@ -233,6 +234,83 @@ TEST_CASE("model spec parser rejects bad learning rates", "[model_spec]") {
   }
   RequireInvalid(kModel + "[optimizer]\nlr = \"fast\"\n" + kOneTensor,
                  "optimizer.lr: expected a number");
+}
+
+TEST_CASE("model spec parser reads every optimizer hyper-parameter",
+          "[model_spec]") {
+  Result<ModelSpec> spec = ParseModelSpec(
+      kModel +
+      "[optimizer]\nkind = \"adamw\"\nlr = 0.002\nmomentum = 0.5\n"
+      "beta1 = 0.8\nbeta2 = 0.99\neps = 1e-6\nrho = 0.95\n"
+      "initial_accumulator = 0.2\nweight_decay = 0.01\nclip_value = 5\n"
+      "l1 = 0.1\nl2 = 0.2\nftrl_beta = 2\n" +
+      kOneTensor);
+  REQUIRE(spec.ok());
+  const OptimizerSpec& o = spec->optimizer;
+  CHECK(o.kind == "adamw");
+  CHECK(o.lr == 0.002);
+  CHECK(o.momentum == 0.5);
+  CHECK(o.beta1 == 0.8);
+  CHECK(o.beta2 == 0.99);
+  CHECK(o.eps == 1e-6);
+  CHECK(o.rho == 0.95);
+  CHECK(o.initial_accumulator == 0.2);
+  CHECK(o.weight_decay == 0.01);
+  CHECK(o.clip_value == 5);
+  CHECK(o.l1 == 0.1);
+  CHECK(o.l2 == 0.2);
+  CHECK(o.ftrl_beta == 2);
+  CHECK_FALSE(spec->tensors[0].optimizer.has_value());
+  CHECK(&spec->OptimizerFor(spec->tensors[0]) == &spec->optimizer);
+}
+
+TEST_CASE("model spec per-tensor optimizer overrides inherit the model's",
+          "[model_spec]") {
+  Result<ModelSpec> spec = ParseModelSpec(
+      kModel + "[optimizer]\nkind = \"adam\"\nlr = 0.001\nbeta2 = 0.98\n" +
+      Tensor("w", "[4]", "optimizer = { kind = \"sgd\", lr = 0.5 }\n") +
+      Tensor("b", "[2]"));
+  REQUIRE(spec.ok());
+  const OptimizerSpec& w = spec->OptimizerFor(spec->tensors[0]);
+  CHECK(w.kind == "sgd");
+  CHECK(w.lr == 0.5);
+  CHECK(w.beta2 == 0.98);  // inherited from [optimizer]
+  CHECK(spec->OptimizerFor(spec->tensors[1]).kind == "adam");
+}
+
+TEST_CASE("model spec parser rejects bad optimizer hyper-parameters",
+          "[model_spec]") {
+  RequireInvalid(kModel + "[optimizer]\nbeta1 = 1.0\n" + kOneTensor,
+                 "optimizer.beta1: must be in [0, 1)");
+  RequireInvalid(kModel + "[optimizer]\nmomentum = -0.1\n" + kOneTensor,
+                 "optimizer.momentum: must be in [0, 1)");
+  RequireInvalid(kModel + "[optimizer]\neps = 0\n" + kOneTensor,
+                 "optimizer.eps: must be finite and > 0");
+  RequireInvalid(kModel + "[optimizer]\nweight_decay = -1\n" + kOneTensor,
+                 "optimizer.weight_decay: must be finite and >= 0");
+  RequireInvalid(kModel + "[optimizer]\nbeta = 0.9\n" + kOneTensor,
+                 "optimizer.beta: unknown key");
+  RequireInvalid(
+      kModel + Tensor("t", "[4]", "optimizer = { kind = \"sgdd\" }\n"),
+      "tensor[0].optimizer.kind: unknown optimizer 'sgdd'");
+  RequireInvalid(kModel + Tensor("t", "[4]", "optimizer = { lr = -1 }\n"),
+                 "tensor[0].optimizer.lr: must be finite and > 0");
+  RequireInvalid(kModel + Tensor("t", "[4]", "optimizer = \"adam\"\n"),
+                 "tensor[0].optimizer: expected a table");
+}
+
+TEST_CASE("spec hash follows each tensor's optimizer kind, not its settings",
+          "[model_spec]") {
+  const std::string base = kModel + "[optimizer]\nkind = \"adam\"\n";
+  auto hash = [&](const std::string& extra) {
+    Result<ModelSpec> spec = ParseModelSpec(base + Tensor("t", "[4]", extra));
+    REQUIRE(spec.ok());
+    return SpecHash(*spec);
+  };
+  const uint64_t plain = hash("");
+  CHECK(hash("optimizer = { lr = 0.5, beta1 = 0.5 }\n") == plain);
+  CHECK(hash("optimizer = { kind = \"adam\" }\n") == plain);
+  CHECK(hash("optimizer = { kind = \"momentum\" }\n") != plain);
 }
 
 // ---- Errors in [[tensor]] ----
@@ -334,8 +412,8 @@ TEST_CASE("model spec parser rejects unknown keys everywhere", "[model_spec]") {
                  "training: unknown key");
   RequireInvalid(kModel + "blockfloats = 1024\n" + kOneTensor,
                  "model.blockfloats: unknown key");
-  RequireInvalid(kModel + "[optimizer]\nmomentum = 0.9\n" + kOneTensor,
-                 "optimizer.momentum: unknown key");
+  RequireInvalid(kModel + "[optimizer]\nmomentun = 0.9\n" + kOneTensor,
+                 "optimizer.momentun: unknown key");
   RequireInvalid(kModel + Tensor("a", "[1]") + Tensor("b", "[1]") +
                      "[[tensor]]\nname = \"c\"\nshpe = [1]\ninit = \"zeros\"\n",
                  "tensor[2].shpe: unknown key");
@@ -412,8 +490,8 @@ TEST_CASE("model spec validation rejects bad structs with key paths",
   RequireStructInvalid(spec, "optimizer.lr: must be finite and > 0");
 
   spec = ValidStruct();
-  spec.optimizer.kind = "adagrad";
-  RequireStructInvalid(spec, "optimizer.kind: unknown optimizer 'adagrad'");
+  spec.optimizer.kind = "adagrad2";
+  RequireStructInvalid(spec, "optimizer.kind: unknown optimizer 'adagrad2'");
 
   spec = ValidStruct();
   spec.tensors.clear();
@@ -489,12 +567,13 @@ TEST_CASE("spec hash changes with anything that fixes the layout",
 }
 
 // Pinned: segments on disk carry this hash, so the encoding must never drift.
-// The value was computed independently from the documented encoding
-// (length-prefixed strings, 8-byte little-endian integers, FNV-1a 64).
+// Format 2 appends each tensor's optimizer kind to the documented encoding
+// (length-prefixed strings, 8-byte little-endian integers, FNV-1a 64); the
+// format-1 value, 0x5c4b8ea32747a4f6, was computed independently.
 TEST_CASE("spec hash of a known spec is stable", "[model_spec]") {
   Result<ModelSpec> result = ParseModelSpec(kFullSpec);
   REQUIRE(result.ok());
-  CHECK(SpecHash(*result) == 0x5c4b8ea32747a4f6ULL);
+  CHECK(SpecHash(*result) == 0x418c80c7130fdfeaULL);
 }
 
 TEST_CASE("spec hash does not confuse where name boundaries fall",

@@ -5,15 +5,19 @@
 //   storage = "/dev/shm/shardps"   # optional; segments go to <storage>/<name>/
 //   block_floats = 262144          # optional; multiple of 1024 (whole pages)
 //
-//   [optimizer]
-//   kind = "sgd"                   # the only kind for now
-//   lr = 0.1                       # > 0, finite
+//   [optimizer]                    # the model's default optimizer
+//   kind = "adam"                  # sgd momentum nesterov adagrad rmsprop
+//                                  # adam adamw ftrl
+//   lr = 0.001                     # > 0, finite; more hyper-parameters in
+//   weight_decay = 0.0             # OptimizerSpec, each optional
 //
 //   [[tensor]]
 //   name = "fc1.weight"
 //   shape = [256, 784]             # 1..8 dims, each > 0
-//   init = "normal:0.01"           # zeros | constant:x | uniform:a,b |
-//   normal:std seed = 7                       # optional, default 0
+//   init = "normal:0.01"           # zeros, constant:x, uniform:a,b, normal:std
+//   seed = 7                       # optional, default 0
+//   optimizer = { kind = "sgd", lr = 0.1 }  # optional per-tensor override;
+//                                  # keys not given come from [optimizer]
 //
 // Every problem is reported as kInvalidArgument with the key path, e.g.
 // "tensor[1].shape: dimension 0 must be > 0". Unknown keys are errors too, so
@@ -24,6 +28,7 @@
 #define SHARDPS_MODEL_SPEC_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,19 +55,38 @@ struct InitSpec {
   std::string ToString() const;
 };
 
+// An optimizer and its hyper-parameters. Each kind reads only the fields it
+// uses; the rest are ignored.
+struct OptimizerSpec {
+  std::string kind = "sgd";  // one of OptimizerKinds()
+  double lr = 0.01;          // all kinds (ftrl: its alpha); > 0
+  double momentum = 0.9;     // momentum, nesterov; in [0, 1)
+  double beta1 = 0.9;        // adam, adamw; in [0, 1)
+  double beta2 = 0.999;      // adam, adamw; in [0, 1)
+  double eps = 1e-8;         // adagrad, rmsprop, adam, adamw; > 0
+  double rho = 0.9;          // rmsprop's decay; in [0, 1)
+  double initial_accumulator = 0.1;  // adagrad's starting sum; >= 0
+  double weight_decay = 0;   // L2 added to the gradient (decoupled in adamw)
+  double clip_value = 0;     // clip each gradient element to +-value; 0 = off
+  double l1 = 0;             // ftrl; >= 0
+  double l2 = 0;             // ftrl; >= 0
+  double ftrl_beta = 1;      // ftrl; >= 0
+};
+
 struct TensorSpec {
   std::string name;
   std::vector<uint64_t> shape;
   InitSpec init;
   uint64_t seed = 0;
+  // Per-tensor override of the model's [optimizer]; when parsed from TOML it
+  // already holds the model's values for every key the override left out.
+  std::optional<OptimizerSpec> optimizer;
 
   uint64_t num_floats() const;  // product of shape
 };
 
-struct OptimizerSpec {
-  std::string kind = "sgd";
-  double lr = 0.01;
-};
+// The optimizer kinds a spec may name, in documentation order.
+const std::vector<std::string>& OptimizerKinds();
 
 struct ModelSpec {
   std::string name;
@@ -73,6 +97,10 @@ struct ModelSpec {
 
   // Returns the tensor called `name`, or nullptr.
   const TensorSpec* FindTensor(std::string_view name) const;
+  // The optimizer that updates `tensor`: its override, else the model's.
+  const OptimizerSpec& OptimizerFor(const TensorSpec& tensor) const {
+    return tensor.optimizer ? *tensor.optimizer : optimizer;
+  }
 };
 
 // Parses and validates a spec. Errors are kInvalidArgument with the key path;
@@ -84,9 +112,10 @@ Result<ModelSpec> LoadModelSpec(const std::string& path);
 Status ValidateModelSpec(const ModelSpec& spec);
 
 // Hash of everything that fixes the memory layout: model name, block size,
-// tensor names and shapes (in order), optimizer kind. Learning rate, init and
-// storage are deliberately excluded: a restarted server may change its
-// learning rate and keep its weights. Stable across platforms and releases.
+// the model's optimizer kind, tensor names, shapes and optimizer kinds (in
+// order; a kind fixes how much optimizer state sits beside the weights).
+// Hyper-parameters, init and storage are deliberately excluded: a restarted
+// server may change its learning rate and keep its weights and state.
 uint64_t SpecHash(const ModelSpec& spec);
 
 // Initial value of element `index` of `tensor`. A pure function of (init,

@@ -1,0 +1,397 @@
+#include "common/optimizers.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace shardps {
+namespace {
+
+using Index = Eigen::Index;
+using ArrayMap = Eigen::Map<Eigen::ArrayXf, Eigen::Unaligned>;
+using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf, Eigen::Unaligned>;
+
+// ---- names ----
+
+struct NamedKind {
+  OptimizerKind kind;
+  const char* name;
+};
+
+// Documentation order, the same as OptimizerKinds() in model_spec.h.
+constexpr NamedKind kNamedKinds[] = {
+    {OptimizerKind::kSgd, "sgd"},
+    {OptimizerKind::kMomentum, "momentum"},
+    {OptimizerKind::kNesterov, "nesterov"},
+    {OptimizerKind::kAdagrad, "adagrad"},
+    {OptimizerKind::kRmsprop, "rmsprop"},
+    {OptimizerKind::kAdam, "adam"},
+    {OptimizerKind::kAdamw, "adamw"},
+    {OptimizerKind::kFtrl, "ftrl"},
+};
+
+std::string SupportedNames() {
+  std::string names;
+  for (const NamedKind& named : kNamedKinds) {
+    if (!names.empty()) names += ", ";
+    names += named.name;
+  }
+  return names;
+}
+
+// ---- kernels ----
+
+// Blocks are processed in chunks of this many floats so that a kernel's
+// several passes (state first, then weights) over a chunk hit L1: adam touches
+// w, g, m, v and the effective-gradient buffer, 5 x 4 KiB.
+constexpr size_t kChunk = 1024;
+
+// One chunk of a block: weights, (effective) gradient and up to two state
+// arrays, all `n` floats.
+struct Span {
+  float* w;
+  const float* g;
+  float* s0;
+  float* s1;
+  Index n;
+};
+
+ArrayMap W(const Span& s) { return ArrayMap(s.w, s.n); }
+ConstArrayMap G(const Span& s) { return ConstArrayMap(s.g, s.n); }
+ArrayMap S0(const Span& s) { return ArrayMap(s.s0, s.n); }
+ArrayMap S1(const Span& s) { return ArrayMap(s.s1, s.n); }
+
+// The per-call scalars that depend on the step or on defaults, computed once
+// per block rather than once per element.
+struct StepScalars {
+  float adam_lr;         // lr / (1 - beta1^t): folds m's bias correction in
+  float adam_inv_bias2;  // 1 / (1 - beta2^t)
+  float ftrl_alpha;      // ftrl_alpha, or lr when it is 0
+};
+
+StepScalars MakeStepScalars(const OptimizerParams& p, uint64_t step) {
+  // In double: 1 - 0.999^t loses most of its digits in float for small t.
+  const double t = static_cast<double>(std::max<uint64_t>(step, 1));
+  const double bias1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
+  const double bias2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
+  StepScalars scalars;
+  scalars.adam_lr = static_cast<float>(p.lr / bias1);
+  scalars.adam_inv_bias2 = static_cast<float>(1.0 / bias2);
+  scalars.ftrl_alpha = p.ftrl_alpha > 0 ? p.ftrl_alpha : p.lr;
+  return scalars;
+}
+
+// w -= lr * g
+void Sgd(const OptimizerParams& p, const Span& s) { W(s) -= p.lr * G(s); }
+
+// v = mu * v + g;  w -= lr * v
+void Momentum(const OptimizerParams& p, const Span& s) {
+  ArrayMap v = S0(s);
+  v = p.momentum * v + G(s);
+  W(s) -= p.lr * v;
+}
+
+// v = mu * v + g;  w -= lr * (g + mu * v)   (the look-ahead form, as PyTorch)
+void Nesterov(const OptimizerParams& p, const Span& s) {
+  ArrayMap v = S0(s);
+  v = p.momentum * v + G(s);
+  W(s) -= p.lr * (G(s) + p.momentum * v);
+}
+
+// a += g^2;  w -= lr * g / (sqrt(a) + eps)
+void Adagrad(const OptimizerParams& p, const Span& s) {
+  ArrayMap a = S0(s);
+  a += G(s).square();
+  W(s) -= p.lr * G(s) / (a.sqrt() + p.eps);
+}
+
+// s = rho * s + (1 - rho) * g^2;  w -= lr * g / (sqrt(s) + eps)
+void Rmsprop(const OptimizerParams& p, const Span& s) {
+  ArrayMap mean_square = S0(s);
+  mean_square = p.rho * mean_square + (1 - p.rho) * G(s).square();
+  W(s) -= p.lr * G(s) / (mean_square.sqrt() + p.eps);
+}
+
+// m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g^2
+void UpdateMoments(const OptimizerParams& p, const Span& s) {
+  ArrayMap m = S0(s);
+  ArrayMap v = S1(s);
+  m = p.beta1 * m + (1 - p.beta1) * G(s);
+  v = p.beta2 * v + (1 - p.beta2) * G(s).square();
+}
+
+// w -= lr * mhat / (sqrt(vhat) + eps), mhat = m / (1 - b1^t),
+// vhat = v / (1 - b2^t); lr / (1 - b1^t) is folded into adam_lr.
+void Adam(const OptimizerParams& p, const StepScalars& c, const Span& s) {
+  UpdateMoments(p, s);
+  W(s) -= c.adam_lr * S0(s) / ((S1(s) * c.adam_inv_bias2).sqrt() + p.eps);
+}
+
+// Adam plus decoupled decay, both from the pre-step w (one expression, so
+// the order of the two subtractions cannot matter):
+// w -= lr * wd * w + lr * mhat / (sqrt(vhat) + eps)
+void Adamw(const OptimizerParams& p, const StepScalars& c, const Span& s) {
+  UpdateMoments(p, s);
+  ArrayMap w = W(s);
+  w -= (p.lr * p.weight_decay) * w +
+       c.adam_lr * S0(s) / ((S1(s) * c.adam_inv_bias2).sqrt() + p.eps);
+}
+
+// FTRL-proximal, per coordinate (McMahan et al. 2013, algorithm 1):
+//   sigma = (sqrt(n + g^2) - sqrt(n)) / alpha
+//   z += g - sigma * w;  n += g^2
+//   w = |z| <= l1 ? 0 : -(z - sign(z) * l1) / ((beta + sqrt(n)) / alpha + l2)
+// z must see the old n and the old w, so the statements run in this order.
+void Ftrl(const OptimizerParams& p, const StepScalars& c, const Span& s) {
+  ArrayMap w = W(s);
+  ArrayMap z = S0(s);
+  ArrayMap n = S1(s);
+  const float alpha = c.ftrl_alpha;
+  z += G(s) - ((n + G(s).square()).sqrt() - n.sqrt()) / alpha * w;
+  n += G(s).square();
+  w = (z.abs() <= p.ftrl_l1)
+          .select(0.0f, -(z - z.sign() * p.ftrl_l1) /
+                            ((p.ftrl_beta + n.sqrt()) / alpha + p.ftrl_l2));
+}
+
+// g' = clip(g, -c, c) (when c > 0), then g' += wd * w (when `decay`), into
+// `out`. max/min keep a NaN gradient NaN: Eigen returns the first operand
+// when a comparison involves NaN, and g is the first operand.
+const float* EffectiveGradient(const OptimizerParams& p, bool decay,
+                               const Span& s, float* out) {
+  ArrayMap effective(out, s.n);
+  const float c = p.clip_value;
+  if (c > 0) {
+    effective = G(s).max(-c).min(c);
+  } else {
+    effective = G(s);
+  }
+  if (decay) effective += p.weight_decay * W(s);
+  return out;
+}
+
+// Calls kernel(span) over `n` floats in chunks of kChunk, each span carrying
+// the effective gradient when clipping or L2 decay change it.
+template <typename Kernel>
+void ForEachChunk(OptimizerKind kind, const OptimizerParams& p, float* w,
+                  const float* g, float* const* state, size_t n,
+                  Kernel kernel) {
+  const int slots = StateSlots(kind);
+  // adamw decouples its decay; the others add it to the gradient.
+  const bool decay = kind != OptimizerKind::kAdamw && p.weight_decay != 0;
+  const bool rewrite = decay || p.clip_value > 0;
+  alignas(64) float effective[kChunk];
+  for (size_t begin = 0; begin < n; begin += kChunk) {
+    Span s;
+    s.n = static_cast<Index>(std::min(kChunk, n - begin));
+    s.w = w + begin;
+    s.g = g + begin;
+    s.s0 = slots > 0 ? state[0] + begin : nullptr;
+    s.s1 = slots > 1 ? state[1] + begin : nullptr;
+    if (rewrite) s.g = EffectiveGradient(p, decay, s, effective);
+    kernel(s);
+  }
+}
+
+// ---- 16-bit floats ----
+
+uint32_t FloatBits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+float BitsFloat(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// float32: 1 sign, 8 exponent (bias 127), 23 mantissa bits.
+// binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
+// Rebiasing an exponent from binary16 to float32 adds 127 - 15 = 112.
+constexpr uint32_t kF32Infinity = 0x7f800000;
+constexpr uint32_t kF32MinHalfNormal = 0x38800000;  // 2^-14
+constexpr uint32_t kRebias = 112;
+constexpr uint32_t kHalfInfinity = 0x7c00;
+constexpr uint32_t kHalfQuietBit = 0x0200;
+constexpr int kMantissaShift = 23 - 10;
+
+// v >> shift rounded to nearest, ties to even; 1 <= shift <= 31.
+uint32_t ShiftRightRoundEven(uint32_t v, int shift) {
+  const uint32_t kept = v >> shift;
+  const uint32_t rest = v & ((uint32_t{1} << shift) - 1);
+  const uint32_t half = uint32_t{1} << (shift - 1);
+  const bool up = rest > half || (rest == half && (kept & 1) != 0);
+  return kept + (up ? 1 : 0);
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1f;
+  uint32_t mantissa = h & 0x3ff;
+  if (exponent == 0x1f) {  // infinity or NaN; the payload moves up unchanged
+    return BitsFloat(sign | kF32Infinity | (mantissa << kMantissaShift));
+  }
+  if (exponent != 0) {  // normal
+    return BitsFloat(sign | ((exponent + kRebias) << 23) |
+                     (mantissa << kMantissaShift));
+  }
+  if (mantissa == 0) return BitsFloat(sign);  // +-0
+  // Subnormal: mantissa * 2^-24. Shift until the leading 1 reaches the
+  // implicit-bit position (bit 10), lowering the exponent once per shift,
+  // starting from 2^-14 (biased 127 - 14 = 113).
+  uint32_t biased = kRebias + 1;
+  while ((mantissa & 0x400) == 0) {
+    mantissa <<= 1;
+    --biased;
+  }
+  return BitsFloat(sign | (biased << 23) | ((mantissa & 0x3ff) << 13));
+}
+
+// |x| >= 2^-14 (magnitude bits). The rounding carry may ripple into the
+// exponent, which is exactly right (0x3bff + 1 = 0x3c00 is 1.0); anything that
+// lands on or past the infinity pattern is infinity.
+uint16_t NormalToHalf(uint32_t magnitude) {
+  const uint32_t rebiased = magnitude - (kRebias << 23);
+  const uint32_t h = ShiftRightRoundEven(rebiased, kMantissaShift);
+  return static_cast<uint16_t>(std::min(h, kHalfInfinity));
+}
+
+// |x| < 2^-14: a binary16 subnormal (units of 2^-24), or 0. With the implicit
+// bit m = 1.mantissa * 2^23 and biased exponent e, |x| = m * 2^(e - 150), so
+// |x| / 2^-24 = m >> (126 - e). A shift of 25 or more leaves less than half a
+// unit (m < 2^24): 0. Rounding up from 0x3ff gives 0x400, the smallest normal.
+uint16_t SubnormalToHalf(uint32_t magnitude) {
+  const int biased = static_cast<int>(magnitude >> 23);
+  const int shift = 126 - biased;
+  if (shift > 24) return 0;
+  const uint32_t m = (magnitude & 0x7fffff) | 0x800000;
+  return static_cast<uint16_t>(ShiftRightRoundEven(m, shift));
+}
+
+uint16_t FloatToHalf(float f) {
+  const uint32_t bits = FloatBits(f);
+  const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
+  const uint32_t magnitude = bits & 0x7fffffff;
+  if (magnitude > kF32Infinity) {  // NaN: keep the top payload bits
+    const uint32_t payload = (magnitude >> kMantissaShift) & 0x3ff;
+    return static_cast<uint16_t>(sign | kHalfInfinity |
+                                 (payload != 0 ? payload : kHalfQuietBit));
+  }
+  const uint16_t rounded = magnitude >= kF32MinHalfNormal
+                               ? NormalToHalf(magnitude)
+                               : SubnormalToHalf(magnitude);
+  return static_cast<uint16_t>(sign | rounded);
+}
+
+// bfloat16 is the top half of a float32, so only the rounding needs care.
+uint16_t FloatToBf16(float f) {
+  const uint32_t bits = FloatBits(f);
+  if ((bits & 0x7fffffff) > kF32Infinity) {  // NaN: keep the top payload bits
+    const auto top = static_cast<uint16_t>(bits >> 16);
+    return (top & 0x7f) != 0 ? top : static_cast<uint16_t>(top | 0x40);
+  }
+  // Round to nearest even: add just under half a unit, plus one when the kept
+  // part is odd, and truncate. Overflow carries into the exponent and ends at
+  // the infinity pattern, as it should; nothing passes bit 31 since the
+  // largest finite magnitude is 0x7f7fffff.
+  const uint32_t odd = (bits >> 16) & 1;
+  return static_cast<uint16_t>((bits + 0x7fff + odd) >> 16);
+}
+
+}  // namespace
+
+const char* OptimizerName(OptimizerKind kind) {
+  for (const NamedKind& named : kNamedKinds) {
+    if (named.kind == kind) return named.name;
+  }
+  return "unknown";
+}
+
+Result<OptimizerKind> ParseOptimizerKind(std::string_view name) {
+  for (const NamedKind& named : kNamedKinds) {
+    if (name == named.name) return named.kind;
+  }
+  return Status(Code::kInvalidArgument,
+                "unknown optimizer '" + std::string(name) +
+                    "'; supported: " + SupportedNames());
+}
+
+int StateSlots(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kSgd:
+      return 0;
+    case OptimizerKind::kMomentum:
+    case OptimizerKind::kNesterov:
+    case OptimizerKind::kAdagrad:
+    case OptimizerKind::kRmsprop:
+      return 1;
+    case OptimizerKind::kAdam:
+    case OptimizerKind::kAdamw:
+    case OptimizerKind::kFtrl:
+      return 2;
+  }
+  return 0;
+}
+
+void InitState(OptimizerKind kind, const OptimizerParams& params,
+               float* const* state, size_t n) {
+  const auto len = static_cast<Index>(n);
+  const int slots = StateSlots(kind);
+  for (int slot = 0; slot < slots; ++slot) {
+    const float value =
+        kind == OptimizerKind::kAdagrad ? params.initial_accumulator : 0.0f;
+    ArrayMap(state[slot], len).setConstant(value);
+  }
+}
+
+void ApplyUpdate(OptimizerKind kind, const OptimizerParams& params,
+                 uint64_t step, float* w, const float* g, float* const* state,
+                 size_t n) {
+  const OptimizerParams& p = params;
+  const StepScalars c = MakeStepScalars(p, step);
+  auto run = [&](auto kernel) {
+    ForEachChunk(kind, p, w, g, state, n, kernel);
+  };
+  switch (kind) {
+    case OptimizerKind::kSgd:
+      return run([&](const Span& s) { Sgd(p, s); });
+    case OptimizerKind::kMomentum:
+      return run([&](const Span& s) { Momentum(p, s); });
+    case OptimizerKind::kNesterov:
+      return run([&](const Span& s) { Nesterov(p, s); });
+    case OptimizerKind::kAdagrad:
+      return run([&](const Span& s) { Adagrad(p, s); });
+    case OptimizerKind::kRmsprop:
+      return run([&](const Span& s) { Rmsprop(p, s); });
+    case OptimizerKind::kAdam:
+      return run([&](const Span& s) { Adam(p, c, s); });
+    case OptimizerKind::kAdamw:
+      return run([&](const Span& s) { Adamw(p, c, s); });
+    case OptimizerKind::kFtrl:
+      return run([&](const Span& s) { Ftrl(p, c, s); });
+  }
+}
+
+void WidenF16(const uint16_t* in, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = HalfToFloat(in[i]);
+}
+
+void WidenBf16(const uint16_t* in, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = BitsFloat(static_cast<uint32_t>(in[i]) << 16);
+  }
+}
+
+void NarrowF16(const float* in, uint16_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = FloatToHalf(in[i]);
+}
+
+void NarrowBf16(const float* in, uint16_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(in[i]);
+}
+
+}  // namespace shardps
