@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 
 #include "shardps/status.h"
@@ -40,10 +41,15 @@ class CallState {
   // std::shared_ptr<CallState> that this call takes ownership of.
   static void ReleaseFrame(void* data, void* hint);
 
+  // Memory the call's frames borrow that the call itself owns (a narrowed
+  // 16-bit copy of a gradient); freed with the call, after every frame.
+  void KeepAlive(std::shared_ptr<const void> owned) { owned_ = std::move(owned); }
+
  private:
   bool DoneLocked() const { return parts_left_ == 0 && frames_held_ == 0; }
 
   const Clock::time_point deadline_;
+  std::shared_ptr<const void> owned_;  // set before submission, then const
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   int parts_left_;       // guarded by mu_

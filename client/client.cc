@@ -9,6 +9,7 @@
 #include "client/call_state.h"
 #include "client/io_thread.h"
 #include "common/malloc_tuning.h"
+#include "common/optimizers.h"
 
 namespace shardps {
 
@@ -242,6 +243,24 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
       (op != wire::Op::Push && out == nullptr))
     return FailedHandle(Status(Code::kInvalidArgument, "null buffer"));
 
+  // 16-bit gradients travel from a narrowed copy the call owns; float32
+  // ones straight from the caller's buffer.
+  const void* payload = grad;
+  wire::DType dtype = wire::DType::F32;
+  std::shared_ptr<std::vector<uint16_t>> narrowed;
+  if (op != wire::Op::Pull &&
+      io_->options().push_dtype != WireDType::kFloat32) {
+    narrowed = std::make_shared<std::vector<uint16_t>>(count);
+    if (io_->options().push_dtype == WireDType::kFloat16) {
+      NarrowF16(grad, narrowed->data(), count);
+      dtype = wire::DType::F16;
+    } else {
+      NarrowBf16(grad, narrowed->data(), count);
+      dtype = wire::DType::BF16;
+    }
+    payload = narrowed->data();
+  }
+
   std::vector<Part> parts;
   const auto deadline =
       CallState::Clock::now() + io_->options().request_timeout;
@@ -253,13 +272,15 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
     p.op = op;
     p.tensor = t;
     p.blocks = std::move(blocks);
-    p.grad = grad;
+    p.grad = op == wire::Op::Pull ? nullptr : payload;
+    p.dtype = dtype;
     p.out = out;
     p.deadline = deadline;
     parts.push_back(std::move(p));
   }
   auto call =
       std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
+  if (narrowed) call->KeepAlive(std::move(narrowed));
   for (Part& p : parts) p.call = call;
   io_->Submit(std::move(parts));
   return Handle(std::move(call));

@@ -192,6 +192,7 @@ void IoThread::Transmit(Part& part) {
   req.add_request_id(part.request_id);
   req.add_client_id(client_id_);
   req.add_model(model);
+  req.add_dtype(part.dtype);
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);
     req.add_blocks(blocks);
@@ -218,9 +219,10 @@ void IoThread::Transmit(Part& part) {
         const uint32_t b = part.blocks[i];
         // Zero-copy: the frame borrows the caller's gradient; the call is not
         // done until ZeroMQ releases it (CallState::ReleaseFrame).
-        auto* data = const_cast<float*>(part.grad + layout.BlockStart(b));
-        const size_t bytes =
-            layout.BlockLength(*part.tensor, b) * sizeof(float);
+        const size_t element = part.dtype == wire::DType::F32 ? 4 : 2;
+        auto* data = const_cast<char*>(static_cast<const char*>(part.grad) +
+                                       layout.BlockStart(b) * element);
+        const size_t bytes = layout.BlockLength(*part.tensor, b) * element;
         part.call->FrameHeld();
         auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
         zmq::message_t frame(data, bytes, &CallState::ReleaseFrame,

@@ -44,7 +44,8 @@ struct Part {
   wire::Op op = wire::Op::Hello;
   const TensorLayout* tensor = nullptr;  // dense ops; owned by the layout
   std::vector<uint32_t> blocks;          // tensor blocks on this shard
-  const float* grad = nullptr;           // whole-tensor gradient, borrowed
+  const void* grad = nullptr;            // whole-tensor gradient, borrowed
+  wire::DType dtype = wire::DType::F32;  // of `grad`
   float* out = nullptr;                  // whole-tensor output, borrowed
   // Hello/Stats: turns the reply into the caller's result (I/O thread).
   std::function<Status(const wire::Reply&)> on_reply;

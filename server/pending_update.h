@@ -23,6 +23,7 @@ struct PendingUpdate {
   std::vector<zmq::message_t> out;     // PushPull: updated blocks to return
   uint64_t request_id = 0;
   wire::Op op = wire::Op::Push;
+  wire::DType dtype = wire::DType::F32;  // of the gradient frames
   // Blocks still being applied; the pool thread that brings it to zero hands
   // the request back. acq_rel so the frontend sees every block's writes.
   std::atomic<uint32_t> remaining{0};

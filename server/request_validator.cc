@@ -38,10 +38,15 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
   auto tensor = FindTensor(req.tensor());
   if (!tensor.ok()) return tensor.status();
   const TensorEntry& t = segment_.tensor(*tensor);
-  if (req.dtype() != wire::DType::F32)
-    return Status(Code::kUnimplemented, std::string("dtype ") +
-                                            wire::EnumNameDType(req.dtype()) +
-                                            " is not supported yet (send F32)");
+  if (req.dtype() > wire::DType::MAX)
+    return Status(Code::kInvalidArgument,
+                  "unknown dtype " +
+                      std::to_string(static_cast<int>(req.dtype())));
+  if (req.op() == wire::Op::Pull && req.dtype() != wire::DType::F32)
+    return Status(Code::kUnimplemented,
+                  std::string("pull replies are F32; asked for ") +
+                      wire::EnumNameDType(req.dtype()));
+  const uint64_t element_bytes = GradientElementBytes(req.dtype());
   const auto* blocks = req.blocks();
   if (blocks == nullptr || blocks->size() == 0)
     return Status(
@@ -73,12 +78,13 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
                     "block " + std::to_string(b) + " of '" + t.name +
                         "' does not live on shard " +
                         std::to_string(segment_.header().shard_index));
-    const uint64_t bytes = segment_.block(l).num_floats * sizeof(float);
+    const uint64_t bytes = segment_.block(l).num_floats * element_bytes;
     if (has_payload && payload_sizes[i] != bytes)
       return Status(Code::kSizeMismatch,
                     "block " + std::to_string(b) + " of '" + t.name +
-                        "' holds " + std::to_string(bytes) +
-                        " bytes of float32, payload frame has " +
+                        "' takes " + std::to_string(bytes) + " bytes of " +
+                        wire::EnumNameDType(req.dtype()) +
+                        ", payload frame has " +
                         std::to_string(payload_sizes[i]));
     local->push_back(static_cast<uint32_t>(l));
   }

@@ -23,13 +23,20 @@ namespace shardps {
 // Upper bound on blocks named in one request (and so on payload frames).
 inline constexpr size_t kMaxBlocksPerRequest = 1 << 16;
 
+// Bytes per gradient element on the wire for `dtype` (4 for F32, 2 for F16
+// and BF16). REQUIRES: a known dtype.
+inline uint64_t GradientElementBytes(wire::DType dtype) {
+  return dtype == wire::DType::F32 ? 4 : 2;
+}
+
 class RequestValidator {
  public:
   explicit RequestValidator(const Segment& segment);
 
   // Checks model name, tensor and block list of a Push, Pull or PushPull,
   // and that `payload_sizes` (bytes of each payload frame) match the blocks:
-  // one float32 block per frame for pushes, no frames for pulls. On success
+  // one block per frame for pushes (float32, float16 or bfloat16 as the
+  // header's dtype says), no frames for pulls (whose replies are float32). On success
   // fills `local` with the segment's block index for each named block.
   Status ValidateDense(const wire::Request& req,
                        const std::vector<size_t>& payload_sizes,

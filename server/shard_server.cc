@@ -277,6 +277,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   auto pending = std::make_unique<PendingUpdate>();
   pending->request_id = req.request_id();
   pending->op = req.op();
+  pending->dtype = req.dtype();
   pending->blocks.reserve(local.size());
   for (uint32_t l : local) pending->blocks.push_back(segment_->block(l).block);
   if (req.op() == wire::Op::PushPull) {
@@ -293,7 +294,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   auto task_for = [&](size_t i) {
     BlockTask task;
     task.block = local[i];
-    task.grad = static_cast<const float*>(pending->frames[i + 2].data());
+    task.grad = pending->frames[i + 2].data();
+    task.dtype = pending->dtype;
     task.out =
         pending->op == wire::Op::PushPull ? pending->out[i].data() : nullptr;
     task.owner = pending.get();

@@ -73,7 +73,7 @@ void UpdatePool::Run(Worker& worker) {
       batch.swap(worker.tasks);
     }
     for (const BlockTask& task : batch) {
-      Apply(task);
+      Apply(task, worker.scratch);
       if (task.owner->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
         done_.Push(task.owner);
     }
@@ -81,8 +81,20 @@ void UpdatePool::Run(Worker& worker) {
   }
 }
 
-void UpdatePool::Apply(const BlockTask& task) {
+void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
   const BlockEntry& entry = segment_.block(task.block);
+  const float* grad = static_cast<const float*>(task.grad);
+  if (task.dtype != wire::DType::F32) {
+    // Half the bytes on the wire; one widening pass per block here.
+    scratch.resize(entry.num_floats);
+    const auto* half = static_cast<const uint16_t*>(task.grad);
+    if (task.dtype == wire::DType::F16) {
+      WidenF16(half, scratch.data(), entry.num_floats);
+    } else {
+      WidenBf16(half, scratch.data(), entry.num_floats);
+    }
+    grad = scratch.data();
+  }
   float* weights = segment_.block_data(task.block);
   const TensorOptimizer& opt = optimizers_[entry.tensor];
   float* state[kMaxStateSlots] = {};
@@ -94,7 +106,7 @@ void UpdatePool::Apply(const BlockTask& task) {
   // and it survives restarts with the segment.
   const uint64_t step = version.seq.load(std::memory_order_relaxed) / 2 + 1;
   BeginWrite(version);
-  ApplyUpdate(opt.kind, opt.params, step, weights, task.grad, state,
+  ApplyUpdate(opt.kind, opt.params, step, weights, grad, state,
               entry.num_floats);
   EndWrite(version);
   // We are the block's only writer, so the weights cannot change under this

@@ -33,7 +33,9 @@ namespace shardps {
 
 struct BlockTask {
   uint32_t block;        // local block index in the segment
-  const float* grad;     // borrowed from owner->frames; num_floats of block
+  const void* grad;      // borrowed from owner->frames; num_floats of block
+  wire::DType dtype;     // of `grad`: F32 is applied in place, 16-bit
+                         // gradients are widened into a per-writer buffer
   void* out;             // PushPull: receives the updated block, else null
   PendingUpdate* owner;  // counted down when this block is done
 };
@@ -72,7 +74,7 @@ class UpdatePool {
   // Applies a block owned by writer 0 on the calling (frontend) thread. Does
   // not count the owner down: the frontend settles its inline blocks at once.
   // REQUIRES: IsInline(task.block).
-  void ApplyInline(const BlockTask& task) { Apply(task); }
+  void ApplyInline(const BlockTask& task) { Apply(task, inline_scratch_); }
 
  private:
   struct Worker {
@@ -81,16 +83,19 @@ class UpdatePool {
     std::deque<BlockTask> tasks;  // guarded by mu
     bool stopping = false;        // guarded by mu
     std::thread thread;
+    std::vector<float> scratch;   // widened 16-bit gradients; thread-owned
   };
 
   void Run(Worker& worker);
-  void Apply(const BlockTask& task);
+  // `scratch` belongs to the calling writer; it grows to a block once.
+  void Apply(const BlockTask& task, std::vector<float>& scratch);
 
   Segment& segment_;
   const std::vector<TensorOptimizer> optimizers_;  // by tensor index
   CompletionQueue& done_;
   const uint32_t writers_;
   std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1
+  std::vector<float> inline_scratch_;             // writer 0's (frontend's)
 };
 
 }  // namespace shardps

@@ -230,9 +230,9 @@ std::vector<BadCase> BadCases() {
   add("op the server does not serve",
       {header([](HeaderFields& f) { f.op = uint8_t(wire::Op::Barrier); })},
       Code::kUnimplemented);
-  add("float16 payload",
+  add("float16 header with a float32-sized payload",
       {header([](HeaderFields& f) { f.dtype = wire::DType::F16; }), block},
-      Code::kUnimplemented);
+      Code::kSizeMismatch);
   return cases;
 }
 

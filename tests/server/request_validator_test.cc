@@ -184,16 +184,30 @@ TEST_CASE("validator refuses a pull that carries payload", "[validator]") {
               Code::kBadMessage, "payload frames");
 }
 
-TEST_CASE("validator refuses dtypes other than F32", "[validator]") {
+TEST_CASE("validator sizes 16-bit gradient frames at two bytes a float",
+          "[validator]") {
   ValidatorFixture f(0);
-  RequireCode(f.Validate(f.Request(wire::Op::Push, "w", {0}, "vmodel",
+  for (wire::DType dtype : {wire::DType::F16, wire::DType::BF16}) {
+    INFO(wire::EnumNameDType(dtype));
+    CHECK(f.Validate(f.Request(wire::Op::Push, "w", {0}, "vmodel", dtype),
+                     {kFull / 2})
+              .ok());
+    RequireCode(f.Validate(f.Request(wire::Op::Push, "w", {0}, "vmodel", dtype),
+                           {kFull}),
+                Code::kSizeMismatch, wire::EnumNameDType(dtype));
+  }
+}
+
+TEST_CASE("validator refuses 16-bit pulls and unknown dtypes", "[validator]") {
+  ValidatorFixture f(0);
+  RequireCode(f.Validate(f.Request(wire::Op::Pull, "w", {0}, "vmodel",
                                    wire::DType::F16),
-                         {kFull / 2}),
-              Code::kUnimplemented, "F16");
+                         {}),
+              Code::kUnimplemented, "F32");
   RequireCode(f.Validate(f.Request(wire::Op::Push, "w", {0}, "vmodel",
-                                   wire::DType::BF16),
-                         {kFull / 2}),
-              Code::kUnimplemented, "BF16");
+                                   static_cast<wire::DType>(9)),
+                         {kFull}),
+              Code::kInvalidArgument, "unknown dtype 9");
 }
 
 TEST_CASE("validator refuses an empty block list", "[validator]") {

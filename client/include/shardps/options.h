@@ -8,6 +8,15 @@
 
 namespace shardps {
 
+// Precision of pushed gradients on the wire. The servers widen 16-bit
+// gradients back to float32 before applying them.
+enum class WireDType {
+  kFloat32,   // exact; zero-copy from the caller's buffer
+  kFloat16,   // IEEE binary16: half the bytes; ~3 significant digits, range
+              // +-65504 (larger values become infinity: scale your loss)
+  kBFloat16,  // bfloat16: half the bytes; float32's range, ~2-3 digits
+};
+
 struct ClientOptions {
   // Deadline of every request, from the call until all shards answered. A
   // shard that misses it fails the call with kTimeout and its connection is
@@ -29,6 +38,11 @@ struct ClientOptions {
   // VMs. It keeps up to 1 GiB of freed memory in the process for reuse. Turn
   // off if your process tunes malloc itself.
   bool tune_malloc = true;
+
+  // Precision of Push/PushPull gradients on the wire. 16-bit types halve
+  // the traffic at the cost of one conversion pass (a copy) per push; pulls
+  // always return float32.
+  WireDType push_dtype = WireDType::kFloat32;
 
   // Identifies this client to the servers (stats, later exactly-once
   // retries). 0 picks a random id.
