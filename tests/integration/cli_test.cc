@@ -3,6 +3,7 @@
 // codes and messages of bad input.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
@@ -151,6 +152,66 @@ TEST_CASE("cli launches, serves, moves tensors and stops a local cluster",
   const RunResult inspect = Run({bin, "inspect", cluster->shards[0].segment});
   CHECK(inspect.status.ok());
   CHECK(Contains(inspect.out, "clean shutdown"));
+}
+
+// Waits (bounded) until the launcher's stderr mentions `needle`.
+bool StderrEventually(ChildProcess& launcher, const std::string& needle) {
+  for (int i = 0; i < 200; ++i) {  // up to 10 s
+    if (Contains(launcher.Stderr(), needle)) return true;
+    ::usleep(50000);
+  }
+  return false;
+}
+
+TEST_CASE("launch restarts a killed shard on its endpoint with its weights",
+          "[integration]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), CliSpec());
+  const std::string cluster_file = dir.File("cluster.toml");
+  const std::string bin = kShardpsBinary;
+  auto launch = ChildProcess::Spawn({bin, "launch", "--spec", spec, "--shards",
+                                     "2", "--cluster-file", cluster_file,
+                                     "--storage", dir.File("storage")});
+  REQUIRE(launch.ok());
+  ChildProcess& launcher = **launch;
+  REQUIRE(launcher.ReadLineContaining("ready", kStartTimeout).has_value());
+  REQUIRE(launcher.ReadLine(seconds(5)).has_value());
+  REQUIRE(launcher.ReadLine(seconds(5)).has_value());
+  const std::vector<pid_t> pids = ShardPids(launcher.lines_seen());
+  REQUIRE(pids.size() == 2);
+
+  const RunResult push = Run({bin, "push", "--cluster", cluster_file,
+                              "--tensor", "big", "--fill", "0.5"});
+  REQUIRE(push.status.ok());
+  REQUIRE(::kill(pids[0], SIGKILL) == 0);
+  INFO("launch stderr: " << launcher.Stderr());
+  REQUIRE(StderrEventually(launcher, "shard 0 restarted"));
+
+  // Same cluster file, same endpoint: the CLI reaches the new process, which
+  // reopened the segment with the acknowledged push in it.
+  const std::string npy = dir.File("big.npy");
+  const RunResult pull = Run({bin, "pull", "--cluster", cluster_file,
+                              "--tensor", "big", "--out", npy});
+  INFO(pull.err);
+  REQUIRE(pull.status.ok());
+  auto array = ReadNpy(npy);
+  REQUIRE(array.ok());
+  size_t wrong = 0;
+  for (float v : array->data) wrong += v != 4.0f - 0.5f;
+  CHECK(wrong == 0);
+
+  int restarted_pid = 0;
+  const std::string err = launcher.Stderr();
+  const size_t at = err.find("restarted (pid ");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(std::sscanf(err.c_str() + at, "restarted (pid %d)", &restarted_pid) ==
+          1);
+  REQUIRE(launcher.Signal(SIGINT));
+  const auto exit = launcher.Wait(kExitTimeout);
+  REQUIRE(exit.has_value());
+  CHECK(exit->ok());
+  CHECK(ProcessGone(restarted_pid));
+  CHECK(ProcessGone(pids[1]));
 }
 
 TEST_CASE("cli rejects bad input with exit code 2 and a useful message",
