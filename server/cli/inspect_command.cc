@@ -32,7 +32,27 @@ struct TensorSummary {
   double l2 = 0;         // L2 norm of the local blocks
   uint64_t updates = 0;  // block updates applied to the local blocks
   bool torn = false;     // a block stayed mid-update (crashed writer)
+  // L2 norm of each optimizer state slot (e.g. Adam's m, v) on this shard,
+  // read without the seqlock: a diagnostic, it may mix two updates.
+  std::vector<double> state_l2;
 };
+
+double SumSquares(const float* p, uint64_t n) {
+  const Eigen::Map<const Eigen::ArrayXf> a(p, static_cast<Eigen::Index>(n));
+  return a.cast<double>().square().sum();
+}
+
+// Per-slot norms as "0.12,3.4e-05", or "-" for a stateless optimizer.
+std::string StateString(const std::vector<double>& norms) {
+  if (norms.empty()) return "-";
+  std::string s;
+  char buf[32];
+  for (double n : norms) {
+    std::snprintf(buf, sizeof(buf), "%.4g", n);
+    s += (s.empty() ? "" : ",") + std::string(buf);
+  }
+  return s;
+}
 
 std::string ShapeString(const TensorEntry& t) {
   std::string s = "[";
@@ -69,8 +89,12 @@ TensorSummary Summarise(const Segment& seg, uint32_t tensor) {
     sum_sq += a.cast<double>().square().sum();
     out.floats_here += b.num_floats;
     out.updates += version / 2;
+    out.state_l2.resize(out.entry->state_slots);
+    for (uint32_t k = 0; k < out.entry->state_slots; ++k)
+      out.state_l2[k] += SumSquares(seg.state_data(l, k), b.num_floats);
   }
   out.l2 = std::sqrt(sum_sq);
+  for (double& n : out.state_l2) n = std::sqrt(n);
   return out;
 }
 
@@ -95,15 +119,22 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
               pid > 0 ? ("running, pid " + std::to_string(pid)).c_str()
               : h.clean_shutdown.load() ? "none (clean shutdown)"
                                         : "none (no clean shutdown recorded)");
-  std::printf("\n%-24s %-16s %-9s %7s %12s %10s %14s %10s\n", "tensor",
+  std::printf("\n%-24s %-16s %-9s %7s %12s %10s %14s %10s  %s\n", "tensor",
               "shape", "optimizer", "blocks", "floats here", "crc32c",
-              "l2 norm", "updates");
+              "l2 norm", "updates", "state l2 (per slot)");
   for (const TensorSummary& t : tensors)
     std::printf("%-24s %-16s %-9s %3u/%-3u %12" PRIu64 " %10.8x %14.6g %10" PRIu64
-                "%s\n",
+                "  %s%s\n",
                 t.entry->name, ShapeString(*t.entry).c_str(), t.entry->optimizer,
                 t.entry->local_blocks, t.entry->num_blocks, t.floats_here,
-                t.crc, t.l2, t.updates, t.torn ? "  (torn)" : "");
+                t.crc, t.l2, t.updates, StateString(t.state_l2).c_str(),
+                t.torn ? "  (torn)" : "");
+}
+
+std::string StateJson(const std::vector<double>& norms) {
+  std::string s;
+  for (double n : norms) s += (s.empty() ? "" : ", ") + JsonNumber(n);
+  return s;
 }
 
 void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
@@ -133,11 +164,12 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
         "\"state_slots\": %u, \"blocks\": %u, "
         "\"blocks_here\": %u, \"floats_here\": %" PRIu64
         ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
-        ", \"torn\": %s}",
+        ", \"torn\": %s, \"state_l2\": [%s]}",
         i == 0 ? "" : ",", JsonString(t.entry->name).c_str(), shape.c_str(),
         JsonString(t.entry->optimizer).c_str(), t.entry->state_slots,
         t.entry->num_blocks, t.entry->local_blocks, t.floats_here, t.crc,
-        JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false");
+        JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false",
+        StateJson(t.state_l2).c_str());
   }
   std::printf("\n]}\n");
 }
