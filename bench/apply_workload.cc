@@ -50,9 +50,8 @@ Status RunApply(const SuiteOptions& o, Report* report) {
   tensor.shape = {o.apply_floats};
   spec.tensors.push_back(tensor);
   SegmentOpenReport open_report;
-  auto seg = Segment::OpenForServing(spec, 0, 1,
-                                     Segment::PathFor(*dir, "apply", 0, 1),
-                                     &open_report);
+  auto seg = Segment::OpenForServing(
+      spec, 0, 1, Segment::PathFor(*dir, "apply", 0, 1), &open_report);
   if (!seg.ok()) {
     RemoveTree(*dir);
     return seg.status();
@@ -62,8 +61,7 @@ Status RunApply(const SuiteOptions& o, Report* report) {
   std::vector<float> sink(spec.block_floats);
   const uint64_t bytes_moved = o.apply_floats * sizeof(float);
   std::fprintf(stderr, "apply: %llu floats in %u blocks\n",
-               static_cast<unsigned long long>(o.apply_floats),
-               s.num_blocks());
+               static_cast<unsigned long long>(o.apply_floats), s.num_blocks());
 
   const double memcpy_rate = PassesPerSecond(o.seconds, [&] {
     for (uint32_t b = 0; b < s.num_blocks(); ++b) {

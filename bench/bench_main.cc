@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (workloads.empty() ||
       std::find(workloads.begin(), workloads.end(), "all") != workloads.end())
-    workloads = {"transport", "latency", "sparse",
+    workloads = {"transport", "latency",     "sparse",
                  "apply",     "coprocessor", "stream"};
 
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();

@@ -15,7 +15,8 @@ namespace shardps::bench {
 
 Result<std::string> MakeTempDir() {
   const char* base = std::getenv("SHARDPS_BENCH_DIR");
-  std::string tmpl = std::string(base ? base : "/dev/shm") + "/shardps-bench.XXXXXX";
+  std::string tmpl =
+      std::string(base ? base : "/dev/shm") + "/shardps-bench.XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
     return Status(Code::kIoError, "mkdtemp " + tmpl + " failed");
   return tmpl;
@@ -47,9 +48,9 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
     const std::string listen =
         transport == "ipc" ? "ipc://" + c.dir_ + "/shard-" + std::to_string(i)
                            : "tcp://127.0.0.1:*";
-    auto child = Child::Spawn({"__server", spec_file, std::to_string(i),
-                               std::to_string(shards), listen,
-                               std::to_string(threads)});
+    auto child =
+        Child::Spawn({"__server", spec_file, std::to_string(i),
+                      std::to_string(shards), listen, std::to_string(threads)});
     if (!child.ok()) return child.status();
     c.servers_.push_back(std::move(child).value());
     auto ep = AwaitEndpoint(c.servers_.back());

@@ -4,14 +4,13 @@
 //   co-processor: compute, push the gradient, read weights via ModelView.
 // The compute reads every weight once in both modes, so the only difference
 // is whether the updated model crosses a socket.
+#include <Eigen/Core>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "bench/child.h"
 #include "bench/cluster.h"
@@ -29,10 +28,12 @@ constexpr uint32_t kShards = 2;
 // Busy work standing in for forward/backward: a pass over the weights plus
 // a fixed spin, so every step costs the same whatever the mode.
 float Compute(const float* w, size_t n, double ms) {
-  const Eigen::Map<const Eigen::VectorXf> weights(w, static_cast<Eigen::Index>(n));
+  const Eigen::Map<const Eigen::VectorXf> weights(w,
+                                                  static_cast<Eigen::Index>(n));
   float acc = weights.sum();
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double, std::milli>(ms));
+  const auto until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double, std::milli>(ms));
   while (Clock::now() < until) acc += 1e-9f;
   return acc;
 }
@@ -43,9 +44,9 @@ Result<double> MeasureMode(const SuiteOptions& o, uint64_t floats, int workers,
   if (!cluster.ok()) return cluster.status();
   std::vector<Child> children;
   for (int w = 0; w < workers; ++w) {
-    auto c = Child::Spawn({"__cop-worker", cluster->cluster_file(), mode,
-                           std::to_string(o.steps),
-                           std::to_string(o.compute_ms)});
+    auto c =
+        Child::Spawn({"__cop-worker", cluster->cluster_file(), mode,
+                      std::to_string(o.steps), std::to_string(o.compute_ms)});
     if (!c.ok()) return c.status();
     children.push_back(std::move(c).value());
   }
@@ -79,8 +80,14 @@ Status RunCoprocessor(const SuiteOptions& o, Report* report) {
           {"compute_ms", std::to_string(static_cast<int>(o.compute_ms))}};
       // value = co-processor step, ceiling = classic step: a ratio below 1
       // is the co-processor's gain; the speed-up is its inverse.
-      Figure step{"coprocessor", "step", config, *coproc, "ms", *classic,
-                  "classic push+pull step", ""};
+      Figure step{"coprocessor",
+                  "step",
+                  config,
+                  *coproc,
+                  "ms",
+                  *classic,
+                  "classic push+pull step",
+                  ""};
       step.note = "speed-up " + std::to_string(*classic / *coproc) + "x";
       report->Add(step);
     }

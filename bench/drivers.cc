@@ -43,9 +43,8 @@ Result<LoadResult> Pump(const LoadSpec& spec, Issue issue, Complete complete) {
     const double budget =
         phase == 0 ? spec.seconds * kWarmupFraction : spec.seconds;
     const auto begin = Clock::now();
-    const auto end =
-        begin + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(budget));
+    const auto end = begin + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(budget));
     uint64_t bytes = 0, requests = 0;
     for (int i = 0; i < spec.inflight; ++i) {
       SHARDPS_RETURN_IF_ERROR(issue());
@@ -97,9 +96,9 @@ int RunRawSink(const std::string& listen) {
       if (reply_data.size() < h.reply_bytes) reply_data.resize(h.reply_bytes);
       socket.send(frames[0], zmq::send_flags::sndmore);
       if (h.zero_copy) {
-        socket.send(zmq::message_t(reply_data.data(), h.reply_bytes, NoFree,
-                                   nullptr),
-                    zmq::send_flags::none);
+        socket.send(
+            zmq::message_t(reply_data.data(), h.reply_bytes, NoFree, nullptr),
+            zmq::send_flags::none);
       } else {
         socket.send(zmq::buffer(reply_data.data(), h.reply_bytes),
                     zmq::send_flags::none);
@@ -124,9 +123,9 @@ Result<LoadResult> RawLoad(const std::string& endpoint, const LoadSpec& spec) {
                 push ? zmq::send_flags::sndmore : zmq::send_flags::none);
     if (push) {
       if (spec.zero_copy) {
-        socket.send(zmq::message_t(payload.data(), payload.size(), NoFree,
-                                   nullptr),
-                    zmq::send_flags::none);
+        socket.send(
+            zmq::message_t(payload.data(), payload.size(), NoFree, nullptr),
+            zmq::send_flags::none);
       } else {
         socket.send(zmq::buffer(payload.data(), payload.size()),
                     zmq::send_flags::none);
@@ -174,7 +173,8 @@ Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
         handles.push_back((*client)->Pull(tensor, dst, floats));
         break;
       case Direction::kPushPull:
-        handles.push_back((*client)->PushPull(tensor, grad.data(), dst, floats));
+        handles.push_back(
+            (*client)->PushPull(tensor, grad.data(), dst, floats));
         break;
     }
     return Status::Ok();
@@ -192,8 +192,8 @@ Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
 double Percentile(std::vector<double>& samples, double p) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());
-  const size_t i = std::min(samples.size() - 1,
-                            static_cast<size_t>(p * (samples.size() - 1) + 0.5));
+  const size_t i = std::min(
+      samples.size() - 1, static_cast<size_t>(p * (samples.size() - 1) + 0.5));
   return samples[i];
 }
 

@@ -18,14 +18,14 @@ enum class Direction { kPush, kPull, kPushPull };
 
 struct LoadSpec {
   Direction direction = Direction::kPush;
-  uint64_t bytes = 0;    // payload per request
-  int inflight = 1;      // requests kept outstanding
-  double seconds = 0.5;  // measurement budget (after a short warm-up)
-  bool zero_copy = true; // raw only: borrow the send buffer or copy it
+  uint64_t bytes = 0;     // payload per request
+  int inflight = 1;       // requests kept outstanding
+  double seconds = 0.5;   // measurement budget (after a short warm-up)
+  bool zero_copy = true;  // raw only: borrow the send buffer or copy it
 };
 
 struct LoadResult {
-  uint64_t bytes = 0;     // payload bytes moved (both ways for PushPull)
+  uint64_t bytes = 0;  // payload bytes moved (both ways for PushPull)
   uint64_t requests = 0;
   double seconds = 0;
   std::vector<double> latencies_us;  // filled when inflight == 1
@@ -42,8 +42,7 @@ Result<LoadResult> RawLoad(const std::string& endpoint, const LoadSpec& spec);
 // The shardps figure: Push/Pull/PushPull of the whole tensor `tensor`
 // (spec.bytes / 4 floats) through a Client connected to `cluster_file`.
 Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
-                               const std::string& tensor,
-                               const LoadSpec& spec);
+                               const std::string& tensor, const LoadSpec& spec);
 
 // Median and 99th percentile of `samples` (sorted in place).
 double Percentile(std::vector<double>& samples, double p);

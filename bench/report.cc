@@ -48,9 +48,9 @@ std::string Figure::ConfigString() const {
 }
 
 void Report::PrintTable(std::FILE* out) const {
-  std::fprintf(out, "%-12s %-14s %-44s %12s %-5s %12s %-22s %6s\n",
-               "workload", "figure", "config", "value", "unit", "ceiling",
-               "ceiling is", "ratio");
+  std::fprintf(out, "%-12s %-14s %-44s %12s %-5s %12s %-22s %6s\n", "workload",
+               "figure", "config", "value", "unit", "ceiling", "ceiling is",
+               "ratio");
   for (const Figure& f : figures_) {
     if (!f.note.empty() && f.value == 0) {
       std::fprintf(out, "%-12s %-14s %-44s %s\n", f.workload.c_str(),
@@ -73,8 +73,8 @@ Status Report::WriteJson(const std::string& path,
                          const std::string& suite) const {
   std::ofstream out(path);
   if (!out) return ErrnoStatus("write " + path, errno);
-  out << "{\n  \"suite\": " << Json(suite) << ",\n  \"machine\": {\"cpu\": "
-      << Json(MachineDescription())
+  out << "{\n  \"suite\": " << Json(suite)
+      << ",\n  \"machine\": {\"cpu\": " << Json(MachineDescription())
       << ", \"cores\": " << std::thread::hardware_concurrency()
       << "},\n  \"figures\": [";
   for (size_t i = 0; i < figures_.size(); ++i) {
@@ -84,11 +84,11 @@ Status Report::WriteJson(const std::string& path,
     for (size_t k = 0; k < f.config.size(); ++k)
       out << (k ? ", " : "") << Json(f.config[k].first) << ": "
           << Json(f.config[k].second);
-    out << "}, \"value\": " << Number(f.value) << ", \"unit\": "
-        << Json(f.unit) << ", \"ceiling\": " << Number(f.ceiling)
+    out << "}, \"value\": " << Number(f.value) << ", \"unit\": " << Json(f.unit)
+        << ", \"ceiling\": " << Number(f.ceiling)
         << ", \"ceiling_name\": " << Json(f.ceiling_name)
-        << ", \"ratio\": " << Number(f.ratio()) << ", \"note\": "
-        << Json(f.note) << "}";
+        << ", \"ratio\": " << Number(f.ratio())
+        << ", \"note\": " << Json(f.note) << "}";
   }
   out << "\n  ]\n}\n";
   out.close();

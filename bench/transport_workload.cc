@@ -14,9 +14,12 @@ namespace {
 
 const char* DirectionName(Direction d) {
   switch (d) {
-    case Direction::kPush: return "push";
-    case Direction::kPull: return "pull";
-    case Direction::kPushPull: return "pushpull";
+    case Direction::kPush:
+      return "push";
+    case Direction::kPull:
+      return "pull";
+    case Direction::kPushPull:
+      return "pushpull";
   }
   return "?";
 }
@@ -42,8 +45,8 @@ struct Sink {
 };
 
 Result<Sink> StartSink(const std::string& transport, const std::string& dir) {
-  const std::string listen = transport == "ipc" ? "ipc://" + dir + "/raw-sink"
-                                                : "tcp://127.0.0.1:*";
+  const std::string listen =
+      transport == "ipc" ? "ipc://" + dir + "/raw-sink" : "tcp://127.0.0.1:*";
   auto child = Child::Spawn({"__raw-sink", listen});
   if (!child.ok()) return child.status();
   Sink s{std::move(child).value(), ""};
@@ -59,12 +62,10 @@ Result<LoadResult> MultiProcessLoad(const std::string& kind,
                                     const LoadSpec& spec, uint32_t clients) {
   std::vector<Child> children;
   for (uint32_t i = 0; i < clients; ++i) {
-    auto c = Child::Spawn({"__client", kind, target,
-                           DirectionName(spec.direction),
-                           std::to_string(spec.bytes),
-                           std::to_string(spec.inflight),
-                           std::to_string(spec.seconds),
-                           spec.zero_copy ? "1" : "0"});
+    auto c = Child::Spawn(
+        {"__client", kind, target, DirectionName(spec.direction),
+         std::to_string(spec.bytes), std::to_string(spec.inflight),
+         std::to_string(spec.seconds), spec.zero_copy ? "1" : "0"});
     if (!c.ok()) return c.status();
     children.push_back(std::move(c).value());
   }
@@ -101,8 +102,8 @@ Figure Throughput(const std::string& name, const LoadSpec& spec,
   f.unit = "GB/s";
   f.ceiling = ceiling.gbps();
   f.ceiling_name = ceiling_name;
-  f.note = std::to_string(static_cast<uint64_t>(r.requests / r.seconds)) +
-           " req/s";
+  f.note =
+      std::to_string(static_cast<uint64_t>(r.requests / r.seconds)) + " req/s";
   return f;
 }
 
@@ -183,10 +184,9 @@ Status RunTransport(const SuiteOptions& o, Report* report) {
     auto dir = MakeTempDir();
     if (!dir.ok()) return dir.status();
     auto sink = StartSink(transport, *dir);
-    Status s = sink.ok() ? SizeSweep(o, transport, *sink, report)
-                         : sink.status();
-    if (s.ok() && transport == "tcp" &&
-        (o.max_shards > 1 || o.max_clients > 1))
+    Status s =
+        sink.ok() ? SizeSweep(o, transport, *sink, report) : sink.status();
+    if (s.ok() && transport == "tcp" && (o.max_shards > 1 || o.max_clients > 1))
       s = Scaling(o, *sink, report);
     if (sink.ok()) sink->child.Stop();
     RemoveTree(*dir);

@@ -43,7 +43,9 @@ class CallState {
 
   // Memory the call's frames borrow that the call itself owns (a narrowed
   // 16-bit copy of a gradient); freed with the call, after every frame.
-  void KeepAlive(std::shared_ptr<const void> owned) { owned_ = std::move(owned); }
+  void KeepAlive(std::shared_ptr<const void> owned) {
+    owned_ = std::move(owned);
+  }
 
  private:
   bool DoneLocked() const { return parts_left_ == 0 && frames_held_ == 0; }

@@ -240,11 +240,11 @@ Status ReadModel(const toml::table& root, ModelSpec* spec) {
 // per-tensor override).
 Status ReadOptimizerTable(const toml::table& table, const std::string& path,
                           OptimizerSpec* optimizer) {
-  SHARDPS_RETURN_IF_ERROR(CheckKeys(
-      table, path,
-      {"kind", "lr", "momentum", "beta1", "beta2", "eps", "rho",
-       "initial_accumulator", "weight_decay", "clip_value", "l1", "l2",
-       "ftrl_beta"}));
+  SHARDPS_RETURN_IF_ERROR(
+      CheckKeys(table, path,
+                {"kind", "lr", "momentum", "beta1", "beta2", "eps", "rho",
+                 "initial_accumulator", "weight_decay", "clip_value", "l1",
+                 "l2", "ftrl_beta"}));
   SHARDPS_RETURN_IF_ERROR(ReadString(table, "kind", path + ".kind",
                                      Presence::kOptional, &optimizer->kind));
   const std::pair<const char*, double*> numbers[] = {
@@ -261,8 +261,7 @@ Status ReadOptimizerTable(const toml::table& table, const std::string& path,
       {"l2", &optimizer->l2},
       {"ftrl_beta", &optimizer->ftrl_beta}};
   for (const auto& [key, out] : numbers)
-    SHARDPS_RETURN_IF_ERROR(
-        ReadNumber(table, key, KeyPath(path, key), out));
+    SHARDPS_RETURN_IF_ERROR(ReadNumber(table, key, KeyPath(path, key), out));
   return Status::Ok();
 }
 
@@ -495,8 +494,8 @@ const TensorSpec* ModelSpec::FindTensor(std::string_view name) const {
 
 const std::vector<std::string>& OptimizerKinds() {
   static const std::vector<std::string> kinds = {
-      "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
-      "ftrl"};
+      "sgd",     "momentum", "nesterov", "adagrad",
+      "rmsprop", "adam",     "adamw",    "ftrl"};
   return kinds;
 }
 
@@ -507,15 +506,16 @@ Status ValidateOptimizer(const std::string& path, const OptimizerSpec& o) {
   if (std::find(kinds.begin(), kinds.end(), o.kind) == kinds.end()) {
     std::string names;
     for (const std::string& k : kinds) names += (names.empty() ? "" : ", ") + k;
-    return Invalid(path + ".kind",
-                   "unknown optimizer '" + o.kind + "' (supported: " + names +
-                       ")");
+    return Invalid(path + ".kind", "unknown optimizer '" + o.kind +
+                                       "' (supported: " + names + ")");
   }
   if (!std::isfinite(o.lr) || o.lr <= 0)
     return Invalid(path + ".lr",
                    "must be finite and > 0, got " + FormatDouble(o.lr));
   const std::pair<const char*, double> unit_interval[] = {
-      {"momentum", o.momentum}, {"beta1", o.beta1}, {"beta2", o.beta2},
+      {"momentum", o.momentum},
+      {"beta1", o.beta1},
+      {"beta2", o.beta2},
       {"rho", o.rho}};
   for (const auto& [key, v] : unit_interval)
     if (!(v >= 0 && v < 1))

@@ -296,8 +296,8 @@ void InitialiseData(char* base, const Plan& plan, const ModelSpec& spec) {
     const OptimizerSpec& o = spec.OptimizerFor(t);
     float* state[kMaxStateSlots] = {};
     for (uint32_t k = 0; k < plan.tensors[b.tensor].state_slots; ++k)
-      state[k] = reinterpret_cast<float*>(base + b.state_offset +
-                                          k * b.data_bytes);
+      state[k] =
+          reinterpret_cast<float*>(base + b.state_offset + k * b.data_bytes);
     InitState(*ParseOptimizerKind(o.kind), ToOptimizerParams(o), state,
               b.num_floats);
   }
@@ -363,8 +363,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     // link() fails if another server created `path` meanwhile, and we fall
     // through to reopening theirs.
     const std::string tmp = path + ".creating." + std::to_string(::getpid());
-    UniqueFd tfd(
-        ::open(tmp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    UniqueFd tfd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
     struct TmpGuard {
       const std::string& p;

@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <vector>
-
 #include <zmq.hpp>
 
 namespace shardps {

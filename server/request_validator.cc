@@ -39,9 +39,9 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
   if (!tensor.ok()) return tensor.status();
   const TensorEntry& t = segment_.tensor(*tensor);
   if (req.dtype() > wire::DType::MAX)
-    return Status(Code::kInvalidArgument,
-                  "unknown dtype " +
-                      std::to_string(static_cast<int>(req.dtype())));
+    return Status(
+        Code::kInvalidArgument,
+        "unknown dtype " + std::to_string(static_cast<int>(req.dtype())));
   if (req.op() == wire::Op::Pull && req.dtype() != wire::DType::F32)
     return Status(Code::kUnimplemented,
                   std::string("pull replies are F32; asked for ") +

@@ -36,8 +36,8 @@ class RequestValidator {
   // Checks model name, tensor and block list of a Push, Pull or PushPull,
   // and that `payload_sizes` (bytes of each payload frame) match the blocks:
   // one block per frame for pushes (float32, float16 or bfloat16 as the
-  // header's dtype says), no frames for pulls (whose replies are float32). On success
-  // fills `local` with the segment's block index for each named block.
+  // header's dtype says), no frames for pulls (whose replies are float32). On
+  // success fills `local` with the segment's block index for each named block.
   Status ValidateDense(const wire::Request& req,
                        const std::vector<size_t>& payload_sizes,
                        std::vector<uint32_t>* local) const;

@@ -318,8 +318,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   const bool all_done =
       inline_blocks == local.size() ||
       (inline_blocks > 0 &&
-       pending->remaining.fetch_sub(inline_blocks,
-                                    std::memory_order_acq_rel) == inline_blocks);
+       pending->remaining.fetch_sub(inline_blocks, std::memory_order_acq_rel) ==
+           inline_blocks);
   if (all_done) {
     Reply(*pending);
     return;

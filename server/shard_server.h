@@ -4,8 +4,9 @@
 // validates every request and answers Hello/Pull/Stats itself. Each block of
 // a Push/PushPull is applied by its one writer: the frontend for writer 0's
 // blocks, an update-pool thread for the others, which hand finished requests
-// back through a CompletionQueue so the frontend can send the replies. A request that fails validation is answered
-// with an error and counted; nothing a client sends can stop the server.
+// back through a CompletionQueue so the frontend can send the replies. A
+// request that fails validation is answered with an error and counted; nothing
+// a client sends can stop the server.
 //
 // Thread-safety: Start/Stop/endpoint/open_report from any one thread.
 #ifndef SHARDPS_SERVER_SHARD_SERVER_H_

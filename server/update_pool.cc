@@ -13,8 +13,8 @@ std::vector<UpdatePool::TensorOptimizer> OptimizersOf(const ModelSpec& spec) {
   for (const TensorSpec& t : spec.tensors) {
     const OptimizerSpec& o = spec.OptimizerFor(t);
     const OptimizerKind kind = *ParseOptimizerKind(o.kind);
-    out.push_back({kind, ToOptimizerParams(o),
-                   static_cast<uint32_t>(StateSlots(kind))});
+    out.push_back(
+        {kind, ToOptimizerParams(o), static_cast<uint32_t>(StateSlots(kind))});
   }
   return out;
 }

@@ -83,7 +83,7 @@ class UpdatePool {
     std::deque<BlockTask> tasks;  // guarded by mu
     bool stopping = false;        // guarded by mu
     std::thread thread;
-    std::vector<float> scratch;   // widened 16-bit gradients; thread-owned
+    std::vector<float> scratch;  // widened 16-bit gradients; thread-owned
   };
 
   void Run(Worker& worker);

@@ -123,12 +123,12 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
               "shape", "optimizer", "blocks", "floats here", "crc32c",
               "l2 norm", "updates", "state l2 (per slot)");
   for (const TensorSummary& t : tensors)
-    std::printf("%-24s %-16s %-9s %3u/%-3u %12" PRIu64 " %10.8x %14.6g %10" PRIu64
-                "  %s%s\n",
-                t.entry->name, ShapeString(*t.entry).c_str(), t.entry->optimizer,
-                t.entry->local_blocks, t.entry->num_blocks, t.floats_here,
-                t.crc, t.l2, t.updates, StateString(t.state_l2).c_str(),
-                t.torn ? "  (torn)" : "");
+    std::printf("%-24s %-16s %-9s %3u/%-3u %12" PRIu64
+                " %10.8x %14.6g %10" PRIu64 "  %s%s\n",
+                t.entry->name, ShapeString(*t.entry).c_str(),
+                t.entry->optimizer, t.entry->local_blocks, t.entry->num_blocks,
+                t.floats_here, t.crc, t.l2, t.updates,
+                StateString(t.state_l2).c_str(), t.torn ? "  (torn)" : "");
 }
 
 std::string StateJson(const std::vector<double>& norms) {

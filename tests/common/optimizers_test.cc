@@ -577,6 +577,28 @@ TEST_CASE("ftrl sets a weight to exactly 0 whenever |z| <= l1",
   }
 }
 
+TEST_CASE("ftrl with beta = l2 = 0 leaves an untouched coordinate at 0",
+          "[optimizers]") {
+  // n = 0 makes the denominator (beta + sqrt(n)) / alpha + l2 zero; the
+  // formula still means w = 0 there (|z| = 0 <= l1), not 0 / 0.
+  OptimizerParams p = TestParams(OptimizerKind::kFtrl, false);
+  p.ftrl_beta = 0;
+  p.ftrl_l1 = 0;
+  p.ftrl_l2 = 0;
+  std::vector<float> w = {0.5f, -0.5f, 0.5f};
+  const std::vector<float> g = {0.0f, 0.0f, 1.0f};
+  std::vector<float> z(3), n(3);
+  float* state[] = {z.data(), n.data()};
+  InitState(OptimizerKind::kFtrl, p, state, 3);
+  RefBlock ref = RefInit(OptimizerKind::kFtrl, p, w);
+  ApplyUpdate(OptimizerKind::kFtrl, p, 1, w.data(), g.data(), state, 3);
+  RefFtrl(p, g.data(), &ref);
+  CHECK(w[0] == 0.0f);
+  CHECK(w[1] == 0.0f);
+  CHECK(w[2] == Approx(ref.w[2]).epsilon(1e-6));
+  CHECK(w[2] != 0.0f);
+}
+
 TEST_CASE("ftrl uses lr as alpha when ftrl_alpha is 0", "[optimizers]") {
   const size_t n = 301;
   OptimizerParams by_lr = TestParams(OptimizerKind::kFtrl, false);

@@ -17,10 +17,10 @@ constexpr uint32_t kShards = 2;
 constexpr size_t kFloats = 3000;  // 3 blocks of 1024: both shards hold some
 
 ModelSpec SpecFor(const std::string& kind, const std::string& storage) {
-  ModelSpec spec = test::MakeSpec("opt", storage,
-                                  {{"w", {kFloats}, "uniform:-1,1", 3},
-                                   {"b", {10}, "zeros", 0}},
-                                  /*lr=*/0.01);
+  ModelSpec spec = test::MakeSpec(
+      "opt", storage,
+      {{"w", {kFloats}, "uniform:-1,1", 3}, {"b", {10}, "zeros", 0}},
+      /*lr=*/0.01);
   spec.optimizer.kind = kind;
   spec.optimizer.weight_decay = 0.01;
   // The bias uses plain SGD: per-tensor overrides must hold across restarts.
@@ -79,8 +79,8 @@ class Servers {
 TEST_CASE("optimizer state survives a restart and the run continues exactly",
           "[optimizer_state]") {
   const std::string kind =
-      GENERATE(as<std::string>{}, "momentum", "nesterov", "adagrad",
-               "rmsprop", "adam", "adamw", "ftrl");
+      GENERATE(as<std::string>{}, "momentum", "nesterov", "adagrad", "rmsprop",
+               "adam", "adamw", "ftrl");
   INFO("optimizer " << kind);
   constexpr int kSteps = 12;
 

@@ -58,19 +58,19 @@ struct InitSpec {
 // An optimizer and its hyper-parameters. Each kind reads only the fields it
 // uses; the rest are ignored.
 struct OptimizerSpec {
-  std::string kind = "sgd";  // one of OptimizerKinds()
-  double lr = 0.01;          // all kinds (ftrl: its alpha); > 0
-  double momentum = 0.9;     // momentum, nesterov; in [0, 1)
-  double beta1 = 0.9;        // adam, adamw; in [0, 1)
-  double beta2 = 0.999;      // adam, adamw; in [0, 1)
-  double eps = 1e-8;         // adagrad, rmsprop, adam, adamw; > 0
-  double rho = 0.9;          // rmsprop's decay; in [0, 1)
+  std::string kind = "sgd";          // one of OptimizerKinds()
+  double lr = 0.01;                  // all kinds (ftrl: its alpha); > 0
+  double momentum = 0.9;             // momentum, nesterov; in [0, 1)
+  double beta1 = 0.9;                // adam, adamw; in [0, 1)
+  double beta2 = 0.999;              // adam, adamw; in [0, 1)
+  double eps = 1e-8;                 // adagrad, rmsprop, adam, adamw; > 0
+  double rho = 0.9;                  // rmsprop's decay; in [0, 1)
   double initial_accumulator = 0.1;  // adagrad's starting sum; >= 0
-  double weight_decay = 0;   // L2 added to the gradient (decoupled in adamw)
-  double clip_value = 0;     // clip each gradient element to +-value; 0 = off
-  double l1 = 0;             // ftrl; >= 0
-  double l2 = 0;             // ftrl; >= 0
-  double ftrl_beta = 1;      // ftrl; >= 0
+  double weight_decay = 0;  // L2 added to the gradient (decoupled in adamw)
+  double clip_value = 0;    // clip each gradient element to +-value; 0 = off
+  double l1 = 0;            // ftrl; >= 0
+  double l2 = 0;            // ftrl; >= 0
+  double ftrl_beta = 1;     // ftrl; >= 0
 };
 
 struct TensorSpec {
