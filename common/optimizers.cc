@@ -412,13 +412,22 @@ void ApplyUpdate(OptimizerKind kind, const OptimizerParams& params,
   }
 }
 
-void WidenF16(const uint16_t* in, float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = HalfToFloat(in[i]);
+namespace {
+// The i-th 16-bit value of `in`, which may be unaligned (a received frame).
+uint16_t Load16(const void* in, size_t i) {
+  uint16_t v;
+  std::memcpy(&v, static_cast<const char*>(in) + 2 * i, sizeof(v));
+  return v;
+}
+}  // namespace
+
+void WidenF16(const void* in, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = HalfToFloat(Load16(in, i));
 }
 
-void WidenBf16(const uint16_t* in, float* out, size_t n) {
+void WidenBf16(const void* in, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    out[i] = BitsFloat(static_cast<uint32_t>(in[i]) << 16);
+    out[i] = BitsFloat(static_cast<uint32_t>(Load16(in, i)) << 16);
   }
 }
 

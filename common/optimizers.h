@@ -114,8 +114,9 @@ void ApplyUpdate(OptimizerKind kind, const OptimizerParams& params,
 //
 // Widening is exact: every binary16 / bfloat16 value (subnormals, infinities
 // and NaN payloads included) is a float32 value.
-void WidenF16(const uint16_t* in, float* out, size_t n);
-void WidenBf16(const uint16_t* in, float* out, size_t n);
+// `in` may be unaligned: it is often a received ZeroMQ frame.
+void WidenF16(const void* in, float* out, size_t n);
+void WidenBf16(const void* in, float* out, size_t n);
 
 // Narrowing rounds to nearest, ties to even. Values beyond the largest finite
 // 16-bit value round to infinity as IEEE 754 says (binary16: |x| >= 65520).

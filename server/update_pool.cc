@@ -87,11 +87,10 @@ void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
   if (task.dtype != wire::DType::F32) {
     // Half the bytes on the wire; one widening pass per block here.
     scratch.resize(entry.num_floats);
-    const auto* half = static_cast<const uint16_t*>(task.grad);
     if (task.dtype == wire::DType::F16) {
-      WidenF16(half, scratch.data(), entry.num_floats);
+      WidenF16(task.grad, scratch.data(), entry.num_floats);
     } else {
-      WidenBf16(half, scratch.data(), entry.num_floats);
+      WidenBf16(task.grad, scratch.data(), entry.num_floats);
     }
     grad = scratch.data();
   }
