@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <utility>
@@ -50,6 +51,9 @@ struct HelloResult {
   std::vector<std::string> optimizers;  // per tensor
   std::string segment;
   std::string hostname;
+  std::string consistency;
+  uint32_t workers = 0;
+  std::vector<int64_t> clocks;  // per worker
 };
 
 Status ReadHello(const wire::Reply& reply, HelloResult* out) {
@@ -65,6 +69,15 @@ Status ReadHello(const wire::Reply& reply, HelloResult* out) {
   out->optimizer = h->optimizer() ? h->optimizer()->str() : "";
   out->segment = h->segment() ? h->segment()->str() : "";
   out->hostname = h->hostname() ? h->hostname()->str() : "";
+  out->consistency = h->consistency() ? h->consistency()->str() : "async";
+  out->workers = h->workers();
+  if (h->clocks() != nullptr)
+    out->clocks.assign(h->clocks()->begin(), h->clocks()->end());
+  if (out->clocks.size() != out->workers)
+    return Status(Code::kBadMessage,
+                  "Hello reply with " + std::to_string(out->clocks.size()) +
+                      " clocks for " + std::to_string(out->workers) +
+                      " workers");
   for (const wire::TensorInfo* t : *h->tensors()) {
     if (t == nullptr || t->name() == nullptr || t->shape() == nullptr)
       return Status(Code::kBadMessage, "Hello reply with a malformed tensor");
@@ -116,6 +129,26 @@ Status CheckHellos(const std::vector<HelloResult>& hellos,
   spec.name = first.model;
   spec.block_floats = first.block_floats;
   spec.optimizer.kind = first.optimizer;
+  if (Status mode =
+          ConsistencySpec::ParseMode(first.consistency, &spec.consistency);
+      !mode.ok())
+    return Status(Code::kBadMessage, "shard 0 reports consistency: " +
+                                         std::string(mode.message()));
+  for (const HelloResult& h : hellos)
+    if (h.consistency != first.consistency || h.workers != first.workers)
+      return Status(Code::kSpecMismatch,
+                    "shards disagree on consistency: shard 0 runs " +
+                        first.consistency + " with " +
+                        std::to_string(first.workers) + " workers, shard " +
+                        std::to_string(h.shard) + " " + h.consistency +
+                        " with " + std::to_string(h.workers));
+  if (options.worker < -1 || options.worker >= static_cast<int>(first.workers))
+    return Status(Code::kInvalidArgument,
+                  "ClientOptions::worker " + std::to_string(options.worker) +
+                      " is out of range: model '" + first.model + "' (" +
+                      first.consistency + ") has " +
+                      std::to_string(first.workers) +
+                      " workers; use -1 for a client that is not a worker");
   for (size_t i = 0; i < first.tensors.size(); ++i) {
     TensorSpec ts;
     ts.name = first.tensors[i].name;
@@ -197,6 +230,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
       std::make_unique<ModelLayout>(first.tensors, first.block_floats,
                                     static_cast<uint32_t>(hellos->size())));
   client->spec_hash_ = first.spec_hash;
+  client->consistency_ = first.consistency;
+  if (options.worker >= 0) {
+    // A restarted worker resumes at the clock its shards recorded; where
+    // a Clock reached only some shards, at the lowest, so resending it
+    // completes it (shards that have it accept it again).
+    int64_t clock = INT64_MAX;
+    for (const HelloResult& h : *hellos)
+      clock = std::min(clock, h.clocks[static_cast<size_t>(options.worker)]);
+    client->clock_.store(clock, std::memory_order_relaxed);
+  }
   const std::string here = LocalHostName();
   for (const HelloResult& h : *hellos)
     client->local_segments_.push_back(h.hostname == here ? h.segment : "");
@@ -275,6 +318,7 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
     p.grad = op == wire::Op::Pull ? nullptr : payload;
     p.dtype = dtype;
     p.out = out;
+    p.clock = clock_.load(std::memory_order_relaxed);
     p.deadline = deadline;
     parts.push_back(std::move(p));
   }
@@ -282,6 +326,30 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
       std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
   if (narrowed) call->KeepAlive(std::move(narrowed));
   for (Part& p : parts) p.call = call;
+  io_->Submit(std::move(parts));
+  return Handle(std::move(call));
+}
+
+Handle Client::Clock() {
+  if (io_->options().worker < 0)
+    return FailedHandle(Status(Code::kInvalidArgument,
+                               "Clock needs ClientOptions::worker set"));
+  const int64_t clock = clock_.fetch_add(1, std::memory_order_relaxed);
+  const auto& shards = io_->shards();
+  const auto deadline =
+      CallState::Clock::now() + io_->options().request_timeout;
+  auto call =
+      std::make_shared<CallState>(static_cast<int>(shards.size()), deadline);
+  std::vector<Part> parts;
+  for (uint32_t i = 0; i < shards.size(); ++i) {
+    Part p;
+    p.call = call;
+    p.shard = i;
+    p.op = wire::Op::Clock;
+    p.clock = clock;
+    p.deadline = deadline;
+    parts.push_back(std::move(p));
+  }
   io_->Submit(std::move(parts));
   return Handle(std::move(call));
 }
@@ -318,6 +386,28 @@ Result<std::vector<ShardStats>> Client::Stats() {
       out.bytes_out = s->bytes_out();
       out.uptime_ms = s->uptime_ms();
       out.pid = s->pid();
+      out.consistency = s->consistency() ? s->consistency()->str() : "";
+      out.workers = s->workers();
+      out.applied_clock = s->applied_clock();
+      const size_t n = s->workers();
+      if ((s->clocks() && s->clocks()->size() != n) ||
+          (s->worker_state() && s->worker_state()->size() != n) ||
+          (s->worker_idle_ms() && s->worker_idle_ms()->size() != n))
+        return Status(Code::kBadMessage,
+                      "Stats reply: per-worker lists "
+                      "do not match the worker count");
+      out.workers_detail.resize(n);
+      for (size_t w = 0; w < n; ++w) {
+        WorkerStats& ws = out.workers_detail[w];
+        if (s->clocks()) ws.clock = s->clocks()->Get(static_cast<uint32_t>(w));
+        if (s->worker_state())
+          ws.state = static_cast<WorkerStats::State>(std::min<uint8_t>(
+              s->worker_state()->Get(static_cast<uint32_t>(w)), 2));
+        ws.idle_ms = s->worker_idle_ms()
+                         ? s->worker_idle_ms()->Get(static_cast<uint32_t>(w))
+                         : -1;
+      }
+      out.waiting = s->waiting();
       return Status::Ok();
     };
     parts.push_back(std::move(p));

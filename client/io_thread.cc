@@ -193,6 +193,8 @@ void IoThread::Transmit(Part& part) {
   req.add_client_id(client_id_);
   req.add_model(model);
   req.add_dtype(part.dtype);
+  req.add_clock(part.clock);
+  req.add_worker(static_cast<int16_t>(options_.worker));
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);
     req.add_blocks(blocks);

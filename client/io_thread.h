@@ -47,6 +47,7 @@ struct Part {
   const void* grad = nullptr;            // whole-tensor gradient, borrowed
   wire::DType dtype = wire::DType::F32;  // of `grad`
   float* out = nullptr;                  // whole-tensor output, borrowed
+  int64_t clock = 0;                     // the worker's clock when called
   // Hello/Stats: turns the reply into the caller's result (I/O thread).
   std::function<Status(const wire::Reply&)> on_reply;
   CallState::Clock::time_point deadline;

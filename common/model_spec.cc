@@ -345,11 +345,42 @@ Status ReadTensors(const toml::table& root,
   return Status::Ok();
 }
 
+Status ReadConsistency(const toml::table& root, ConsistencySpec* out) {
+  const toml::table* table = nullptr;
+  SHARDPS_RETURN_IF_ERROR(GetTable(root, "consistency", &table));
+  if (table == nullptr) return Status::Ok();
+  SHARDPS_RETURN_IF_ERROR(CheckKeys(
+      *table, "consistency", {"mode", "workers", "reduce", "wait_timeout"}));
+  std::string mode = "async";
+  SHARDPS_RETURN_IF_ERROR(ReadString(*table, "mode", "consistency.mode",
+                                     Presence::kOptional, &mode));
+  Status parsed = ConsistencySpec::ParseMode(mode, out);
+  if (!parsed.ok()) return Invalid("consistency.mode", parsed.message());
+  uint64_t workers = out->workers;
+  SHARDPS_RETURN_IF_ERROR(
+      ReadCount(*table, "workers", "consistency.workers", 1, &workers));
+  if (workers > kMaxConsistencyWorkers)
+    return Invalid("consistency.workers",
+                   "must be <= " + std::to_string(kMaxConsistencyWorkers) +
+                       ", got " + std::to_string(workers));
+  out->workers = static_cast<uint32_t>(workers);
+  std::string reduce = "sum";
+  SHARDPS_RETURN_IF_ERROR(ReadString(*table, "reduce", "consistency.reduce",
+                                     Presence::kOptional, &reduce));
+  if (reduce != "sum" && reduce != "mean")
+    return Invalid("consistency.reduce",
+                   "expected \"sum\" or \"mean\", got '" + reduce + "'");
+  out->mean = reduce == "mean";
+  return ReadNumber(*table, "wait_timeout", "consistency.wait_timeout",
+                    &out->wait_timeout_s);
+}
+
 Status ReadSpec(const toml::table& root, ModelSpec* spec) {
   SHARDPS_RETURN_IF_ERROR(
-      CheckKeys(root, "", {"model", "optimizer", "tensor"}));
+      CheckKeys(root, "", {"model", "optimizer", "consistency", "tensor"}));
   SHARDPS_RETURN_IF_ERROR(ReadModel(root, spec));
   SHARDPS_RETURN_IF_ERROR(ReadOptimizer(root, &spec->optimizer));
+  SHARDPS_RETURN_IF_ERROR(ReadConsistency(root, &spec->consistency));
   return ReadTensors(root, spec->optimizer, &spec->tensors);
 }
 
@@ -538,7 +569,61 @@ Status ValidateOptimizer(const std::string& path, const OptimizerSpec& o) {
   return Status::Ok();
 }
 
+Status ValidateConsistency(const ConsistencySpec& c) {
+  if (c.waits() && c.workers == 0)
+    return Invalid("consistency.workers",
+                   "missing: " + c.ModeName() +
+                       " needs the number of workers (or serve --workers)");
+  if (c.workers > kMaxConsistencyWorkers)
+    return Invalid("consistency.workers",
+                   "must be <= " + std::to_string(kMaxConsistencyWorkers));
+  if (!(c.wait_timeout_s > 0) || !std::isfinite(c.wait_timeout_s))
+    return Invalid("consistency.wait_timeout",
+                   "must be finite and > 0 seconds, got " +
+                       FormatDouble(c.wait_timeout_s));
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::string ConsistencySpec::ModeName() const {
+  switch (mode) {
+    case Mode::kAsync:
+      return "async";
+    case Mode::kBsp:
+      return "bsp";
+    case Mode::kSsp:
+      return "ssp:" + std::to_string(staleness);
+  }
+  return "?";
+}
+
+Status ConsistencySpec::ParseMode(std::string_view text, ConsistencySpec* out) {
+  if (text == "async") {
+    out->mode = Mode::kAsync;
+    return Status::Ok();
+  }
+  if (text == "bsp") {
+    out->mode = Mode::kBsp;
+    return Status::Ok();
+  }
+  constexpr std::string_view kSsp = "ssp:";
+  const std::string_view digits =
+      text.substr(std::min(text.size(), kSsp.size()));
+  const bool all_digits = !digits.empty() && digits.size() <= 6 &&
+                          std::all_of(digits.begin(), digits.end(), [](char c) {
+                            return c >= '0' && c <= '9';
+                          });
+  if (text.substr(0, kSsp.size()) == kSsp && all_digits) {
+    out->mode = Mode::kSsp;
+    out->staleness = static_cast<uint32_t>(std::stoul(std::string(digits)));
+    return Status::Ok();
+  }
+  return Status(Code::kInvalidArgument,
+                "expected async, bsp or ssp:S (S = allowed staleness in "
+                "clocks, e.g. ssp:2), got '" +
+                    std::string(text) + "'");
+}
 
 Status ValidateModelSpec(const ModelSpec& spec) {
   SHARDPS_RETURN_IF_ERROR(CheckName("model.name", spec.name));
@@ -547,6 +632,7 @@ Status ValidateModelSpec(const ModelSpec& spec) {
   }
   SHARDPS_RETURN_IF_ERROR(ValidateBlockFloats(spec.block_floats));
   SHARDPS_RETURN_IF_ERROR(ValidateOptimizer("optimizer", spec.optimizer));
+  SHARDPS_RETURN_IF_ERROR(ValidateConsistency(spec.consistency));
   if (spec.tensors.empty()) {
     return Invalid("tensor", "at least one [[tensor]] is required");
   }
@@ -612,6 +698,7 @@ uint64_t SpecHash(const ModelSpec& spec) {
   h.AddString(spec.name);
   h.AddU64(spec.block_floats);
   h.AddString(spec.optimizer.kind);
+  h.AddU64(spec.consistency.mode == ConsistencySpec::Mode::kBsp ? 1 : 0);
   h.AddU64(spec.tensors.size());
   for (const TensorSpec& tensor : spec.tensors) {
     h.AddString(tensor.name);

@@ -62,6 +62,8 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
     // REQUIRES (validated spec): the kind parses.
     e.state_slots =
         static_cast<uint32_t>(StateSlots(*ParseOptimizerKind(kind)));
+    e.accum_slots =
+        spec.consistency.mode == ConsistencySpec::Mode::kBsp ? 1 : 0;
     for (uint32_t b : layout.BlocksOnShard(t, shard)) {
       BlockEntry be{};
       be.tensor = t.index;
@@ -92,9 +94,11 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
   h.versions_offset = RoundUp(h.directory_offset + h.directory_bytes, 64);
   const uint64_t versions_end =
       h.versions_offset + plan.blocks.size() * sizeof(BlockVersion);
-  // Each block's footprint: its weights, then its optimizer state slots.
+  // Each block's footprint: its weights, its optimizer state slots, then
+  // its accumulator.
   auto footprint = [&](const BlockEntry& b) {
-    return b.data_bytes * (1 + plan.tensors[b.tensor].state_slots);
+    const TensorEntry& t = plan.tensors[b.tensor];
+    return b.data_bytes * (1 + t.state_slots + t.accum_slots);
   };
   uint64_t data_bytes = 0;
   for (const BlockEntry& b : plan.blocks) data_bytes += footprint(b);
@@ -169,8 +173,8 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
     const TensorEntry& t = tensors[i];
     if (!NameTerminated(t.name, kNameBytes) ||
         !NameTerminated(t.optimizer, sizeof(t.optimizer)) ||
-        t.state_slots > kMaxStateSlots || t.rank == 0 || t.rank > 8 ||
-        uint64_t{t.first_local} + t.local_blocks > h.num_blocks)
+        t.state_slots > kMaxStateSlots || t.accum_slots > 1 || t.rank == 0 ||
+        t.rank > 8 || uint64_t{t.first_local} + t.local_blocks > h.num_blocks)
       return Corrupt("malformed tensor entry " + std::to_string(i));
   }
   for (uint32_t i = 0; i < h.num_blocks; ++i) {
@@ -187,8 +191,10 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
         b.data_bytes > h.file_bytes - b.data_offset ||
         b.block >= tensors[b.tensor].num_blocks ||
         b.state_offset != b.data_offset + b.data_bytes ||
-        // state_slots <= 4 and data_bytes <= file_bytes: no overflow here.
-        b.data_bytes * tensors[b.tensor].state_slots >
+        // state_slots <= 4, accum_slots <= 1 and data_bytes <= file_bytes:
+        // no overflow here.
+        b.data_bytes * (tensors[b.tensor].state_slots +
+                        tensors[b.tensor].accum_slots) >
             h.file_bytes - b.state_offset)
       return Corrupt("malformed block entry " + std::to_string(i));
   }

@@ -75,6 +75,11 @@ class Segment {
     return reinterpret_cast<float*>(base() + b.state_offset +
                                     uint64_t{slot} * b.data_bytes);
   }
+  // The bsp gradient accumulator of block i, after its state slots.
+  // REQUIRES: the block's tensor has accum_slots == 1.
+  float* accum_data(uint32_t i) const {
+    return state_data(i, tensor(blocks_[i].tensor).state_slots);
+  }
 
   // Index of this shard's entry for block `block` of tensor `tensor`, or -1
   // when the block lives on another shard or is out of range.

@@ -13,7 +13,8 @@
 //   [data_offset)        block data, each block page-aligned and a whole
 //                        number of pages long (2 MiB-aligned start when the
 //                        data is large, so huge pages can back it), each
-//                        followed by its optimizer state slots, same size
+//                        followed by its optimizer state slots, then (bsp
+//                        models) its gradient accumulator, all the same size
 //
 // Shared between processes: every mutable field is a lock-free std::atomic
 // (static_asserted below); everything else is written once at creation.
@@ -30,7 +31,8 @@ namespace shardps {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 // 2: optimizer state beside each block's weights.
-inline constexpr uint32_t kSegmentFormatVersion = 2;
+// 3: bsp accumulators, per-block clocks, the shard's applied clock.
+inline constexpr uint32_t kSegmentFormatVersion = 3;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kPageBytes = 4096;
@@ -69,7 +71,12 @@ struct SegmentHeader {
   std::atomic<int32_t> owner_pid;        // serving process, 0 if none
   std::atomic<uint32_t> clean_shutdown;  // 1 when the last server exited well
   std::atomic<double> lr;                // learning rate in force
-  alignas(64) std::atomic<int64_t> worker_clocks[kMaxWorkers];  // for BSP/SSP
+  // Clocks: worker w has finished (called Clock for) worker_clocks[w]
+  // clocks. Written by the serving frontend only.
+  alignas(64) std::atomic<int64_t> worker_clocks[kMaxWorkers];
+  // bsp: clocks whose summed gradients every block of this shard has had
+  // applied (the minimum of the blocks' BlockVersion::clock).
+  std::atomic<int64_t> applied_clock;
 };
 
 struct TensorEntry {
@@ -83,7 +90,7 @@ struct TensorEntry {
   uint32_t local_blocks;  // how many of its blocks this shard holds
   char optimizer[16];     // the kind that updates it, e.g. "adam"
   uint32_t state_slots;   // optimizer state arrays per block (0..4)
-  uint32_t reserved;
+  uint32_t accum_slots;   // 1 in bsp models (the gradient accumulator), or 0
 };
 
 struct BlockEntry {
@@ -94,6 +101,8 @@ struct BlockEntry {
   uint64_t data_bytes;   // num_floats * 4 rounded up to whole pages
   // Optimizer state slot k (e.g. Adam's m, v) is data_bytes long at
   // state_offset + k * data_bytes; state_offset = data_offset + data_bytes.
+  // A bsp accumulator follows the state: state_offset + state_slots *
+  // data_bytes.
   uint64_t state_offset;
 };
 
@@ -102,6 +111,10 @@ struct BlockEntry {
 // ModelView how many updates a block has had (version / 2).
 struct alignas(64) BlockVersion {
   std::atomic<uint64_t> seq;
+  // bsp: how many clocks' accumulated gradients this block has had applied.
+  // Lets a server restarted mid-apply finish the apply without repeating it
+  // on the blocks that already had it.
+  std::atomic<int64_t> clock;
 };
 
 static_assert(sizeof(SegmentHeader) <= kHeaderBytes);

@@ -24,6 +24,9 @@ struct PendingUpdate {
   uint64_t request_id = 0;
   wire::Op op = wire::Op::Push;
   wire::DType dtype = wire::DType::F32;  // of the gradient frames
+  // A bsp apply of `clock`'s accumulated gradients: internal, no reply.
+  bool bsp_apply = false;
+  int64_t clock = -1;
   // Blocks still being applied; the pool thread that brings it to zero hands
   // the request back. acq_rel so the frontend sees every block's writes.
   std::atomic<uint32_t> remaining{0};

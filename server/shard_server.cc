@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <list>
 #include <new>
 #include <thread>
 #include <utility>
@@ -16,6 +19,7 @@
 #include "common/wire.h"
 #include "common/zmq_util.h"
 #include "server/buffer_pool.h"
+#include "server/clock_keeper.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
 #include "server/request_validator.h"
@@ -31,6 +35,10 @@ constexpr int kRecvBatch = 64;
 
 // Idle reply buffers kept for reuse: enough for a few 64 MiB pulls in flight.
 constexpr size_t kCachedReplyBytes = 256 << 20;
+
+// Requests parked for slower workers (bsp/ssp). Each holds its frames, so
+// the cap bounds memory when clients pile up requests behind a straggler.
+constexpr size_t kMaxParked = 4096;
 
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
@@ -57,7 +65,9 @@ class ShardServer::Impl {
         reply_buffers_(segment_->header().block_floats * sizeof(float),
                        kCachedReplyBytes),
         pool_(*segment_, options_.spec, completions_, options_.threads),
+        clocks_(options_.spec.consistency, *segment_),
         socket_(context_, zmq::socket_type::router),
+        monitor_(context_, zmq::socket_type::pair),
         started_(std::chrono::steady_clock::now()) {}
 
   ~Impl() { Stop(); }
@@ -73,6 +83,14 @@ class ShardServer::Impl {
       socket_.set(zmq::sockopt::sndhwm, 0);
       socket_.bind(options_.listen);
       endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+      // Disconnect events tell `status` which workers left, by socket fd.
+      const std::string monitor_address =
+          "inproc://shardps-monitor-" +
+          std::to_string(reinterpret_cast<uintptr_t>(this));
+      if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(),
+                             ZMQ_EVENT_DISCONNECTED) != 0)
+        throw zmq::error_t();
+      monitor_.connect(monitor_address);
     } catch (const zmq::error_t& e) {
       return Status(Code::kIoError,
                     "cannot listen on " + options_.listen + ": " + e.what());
@@ -82,7 +100,12 @@ class ShardServer::Impl {
 
   void Start() {
     pool_.Start();
-    frontend_ = std::thread([this] { Loop(); });
+    frontend_ = std::thread([this] {
+      // A bsp apply a crash interrupted (every worker had clocked, not every
+      // block was applied) is finished before anything else.
+      MaybeStartBspApply();
+      Loop();
+    });
   }
 
   void Stop() {
@@ -107,8 +130,36 @@ class ShardServer::Impl {
   void StartUpdate(const wire::Request& req,
                    std::vector<zmq::message_t>& frames,
                    const std::vector<uint32_t>& local);
+  // Applies `count` block tasks of `pending` (task_for(i) makes the i-th),
+  // pool blocks first, then writer 0's inline; Finish()es it when the last
+  // block is done, here or later through the completion queue.
+  template <typename TaskFor>
+  void RunTasks(std::unique_ptr<PendingUpdate> pending, size_t count,
+                TaskFor task_for);
   void FinishUpdates();
+  void Finish(PendingUpdate& done);
   void Reply(PendingUpdate& done);
+
+  // Consistency (see ClockKeeper). A request whose gate is shut waits in
+  // parked_ with its frames until the gate opens or its deadline passes.
+  struct Parked {
+    std::vector<zmq::message_t> frames;  // [identity, header, payload...]
+    Gate gate;
+    bool replay;  // true: handle the request again; false: reply OK (Clock)
+    uint64_t request_id;
+    std::chrono::steady_clock::time_point parked_at, deadline;
+  };
+  // Returns true when the request may run now; otherwise parks it (or
+  // refuses it) and the caller must not touch `frames` again.
+  bool PassOrPark(uint64_t request_id, std::vector<zmq::message_t>& frames,
+                  const Gate& gate, bool replay);
+  void HandleClock(const wire::Request& req,
+                   std::vector<zmq::message_t>& frames);
+  void MaybeStartBspApply();
+  void ReleaseParked();
+  void ExpireParked();
+  int PollTimeoutMs() const;
+  void OnMonitorEvent();
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
 
@@ -130,9 +181,11 @@ class ShardServer::Impl {
   BufferPool reply_buffers_;
   CompletionQueue completions_;
   UpdatePool pool_;
+  ClockKeeper clocks_;
   WakeEvent stop_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  zmq::socket_t monitor_;  // PAIR end of socket_'s monitor
   std::string endpoint_;
   std::thread frontend_;
   const std::chrono::steady_clock::time_point started_;
@@ -143,22 +196,27 @@ class ShardServer::Impl {
   std::vector<uint32_t> local_;
   std::vector<size_t> payload_sizes_;
   std::vector<PendingUpdate*> finished_;
+  std::list<Parked> parked_;  // a list: replays may park more while we walk
+  bool releasing_ = false, release_again_ = false;
   uint64_t in_flight_ = 0;
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
 
 void ShardServer::Impl::Loop() {
-  zmq_pollitem_t items[3] = {
+  zmq_pollitem_t items[4] = {
       {socket_.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, completions_.fd(), ZMQ_POLLIN, 0},
       {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
+      {monitor_.handle(), 0, ZMQ_POLLIN, 0},
   };
   std::vector<zmq::message_t> frames;
   for (;;) {
-    PollItems(items, 3, -1);
+    PollItems(items, 4, PollTimeoutMs());
     if (items[2].revents & ZMQ_POLLIN) break;
+    if (items[3].revents & ZMQ_POLLIN) OnMonitorEvent();
     if (items[1].revents & ZMQ_POLLIN) FinishUpdates();
+    if (!parked_.empty()) ExpireParked();
     if (items[0].revents & ZMQ_POLLIN) {
       for (int i = 0; i < kRecvBatch; ++i) {
         try {
@@ -218,8 +276,22 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     case wire::Op::Push:
     case wire::Op::Pull:
     case wire::Op::PushPull:
-      HandleDense(req, frames);
+    case wire::Op::Clock: {
+      Status worker = clocks_.CheckWorker(req.op(), req.worker());
+      if (!worker.ok()) {
+        SendError(identity, req.request_id(), worker);
+        return;
+      }
+      if (req.worker() >= 0)
+        clocks_.Seen(req.worker(), frames[1].get(ZMQ_SRCFD),
+                     std::chrono::steady_clock::now());
+      if (req.op() == wire::Op::Clock) {
+        HandleClock(req, frames);
+      } else {
+        HandleDense(req, frames);
+      }
       return;
+    }
     default:
       SendError(
           identity, req.request_id(),
@@ -237,6 +309,17 @@ void ShardServer::Impl::HandleDense(const wire::Request& req,
   if (!valid.ok()) {
     SendError(frames[0], req.request_id(), valid);
     return;
+  }
+  if (!PassOrPark(req.request_id(), frames,
+                  clocks_.RunGate(req.op(), req.worker(), req.clock()),
+                  /*replay=*/true))
+    return;
+  if (clocks_.bsp() && req.op() != wire::Op::Pull) {
+    Status fresh = clocks_.CheckBspPush(req.worker(), req.clock());
+    if (!fresh.ok()) {
+      SendError(frames[0], req.request_id(), fresh);
+      return;
+    }
   }
   if (req.op() == wire::Op::Pull) {
     HandlePull(req, frames[0], local_);
@@ -289,39 +372,52 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   // `req` points into scratch_, not into the frames, so moving them is safe.
   pending->identity = std::move(frames[0]);
   pending->frames = std::move(frames);
-  pending->remaining.store(static_cast<uint32_t>(local.size()),
-                           std::memory_order_relaxed);
-  auto task_for = [&](size_t i) {
+  // bsp sums the gradient into the clock's accumulator; the weights change
+  // once per clock, when every worker has called Clock.
+  const BlockTask::Kind kind =
+      clocks_.bsp() ? BlockTask::Kind::kAccumulate : BlockTask::Kind::kApply;
+  PendingUpdate* p = pending.get();
+  RunTasks(std::move(pending), local.size(), [&local, p, kind](size_t i) {
     BlockTask task;
     task.block = local[i];
-    task.grad = pending->frames[i + 2].data();
-    task.dtype = pending->dtype;
-    task.out =
-        pending->op == wire::Op::PushPull ? pending->out[i].data() : nullptr;
-    task.owner = pending.get();
+    task.grad = p->frames[i + 2].data();
+    task.dtype = p->dtype;
+    task.out = p->op == wire::Op::PushPull ? p->out[i].data() : nullptr;
+    task.owner = p;
+    task.kind = kind;
     return task;
-  };
+  });
+}
+
+template <typename TaskFor>
+void ShardServer::Impl::RunTasks(std::unique_ptr<PendingUpdate> pending,
+                                 size_t count, TaskFor task_for) {
+  pending->remaining.store(static_cast<uint32_t>(count),
+                           std::memory_order_relaxed);
   // Pool blocks first, so they are applied while this thread does its own.
   uint32_t inline_blocks = 0;
-  for (size_t i = 0; i < local.size(); ++i) {
-    if (pool_.IsInline(local[i])) {
+  for (size_t i = 0; i < count; ++i) {
+    const BlockTask task = task_for(i);
+    if (pool_.IsInline(task.block)) {
       ++inline_blocks;
     } else {
-      pool_.Submit(task_for(i));
+      pool_.Submit(task);
     }
   }
-  for (size_t i = 0; i < local.size(); ++i)
-    if (pool_.IsInline(local[i])) pool_.ApplyInline(task_for(i));
+  for (size_t i = 0; i < count; ++i) {
+    const BlockTask task = task_for(i);
+    if (pool_.IsInline(task.block)) pool_.ApplyInline(task);
+  }
   // Settle the inline blocks at once. If that brings the count to zero, the
   // pool finished first (its last decrement did not reach zero, so it did
-  // not queue the request) and this thread answers now.
+  // not queue the request) and this thread finishes it now.
   const bool all_done =
-      inline_blocks == local.size() ||
+      inline_blocks == count ||
       (inline_blocks > 0 &&
        pending->remaining.fetch_sub(inline_blocks, std::memory_order_acq_rel) ==
            inline_blocks);
   if (all_done) {
-    Reply(*pending);
+    Finish(*pending);
     return;
   }
   // The pool thread that finishes last hands it back through completions_.
@@ -332,9 +428,185 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
 void ShardServer::Impl::FinishUpdates() {
   completions_.Drain(&finished_);
   for (PendingUpdate* raw : finished_) {
-    std::unique_ptr<PendingUpdate> done(raw);  // released in StartUpdate
+    std::unique_ptr<PendingUpdate> done(raw);  // released in RunTasks
     --in_flight_;
-    Reply(*done);
+    Finish(*done);
+  }
+}
+
+void ShardServer::Impl::Finish(PendingUpdate& done) {
+  if (!done.bsp_apply) {
+    Reply(done);
+    return;
+  }
+  clocks_.ApplyFinished(done.clock);
+  ReleaseParked();
+  MaybeStartBspApply();
+}
+
+void ShardServer::Impl::MaybeStartBspApply() {
+  const int64_t clock = clocks_.DueApply();
+  if (clock < 0) return;
+  clocks_.ApplyStarted(clock);
+  auto pending = std::make_unique<PendingUpdate>();
+  pending->bsp_apply = true;
+  pending->clock = clock;
+  const ConsistencySpec& c = clocks_.spec();
+  const float scale = c.mean ? 1.0f / static_cast<float>(c.workers) : 1.0f;
+  PendingUpdate* p = pending.get();
+  RunTasks(std::move(pending), segment_->num_blocks(),
+           [p, clock, scale](size_t i) {
+             BlockTask task;
+             task.block = static_cast<uint32_t>(i);
+             task.grad = nullptr;
+             task.dtype = wire::DType::F32;
+             task.out = nullptr;
+             task.owner = p;
+             task.kind = BlockTask::Kind::kApplyAccumulated;
+             task.scale = scale;
+             task.clock = clock;
+             return task;
+           });
+}
+
+void ShardServer::Impl::HandleClock(const wire::Request& req,
+                                    std::vector<zmq::message_t>& frames) {
+  // Copied out: `req` lives in scratch_, which an apply finishing below may
+  // reuse to replay parked requests.
+  const uint64_t request_id = req.request_id();
+  const int worker = req.worker();
+  const int64_t clock = req.clock();
+  if (clock < 0) {
+    SendError(frames[0], request_id,
+              Status(Code::kInvalidArgument, "Clock(" + std::to_string(clock) +
+                                                 "): clocks start at 0"));
+    return;
+  }
+  // bsp: Clock(c) waits, like the worker's pushes for clock c, until clock
+  // c-1 is applied; recording it earlier would let a fast worker's next
+  // clock count towards the apply still running.
+  if (!PassOrPark(request_id, frames,
+                  clocks_.RunGate(wire::Op::Clock, worker, clock),
+                  /*replay=*/true))
+    return;
+  Status recorded = clocks_.RecordClock(worker, clock);
+  if (!recorded.ok()) {
+    SendError(frames[0], request_id, recorded);
+    return;
+  }
+  // The reply is the worker's permission to start its next clock; park it
+  // before an apply (which may finish at once) releases the gates.
+  if (PassOrPark(request_id, frames, clocks_.ClockReplyGate(clock),
+                 /*replay=*/false))
+    SendReply(frames[0], OkHeader(request_id), nullptr);
+  MaybeStartBspApply();
+  ReleaseParked();
+}
+
+bool ShardServer::Impl::PassOrPark(uint64_t request_id,
+                                   std::vector<zmq::message_t>& frames,
+                                   const Gate& gate, bool replay) {
+  if (clocks_.Passes(gate)) return true;
+  if (parked_.size() >= kMaxParked) {
+    SendError(frames[0], request_id,
+              Status(Code::kBusy, std::to_string(kMaxParked) +
+                                      " requests already wait for slower "
+                                      "workers; retry later"));
+    return false;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  Parked p;
+  p.gate = gate;
+  p.replay = replay;
+  p.request_id = request_id;
+  p.parked_at = now;
+  p.deadline =
+      now + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::duration<double>(clocks_.spec().wait_timeout_s));
+  if (replay) {
+    p.frames = std::move(frames);
+  } else {
+    p.frames.push_back(std::move(frames[0]));  // the identity is enough
+  }
+  parked_.push_back(std::move(p));
+  return false;
+}
+
+void ShardServer::Impl::ReleaseParked() {
+  // A released Clock can open more gates; one walk at a time, repeated
+  // until nothing more opens.
+  if (releasing_) {
+    release_again_ = true;
+    return;
+  }
+  releasing_ = true;
+  do {
+    release_again_ = false;
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (!clocks_.Passes(it->gate)) {
+        ++it;
+        continue;
+      }
+      Parked p = std::move(*it);
+      it = parked_.erase(it);
+      if (p.replay) {
+        HandleMessage(p.frames);
+      } else {
+        SendReply(p.frames[0], OkHeader(p.request_id), nullptr);
+      }
+    }
+  } while (release_again_);
+  releasing_ = false;
+}
+
+void ShardServer::Impl::ExpireParked() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    char waited[32];
+    std::snprintf(waited, sizeof(waited), "%.1f s",
+                  std::chrono::duration<double>(now - it->parked_at).count());
+    const std::string what = it->gate.on == Gate::On::kApplied
+                                 ? "clock " +
+                                       std::to_string(it->gate.at_least - 1) +
+                                       " to be applied"
+                                 : "every worker to reach clock " +
+                                       std::to_string(it->gate.at_least);
+    SendError(it->frames[0], it->request_id,
+              Status(Code::kTimeout,
+                     clocks_.spec().ModeName() + ": waited " + waited +
+                         " (consistency.wait_timeout) for " + what + "; " +
+                         clocks_.Laggards(it->gate, now)));
+    it = parked_.erase(it);
+  }
+}
+
+int ShardServer::Impl::PollTimeoutMs() const {
+  if (parked_.empty()) return -1;
+  auto earliest = parked_.front().deadline;
+  for (const Parked& p : parked_) earliest = std::min(earliest, p.deadline);
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      earliest - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count() + 1));
+}
+
+void ShardServer::Impl::OnMonitorEvent() {
+  // Each event is two frames: [uint16 event, uint32 value (the fd)] and the
+  // peer's address.
+  zmq::message_t event, address;
+  while (monitor_.recv(event, zmq::recv_flags::dontwait)) {
+    if (event.more()) (void)monitor_.recv(address);
+    if (event.size() < 6) continue;
+    uint16_t id;
+    uint32_t fd;
+    std::memcpy(&id, event.data(), sizeof(id));
+    std::memcpy(&fd, static_cast<const char*>(event.data()) + 2, sizeof(fd));
+    if (id == ZMQ_EVENT_DISCONNECTED)
+      clocks_.Disconnected(static_cast<int>(fd),
+                           std::chrono::steady_clock::now());
   }
 }
 
@@ -359,11 +631,16 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
         builder_, builder_.CreateString(t.name), builder_.CreateVector(shape),
         builder_.CreateString(t.optimizer)));
   }
+  const ConsistencySpec& c = clocks_.spec();
+  std::vector<int64_t> clocks;
+  for (uint32_t w = 0; w < c.workers; ++w)
+    clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
   auto hello = wire::CreateHelloInfo(
       builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,
       h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
       builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
-      builder_.CreateString(HostName()));
+      builder_.CreateString(HostName()), builder_.CreateString(c.ModeName()),
+      c.workers, builder_.CreateVector(clocks));
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_hello(hello);
@@ -377,11 +654,24 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
   const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
   builder_.Clear();
+  const ConsistencySpec& c = clocks_.spec();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<int64_t> clocks, idle_ms;
+  std::vector<uint8_t> states;
+  for (uint32_t w = 0; w < c.workers; ++w) {
+    clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
+    states.push_back(
+        static_cast<uint8_t>(clocks_.state_of(static_cast<int>(w))));
+    idle_ms.push_back(clocks_.IdleMs(static_cast<int>(w), now));
+  }
   auto stats = wire::CreateShardStats(
       builder_, h.shard_index, builder_.CreateString(h.model), h.num_blocks,
       pool_.writers(), pushes_, pulls_,
       h.updates_applied.load(std::memory_order_relaxed), errors_, bytes_in_,
-      bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid());
+      bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid(),
+      builder_.CreateString(c.ModeName()), c.workers, clocks_.applied(),
+      builder_.CreateVector(clocks), builder_.CreateVector(states),
+      builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()));
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_stats(stats);

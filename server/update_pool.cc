@@ -1,5 +1,6 @@
 #include "server/update_pool.h"
 
+#include <Eigen/Core>
 #include <cstring>
 
 #include "common/seqlock.h"
@@ -81,25 +82,69 @@ void UpdatePool::Run(Worker& worker) {
   }
 }
 
-void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
-  const BlockEntry& entry = segment_.block(task.block);
-  const float* grad = static_cast<const float*>(task.grad);
-  if (task.dtype != wire::DType::F32) {
-    // Half the bytes on the wire; one widening pass per block here.
-    scratch.resize(entry.num_floats);
-    if (task.dtype == wire::DType::F16) {
-      WidenF16(task.grad, scratch.data(), entry.num_floats);
-    } else {
-      WidenBf16(task.grad, scratch.data(), entry.num_floats);
-    }
-    grad = scratch.data();
+const float* UpdatePool::Float32Gradient(const BlockTask& task,
+                                         std::vector<float>& scratch) const {
+  if (task.dtype == wire::DType::F32)
+    return static_cast<const float*>(task.grad);
+  // Half the bytes on the wire; one widening pass per block here.
+  const uint64_t n = segment_.block(task.block).num_floats;
+  scratch.resize(n);
+  if (task.dtype == wire::DType::F16) {
+    WidenF16(task.grad, scratch.data(), n);
+  } else {
+    WidenBf16(task.grad, scratch.data(), n);
   }
-  float* weights = segment_.block_data(task.block);
+  return scratch.data();
+}
+
+void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
+  switch (task.kind) {
+    case BlockTask::Kind::kApply:
+      Step(task.block, Float32Gradient(task, scratch));
+      break;
+    case BlockTask::Kind::kAccumulate: {
+      // Not a weight update: readers see nothing change, so no seqlock.
+      const uint64_t n = segment_.block(task.block).num_floats;
+      Eigen::Map<Eigen::ArrayXf>(segment_.accum_data(task.block),
+                                 static_cast<Eigen::Index>(n)) +=
+          Eigen::Map<const Eigen::ArrayXf>(Float32Gradient(task, scratch),
+                                           static_cast<Eigen::Index>(n));
+      break;
+    }
+    case BlockTask::Kind::kApplyAccumulated:
+      ApplyAccumulated(task);
+      break;
+  }
+  if (task.out != nullptr)
+    // We are the block's only writer, so the weights cannot change under
+    // this copy; it happens after the update to keep readers' retry window
+    // short.
+    std::memcpy(task.out, segment_.block_data(task.block),
+                segment_.block(task.block).num_floats * sizeof(float));
+}
+
+void UpdatePool::ApplyAccumulated(const BlockTask& task) {
+  BlockVersion& version = segment_.version(task.block);
+  // Already applied before a crash: the restarted server only finishes the
+  // blocks that were not.
+  if (version.clock.load(std::memory_order_relaxed) > task.clock) return;
+  const uint64_t n = segment_.block(task.block).num_floats;
+  Eigen::Map<Eigen::ArrayXf> accum(segment_.accum_data(task.block),
+                                   static_cast<Eigen::Index>(n));
+  if (task.scale != 1) accum *= task.scale;
+  Step(task.block, accum.data());
+  accum.setZero();
+  version.clock.store(task.clock + 1, std::memory_order_release);
+}
+
+void UpdatePool::Step(uint32_t block, const float* grad) {
+  const BlockEntry& entry = segment_.block(block);
+  float* weights = segment_.block_data(block);
   const TensorOptimizer& opt = optimizers_[entry.tensor];
   float* state[kMaxStateSlots] = {};
   for (uint32_t k = 0; k < opt.state_slots; ++k)
-    state[k] = segment_.state_data(task.block, k);
-  BlockVersion& version = segment_.version(task.block);
+    state[k] = segment_.state_data(block, k);
+  BlockVersion& version = segment_.version(block);
   // Relaxed: this thread is the block's only writer. Each update adds 2 to
   // the version, so this is the 1-based count Adam's bias correction needs,
   // and it survives restarts with the segment.
@@ -108,10 +153,6 @@ void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
   ApplyUpdate(opt.kind, opt.params, step, weights, grad, state,
               entry.num_floats);
   EndWrite(version);
-  // We are the block's only writer, so the weights cannot change under this
-  // copy; it happens after EndWrite to keep readers' retry window short.
-  if (task.out != nullptr)
-    std::memcpy(task.out, weights, entry.num_floats * sizeof(float));
   segment_.mutable_header().updates_applied.fetch_add(
       1, std::memory_order_relaxed);
 }

@@ -32,12 +32,21 @@
 namespace shardps {
 
 struct BlockTask {
+  enum class Kind : uint8_t {
+    kApply,             // optimizer step with `grad` (async, ssp)
+    kAccumulate,        // bsp: accumulator += grad; weights untouched
+    kApplyAccumulated,  // bsp: optimizer step with accumulator * scale for
+                        // clock `clock`, then zero the accumulator
+  };
   uint32_t block;        // local block index in the segment
   const void* grad;      // borrowed from owner->frames; num_floats of block
   wire::DType dtype;     // of `grad`: F32 is applied in place, 16-bit
                          // gradients are widened into a per-writer buffer
   void* out;             // PushPull: receives the updated block, else null
   PendingUpdate* owner;  // counted down when this block is done
+  Kind kind = Kind::kApply;
+  float scale = 1;    // kApplyAccumulated: 1 (sum) or 1/workers (mean)
+  int64_t clock = 0;  // kApplyAccumulated: the bsp clock being applied
 };
 
 class UpdatePool {
@@ -89,6 +98,13 @@ class UpdatePool {
   void Run(Worker& worker);
   // `scratch` belongs to the calling writer; it grows to a block once.
   void Apply(const BlockTask& task, std::vector<float>& scratch);
+  // The gradient of `task` as float32: the frame itself, or widened into
+  // `scratch`.
+  const float* Float32Gradient(const BlockTask& task,
+                               std::vector<float>& scratch) const;
+  // One optimizer step on block `block` with `grad`, inside its seqlock.
+  void Step(uint32_t block, const float* grad);
+  void ApplyAccumulated(const BlockTask& task);
 
   Segment& segment_;
   const std::vector<TensorOptimizer> optimizers_;  // by tensor index

@@ -16,6 +16,7 @@
 #ifndef SHARDPS_CLIENT_H_
 #define SHARDPS_CLIENT_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +61,14 @@ class Handle {
   std::shared_ptr<client_internal::CallState> state_;
 };
 
+// One worker as a shard sees it (bsp/ssp models, or async with workers).
+struct WorkerStats {
+  enum class State : uint8_t { kNeverSeen = 0, kConnected = 1, kGone = 2 };
+  int64_t clock = 0;  // Clock calls this shard has recorded
+  State state = State::kNeverSeen;
+  int64_t idle_ms = -1;  // since its last request to this shard; -1 never
+};
+
 // One shard's counters, as `shardps status` shows them.
 struct ShardStats {
   uint32_t shard = 0;
@@ -75,6 +84,11 @@ struct ShardStats {
   uint64_t bytes_out = 0;
   uint64_t uptime_ms = 0;
   int32_t pid = 0;
+  std::string consistency;  // "async", "bsp" or "ssp:S"
+  uint32_t workers = 0;
+  int64_t applied_clock = 0;                // bsp: clocks applied on this shard
+  std::vector<WorkerStats> workers_detail;  // one per worker
+  uint32_t waiting = 0;  // requests parked for slower workers
 };
 
 class Client {
@@ -116,6 +130,24 @@ class Client {
   Handle PushPull(std::string_view tensor, const float* grad, float* out,
                   size_t count);
 
+  // Ends this worker's current clock on every shard (ClientOptions::worker
+  // must be set) and moves it to the next: later Push/Pull calls carry the
+  // new clock. The handle completes when the worker may go on:
+  //   async  at once;
+  //   bsp    when every worker has called Clock for this clock and the
+  //          shards have applied the summed (or mean) gradient, so the next
+  //          Pull, or a ModelView read, sees exactly that model;
+  //   ssp:S  when no worker is more than S clocks behind the new clock.
+  // A straggler longer than the spec's consistency.wait_timeout fails it
+  // with kTimeout naming the workers behind. Call it from the thread that
+  // issues this worker's pushes, after them: their order decides which
+  // clock a push belongs to.
+  Handle Clock();
+  // Clock() calls so far (resumed from the shards after a restart).
+  int64_t clock() const { return clock_.load(std::memory_order_relaxed); }
+  // "async", "bsp" or "ssp:S", as the shards run.
+  const std::string& consistency() const { return consistency_; }
+
   // Asks every shard for its counters (blocking, up to request_timeout).
   Result<std::vector<ShardStats>> Stats();
 
@@ -127,6 +159,8 @@ class Client {
 
   std::unique_ptr<client_internal::IoThread> io_;
   uint64_t spec_hash_ = 0;
+  std::string consistency_ = "async";
+  std::atomic<int64_t> clock_{0};
   std::vector<std::string> local_segments_;
 };
 

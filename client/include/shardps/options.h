@@ -47,6 +47,13 @@ struct ClientOptions {
   // Identifies this client to the servers (stats, later exactly-once
   // retries). 0 picks a random id.
   uint64_t client_id = 0;
+
+  // This trainer's worker index, 0..workers-1, in a model whose spec sets
+  // [consistency] workers (bsp, ssp:S, or async with clocks for `status`).
+  // Every worker index must be used by exactly one client. -1: not a worker
+  // (tools, evaluators): its calls never wait for clocks, and it may not
+  // push to a bsp model or call Clock.
+  int worker = -1;
 };
 
 }  // namespace shardps

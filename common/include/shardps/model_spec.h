@@ -11,6 +11,12 @@
 //   lr = 0.001                     # > 0, finite; more hyper-parameters in
 //   weight_decay = 0.0             # OptimizerSpec, each optional
 //
+//   [consistency]                  # optional; see ConsistencySpec
+//   mode = "bsp"                   # async (default), bsp, or ssp:S
+//   workers = 4                    # required for bsp and ssp
+//   reduce = "mean"                # bsp: sum (default) or mean
+//   wait_timeout = 20.0            # seconds a clock wait may last
+//
 //   [[tensor]]
 //   name = "fc1.weight"
 //   shape = [256, 784]             # 1..8 dims, each > 0
@@ -73,6 +79,32 @@ struct OptimizerSpec {
   double ftrl_beta = 1;     // ftrl; >= 0
 };
 
+// How pushes from several workers combine (see docs/consistency.md).
+struct ConsistencySpec {
+  enum class Mode {
+    kAsync,  // apply every push as it arrives; nothing waits
+    kBsp,    // sum the workers' gradients for clock c, apply once at Clock
+    kSsp,    // apply as pushes arrive; a worker runs <= staleness clocks
+             // ahead of the slowest
+  };
+  Mode mode = Mode::kAsync;
+  uint32_t staleness = 0;  // ssp's S
+  uint32_t workers = 0;    // bsp, ssp: 1..kMaxConsistencyWorkers; async: 0
+  bool mean = false;       // bsp: divide the summed gradient by `workers`
+  // How long a parked Pull/Push/Clock may wait for slower workers before it
+  // fails with kTimeout naming them. Keep it below the clients'
+  // request_timeout (30 s by default) so they see this explanation.
+  double wait_timeout_s = 20;
+
+  bool waits() const { return mode != Mode::kAsync; }
+  // "async", "bsp" or "ssp:S".
+  std::string ModeName() const;
+  // Parses "async", "bsp" or "ssp:S" (S >= 0) into mode and staleness.
+  static Status ParseMode(std::string_view text, ConsistencySpec* out);
+};
+
+inline constexpr uint32_t kMaxConsistencyWorkers = 64;
+
 struct TensorSpec {
   std::string name;
   std::vector<uint64_t> shape;
@@ -93,6 +125,7 @@ struct ModelSpec {
   std::string storage = kDefaultStorage;
   uint64_t block_floats = kDefaultBlockFloats;
   OptimizerSpec optimizer;
+  ConsistencySpec consistency;
   std::vector<TensorSpec> tensors;
 
   // Returns the tensor called `name`, or nullptr.
@@ -113,7 +146,8 @@ Status ValidateModelSpec(const ModelSpec& spec);
 
 // Hash of everything that fixes the memory layout: model name, block size,
 // the model's optimizer kind, tensor names, shapes and optimizer kinds (in
-// order; a kind fixes how much optimizer state sits beside the weights).
+// order; a kind fixes how much optimizer state sits beside the weights), and
+// whether the model is bsp (which keeps a gradient accumulator per block).
 // Hyper-parameters, init and storage are deliberately excluded: a restarted
 // server may change its learning rate and keep its weights and state.
 uint64_t SpecHash(const ModelSpec& spec);
