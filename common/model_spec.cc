@@ -569,11 +569,9 @@ Status ValidateOptimizer(const std::string& path, const OptimizerSpec& o) {
   return Status::Ok();
 }
 
+// A bsp/ssp spec may leave out the worker count: `serve --workers` gives
+// it, and the server refuses to start without one.
 Status ValidateConsistency(const ConsistencySpec& c) {
-  if (c.waits() && c.workers == 0)
-    return Invalid("consistency.workers",
-                   "missing: " + c.ModeName() +
-                       " needs the number of workers (or serve --workers)");
   if (c.workers > kMaxConsistencyWorkers)
     return Invalid("consistency.workers",
                    "must be <= " + std::to_string(kMaxConsistencyWorkers));

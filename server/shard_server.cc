@@ -734,6 +734,12 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
   if (options.threads == 0 || options.threads > 256)
     return Status(Code::kInvalidArgument, "--threads must be 1..256");
   SHARDPS_RETURN_IF_ERROR(ValidateModelSpec(options.spec));
+  const ConsistencySpec& consistency = options.spec.consistency;
+  if (consistency.waits() && consistency.workers == 0)
+    return Status(Code::kInvalidArgument,
+                  consistency.ModeName() +
+                      " needs the number of workers: set consistency.workers "
+                      "in the spec or pass --workers");
   if (options.segment_path.empty())
     options.segment_path = Segment::PathFor(
         options.spec.storage, options.spec.name, options.shard, options.shards);

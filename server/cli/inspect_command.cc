@@ -98,6 +98,23 @@ TensorSummary Summarise(const Segment& seg, uint32_t tensor) {
   return out;
 }
 
+// Worker clocks up to the last one that ever clocked: the segment does not
+// record the worker count, and unused slots stay 0.
+std::vector<int64_t> WorkerClocks(const SegmentHeader& h) {
+  std::vector<int64_t> clocks;
+  for (size_t w = 0; w < kMaxWorkers; ++w)
+    clocks.push_back(h.worker_clocks[w].load(std::memory_order_acquire));
+  while (!clocks.empty() && clocks.back() == 0) clocks.pop_back();
+  return clocks;
+}
+
+std::string ClocksText(const std::vector<int64_t>& clocks, bool json) {
+  std::string s;
+  for (int64_t c : clocks)
+    s += (s.empty() ? "" : json ? ", " : " ") + std::to_string(c);
+  return json ? "[" + s + "]" : s.empty() ? "none recorded" : s;
+}
+
 void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
   const SegmentHeader& h = seg.header();
   std::printf("segment        %s\n", seg.path().c_str());
@@ -114,6 +131,12 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
               h.updates_applied.load());
   std::printf("opens          %" PRIu64 " (%" PRIu64 " after a crash)\n",
               h.opens.load(), h.unclean_opens.load());
+  const bool bsp = seg.num_tensors() > 0 && seg.tensor(0).accum_slots > 0;
+  std::printf("worker clocks  %s\n",
+              ClocksText(WorkerClocks(h), false).c_str());
+  if (bsp)
+    std::printf("bsp            %" PRId64 " clocks applied\n",
+                h.applied_clock.load());
   const int32_t pid = h.owner_pid.load();
   std::printf("server         %s\n",
               pid > 0 ? ("running, pid " + std::to_string(pid)).c_str()
@@ -139,20 +162,23 @@ std::string StateJson(const std::vector<double>& norms) {
 
 void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
   const SegmentHeader& h = seg.header();
-  std::printf("{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
-              "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
-              "\"block_floats\": %" PRIu64
-              ", \"optimizer\": %s, \"lr\": %s, "
-              "\"file_bytes\": %" PRIu64
-              ", \"blocks\": %u, \"updates_applied\": %" PRIu64
-              ", \"opens\": %" PRIu64 ", \"unclean_opens\": %" PRIu64
-              ", \"owner_pid\": %d, \"clean_shutdown\": %s, \"tensors\": [",
-              JsonString(seg.path()).c_str(), JsonString(h.model).c_str(),
-              h.spec_hash, h.format_version, h.shard_index, h.shard_count,
-              h.block_floats, JsonString(h.optimizer).c_str(),
-              JsonNumber(h.lr.load()).c_str(), h.file_bytes, h.num_blocks,
-              h.updates_applied.load(), h.opens.load(), h.unclean_opens.load(),
-              h.owner_pid.load(), h.clean_shutdown.load() ? "true" : "false");
+  std::printf(
+      "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
+      "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
+      "\"block_floats\": %" PRIu64
+      ", \"optimizer\": %s, \"lr\": %s, "
+      "\"file_bytes\": %" PRIu64
+      ", \"blocks\": %u, \"updates_applied\": %" PRIu64 ", \"opens\": %" PRIu64
+      ", \"unclean_opens\": %" PRIu64
+      ", \"owner_pid\": %d, \"clean_shutdown\": %s, "
+      "\"worker_clocks\": %s, \"applied_clock\": %" PRId64 ", \"tensors\": [",
+      JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
+      h.format_version, h.shard_index, h.shard_count, h.block_floats,
+      JsonString(h.optimizer).c_str(), JsonNumber(h.lr.load()).c_str(),
+      h.file_bytes, h.num_blocks, h.updates_applied.load(), h.opens.load(),
+      h.unclean_opens.load(), h.owner_pid.load(),
+      h.clean_shutdown.load() ? "true" : "false",
+      ClocksText(WorkerClocks(h), true).c_str(), h.applied_clock.load());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSummary& t = tensors[i];
     std::string shape = "[";

@@ -39,6 +39,7 @@ struct LaunchFlags {
   uint32_t shards = 1;
   std::string cluster_file = "cluster.toml";
   uint32_t threads = 1;
+  uint32_t workers = 0;  // 0: the spec's
   std::string storage;
   std::string host = "127.0.0.1";
 };
@@ -66,6 +67,10 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
   if (!flags.storage.empty()) {
     args.push_back("--storage");
     args.push_back(flags.storage);
+  }
+  if (flags.workers != 0) {
+    args.push_back("--workers");
+    args.push_back(std::to_string(flags.workers));
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -258,6 +263,10 @@ void RegisterLaunch(CLI::App& app, int* exit_code) {
                   "Directory for segments (overrides the spec's storage)");
   cmd->add_option("--host", flags->host, "Address the servers listen on")
       ->capture_default_str();
+  cmd->add_option("--workers", flags->workers,
+                  "Number of workers for bsp/ssp clocks (overrides the "
+                  "spec's consistency.workers)")
+      ->check(CLI::Range(1u, 64u));
   cmd->callback([flags, exit_code] { *exit_code = RunLaunch(*flags); });
 }
 

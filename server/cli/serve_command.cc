@@ -19,6 +19,7 @@ struct ServeFlags {
   uint32_t threads = 1;
   std::string storage;
   std::string segment;
+  uint32_t workers = 0;  // 0: the spec's [consistency] workers
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -36,11 +37,13 @@ int RunServe(const ServeFlags& flags) {
   ServerOptions options;
   options.spec = std::move(spec).value();
   if (!flags.storage.empty()) options.spec.storage = flags.storage;
+  if (flags.workers != 0) options.spec.consistency.workers = flags.workers;
   options.shard = flags.shard;
   options.shards = flags.shards;
   options.listen = flags.listen;
   options.threads = flags.threads;
   options.segment_path = flags.segment;
+  const ConsistencySpec consistency = options.spec.consistency;
   auto server = ShardServer::Start(std::move(options));
   if (!server.ok()) return ReportError("serve", server.status());
 
@@ -52,6 +55,9 @@ int RunServe(const ServeFlags& flags) {
                flags.shard, flags.shards, (*server)->segment_path().c_str(),
                r.created ? "created" : "reopened",
                r.unclean ? ", after an unclean shutdown" : "");
+  if (consistency.waits())
+    std::fprintf(stderr, "shardps serve: %s with %u workers\n",
+                 consistency.ModeName().c_str(), consistency.workers);
   if (r.torn_blocks > 0)
     std::fprintf(stderr,
                  "shardps serve: %llu block(s) were mid-update at the crash; "
@@ -89,6 +95,10 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                   "Directory for segments (overrides the spec's storage)");
   cmd->add_option("--segment", flags->segment,
                   "Exact segment path (overrides storage)");
+  cmd->add_option("--workers", flags->workers,
+                  "Number of workers for bsp/ssp clocks (overrides the "
+                  "spec's consistency.workers)")
+      ->check(CLI::Range(1u, 64u));
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

@@ -1,5 +1,7 @@
 // `shardps status`: each shard's counters, from a live cluster.
+#include <algorithm>
 #include <cinttypes>
+#include <climits>
 #include <cstdio>
 #include <string>
 
@@ -17,6 +19,61 @@ struct StatusFlags {
   int timeout_ms = 3000;
 };
 
+const char* StateName(WorkerStats::State state) {
+  switch (state) {
+    case WorkerStats::State::kNeverSeen:
+      return "never-seen";
+    case WorkerStats::State::kConnected:
+      return "connected";
+    case WorkerStats::State::kGone:
+      return "DISCONNECTED";
+  }
+  return "?";
+}
+
+// One line per worker: its clock on every shard, and how the shards last
+// saw it. A worker every shard has lost is the one the others wait for.
+void PrintWorkers(const std::vector<ShardStats>& stats) {
+  const ShardStats& first = stats.front();
+  if (first.workers == 0) return;
+  std::printf("\nconsistency %s, %u workers", first.consistency.c_str(),
+              first.workers);
+  if (first.consistency == "bsp") {
+    std::printf(", applied clock per shard:");
+    for (const ShardStats& s : stats) std::printf(" %" PRId64, s.applied_clock);
+  }
+  uint32_t waiting = 0;
+  for (const ShardStats& s : stats) waiting += s.waiting;
+  std::printf(", %u requests waiting\n", waiting);
+  std::printf("%-6s %-12s %-13s %s\n", "worker", "clock", "state",
+              "idle (s, shard 0)");
+  for (uint32_t w = 0; w < first.workers; ++w) {
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    WorkerStats::State state = WorkerStats::State::kNeverSeen;
+    for (const ShardStats& s : stats) {
+      if (w >= s.workers_detail.size()) continue;
+      const WorkerStats& ws = s.workers_detail[w];
+      lo = std::min(lo, ws.clock);
+      hi = std::max(hi, ws.clock);
+      // Connected anywhere wins; else gone anywhere; else never seen.
+      if (ws.state == WorkerStats::State::kConnected ||
+          (ws.state == WorkerStats::State::kGone &&
+           state == WorkerStats::State::kNeverSeen))
+        state = ws.state;
+    }
+    const std::string clock =
+        lo == hi ? std::to_string(lo)
+                 : std::to_string(lo) + ".." + std::to_string(hi);
+    const int64_t idle = first.workers_detail[w].idle_ms;
+    char idle_text[32] = "-";
+    if (idle >= 0)
+      std::snprintf(idle_text, sizeof(idle_text), "%.1f",
+                    static_cast<double>(idle) / 1000.0);
+    std::printf("%-6u %-12s %-13s %s\n", w, clock.c_str(), StateName(state),
+                idle_text);
+  }
+}
+
 void PrintTable(const std::vector<ShardStats>& stats) {
   std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %10s\n", "shard",
               "endpoint", "model", "blocks", "pushes", "pulls", "updates",
@@ -27,6 +84,18 @@ void PrintTable(const std::vector<ShardStats>& stats) {
                 s.shard, s.endpoint.c_str(), s.model.c_str(), s.blocks,
                 s.pushes, s.pulls, s.updates_applied, s.errors,
                 static_cast<double>(s.uptime_ms) / 1000.0);
+  if (!stats.empty()) PrintWorkers(stats);
+}
+
+std::string WorkersJson(const ShardStats& s) {
+  std::string out = "[";
+  for (size_t w = 0; w < s.workers_detail.size(); ++w) {
+    const WorkerStats& ws = s.workers_detail[w];
+    out += (w == 0 ? "" : ", ") + std::string("{\"clock\": ") +
+           std::to_string(ws.clock) + ", \"state\": \"" + StateName(ws.state) +
+           "\", \"idle_ms\": " + std::to_string(ws.idle_ms) + "}";
+  }
+  return out + "]";
 }
 
 void PrintJson(const std::vector<ShardStats>& stats) {
@@ -38,11 +107,14 @@ void PrintJson(const std::vector<ShardStats>& stats) {
         "\"pid\": %d, \"blocks\": %u, \"threads\": %u, \"pushes\": %" PRIu64
         ", \"pulls\": %" PRIu64 ", \"updates_applied\": %" PRIu64
         ", \"errors\": %" PRIu64 ", \"bytes_in\": %" PRIu64
-        ", \"bytes_out\": %" PRIu64 ", \"uptime_ms\": %" PRIu64 "}",
+        ", \"bytes_out\": %" PRIu64 ", \"uptime_ms\": %" PRIu64
+        ", \"consistency\": %s, \"applied_clock\": %" PRId64
+        ", \"waiting\": %u, \"workers\": %s}",
         i == 0 ? "" : ",", s.shard, JsonString(s.endpoint).c_str(),
         JsonString(s.model).c_str(), s.pid, s.blocks, s.threads, s.pushes,
         s.pulls, s.updates_applied, s.errors, s.bytes_in, s.bytes_out,
-        s.uptime_ms);
+        s.uptime_ms, JsonString(s.consistency).c_str(), s.applied_clock,
+        s.waiting, WorkersJson(s).c_str());
   }
   std::printf("\n]}\n");
 }

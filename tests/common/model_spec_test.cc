@@ -618,7 +618,6 @@ TEST_CASE("consistency section parses modes, workers and reduce",
 TEST_CASE("consistency section rejects bad values with the key path",
           "[model_spec]") {
   const std::pair<std::string, std::string> cases[] = {
-      {"mode = \"bsp\"\n", "consistency.workers: missing"},
       {"mode = \"ssp\"\nworkers = 2\n", "consistency.mode"},
       {"mode = \"ssp:x\"\nworkers = 2\n", "consistency.mode"},
       {"mode = \"ssp:-1\"\nworkers = 2\n", "consistency.mode"},

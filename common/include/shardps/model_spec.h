@@ -13,7 +13,7 @@
 //
 //   [consistency]                  # optional; see ConsistencySpec
 //   mode = "bsp"                   # async (default), bsp, or ssp:S
-//   workers = 4                    # required for bsp and ssp
+//   workers = 4                    # bsp, ssp: here or serve --workers
 //   reduce = "mean"                # bsp: sum (default) or mean
 //   wait_timeout = 20.0            # seconds a clock wait may last
 //
