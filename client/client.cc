@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -49,6 +50,7 @@ struct HelloResult {
   std::string optimizer;
   std::vector<TensorLayout> tensors;
   std::vector<std::string> optimizers;  // per tensor
+  std::vector<float> clip_norms;        // per tensor
   std::string segment;
   std::string hostname;
   std::string consistency;
@@ -87,6 +89,7 @@ Status ReadHello(const wire::Reply& reply, HelloResult* out) {
     out->tensors.push_back(std::move(layout));
     out->optimizers.push_back(t->optimizer() ? t->optimizer()->str()
                                              : out->optimizer);
+    out->clip_norms.push_back(t->clip_norm());
   }
   out->answered = true;
   return Status::Ok();
@@ -231,6 +234,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
                                     static_cast<uint32_t>(hellos->size())));
   client->spec_hash_ = first.spec_hash;
   client->consistency_ = first.consistency;
+  client->clip_norms_ = first.clip_norms;
   if (options.worker >= 0) {
     // A restarted worker resumes at the clock its shards recorded; where
     // a Clock reached only some shards, at the lowest, so resending it
@@ -286,6 +290,14 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
       (op != wire::Op::Push && out == nullptr))
     return FailedHandle(Status(Code::kInvalidArgument, "null buffer"));
 
+  // A tensor clipped by norm needs the whole gradient's norm, which only
+  // the client sees: each shard holds a part.
+  float grad_norm = -1;
+  if (op != wire::Op::Pull && clip_norms_[t->index] > 0)
+    grad_norm = Eigen::Map<const Eigen::VectorXf>(
+                    grad, static_cast<Eigen::Index>(count))
+                    .norm();
+
   // 16-bit gradients travel from a narrowed copy the call owns; float32
   // ones straight from the caller's buffer.
   const void* payload = grad;
@@ -319,6 +331,7 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
     p.dtype = dtype;
     p.out = out;
     p.clock = clock_.load(std::memory_order_relaxed);
+    p.grad_norm = grad_norm;
     p.deadline = deadline;
     parts.push_back(std::move(p));
   }

@@ -194,6 +194,7 @@ void IoThread::Transmit(Part& part) {
   req.add_model(model);
   req.add_dtype(part.dtype);
   req.add_clock(part.clock);
+  req.add_grad_norm(part.grad_norm);
   req.add_worker(static_cast<int16_t>(options_.worker));
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);

@@ -48,6 +48,7 @@ struct Part {
   wire::DType dtype = wire::DType::F32;  // of `grad`
   float* out = nullptr;                  // whole-tensor output, borrowed
   int64_t clock = 0;                     // the worker's clock when called
+  float grad_norm = -1;                  // whole gradient's L2 norm, if sent
   // Hello/Stats: turns the reply into the caller's result (I/O thread).
   std::function<Status(const wire::Reply&)> on_reply;
   CallState::Clock::time_point deadline;

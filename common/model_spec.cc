@@ -243,8 +243,8 @@ Status ReadOptimizerTable(const toml::table& table, const std::string& path,
   SHARDPS_RETURN_IF_ERROR(
       CheckKeys(table, path,
                 {"kind", "lr", "momentum", "beta1", "beta2", "eps", "rho",
-                 "initial_accumulator", "weight_decay", "clip_value", "l1",
-                 "l2", "ftrl_beta"}));
+                 "initial_accumulator", "weight_decay", "clip_value",
+                 "clip_norm", "l1", "l2", "ftrl_beta"}));
   SHARDPS_RETURN_IF_ERROR(ReadString(table, "kind", path + ".kind",
                                      Presence::kOptional, &optimizer->kind));
   const std::pair<const char*, double*> numbers[] = {
@@ -257,6 +257,7 @@ Status ReadOptimizerTable(const toml::table& table, const std::string& path,
       {"initial_accumulator", &optimizer->initial_accumulator},
       {"weight_decay", &optimizer->weight_decay},
       {"clip_value", &optimizer->clip_value},
+      {"clip_norm", &optimizer->clip_norm},
       {"l1", &optimizer->l1},
       {"l2", &optimizer->l2},
       {"ftrl_beta", &optimizer->ftrl_beta}};
@@ -559,6 +560,7 @@ Status ValidateOptimizer(const std::string& path, const OptimizerSpec& o) {
       {"initial_accumulator", o.initial_accumulator},
       {"weight_decay", o.weight_decay},
       {"clip_value", o.clip_value},
+      {"clip_norm", o.clip_norm},
       {"l1", o.l1},
       {"l2", o.l2},
       {"ftrl_beta", o.ftrl_beta}};

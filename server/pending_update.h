@@ -24,6 +24,8 @@ struct PendingUpdate {
   uint64_t request_id = 0;
   wire::Op op = wire::Op::Push;
   wire::DType dtype = wire::DType::F32;  // of the gradient frames
+  // Multiplies the gradient (clip_norm); 1 = as sent.
+  float grad_scale = 1;
   // A bsp apply of `clock`'s accumulated gradients: internal, no reply.
   bool bsp_apply = false;
   int64_t clock = -1;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <list>
@@ -45,6 +46,13 @@ std::string AbsolutePath(const std::string& path) {
   return ::realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
 }
 
+std::vector<float> ClipNorms(const ModelSpec& spec) {
+  std::vector<float> out;
+  for (const TensorSpec& t : spec.tensors)
+    out.push_back(static_cast<float>(spec.OptimizerFor(t).clip_norm));
+  return out;
+}
+
 std::string HostName() {
   char buf[256] = {};
   ::gethostname(buf, sizeof(buf) - 1);
@@ -66,6 +74,7 @@ class ShardServer::Impl {
                        kCachedReplyBytes),
         pool_(*segment_, options_.spec, completions_, options_.threads),
         clocks_(options_.spec.consistency, *segment_),
+        clip_norms_(ClipNorms(options_.spec)),
         socket_(context_, zmq::socket_type::router),
         monitor_(context_, zmq::socket_type::pair),
         started_(std::chrono::steady_clock::now()) {}
@@ -129,7 +138,10 @@ class ShardServer::Impl {
                   const std::vector<uint32_t>& local);
   void StartUpdate(const wire::Request& req,
                    std::vector<zmq::message_t>& frames,
-                   const std::vector<uint32_t>& local);
+                   const std::vector<uint32_t>& local, float grad_scale);
+  // The factor clip_norm puts on this push's gradient (1 when none).
+  // REQUIRES: local_ holds the request's validated, non-empty blocks.
+  Status ClipScale(const wire::Request& req, float* scale) const;
   // Applies `count` block tasks of `pending` (task_for(i) makes the i-th),
   // pool blocks first, then writer 0's inline; Finish()es it when the last
   // block is done, here or later through the completion queue.
@@ -182,6 +194,7 @@ class ShardServer::Impl {
   CompletionQueue completions_;
   UpdatePool pool_;
   ClockKeeper clocks_;
+  const std::vector<float> clip_norms_;  // by tensor index; 0 = off
   WakeEvent stop_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
@@ -314,18 +327,46 @@ void ShardServer::Impl::HandleDense(const wire::Request& req,
                   clocks_.RunGate(req.op(), req.worker(), req.clock()),
                   /*replay=*/true))
     return;
-  if (clocks_.bsp() && req.op() != wire::Op::Pull) {
-    Status fresh = clocks_.CheckBspPush(req.worker(), req.clock());
-    if (!fresh.ok()) {
-      SendError(frames[0], req.request_id(), fresh);
+  float grad_scale = 1;
+  if (req.op() != wire::Op::Pull) {
+    if (clocks_.bsp()) {
+      Status fresh = clocks_.CheckBspPush(req.worker(), req.clock());
+      if (!fresh.ok()) {
+        SendError(frames[0], req.request_id(), fresh);
+        return;
+      }
+    }
+    Status clip = ClipScale(req, &grad_scale);
+    if (!clip.ok()) {
+      SendError(frames[0], req.request_id(), clip);
       return;
     }
   }
   if (req.op() == wire::Op::Pull) {
     HandlePull(req, frames[0], local_);
   } else {
-    StartUpdate(req, frames, local_);
+    StartUpdate(req, frames, local_, grad_scale);
   }
+}
+
+Status ShardServer::Impl::ClipScale(const wire::Request& req,
+                                    float* scale) const {
+  const uint32_t tensor = segment_->block(local_.front()).tensor;
+  const float clip = clip_norms_[tensor];
+  *scale = 1;
+  if (clip <= 0) return Status::Ok();
+  const float norm = req.grad_norm();
+  if (norm < 0)
+    return Status(Code::kInvalidArgument,
+                  "tensor '" + std::string(segment_->tensor(tensor).name) +
+                      "' clips gradients by norm: a push must carry the "
+                      "whole gradient's L2 norm (grad_norm)");
+  if (!std::isfinite(norm))
+    return Status(Code::kInvalidArgument,
+                  "gradient of '" + std::string(segment_->tensor(tensor).name) +
+                      "' has a non-finite norm; not applied");
+  if (norm > clip) *scale = clip / norm;
+  return Status::Ok();
 }
 
 void ShardServer::Impl::HandlePull(const wire::Request& req,
@@ -355,7 +396,8 @@ void ShardServer::Impl::HandlePull(const wire::Request& req,
 
 void ShardServer::Impl::StartUpdate(const wire::Request& req,
                                     std::vector<zmq::message_t>& frames,
-                                    const std::vector<uint32_t>& local) {
+                                    const std::vector<uint32_t>& local,
+                                    float grad_scale) {
   ++pushes_;
   auto pending = std::make_unique<PendingUpdate>();
   pending->request_id = req.request_id();
@@ -376,6 +418,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   // once per clock, when every worker has called Clock.
   const BlockTask::Kind kind =
       clocks_.bsp() ? BlockTask::Kind::kAccumulate : BlockTask::Kind::kApply;
+  pending->grad_scale = grad_scale;
   PendingUpdate* p = pending.get();
   RunTasks(std::move(pending), local.size(), [&local, p, kind](size_t i) {
     BlockTask task;
@@ -385,6 +428,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
     task.out = p->op == wire::Op::PushPull ? p->out[i].data() : nullptr;
     task.owner = p;
     task.kind = kind;
+    task.scale = p->grad_scale;
     return task;
   });
 }
@@ -629,7 +673,7 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
     std::vector<uint64_t> shape(t.shape, t.shape + t.rank);
     tensors.push_back(wire::CreateTensorInfo(
         builder_, builder_.CreateString(t.name), builder_.CreateVector(shape),
-        builder_.CreateString(t.optimizer)));
+        builder_.CreateString(t.optimizer), clip_norms_[i]));
   }
   const ConsistencySpec& c = clocks_.spec();
   std::vector<int64_t> clocks;

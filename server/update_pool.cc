@@ -84,16 +84,25 @@ void UpdatePool::Run(Worker& worker) {
 
 const float* UpdatePool::Float32Gradient(const BlockTask& task,
                                          std::vector<float>& scratch) const {
-  if (task.dtype == wire::DType::F32)
+  if (task.dtype == wire::DType::F32 && task.scale == 1)
     return static_cast<const float*>(task.grad);
-  // Half the bytes on the wire; one widening pass per block here.
   const uint64_t n = segment_.block(task.block).num_floats;
   scratch.resize(n);
+  Eigen::Map<Eigen::ArrayXf> out(scratch.data(), static_cast<Eigen::Index>(n));
+  if (task.dtype == wire::DType::F32) {
+    // Only pushes that clip_norm shortens pay this pass.
+    out = Eigen::Map<const Eigen::ArrayXf>(static_cast<const float*>(task.grad),
+                                           static_cast<Eigen::Index>(n)) *
+          task.scale;
+    return scratch.data();
+  }
+  // Half the bytes on the wire; one widening pass per block here.
   if (task.dtype == wire::DType::F16) {
     WidenF16(task.grad, scratch.data(), n);
   } else {
     WidenBf16(task.grad, scratch.data(), n);
   }
+  if (task.scale != 1) out *= task.scale;
   return scratch.data();
 }
 

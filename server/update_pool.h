@@ -45,7 +45,9 @@ struct BlockTask {
   void* out;             // PushPull: receives the updated block, else null
   PendingUpdate* owner;  // counted down when this block is done
   Kind kind = Kind::kApply;
-  float scale = 1;    // kApplyAccumulated: 1 (sum) or 1/workers (mean)
+  // kApply, kAccumulate: multiplies the gradient (clip_norm), 1 = as sent;
+  // kApplyAccumulated: 1 (sum) or 1/workers (mean).
+  float scale = 1;
   int64_t clock = 0;  // kApplyAccumulated: the bsp clock being applied
 };
 
@@ -98,7 +100,8 @@ class UpdatePool {
   void Run(Worker& worker);
   // `scratch` belongs to the calling writer; it grows to a block once.
   void Apply(const BlockTask& task, std::vector<float>& scratch);
-  // The gradient of `task` as float32: the frame itself, or widened into
+  // The gradient of `task` as float32 times task.scale: the frame itself,
+  // or widened and/or scaled into
   // `scratch`.
   const float* Float32Gradient(const BlockTask& task,
                                std::vector<float>& scratch) const;

@@ -4,9 +4,11 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -390,6 +392,68 @@ TEST_CASE("client refuses an empty cluster", "[client]") {
   auto client = Client::Connect(ClusterInfo{});
   REQUIRE_FALSE(client.ok());
   CHECK(client.status().code() == Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace shardps
+
+namespace shardps {
+namespace {
+
+// "c" (2500 floats, 3 blocks over 2 shards) clips by norm 2; "u" does not.
+ModelSpec ClipSpec(const std::string& storage) {
+  ModelSpec spec = test::MakeSpec(
+      "clip", storage, {{"c", {2500}, "zeros"}, {"u", {10}, "zeros"}},
+      /*lr=*/1.0);
+  spec.tensors[0].optimizer = spec.optimizer;
+  spec.tensors[0].optimizer->clip_norm = 2.0;
+  return spec;
+}
+
+double Norm(const std::vector<float>& v) {
+  double sum = 0;
+  for (float x : v) sum += static_cast<double>(x) * x;
+  return std::sqrt(sum);
+}
+
+TEST_CASE("clip_norm scales a long gradient to the norm over all shards",
+          "[client]") {
+  const auto dtype =
+      GENERATE(WireDType::kFloat32, WireDType::kFloat16, WireDType::kBFloat16);
+  test::InProcessCluster cluster(2, 2, ClipSpec);
+  ClientOptions options;
+  options.push_dtype = dtype;
+  auto client = MustConnect(cluster.info(), options);
+  // Norm 50 = sqrt(2500): one clipped step (sgd, lr 1) moves the weights by
+  // exactly norm 2, in the gradient's direction, on both shards alike.
+  std::vector<float> g(2500, 1.0f);
+  MustPush(*client, "c", g);
+  const std::vector<float> w = MustPull(*client, "c", g.size());
+  CHECK(Norm(w) == Approx(2.0).epsilon(1e-5));
+  for (size_t i = 0; i < w.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(w[i] == Approx(-2.0 / 50.0).epsilon(1e-5));
+  }
+  // A gradient already shorter than clip_norm is applied as sent.
+  std::vector<float> small(2500, 0.0f);
+  small[7] = 0.5f;
+  MustPush(*client, "c", small);
+  CHECK(MustPull(*client, "c", g.size())[7] == w[7] - 0.5f);
+  // Tensors without clip_norm are not clipped.
+  MustPush(*client, "u", std::vector<float>(10, 100.0f));
+  CHECK(MustPull(*client, "u", 10)[3] == -100.0f);
+}
+
+TEST_CASE("clip_norm refuses a gradient with a non-finite norm", "[client]") {
+  test::InProcessCluster cluster(2, 1, ClipSpec);
+  auto client = MustConnect(cluster.info());
+  std::vector<float> g(2500, 1.0f);
+  g[1] = std::numeric_limits<float>::infinity();
+  Status s = client->Push("c", g.data(), g.size()).Wait();
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.ToString(), Contains("non-finite norm"));
+  const std::vector<float> w = MustPull(*client, "c", g.size());
+  CHECK(Norm(w) == 0.0);  // nothing applied, on either shard
 }
 
 }  // namespace

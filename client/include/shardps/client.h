@@ -160,6 +160,7 @@ class Client {
   std::unique_ptr<client_internal::IoThread> io_;
   uint64_t spec_hash_ = 0;
   std::string consistency_ = "async";
+  std::vector<float> clip_norms_;  // by tensor index; 0 = no clip_norm
   std::atomic<int64_t> clock_{0};
   std::vector<std::string> local_segments_;
 };

@@ -74,6 +74,9 @@ struct OptimizerSpec {
   double initial_accumulator = 0.1;  // adagrad's starting sum; >= 0
   double weight_decay = 0;  // L2 added to the gradient (decoupled in adamw)
   double clip_value = 0;    // clip each gradient element to +-value; 0 = off
+  // Scale each push's gradient down to this L2 norm (over the whole tensor,
+  // all shards) when it is longer; 0 = off. Before clip_value.
+  double clip_norm = 0;
   double l1 = 0;            // ftrl; >= 0
   double l2 = 0;            // ftrl; >= 0
   double ftrl_beta = 1;     // ftrl; >= 0
