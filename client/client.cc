@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include "client/call_state.h"
@@ -56,6 +57,8 @@ struct HelloResult {
   std::string consistency;
   uint32_t workers = 0;
   std::vector<int64_t> clocks;  // per worker
+  std::vector<TableInfo> tables;
+  std::vector<std::string> table_optimizers;
 };
 
 Status ReadHello(const wire::Reply& reply, HelloResult* out) {
@@ -75,6 +78,15 @@ Status ReadHello(const wire::Reply& reply, HelloResult* out) {
   out->workers = h->workers();
   if (h->clocks() != nullptr)
     out->clocks.assign(h->clocks()->begin(), h->clocks()->end());
+  if (h->tables() != nullptr) {
+    for (const wire::SparseTableInfo* t : *h->tables()) {
+      if (t == nullptr || t->name() == nullptr || t->dim() == 0)
+        return Status(Code::kBadMessage, "Hello reply with a malformed table");
+      out->tables.push_back({t->name()->str(), t->dim(), t->capacity()});
+      out->table_optimizers.push_back(t->optimizer() ? t->optimizer()->str()
+                                                     : out->optimizer);
+    }
+  }
   if (out->clocks.size() != out->workers)
     return Status(Code::kBadMessage,
                   "Hello reply with " + std::to_string(out->clocks.size()) +
@@ -162,6 +174,17 @@ Status CheckHellos(const std::vector<HelloResult>& hellos,
     }
     spec.tensors.push_back(std::move(ts));
   }
+  for (size_t i = 0; i < first.tables.size(); ++i) {
+    TableSpec ts;
+    ts.name = first.tables[i].name;
+    ts.dim = first.tables[i].dim;
+    ts.capacity = first.tables[i].capacity;
+    if (first.table_optimizers[i] != first.optimizer) {
+      ts.optimizer = spec.optimizer;
+      ts.optimizer->kind = first.table_optimizers[i];
+    }
+    spec.tables.push_back(std::move(ts));
+  }
   if (SpecHash(spec) != first.spec_hash)
     return Status(Code::kSpecMismatch,
                   "shards describe a layout that does not match their spec "
@@ -235,6 +258,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
   client->spec_hash_ = first.spec_hash;
   client->consistency_ = first.consistency;
   client->clip_norms_ = first.clip_norms;
+  client->tables_ = first.tables;
   if (options.worker >= 0) {
     // A restarted worker resumes at the clock its shards recorded; where
     // a Clock reached only some shards, at the lowest, so resending it
@@ -338,6 +362,116 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
   auto call =
       std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
   if (narrowed) call->KeepAlive(std::move(narrowed));
+  for (Part& p : parts) p.call = call;
+  io_->Submit(std::move(parts));
+  return Handle(std::move(call));
+}
+
+Handle Client::PushRows(std::string_view table, const uint64_t* ids, size_t n,
+                        const float* grads) {
+  return Rows(true, table, ids, n, grads, nullptr);
+}
+
+Handle Client::PullRows(std::string_view table, const uint64_t* ids, size_t n,
+                        float* out) {
+  return Rows(false, table, ids, n, nullptr, out);
+}
+
+namespace {
+
+// Ids, gradients and output positions of one call, split by shard.
+struct RowsSplit {
+  std::vector<std::vector<uint64_t>> ids;
+  std::vector<std::vector<float>> grads;
+  std::vector<std::vector<uint32_t>> positions;
+};
+
+}  // namespace
+
+Handle Client::Rows(bool push, std::string_view table, const uint64_t* ids,
+                    size_t n, const float* grads, float* out) {
+  const TableInfo* info = nullptr;
+  for (const TableInfo& t : tables_)
+    if (t.name == table) info = &t;
+  if (info == nullptr)
+    return FailedHandle(
+        Status(Code::kNotFound, "unknown table '" + std::string(table) +
+                                    "' in model '" + io_->model() + "'"));
+  if (n == 0 || ids == nullptr || (push ? grads == nullptr : out == nullptr))
+    return FailedHandle(Status(Code::kInvalidArgument,
+                               "PushRows/PullRows need n > 0 ids and buffers"));
+  const uint64_t dim = info->dim;
+  const uint32_t shards = io_->layout()->shards();
+  const auto deadline =
+      CallState::Clock::now() + io_->options().request_timeout;
+  auto base = [&](uint32_t shard) {
+    Part p;
+    p.shard = shard;
+    p.op = push ? wire::Op::PushRows : wire::Op::PullRows;
+    p.table = &info->name;
+    p.deadline = deadline;
+    p.clock = clock_.load(std::memory_order_relaxed);
+    return p;
+  };
+  // Checks a pulled frame for `count` rows and hands it to `place`.
+  auto expect_rows = [dim](size_t count, auto place) {
+    return [dim, count, place](std::vector<zmq::message_t>& frames) {
+      if (frames.size() != 1 || frames[0].size() != count * dim * sizeof(float))
+        return Status(Code::kBadMessage, "PullRows reply has the wrong size");
+      place(static_cast<const float*>(frames[0].data()));
+      return Status::Ok();
+    };
+  };
+
+  std::vector<Part> parts;
+  std::shared_ptr<RowsSplit> split;
+  if (shards == 1) {
+    Part p = base(0);
+    p.frames.emplace_back(ids, n * sizeof(uint64_t));
+    if (push) {
+      p.frames.emplace_back(grads, n * dim * sizeof(float));
+    } else {
+      p.on_frames = expect_rows(n, [out, n, dim](const float* rows) {
+        std::memcpy(out, rows, n * dim * sizeof(float));
+      });
+    }
+    parts.push_back(std::move(p));
+  } else {
+    split = std::make_shared<RowsSplit>();
+    split->ids.resize(shards);
+    split->positions.resize(shards);
+    if (push) split->grads.resize(shards);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t s = JumpHash(ids[i], shards);
+      split->ids[s].push_back(ids[i]);
+      split->positions[s].push_back(static_cast<uint32_t>(i));
+      if (push)
+        split->grads[s].insert(split->grads[s].end(), grads + i * dim,
+                               grads + (i + 1) * dim);
+    }
+    for (uint32_t s = 0; s < shards; ++s) {
+      const size_t count = split->ids[s].size();
+      if (count == 0) continue;
+      Part p = base(s);
+      p.frames.emplace_back(split->ids[s].data(), count * sizeof(uint64_t));
+      if (push) {
+        p.frames.emplace_back(split->grads[s].data(),
+                              count * dim * sizeof(float));
+      } else {
+        const std::vector<uint32_t>* positions = &split->positions[s];
+        p.on_frames =
+            expect_rows(count, [out, dim, positions](const float* rows) {
+              for (size_t k = 0; k < positions->size(); ++k)
+                std::memcpy(out + uint64_t{(*positions)[k]} * dim,
+                            rows + k * dim, dim * sizeof(float));
+            });
+      }
+      parts.push_back(std::move(p));
+    }
+  }
+  auto call =
+      std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
+  if (split) call->KeepAlive(split);
   for (Part& p : parts) p.call = call;
   io_->Submit(std::move(parts));
   return Handle(std::move(call));

@@ -26,6 +26,7 @@ uint64_t RandomClientId() {
 std::string Describe(const Part& part) {
   std::string s = OpName(part.op);
   if (part.tensor != nullptr) s += " of '" + part.tensor->name + "'";
+  if (part.table != nullptr) s += " of table '" + *part.table + "'";
   return s;
 }
 
@@ -186,6 +187,8 @@ void IoThread::Transmit(Part& part) {
   if (part.tensor != nullptr) {
     tensor = builder_.CreateString(part.tensor->name);
     blocks = builder_.CreateVector(part.blocks);
+  } else if (part.table != nullptr) {
+    tensor = builder_.CreateString(*part.table);
   }
   wire::RequestBuilder req(builder_);
   req.add_op(part.op);
@@ -199,10 +202,12 @@ void IoThread::Transmit(Part& part) {
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);
     req.add_blocks(blocks);
+  } else if (part.table != nullptr) {
+    req.add_tensor(tensor);
   }
   builder_.Finish(req.Finish());
 
-  const bool has_payload = part.grad != nullptr;
+  const bool has_payload = part.grad != nullptr || !part.frames.empty();
   try {
     auto sent = link.socket->send(
         zmq::buffer(builder_.GetBufferPointer(), builder_.GetSize()),
@@ -216,7 +221,18 @@ void IoThread::Transmit(Part& part) {
                                             " is not connected"));
       return;
     }
-    if (has_payload) {
+    for (size_t i = 0; i < part.frames.size(); ++i) {
+      // Zero-copy, like block frames below.
+      part.call->FrameHeld();
+      auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
+      zmq::message_t frame(const_cast<void*>(part.frames[i].first),
+                           part.frames[i].second, &CallState::ReleaseFrame,
+                           holder.release());
+      link.socket->send(frame, i + 1 < part.frames.size()
+                                   ? zmq::send_flags::sndmore
+                                   : zmq::send_flags::none);
+    }
+    if (part.grad != nullptr) {
       const ModelLayout& layout = *layout_;
       for (size_t i = 0; i < part.blocks.size(); ++i) {
         const uint32_t b = part.blocks[i];
@@ -348,6 +364,13 @@ Status IoThread::CompletePart(Part& part, const wire::Reply& reply,
     return Status(code, shard + ": " + msg);
   }
   if (part.on_reply) return part.on_reply(reply);
+  if (part.on_frames) {
+    // The callback sees the payload only, without the header frame.
+    std::vector<zmq::message_t> payload;
+    for (size_t i = 1; i < frames.size(); ++i)
+      payload.push_back(std::move(frames[i]));
+    return part.on_frames(payload);
+  }
   if (part.out == nullptr) return Status::Ok();
   // Pull/PushPull: the reply must carry exactly the blocks we asked for.
   const auto* blocks = reply.blocks();

@@ -49,6 +49,12 @@ struct Part {
   float* out = nullptr;                  // whole-tensor output, borrowed
   int64_t clock = 0;                     // the worker's clock when called
   float grad_norm = -1;                  // whole gradient's L2 norm, if sent
+  // Row ops: the table's name (owned by the Client), the payload frames to
+  // send zero-copy (borrowed; kept alive by the call), and a callback that
+  // takes the reply's payload frames.
+  const std::string* table = nullptr;
+  std::vector<std::pair<const void*, size_t>> frames;
+  std::function<Status(std::vector<zmq::message_t>&)> on_frames;
   // Hello/Stats: turns the reply into the caller's result (I/O thread).
   std::function<Status(const wire::Reply&)> on_reply;
   CallState::Clock::time_point deadline;

@@ -9,6 +9,7 @@
 #include "common/posix_file.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
+#include "common/table_index.h"
 
 namespace shardps {
 
@@ -198,6 +199,31 @@ Status ModelView::Copy(std::string_view name, float* out, size_t count,
     }
   }
   return Status::Ok();
+}
+
+Result<Eigen::Map<const Eigen::VectorXf>> ModelView::Row(std::string_view table,
+                                                         uint64_t id) const {
+  const auto shards = static_cast<uint32_t>(impl_->segments.size());
+  const Segment& seg = *impl_->segments[JumpHash(id, shards)];
+  const int64_t t = seg.FindTable(table);
+  if (t < 0)
+    return Status(Code::kNotFound, "unknown table '" + std::string(table) +
+                                       "' in model '" + seg.header().model +
+                                       "'");
+  const auto index = static_cast<uint32_t>(t);
+  const TableEntry& entry = seg.table(index);
+  const TableIndex rows(entry, seg.row_index(index), seg.table_counters(index));
+  auto slot = rows.Find(id);
+  if (!slot.ok()) return slot.status().WithContext(seg.path());
+  if (*slot == nullptr)
+    return Status(Code::kNotFound, "table '" + std::string(table) +
+                                       "' has no row " + std::to_string(id) +
+                                       " yet");
+  const uint32_t row =
+      (*slot)->row_plus_one.load(std::memory_order_acquire) - 1;
+  return Eigen::Map<const Eigen::VectorXf>(
+      seg.table_rows(index) + uint64_t{row} * entry.dim,
+      static_cast<Eigen::Index>(entry.dim));
 }
 
 Result<uint64_t> ModelView::Updates(std::string_view name) const {

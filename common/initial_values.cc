@@ -34,8 +34,12 @@ uint64_t Fnv1a(std::string_view s) {
 
 // One key per (seed, name): tensors sharing a seed still get unrelated
 // streams, and so do equal names under different seeds.
+uint64_t StreamKey(const std::string& name, uint64_t seed) {
+  return Mix64(Fnv1a(name) ^ Mix64(seed + kGolden));
+}
+
 uint64_t StreamKey(const TensorSpec& tensor) {
-  return Mix64(Fnv1a(tensor.name) ^ Mix64(tensor.seed + kGolden));
+  return StreamKey(tensor.name, tensor.seed);
 }
 
 // The counter-th output of a splitmix64 stream started at `key`.
@@ -98,6 +102,13 @@ void FillInitialValues(const TensorSpec& tensor, uint64_t first, float* out,
   for (uint64_t i = 0; i < count; ++i) {
     out[i] = ValueAt(tensor.init, key, first + i);
   }
+}
+
+void FillInitialRow(const TableSpec& table, uint64_t id, float* out) {
+  // Each row its own stream, so a row's values do not depend on dim's
+  // neighbours or on which rows exist.
+  const uint64_t key = Mix64(StreamKey(table.name, table.seed) ^ Mix64(id));
+  for (uint64_t j = 0; j < table.dim; ++j) out[j] = ValueAt(table.init, key, j);
 }
 
 }  // namespace shardps

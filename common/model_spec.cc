@@ -346,6 +346,58 @@ Status ReadTensors(const toml::table& root,
   return Status::Ok();
 }
 
+std::string TablePath(size_t index) {
+  return "table[" + std::to_string(index) + "]";
+}
+
+Status ReadTable(const toml::table& table, const std::string& path,
+                 const OptimizerSpec& model_optimizer, TableSpec* out) {
+  SHARDPS_RETURN_IF_ERROR(CheckKeys(
+      table, path, {"name", "dim", "capacity", "init", "seed", "optimizer"}));
+  if (const toml::node* node = table.get("optimizer")) {
+    const toml::table* override_table = node->as_table();
+    if (override_table == nullptr)
+      return WrongType(path + ".optimizer", "a table", *node);
+    OptimizerSpec merged = model_optimizer;
+    SHARDPS_RETURN_IF_ERROR(
+        ReadOptimizerTable(*override_table, path + ".optimizer", &merged));
+    out->optimizer = merged;
+  }
+  SHARDPS_RETURN_IF_ERROR(ReadString(table, "name", path + ".name",
+                                     Presence::kRequired, &out->name));
+  for (const char* key : {"dim", "capacity"})
+    if (table.get(key) == nullptr) return Invalid(path + "." + key, "missing");
+  SHARDPS_RETURN_IF_ERROR(ReadCount(table, "dim", path + ".dim", 1, &out->dim));
+  SHARDPS_RETURN_IF_ERROR(
+      ReadCount(table, "capacity", path + ".capacity", 1, &out->capacity));
+  std::string init;
+  SHARDPS_RETURN_IF_ERROR(
+      ReadString(table, "init", path + ".init", Presence::kRequired, &init));
+  Result<InitSpec> parsed = InitSpec::Parse(init);
+  if (!parsed.ok()) return Invalid(path + ".init", parsed.status().message());
+  out->init = *parsed;
+  return ReadCount(table, "seed", path + ".seed", 0, &out->seed);
+}
+
+Status ReadTables(const toml::table& root, const OptimizerSpec& model_optimizer,
+                  std::vector<TableSpec>* tables) {
+  const toml::node* node = root.get("table");
+  if (node == nullptr) return Status::Ok();
+  const toml::array* array = node->as_array();
+  if (array == nullptr)
+    return WrongType("table", "an array of tables ([[table]])", *node);
+  for (size_t i = 0; i < array->size(); ++i) {
+    const toml::table* table = (*array)[i].as_table();
+    if (table == nullptr)
+      return WrongType(TablePath(i), "a table", (*array)[i]);
+    TableSpec spec;
+    SHARDPS_RETURN_IF_ERROR(
+        ReadTable(*table, TablePath(i), model_optimizer, &spec));
+    tables->push_back(std::move(spec));
+  }
+  return Status::Ok();
+}
+
 Status ReadConsistency(const toml::table& root, ConsistencySpec* out) {
   const toml::table* table = nullptr;
   SHARDPS_RETURN_IF_ERROR(GetTable(root, "consistency", &table));
@@ -377,11 +429,12 @@ Status ReadConsistency(const toml::table& root, ConsistencySpec* out) {
 }
 
 Status ReadSpec(const toml::table& root, ModelSpec* spec) {
-  SHARDPS_RETURN_IF_ERROR(
-      CheckKeys(root, "", {"model", "optimizer", "consistency", "tensor"}));
+  SHARDPS_RETURN_IF_ERROR(CheckKeys(
+      root, "", {"model", "optimizer", "consistency", "tensor", "table"}));
   SHARDPS_RETURN_IF_ERROR(ReadModel(root, spec));
   SHARDPS_RETURN_IF_ERROR(ReadOptimizer(root, &spec->optimizer));
   SHARDPS_RETURN_IF_ERROR(ReadConsistency(root, &spec->consistency));
+  SHARDPS_RETURN_IF_ERROR(ReadTables(root, spec->optimizer, &spec->tables));
   return ReadTensors(root, spec->optimizer, &spec->tensors);
 }
 
@@ -524,6 +577,12 @@ const TensorSpec* ModelSpec::FindTensor(std::string_view name) const {
   return nullptr;
 }
 
+const TableSpec* ModelSpec::FindTable(std::string_view name) const {
+  for (const TableSpec& table : tables)
+    if (table.name == name) return &table;
+  return nullptr;
+}
+
 const std::vector<std::string>& OptimizerKinds() {
   static const std::vector<std::string> kinds = {
       "sgd",     "momentum", "nesterov", "adagrad",
@@ -633,8 +692,9 @@ Status ValidateModelSpec(const ModelSpec& spec) {
   SHARDPS_RETURN_IF_ERROR(ValidateBlockFloats(spec.block_floats));
   SHARDPS_RETURN_IF_ERROR(ValidateOptimizer("optimizer", spec.optimizer));
   SHARDPS_RETURN_IF_ERROR(ValidateConsistency(spec.consistency));
-  if (spec.tensors.empty()) {
-    return Invalid("tensor", "at least one [[tensor]] is required");
+  if (spec.tensors.empty() && spec.tables.empty()) {
+    return Invalid("tensor",
+                   "at least one [[tensor]] or [[table]] is required");
   }
   std::unordered_map<std::string_view, size_t> seen;
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
@@ -649,6 +709,37 @@ Status ValidateModelSpec(const ModelSpec& spec) {
                                                   tensor.name + "' (also " +
                                                   TensorPath(it->second) + ")");
     }
+  }
+  for (size_t i = 0; i < spec.tables.size(); ++i) {
+    const TableSpec& table = spec.tables[i];
+    const std::string path = TablePath(i);
+    SHARDPS_RETURN_IF_ERROR(CheckName(path + ".name", table.name));
+    if (table.dim == 0 || table.dim > kMaxTableDim)
+      return Invalid(path + ".dim", "must be 1.." +
+                                        std::to_string(kMaxTableDim) +
+                                        ", got " + std::to_string(table.dim));
+    if (table.capacity == 0 || table.capacity > kMaxTableRowsPerShard)
+      return Invalid(path + ".capacity",
+                     "must be 1.." + std::to_string(kMaxTableRowsPerShard) +
+                         ", got " + std::to_string(table.capacity));
+    // Bytes of one shard's rows, checked by division against 2^40 floats.
+    if (table.capacity > kMaxTensorFloats / table.dim)
+      return Invalid(path, "capacity * dim is more than 2^40 floats");
+    if (!InitIsValid(table.init))
+      return Invalid(path + ".init",
+                     InitError(table.init.kind, table.init.ToString()));
+    if (table.optimizer)
+      SHARDPS_RETURN_IF_ERROR(
+          ValidateOptimizer(path + ".optimizer", *table.optimizer));
+    const auto [it, inserted] =
+        seen.emplace(table.name, spec.tensors.size() + i);
+    if (!inserted)
+      return Invalid(path + ".name",
+                     "duplicate name '" + table.name + "' (also " +
+                         (it->second < spec.tensors.size()
+                              ? TensorPath(it->second)
+                              : TablePath(it->second - spec.tensors.size())) +
+                         ")");
   }
   return Status::Ok();
 }
@@ -705,6 +796,16 @@ uint64_t SpecHash(const ModelSpec& spec) {
     h.AddU64(tensor.shape.size());
     for (uint64_t dim : tensor.shape) h.AddU64(dim);
     h.AddString(spec.OptimizerFor(tensor).kind);
+  }
+  // Tables only when present, so a tables-free spec hashes as before them.
+  if (!spec.tables.empty()) {
+    h.AddU64(spec.tables.size());
+    for (const TableSpec& table : spec.tables) {
+      h.AddString(table.name);
+      h.AddU64(table.dim);
+      h.AddU64(table.capacity);
+      h.AddString(spec.OptimizerFor(table).kind);
+    }
   }
   return h.hash();
 }

@@ -36,7 +36,14 @@ struct Plan {
   std::unique_ptr<SegmentHeader> header = std::make_unique<SegmentHeader>();
   std::vector<TensorEntry> tensors;
   std::vector<BlockEntry> blocks;
+  std::vector<TableEntry> tables;
 };
+
+uint64_t NextPowerOfTwo(uint64_t x) {
+  uint64_t p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
 
 // Copies `s` into a fixed NUL-padded field.
 template <size_t N>
@@ -75,6 +82,20 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
     e.local_blocks = static_cast<uint32_t>(plan.blocks.size()) - e.first_local;
     plan.tensors.push_back(e);
   }
+  for (const TableSpec& t : spec.tables) {
+    TableEntry e{};
+    CopyName(e.name, t.name);
+    const std::string& kind = spec.OptimizerFor(t).kind;
+    CopyName(e.optimizer, kind);
+    e.dim = t.dim;
+    e.capacity = t.RowsPerShard(shards);
+    // Load factor <= 1/2 keeps linear probes short even when full.
+    e.index_slots = NextPowerOfTwo(std::max<uint64_t>(2 * e.capacity, 16));
+    e.rows_bytes = RoundUp(e.capacity * e.dim * sizeof(float), kPageBytes);
+    e.state_slots =
+        static_cast<uint32_t>(StateSlots(*ParseOptimizerKind(kind)));
+    plan.tables.push_back(e);
+  }
 
   SegmentHeader& h = *plan.header;
   std::memcpy(h.magic, kSegmentMagic, sizeof(h.magic));
@@ -88,20 +109,29 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
   h.block_floats = spec.block_floats;
   h.num_tensors = static_cast<uint32_t>(plan.tensors.size());
   h.num_blocks = static_cast<uint32_t>(plan.blocks.size());
+  h.num_tables = static_cast<uint32_t>(plan.tables.size());
   h.directory_offset = kHeaderBytes;
   h.directory_bytes = plan.tensors.size() * sizeof(TensorEntry) +
-                      plan.blocks.size() * sizeof(BlockEntry);
+                      plan.blocks.size() * sizeof(BlockEntry) +
+                      plan.tables.size() * sizeof(TableEntry);
   h.versions_offset = RoundUp(h.directory_offset + h.directory_bytes, 64);
-  const uint64_t versions_end =
+  h.table_counters_offset =
       h.versions_offset + plan.blocks.size() * sizeof(BlockVersion);
+  const uint64_t versions_end =
+      h.table_counters_offset + plan.tables.size() * sizeof(TableCounters);
   // Each block's footprint: its weights, its optimizer state slots, then
   // its accumulator.
   auto footprint = [&](const BlockEntry& b) {
     const TensorEntry& t = plan.tensors[b.tensor];
     return b.data_bytes * (1 + t.state_slots + t.accum_slots);
   };
+  auto table_footprint = [](const TableEntry& t) {
+    return RoundUp(t.index_slots * sizeof(RowSlot), kPageBytes) +
+           t.rows_bytes * (1 + t.state_slots);
+  };
   uint64_t data_bytes = 0;
   for (const BlockEntry& b : plan.blocks) data_bytes += footprint(b);
+  for (const TableEntry& t : plan.tables) data_bytes += table_footprint(t);
   const uint64_t align =
       data_bytes >= kHugeAlignThreshold ? kHugePageBytes : kPageBytes;
   h.data_offset = RoundUp(versions_end, align);
@@ -113,13 +143,18 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
     b.state_offset = offset + b.data_bytes;
     offset += footprint(b);
   }
+  for (TableEntry& t : plan.tables) {
+    t.index_offset = offset;
+    t.rows_offset =
+        offset + RoundUp(t.index_slots * sizeof(RowSlot), kPageBytes);
+    offset += table_footprint(t);
+  }
   return plan;
 }
 
-uint32_t DirectoryCrc(const TensorEntry* tensors, uint32_t num_tensors,
-                      const BlockEntry* blocks, uint32_t num_blocks) {
-  uint32_t crc = Crc32c(tensors, num_tensors * sizeof(TensorEntry));
-  return Crc32c(blocks, num_blocks * sizeof(BlockEntry), crc);
+// The directory is contiguous: tensors, blocks, tables.
+uint32_t DirectoryCrc(const void* directory, uint64_t bytes) {
+  return Crc32c(directory, bytes);
 }
 
 uint32_t HeaderCrc(const SegmentHeader& h) {
@@ -150,7 +185,8 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
       h.block_floats == 0)
     return Corrupt("malformed header (shard or block size)");
   const uint64_t dir_need = uint64_t{h.num_tensors} * sizeof(TensorEntry) +
-                            uint64_t{h.num_blocks} * sizeof(BlockEntry);
+                            uint64_t{h.num_blocks} * sizeof(BlockEntry) +
+                            uint64_t{h.num_tables} * sizeof(TableEntry);
   if (h.directory_offset != kHeaderBytes || h.directory_bytes != dir_need ||
       h.versions_offset < h.directory_offset + h.directory_bytes ||
       h.versions_offset % 64 != 0 ||
@@ -158,17 +194,49 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
       h.versions_offset > h.data_offset ||
       (h.data_offset - h.versions_offset) / sizeof(BlockVersion) <
           h.num_blocks ||
+      h.table_counters_offset % 64 != 0 ||
+      h.table_counters_offset < h.versions_offset ||
+      (h.table_counters_offset - h.versions_offset) / sizeof(BlockVersion) <
+          h.num_blocks ||
+      h.table_counters_offset > h.data_offset ||
+      (h.data_offset - h.table_counters_offset) / sizeof(TableCounters) <
+          h.num_tables ||
       h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
       h.data_bytes != h.file_bytes - h.data_offset)
     return Corrupt("malformed header (region offsets)");
   return Status::Ok();
 }
 
+Status ValidateTables(const SegmentHeader& h, const TableEntry* tables) {
+  for (uint32_t i = 0; i < h.num_tables; ++i) {
+    const TableEntry& t = tables[i];
+    // Each bound is checked before it is used in the next, and by
+    // subtraction or division, so crafted values cannot wrap around.
+    const bool ok =
+        NameTerminated(t.name, kNameBytes) &&
+        NameTerminated(t.optimizer, sizeof(t.optimizer)) &&
+        t.state_slots <= kMaxStateSlots && t.dim >= 1 &&
+        t.dim <= kMaxTableDim && t.capacity <= kMaxTableRowsPerShard &&
+        t.index_slots >= t.capacity && t.index_slots <= (1ull << 33) &&
+        (t.index_slots & (t.index_slots - 1)) == 0 &&
+        t.index_offset % kPageBytes == 0 && t.index_offset >= h.data_offset &&
+        t.index_offset <= h.file_bytes &&
+        t.index_slots * sizeof(RowSlot) <= h.file_bytes - t.index_offset &&
+        t.rows_offset % kPageBytes == 0 && t.rows_offset >= h.data_offset &&
+        t.rows_offset <= h.file_bytes &&
+        t.capacity <= t.rows_bytes / sizeof(float) / t.dim &&
+        t.rows_bytes <= h.file_bytes &&
+        t.rows_bytes * (1 + t.state_slots) <= h.file_bytes - t.rows_offset;
+    if (!ok) return Corrupt("malformed table entry " + std::to_string(i));
+  }
+  return Status::Ok();
+}
+
 Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
-                         const BlockEntry* blocks) {
-  if (h.directory_crc !=
-      DirectoryCrc(tensors, h.num_tensors, blocks, h.num_blocks))
+                         const BlockEntry* blocks, const TableEntry* tables) {
+  if (h.directory_crc != DirectoryCrc(tensors, h.directory_bytes))
     return Corrupt("directory checksum mismatch");
+  SHARDPS_RETURN_IF_ERROR(ValidateTables(h, tables));
   for (uint32_t i = 0; i < h.num_tensors; ++i) {
     const TensorEntry& t = tensors[i];
     if (!NameTerminated(t.name, kNameBytes) ||
@@ -253,8 +321,11 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
       reinterpret_cast<const TensorEntry*>(base() + header_->directory_offset);
   blocks_ =
       reinterpret_cast<const BlockEntry*>(tensors_ + header_->num_tensors);
+  tables_ = reinterpret_cast<const TableEntry*>(blocks_ + header_->num_blocks);
   versions_ =
       reinterpret_cast<BlockVersion*>(base() + header_->versions_offset);
+  table_counters_ =
+      reinterpret_cast<TableCounters*>(base() + header_->table_counters_offset);
 }
 
 Segment::~Segment() {
@@ -266,10 +337,14 @@ Status ValidateSegmentImage(const char* data, size_t size) {
     return Corrupt("file too small for a segment header");
   const auto& h = *reinterpret_cast<const SegmentHeader*>(data);
   SHARDPS_RETURN_IF_ERROR(ValidateHeader(h, size));
-  return ValidateDirectory(
-      h, reinterpret_cast<const TensorEntry*>(data + h.directory_offset),
-      reinterpret_cast<const BlockEntry*>(data + h.directory_offset +
-                                          h.num_tensors * sizeof(TensorEntry)));
+  const char* dir = data + h.directory_offset;
+  const auto* tensors = reinterpret_cast<const TensorEntry*>(dir);
+  const auto* blocks = reinterpret_cast<const BlockEntry*>(
+      dir + h.num_tensors * sizeof(TensorEntry));
+  const auto* tables = reinterpret_cast<const TableEntry*>(
+      dir + h.num_tensors * sizeof(TensorEntry) +
+      h.num_blocks * sizeof(BlockEntry));
+  return ValidateDirectory(h, tensors, blocks, tables);
 }
 
 namespace {
@@ -330,12 +405,16 @@ Status CheckMatchesPlan(const Segment& seg, const Plan& plan,
   // Same hash, so the directory must be byte-identical to what we would make.
   const bool same_dir =
       h.num_tensors == want.num_tensors && h.num_blocks == want.num_blocks &&
-      h.file_bytes == want.file_bytes &&
-      std::memcmp(&seg.tensor(0), plan.tensors.data(),
-                  plan.tensors.size() * sizeof(TensorEntry)) == 0 &&
+      h.num_tables == want.num_tables && h.file_bytes == want.file_bytes &&
+      (plan.tensors.empty() ||
+       std::memcmp(&seg.tensor(0), plan.tensors.data(),
+                   plan.tensors.size() * sizeof(TensorEntry)) == 0) &&
       (plan.blocks.empty() ||
        std::memcmp(&seg.block(0), plan.blocks.data(),
-                   plan.blocks.size() * sizeof(BlockEntry)) == 0);
+                   plan.blocks.size() * sizeof(BlockEntry)) == 0) &&
+      (plan.tables.empty() ||
+       std::memcmp(&seg.table(0), plan.tables.data(),
+                   plan.tables.size() * sizeof(TableEntry)) == 0);
   if (!same_dir)
     return Status(Code::kCorrupt,
                   seg.path() + ": directory does not match its spec hash");
@@ -403,8 +482,13 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
         std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now().time_since_epoch())
             .count());
-    h->directory_crc = DirectoryCrc(plan.tensors.data(), want.num_tensors,
-                                    plan.blocks.data(), want.num_blocks);
+    if (!plan.tables.empty())
+      std::memcpy(base + want.directory_offset +
+                      plan.tensors.size() * sizeof(TensorEntry) +
+                      plan.blocks.size() * sizeof(BlockEntry),
+                  plan.tables.data(), plan.tables.size() * sizeof(TableEntry));
+    h->directory_crc =
+        DirectoryCrc(base + want.directory_offset, want.directory_bytes);
     h->header_crc = HeaderCrc(*h);
     h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
     InitialiseData(base, plan, spec);
@@ -449,6 +533,12 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
   seg->claimed_ = true;
   h.lr.store(spec.optimizer.lr, std::memory_order_relaxed);
   return seg;
+}
+
+int64_t Segment::FindTable(std::string_view name) const {
+  for (uint32_t i = 0; i < num_tables(); ++i)
+    if (name == tables_[i].name) return i;
+  return -1;
 }
 
 int64_t Segment::LocalBlock(uint32_t tensor, uint32_t block) const {

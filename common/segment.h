@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/posix_file.h"
 #include "common/segment_format.h"
@@ -81,6 +82,25 @@ class Segment {
     return state_data(i, tensor(blocks_[i].tensor).state_slots);
   }
 
+  // Sparse tables (see TableIndex for the row index).
+  uint32_t num_tables() const { return header_->num_tables; }
+  const TableEntry& table(uint32_t i) const { return tables_[i]; }
+  TableCounters& table_counters(uint32_t i) const { return table_counters_[i]; }
+  RowSlot* row_index(uint32_t i) const {
+    return reinterpret_cast<RowSlot*>(base() + tables_[i].index_offset);
+  }
+  float* table_rows(uint32_t i) const {
+    return reinterpret_cast<float*>(base() + tables_[i].rows_offset);
+  }
+  // Optimizer state slot `slot` of table i's rows, laid out like the rows.
+  float* table_state(uint32_t i, uint32_t slot) const {
+    const TableEntry& t = tables_[i];
+    return reinterpret_cast<float*>(base() + t.rows_offset +
+                                    (uint64_t{slot} + 1) * t.rows_bytes);
+  }
+  // Index of the table called `name`, or -1.
+  int64_t FindTable(std::string_view name) const;
+
   // Index of this shard's entry for block `block` of tensor `tensor`, or -1
   // when the block lives on another shard or is out of range.
   int64_t LocalBlock(uint32_t tensor, uint32_t block) const;
@@ -103,7 +123,9 @@ class Segment {
   SegmentHeader* header_;
   const TensorEntry* tensors_;
   const BlockEntry* blocks_;
+  const TableEntry* tables_;
   BlockVersion* versions_;
+  TableCounters* table_counters_;
   // True once this Segment recorded its pid as the owner. Only then does the
   // destructor clear owner_pid: a refused open must leave the file as it was.
   bool claimed_ = false;

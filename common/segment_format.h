@@ -5,16 +5,22 @@
 //                        header_crc, then mutable counters (atomics)
 //   [directory_offset)   TensorEntry[num_tensors] (every tensor of the model,
 //                        so a reader learns the whole model from any shard),
-//                        then BlockEntry[num_blocks] (this shard's blocks);
+//                        then BlockEntry[num_blocks] (this shard's blocks),
+//                        then TableEntry[num_tables] (every sparse table);
 //                        immutable, covered by directory_crc
 //   [versions_offset)    BlockVersion[num_blocks]: one seqlock per block, each
 //                        on its own cache line so pool threads updating
 //                        neighbouring blocks do not share lines
+//   [table_counters_offset) TableCounters[num_tables]: rows in use, refusals
 //   [data_offset)        block data, each block page-aligned and a whole
 //                        number of pages long (2 MiB-aligned start when the
 //                        data is large, so huge pages can back it), each
 //                        followed by its optimizer state slots, then (bsp
-//                        models) its gradient accumulator, all the same size
+//                        models) its gradient accumulator, all the same size;
+//                        then per table: its row index (RowSlot[index_slots],
+//                        open addressing), its rows (capacity x dim floats,
+//                        in order of creation), then its optimizer state
+//                        slots, each as large as the rows
 //
 // Shared between processes: every mutable field is a lock-free std::atomic
 // (static_asserted below); everything else is written once at creation.
@@ -31,7 +37,8 @@ namespace shardps {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 // 2: optimizer state beside each block's weights.
-// 3: bsp accumulators, per-block clocks, the shard's applied clock.
+// 3: bsp accumulators, per-block clocks, the shard's applied clock, sparse
+//    tables.
 inline constexpr uint32_t kSegmentFormatVersion = 3;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
@@ -54,6 +61,9 @@ struct SegmentHeader {
   uint64_t block_floats;
   uint32_t num_tensors;
   uint32_t num_blocks;  // blocks on this shard
+  uint32_t num_tables;  // sparse tables of the model (each has rows here)
+  uint32_t reserved;
+  uint64_t table_counters_offset;
   uint64_t directory_offset;
   uint64_t directory_bytes;
   uint64_t versions_offset;
@@ -106,6 +116,35 @@ struct BlockEntry {
   uint64_t state_offset;
 };
 
+struct TableEntry {
+  char name[kNameBytes];
+  char optimizer[16];
+  uint64_t dim;           // floats per row
+  uint64_t capacity;      // rows this shard can hold
+  uint64_t index_slots;   // RowSlots: a power of two >= 2 * capacity
+  uint64_t index_offset;  // page-aligned
+  uint64_t rows_offset;   // page-aligned; row r at rows_offset + r * dim * 4
+  uint64_t rows_bytes;    // capacity * dim * 4 rounded up to pages; state
+                          // slot k at rows_offset + (k + 1) * rows_bytes
+  uint32_t state_slots;   // optimizer state arrays (0..4)
+  uint32_t reserved;
+};
+
+// One slot of a table's row index: linear probing from Mix64(id). A slot is
+// claimed by writing `id` and then publishing `row_plus_one` (release), so a
+// reader that sees row_plus_one != 0 (acquire) also sees the id and the
+// row's initial values. Slots are never freed.
+struct RowSlot {
+  uint64_t id;
+  std::atomic<uint32_t> row_plus_one;  // 0: empty
+  uint32_t updates;  // optimizer steps this row has had (Adam's t)
+};
+
+struct alignas(64) TableCounters {
+  std::atomic<uint64_t> rows;           // rows in use on this shard
+  std::atomic<uint64_t> full_refusals;  // requests refused: shard full
+};
+
 // Seqlock: even when stable, odd while its one writer is inside. Readers copy
 // the block and retry if the version moved; the version also tells a
 // ModelView how many updates a block has had (version / 2).
@@ -125,7 +164,11 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<double>::is_always_lock_free);
 static_assert(sizeof(BlockVersion) == 64);
-static_assert(sizeof(TensorEntry) % 8 == 0 && sizeof(BlockEntry) % 8 == 0);
+static_assert(sizeof(RowSlot) == 16);
+static_assert(sizeof(TableCounters) == 64);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(sizeof(TensorEntry) % 8 == 0 && sizeof(BlockEntry) % 8 == 0 &&
+              sizeof(TableEntry) % 8 == 0);
 
 }  // namespace shardps
 

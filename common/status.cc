@@ -30,6 +30,10 @@ const char* CodeName(Code code) {
       return "bad message";
     case Code::kInternal:
       return "internal error";
+    case Code::kClosed:
+      return "closed";
+    case Code::kResourceExhausted:
+      return "resource exhausted";
   }
   return "unknown code";
 }

@@ -54,7 +54,7 @@ Result<const wire::Reply*> ParseReply(const void* data, size_t size,
 }
 
 Code CodeFromWire(uint8_t code) {
-  if (code > static_cast<uint8_t>(Code::kInternal)) return Code::kBadMessage;
+  if (code > static_cast<uint8_t>(kLastCode)) return Code::kBadMessage;
   return static_cast<Code>(code);
 }
 

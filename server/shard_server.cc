@@ -24,6 +24,7 @@
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
 #include "server/request_validator.h"
+#include "server/table_service.h"
 #include "server/update_pool.h"
 
 namespace shardps {
@@ -75,6 +76,7 @@ class ShardServer::Impl {
         pool_(*segment_, options_.spec, completions_, options_.threads),
         clocks_(options_.spec.consistency, *segment_),
         clip_norms_(ClipNorms(options_.spec)),
+        tables_(*segment_, options_.spec),
         socket_(context_, zmq::socket_type::router),
         monitor_(context_, zmq::socket_type::pair),
         started_(std::chrono::steady_clock::now()) {}
@@ -173,6 +175,8 @@ class ShardServer::Impl {
   int PollTimeoutMs() const;
   void OnMonitorEvent();
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
+  void HandleRows(const wire::Request& req,
+                  std::vector<zmq::message_t>& frames);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
 
   // Sends [identity, header, payload...]; a vanished client is not an error.
@@ -195,6 +199,7 @@ class ShardServer::Impl {
   UpdatePool pool_;
   ClockKeeper clocks_;
   const std::vector<float> clip_norms_;  // by tensor index; 0 = off
+  TableService tables_;
   WakeEvent stop_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
@@ -285,6 +290,10 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
       return;
     case wire::Op::Stats:
       HandleStats(req, identity);
+      return;
+    case wire::Op::PushRows:
+    case wire::Op::PullRows:
+      HandleRows(req, frames);
       return;
     case wire::Op::Push:
     case wire::Op::Pull:
@@ -663,6 +672,29 @@ void ShardServer::Impl::Reply(PendingUpdate& done) {
             with_data ? &done.out : nullptr);
 }
 
+void ShardServer::Impl::HandleRows(const wire::Request& req,
+                                   std::vector<zmq::message_t>& frames) {
+  if (req.op() == wire::Op::PushRows) {
+    ++pushes_;
+    Status s = tables_.PushRows(req, frames);
+    if (!s.ok()) {
+      SendError(frames[0], req.request_id(), s);
+      return;
+    }
+    SendReply(frames[0], OkHeader(req.request_id()), nullptr);
+    return;
+  }
+  ++pulls_;
+  std::vector<zmq::message_t> payload(1);
+  Status s = tables_.PullRows(req, frames, &payload[0]);
+  if (!s.ok()) {
+    SendError(frames[0], req.request_id(), s);
+    return;
+  }
+  bytes_out_ += payload[0].size();
+  SendReply(frames[0], OkHeader(req.request_id()), &payload);
+}
+
 void ShardServer::Impl::HandleHello(const wire::Request& req,
                                     zmq::message_t& identity) {
   const SegmentHeader& h = segment_->header();
@@ -679,12 +711,17 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
   std::vector<int64_t> clocks;
   for (uint32_t w = 0; w < c.workers; ++w)
     clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
+  std::vector<flatbuffers::Offset<wire::SparseTableInfo>> tables;
+  for (const TableSpec& t : options_.spec.tables)
+    tables.push_back(wire::CreateSparseTableInfo(
+        builder_, builder_.CreateString(t.name), t.dim, t.capacity,
+        builder_.CreateString(options_.spec.OptimizerFor(t).kind)));
   auto hello = wire::CreateHelloInfo(
       builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,
       h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
       builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
       builder_.CreateString(HostName()), builder_.CreateString(c.ModeName()),
-      c.workers, builder_.CreateVector(clocks));
+      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables));
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_hello(hello);

@@ -61,6 +61,13 @@ class Handle {
   std::shared_ptr<client_internal::CallState> state_;
 };
 
+// A sparse table of the model (see TableSpec).
+struct TableInfo {
+  std::string name;
+  uint64_t dim = 0;       // floats per row
+  uint64_t capacity = 0;  // rows over all shards
+};
+
 // One worker as a shard sees it (bsp/ssp models, or async with workers).
 struct WorkerStats {
   enum class State : uint8_t { kNeverSeen = 0, kConnected = 1, kGone = 2 };
@@ -130,6 +137,25 @@ class Client {
   Handle PushPull(std::string_view tensor, const float* grad, float* out,
                   size_t count);
 
+  // Sparse tables. Rows of `table` are keyed by any uint64 id and live on
+  // shard JumpHash(id, shards); a missing row is created with the table's
+  // init. `grads` and `out` hold n rows of dim floats, row-major, in the
+  // order of `ids`.
+  //
+  // PushRows applies each row's optimizer once per call, with the summed
+  // gradient of an id given several times. PullRows fills `out`.
+  // Buffers: with one shard, ids and grads go zero-copy and must stay alive
+  // until the handle is done; with several they are copied per shard (one
+  // gather per call). `out` must stay alive until the handle is done.
+  // Errors: kNotFound (unknown table), kInvalidArgument (n == 0 or null
+  // buffers), kResourceExhausted (a shard's rows are all used: nothing of
+  // that shard's part was applied).
+  Handle PushRows(std::string_view table, const uint64_t* ids, size_t n,
+                  const float* grads);
+  Handle PullRows(std::string_view table, const uint64_t* ids, size_t n,
+                  float* out);
+  const std::vector<TableInfo>& tables() const { return tables_; }
+
   // Ends this worker's current clock on every shard (ClientOptions::worker
   // must be set) and moves it to the next: later Push/Pull calls carry the
   // new clock. The handle completes when the worker may go on:
@@ -161,6 +187,9 @@ class Client {
   uint64_t spec_hash_ = 0;
   std::string consistency_ = "async";
   std::vector<float> clip_norms_;  // by tensor index; 0 = no clip_norm
+  std::vector<TableInfo> tables_;
+  Handle Rows(bool push, std::string_view table, const uint64_t* ids, size_t n,
+              const float* grads, float* out);
   std::atomic<int64_t> clock_{0};
   std::vector<std::string> local_segments_;
 };

@@ -68,6 +68,14 @@ class ModelView {
   // Block updates applied to the tensor so far, summed over its blocks.
   Result<uint64_t> Updates(std::string_view name) const;
 
+  // Row `id` of sparse table `table`, live (dim floats), found through the
+  // row index in the segment of the shard that owns it. kNotFound for an
+  // unknown table or a row nobody has pushed or pulled yet. A row being
+  // updated may be read half-old, half-new: copy it through PullRows when
+  // that matters.
+  Result<Eigen::Map<const Eigen::VectorXf>> Row(std::string_view table,
+                                                uint64_t id) const;
+
  private:
   class Impl;
   explicit ModelView(std::unique_ptr<Impl> impl);

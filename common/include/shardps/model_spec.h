@@ -11,6 +11,13 @@
 //   lr = 0.001                     # > 0, finite; more hyper-parameters in
 //   weight_decay = 0.0             # OptimizerSpec, each optional
 //
+//   [[table]]                      # a sparse embedding table
+//   name = "user.embedding"
+//   dim = 16                       # floats per row, 1..65536
+//   capacity = 1000000             # rows, over all shards (see TableSpec)
+//   init = "normal:0.01"           # a missing row starts as this
+//   optimizer = { kind = "adagrad" }   # optional override, as for tensors
+//
 //   [consistency]                  # optional; see ConsistencySpec
 //   mode = "bsp"                   # async (default), bsp, or ssp:S
 //   workers = 4                    # bsp, ssp: here or serve --workers
@@ -77,9 +84,9 @@ struct OptimizerSpec {
   // Scale each push's gradient down to this L2 norm (over the whole tensor,
   // all shards) when it is longer; 0 = off. Before clip_value.
   double clip_norm = 0;
-  double l1 = 0;            // ftrl; >= 0
-  double l2 = 0;            // ftrl; >= 0
-  double ftrl_beta = 1;     // ftrl; >= 0
+  double l1 = 0;         // ftrl; >= 0
+  double l2 = 0;         // ftrl; >= 0
+  double ftrl_beta = 1;  // ftrl; >= 0
 };
 
 // How pushes from several workers combine (see docs/consistency.md).
@@ -120,6 +127,30 @@ struct TensorSpec {
   uint64_t num_floats() const;  // product of shape
 };
 
+// A sparse table: rows of `dim` floats keyed by any uint64 id, created on
+// first touch with `init`. Row id lives on shard JumpHash(id, shards).
+struct TableSpec {
+  std::string name;
+  uint64_t dim = 0;
+  // Rows over all shards. Each shard reserves RowsPerShard(shards) rows,
+  // a little more than its share, because ids do not spread exactly evenly;
+  // a push or pull that needs a row on a full shard fails with
+  // kResourceExhausted and changes nothing.
+  uint64_t capacity = 0;
+  InitSpec init;
+  uint64_t seed = 0;
+  std::optional<OptimizerSpec> optimizer;
+
+  uint64_t RowsPerShard(uint32_t shards) const;
+};
+
+inline constexpr uint64_t kMaxTableDim = 65536;
+inline constexpr uint64_t kMaxTableRowsPerShard = 1ull << 31;
+
+// Jump consistent hash (Lamping and Veach, 2014): the shard of `key` among
+// `shards` (>= 1). Moving from n to n+1 shards moves only 1/(n+1) of keys.
+uint32_t JumpHash(uint64_t key, uint32_t shards);
+
 // The optimizer kinds a spec may name, in documentation order.
 const std::vector<std::string>& OptimizerKinds();
 
@@ -130,12 +161,17 @@ struct ModelSpec {
   OptimizerSpec optimizer;
   ConsistencySpec consistency;
   std::vector<TensorSpec> tensors;
+  std::vector<TableSpec> tables;
 
   // Returns the tensor called `name`, or nullptr.
   const TensorSpec* FindTensor(std::string_view name) const;
+  const TableSpec* FindTable(std::string_view name) const;
   // The optimizer that updates `tensor`: its override, else the model's.
   const OptimizerSpec& OptimizerFor(const TensorSpec& tensor) const {
     return tensor.optimizer ? *tensor.optimizer : optimizer;
+  }
+  const OptimizerSpec& OptimizerFor(const TableSpec& table) const {
+    return table.optimizer ? *table.optimizer : optimizer;
   }
 };
 
@@ -163,6 +199,10 @@ float InitialValue(const TensorSpec& tensor, uint64_t index);
 // Fills out[0, count) with InitialValue(tensor, first + i).
 void FillInitialValues(const TensorSpec& tensor, uint64_t first, float* out,
                        uint64_t count);
+
+// The initial value of row `id` of `table` (dim floats into `out`): a pure
+// function of (init, seed, table name, id), whatever the shard count.
+void FillInitialRow(const TableSpec& table, uint64_t id, float* out);
 
 }  // namespace shardps
 

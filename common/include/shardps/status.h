@@ -20,19 +20,24 @@ namespace shardps {
 // Stable numeric values: they travel on the wire in every reply.
 enum class Code : uint8_t {
   kOk = 0,
-  kInvalidArgument = 1,  // a bad flag, spec value or request field
-  kNotFound = 2,         // unknown tensor, file or shard
-  kSizeMismatch = 3,     // buffer or payload size does not match the layout
-  kSpecMismatch = 4,     // segment or server built from a different spec
-  kTimeout = 5,          // a deadline passed; the operation may still happen
-  kUnavailable = 6,      // server gone or not connected; retryable
-  kCorrupt = 7,          // segment or file failed its integrity checks
-  kBusy = 8,             // resource held by someone else (segment lock)
-  kIoError = 9,          // an OS call failed
-  kUnimplemented = 10,   // op known to the protocol but not served yet
-  kBadMessage = 11,      // malformed wire message
-  kInternal = 12,        // a shardps bug; please report it
+  kInvalidArgument = 1,     // a bad flag, spec value or request field
+  kNotFound = 2,            // unknown tensor, file or shard
+  kSizeMismatch = 3,        // buffer or payload size does not match the layout
+  kSpecMismatch = 4,        // segment or server built from a different spec
+  kTimeout = 5,             // a deadline passed; the operation may still happen
+  kUnavailable = 6,         // server gone or not connected; retryable
+  kCorrupt = 7,             // segment or file failed its integrity checks
+  kBusy = 8,                // resource held by someone else (segment lock)
+  kIoError = 9,             // an OS call failed
+  kUnimplemented = 10,      // op known to the protocol but not served yet
+  kBadMessage = 11,         // malformed wire message
+  kInternal = 12,           // a shardps bug; please report it
+  kClosed = 13,             // the queue was closed; nothing more will come
+  kResourceExhausted = 14,  // a bounded resource is full (table rows)
 };
+
+// The highest code; a peer sending a larger one sent a malformed reply.
+inline constexpr Code kLastCode = Code::kResourceExhausted;
 
 // Short lower-case name of a code, e.g. "size mismatch".
 const char* CodeName(Code code);

@@ -1,0 +1,215 @@
+// Sparse tables through the client against in-process shard servers: exact
+// sums with duplicate ids across shards, per-row optimizer steps, capacity,
+// concurrent clients and ModelView row lookups.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shardps/client.h"
+#include "shardps/model_view.h"
+#include "tests/in_process_cluster.h"
+#include "tests/test_util.h"
+
+namespace shardps {
+namespace {
+
+using Catch::Matchers::Contains;
+
+constexpr uint64_t kDim = 4;
+
+// Table "emb" (dim 4, sgd lr 1, init constant 0.5) beside a dense tensor,
+// so tables and tensors share segments.
+ModelSpec TableModel(const std::string& storage, uint64_t capacity,
+                     const std::string& kind) {
+  ModelSpec spec = test::MakeSpec("tables", storage, {{"dense", {10}, "zeros"}},
+                                  /*lr=*/1.0);
+  TableSpec t;
+  t.name = "emb";
+  t.dim = kDim;
+  t.capacity = capacity;
+  t.init = *InitSpec::Parse("constant:0.5");
+  if (kind != "sgd") {
+    t.optimizer = spec.optimizer;
+    t.optimizer->kind = kind;
+    t.optimizer->lr = 0.1;
+  }
+  spec.tables.push_back(t);
+  REQUIRE(ValidateModelSpec(spec).ok());
+  return spec;
+}
+
+std::unique_ptr<Client> MustConnect(const ClusterInfo& cluster) {
+  auto client = Client::Connect(cluster);
+  INFO(client.status().ToString());
+  REQUIRE(client.ok());
+  return std::move(client).value();
+}
+
+std::vector<float> MustPullRows(Client& client,
+                                const std::vector<uint64_t>& ids) {
+  std::vector<float> out(ids.size() * kDim, -99.0f);
+  Status s = client.PullRows("emb", ids.data(), ids.size(), out.data()).Wait();
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return out;
+}
+
+TEST_CASE("push rows sums duplicate ids exactly across shards", "[table]") {
+  const uint32_t shards = GENERATE(1u, 3u);
+  INFO(shards << " shards");
+  test::InProcessCluster cluster(shards, 1, [](const std::string& storage) {
+    return TableModel(storage, 1000, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  REQUIRE(client->tables().size() == 1);
+  CHECK(client->tables()[0].dim == kDim);
+
+  // Ids spread over the id space, with repeats inside one push.
+  const std::vector<uint64_t> ids = {7, 1ull << 40, 7,          123456789,
+                                     7, UINT64_MAX, 1ull << 40, 0};
+  std::vector<float> grads(ids.size() * kDim);
+  for (size_t i = 0; i < grads.size(); ++i)
+    grads[i] = static_cast<float>(i % 5) - 1.0f;
+  std::map<uint64_t, std::vector<float>> want;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto& row =
+        want.try_emplace(ids[i], std::vector<float>(kDim, 0.5f)).first->second;
+    for (uint64_t j = 0; j < kDim; ++j) row[j] -= grads[i * kDim + j];
+  }
+  for (int round = 0; round < 2; ++round) {
+    Status s =
+        client->PushRows("emb", ids.data(), ids.size(), grads.data()).Wait();
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+  }
+  const std::vector<uint64_t> asked = {0,          7,         UINT64_MAX,
+                                       1ull << 40, 123456789, 42};
+  const std::vector<float> got = MustPullRows(*client, asked);
+  for (size_t k = 0; k < asked.size(); ++k) {
+    for (uint64_t j = 0; j < kDim; ++j) {
+      INFO("id " << asked[k] << " element " << j);
+      // Two rounds of the same push: init - 2 * sum; an untouched id: init.
+      const float expected =
+          want.count(asked[k]) ? 0.5f + 2 * (want[asked[k]][j] - 0.5f) : 0.5f;
+      CHECK(got[k * kDim + j] == expected);
+    }
+  }
+}
+
+TEST_CASE("a duplicated id gets one optimizer step with the summed gradient",
+          "[table]") {
+  test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
+    return TableModel(storage, 100, "adam");
+  });
+  auto client = MustConnect(cluster.info());
+  const std::vector<uint64_t> ids = {5, 5, 5};
+  const std::vector<float> grads = {1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4};
+  REQUIRE(client->PushRows("emb", ids.data(), ids.size(), grads.data())
+              .Wait()
+              .ok());
+  // Adam's first step moves every coordinate by lr * g/|g| = 0.1 (minus
+  // eps), whatever g: three separate steps would have moved it ~0.3.
+  const std::vector<float> row = MustPullRows(*client, {5});
+  for (uint64_t j = 0; j < kDim; ++j)
+    CHECK(row[j] == Approx(0.4).epsilon(1e-5));
+}
+
+TEST_CASE("a full table refuses new rows and keeps the old ones", "[table]") {
+  test::InProcessCluster cluster(1, 1, [](const std::string& storage) {
+    return TableModel(storage, 8, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  std::vector<uint64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<float> grads(ids.size() * kDim, 1.0f);
+  REQUIRE(client->PushRows("emb", ids.data(), ids.size(), grads.data())
+              .Wait()
+              .ok());
+  ids.push_back(9);
+  grads.resize(ids.size() * kDim, 1.0f);
+  Status s =
+      client->PushRows("emb", ids.data(), ids.size(), grads.data()).Wait();
+  CHECK(s.code() == Code::kResourceExhausted);
+  CHECK_THAT(s.ToString(), Contains("is full"));
+  CHECK(
+      client->PullRows("emb", ids.data() + 8, 1, grads.data()).Wait().code() ==
+      Code::kResourceExhausted);
+  // Nothing of the refused push was applied.
+  const std::vector<float> rows = MustPullRows(*client, {1, 8});
+  for (float v : rows) CHECK(v == -0.5f);
+}
+
+TEST_CASE("bad row requests fail at once", "[table]") {
+  test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
+    return TableModel(storage, 100, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  uint64_t id = 1;
+  float row[kDim] = {};
+  CHECK(client->PushRows("nope", &id, 1, row).Wait().code() == Code::kNotFound);
+  CHECK(client->PushRows("emb", &id, 0, row).Wait().code() ==
+        Code::kInvalidArgument);
+  CHECK(client->PullRows("emb", &id, 1, nullptr).Wait().code() ==
+        Code::kInvalidArgument);
+}
+
+TEST_CASE("concurrent clients pushing rows all apply", "[table]") {
+  test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
+    return TableModel(storage, 1000, "sgd");
+  });
+  constexpr int kClients = 4, kPushes = 50;
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kClients);
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      auto client = Client::Connect(cluster.info());
+      if (!client.ok()) {
+        results[c] = client.status();
+        return;
+      }
+      std::vector<uint64_t> ids;
+      for (uint64_t i = 0; i < 100; ++i) ids.push_back(i * 7919);
+      std::vector<float> grads(ids.size() * kDim, 1.0f);
+      for (int p = 0; p < kPushes && results[c].ok(); ++p)
+        results[c] = (*client)
+                         ->PushRows("emb", ids.data(), ids.size(), grads.data())
+                         .Wait();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& s : results) REQUIRE(s.ok());
+  auto client = MustConnect(cluster.info());
+  std::vector<uint64_t> ids;
+  for (uint64_t i = 0; i < 100; ++i) ids.push_back(i * 7919);
+  for (float v : MustPullRows(*client, ids))
+    CHECK(v == 0.5f - kClients * kPushes);
+}
+
+TEST_CASE("model view reads rows from the owning shard's segment", "[table]") {
+  test::InProcessCluster cluster(3, 1, [](const std::string& storage) {
+    return TableModel(storage, 100, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  auto view = ModelView::Open(cluster.info());
+  REQUIRE(view.ok());
+  CHECK((*view)->Row("emb", 77).status().code() == Code::kNotFound);
+  CHECK((*view)->Row("nope", 77).status().code() == Code::kNotFound);
+  const std::vector<uint64_t> ids = {77, 1ull << 50};
+  const std::vector<float> grads = {1, 2, 3, 4, 5, 6, 7, 8};
+  REQUIRE(client->PushRows("emb", ids.data(), ids.size(), grads.data())
+              .Wait()
+              .ok());
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto row = (*view)->Row("emb", ids[k]);
+    REQUIRE(row.ok());
+    for (uint64_t j = 0; j < kDim; ++j)
+      CHECK((*row)(static_cast<Eigen::Index>(j)) == 0.5f - grads[k * kDim + j]);
+  }
+}
+
+}  // namespace
+}  // namespace shardps
