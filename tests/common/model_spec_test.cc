@@ -843,3 +843,107 @@ TEST_CASE("initial values differ across seeds and tensor names",
 
 }  // namespace
 }  // namespace shardps
+
+namespace shardps {
+namespace {
+
+TEST_CASE("table section parses with per-table optimizer overrides",
+          "[model_spec]") {
+  auto spec = ParseModelSpec(
+      "[model]\nname = \"m\"\n[optimizer]\nkind = \"sgd\"\nlr = 0.5\n"
+      "[[table]]\nname = \"user\"\ndim = 16\ncapacity = 1000\n"
+      "init = \"normal:0.01\"\nseed = 3\n"
+      "optimizer = { kind = \"adagrad\" }\n");
+  INFO(spec.status().ToString());
+  REQUIRE(spec.ok());
+  REQUIRE(spec->tables.size() == 1);
+  const TableSpec& t = spec->tables[0];
+  CHECK(t.name == "user");
+  CHECK(t.dim == 16);
+  CHECK(t.capacity == 1000);
+  CHECK(t.seed == 3);
+  CHECK(spec->OptimizerFor(t).kind == "adagrad");
+  CHECK(spec->OptimizerFor(t).lr == 0.5);  // inherited from [optimizer]
+  CHECK(spec->FindTable("user") == &t);
+  CHECK(spec->FindTable("nope") == nullptr);
+}
+
+TEST_CASE("table section rejects bad values with the key path",
+          "[model_spec]") {
+  const std::string model = "[model]\nname = \"m\"\n";
+  const std::string ok_tensor =
+      "[[tensor]]\nname = \"t\"\nshape = [4]\ninit = \"zeros\"\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"name = \"e\"\ncapacity = 10\ninit = \"zeros\"\n",
+       "table[0].dim: missing"},
+      {"name = \"e\"\ndim = 4\ninit = \"zeros\"\n",
+       "table[0].capacity: missing"},
+      {"name = \"e\"\ndim = 0\ncapacity = 10\ninit = \"zeros\"\n",
+       "table[0].dim"},
+      {"name = \"e\"\ndim = 70000\ncapacity = 10\ninit = \"zeros\"\n",
+       "table[0].dim"},
+      {"name = \"e\"\ndim = 4\ncapacity = 10\n", "table[0].init: missing"},
+      {"name = \"t\"\ndim = 4\ncapacity = 10\ninit = \"zeros\"\n",
+       "duplicate name 't' (also tensor[0])"},
+      {"name = \"e\"\ndim = 4\ncapacity = 10\ninit = \"zeros\"\nrows = 3\n",
+       "table[0].rows: unknown key"},
+  };
+  for (const auto& [body, expected] : cases) {
+    auto spec = ParseModelSpec(model + ok_tensor + "[[table]]\n" + body);
+    INFO(body);
+    REQUIRE_FALSE(spec.ok());
+    CHECK_THAT(std::string(spec.status().message()), Contains(expected));
+  }
+  // A model of tables alone is fine.
+  CHECK(ParseModelSpec(model +
+                       "[[table]]\nname = \"e\"\ndim = 4\ncapacity = 10\n"
+                       "init = \"zeros\"\n")
+            .ok());
+}
+
+TEST_CASE("tables change the spec hash; specs without tables keep theirs",
+          "[model_spec]") {
+  ModelSpec spec = ValidStruct();
+  const uint64_t before = SpecHash(spec);
+  TableSpec t;
+  t.name = "e";
+  t.dim = 8;
+  t.capacity = 100;
+  spec.tables.push_back(t);
+  const uint64_t with_table = SpecHash(spec);
+  CHECK(with_table != before);
+  spec.tables[0].capacity = 200;  // capacity sizes the segment
+  CHECK(SpecHash(spec) != with_table);
+}
+
+TEST_CASE("jump hash is balanced and moves few keys when a shard is added",
+          "[model_spec]") {
+  constexpr uint32_t kShards = 7;
+  std::vector<int> counts(kShards, 0);
+  int moved = 0;
+  for (uint64_t id = 0; id < 70000; ++id) {
+    const uint32_t s = JumpHash(id, kShards);
+    REQUIRE(s < kShards);
+    ++counts[s];
+    const uint32_t grown = JumpHash(id, kShards + 1);
+    if (grown != s) {
+      ++moved;
+      CHECK(grown == kShards);  // keys only ever move to the new shard
+    }
+  }
+  for (int c : counts) CHECK(std::abs(c - 10000) < 600);
+  CHECK(std::abs(moved - 70000 / 8) < 600);
+  CHECK(JumpHash(12345, 1) == 0);
+}
+
+TEST_CASE("rows per shard leave room for an uneven spread", "[model_spec]") {
+  TableSpec t;
+  t.capacity = 1000000;
+  CHECK(t.RowsPerShard(1) == 1000000);
+  const uint64_t per = t.RowsPerShard(4);
+  CHECK(per > 250000);
+  CHECK(per < 255000);
+}
+
+}  // namespace
+}  // namespace shardps
