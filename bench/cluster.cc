@@ -29,7 +29,8 @@ void RemoveTree(const std::string& dir) {
 
 Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                                          const std::string& transport,
-                                         uint32_t threads) {
+                                         uint32_t threads,
+                                         const std::string& extra_spec) {
   BenchCluster c;
   auto dir = MakeTempDir();
   if (!dir.ok()) return dir.status();
@@ -41,7 +42,8 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                            << c.dir_ << "\"\nblock_floats = 262144\n"
                            << "[optimizer]\nkind = \"sgd\"\nlr = 0.001\n"
                            << "[[tensor]]\nname = \"t\"\nshape = [" << floats
-                           << "]\ninit = \"zeros\"\n";
+                           << "]\ninit = \"zeros\"\n"
+                           << extra_spec;
   ClusterInfo info;
   info.model = "bench";
   for (uint32_t i = 0; i < shards; ++i) {
@@ -62,6 +64,18 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
   c.cluster_file_ = c.dir_ + "/cluster.toml";
   SHARDPS_RETURN_IF_ERROR(SaveCluster(info, c.cluster_file_));
   return c;
+}
+
+Result<Sink> StartSink(const std::string& transport, const std::string& dir) {
+  const std::string listen =
+      transport == "ipc" ? "ipc://" + dir + "/raw-sink" : "tcp://127.0.0.1:*";
+  auto child = Child::Spawn({"__raw-sink", listen});
+  if (!child.ok()) return child.status();
+  Sink s{std::move(child).value(), ""};
+  auto ep = AwaitEndpoint(s.child);
+  if (!ep.ok()) return ep.status();
+  s.endpoint = *ep;
+  return s;
 }
 
 BenchCluster::~BenchCluster() {

@@ -17,9 +17,11 @@ class BenchCluster {
  public:
   // One tensor "t" of `floats` floats, SGD, 1 MiB blocks. `transport` is
   // "tcp" or "ipc".
+  // `extra_spec` is appended to the spec (e.g. a [[table]]).
   static Result<BenchCluster> Start(uint64_t floats, uint32_t shards,
                                     const std::string& transport,
-                                    uint32_t threads = 1);
+                                    uint32_t threads = 1,
+                                    const std::string& extra_spec = "");
   BenchCluster() = default;
   BenchCluster(BenchCluster&&) = default;
   BenchCluster& operator=(BenchCluster&&) = default;
@@ -33,6 +35,14 @@ class BenchCluster {
   std::string cluster_file_;
   std::vector<Child> servers_;
 };
+
+// A raw ZeroMQ sink (the ceilings' server) in its own process.
+struct Sink {
+  Child child;
+  std::string endpoint;
+};
+// `dir` holds the ipc socket when `transport` is "ipc".
+Result<Sink> StartSink(const std::string& transport, const std::string& dir);
 
 // A fresh directory under /dev/shm (or $TMPDIR) for segments and sockets.
 Result<std::string> MakeTempDir();

@@ -189,6 +189,52 @@ Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
   return Pump(spec, issue, complete);
 }
 
+Result<LoadResult> SparseLoad(const std::string& cluster_file,
+                              const std::string& table, uint64_t dim,
+                              uint64_t ids_per_request, uint64_t id_pool,
+                              const LoadSpec& spec) {
+  ClientOptions options;
+  options.request_timeout = std::chrono::seconds(60);
+  auto client = Client::Connect(cluster_file, options);
+  if (!client.ok()) return client.status();
+  // A ring of pre-drawn id lists, so drawing ids is not what we measure.
+  // Multiplying by an odd constant spreads the pool over all 64 bits.
+  constexpr size_t kLists = 64;
+  std::vector<std::vector<uint64_t>> ids(kLists);
+  uint64_t state = 0x243f6a8885a308d3ULL;
+  for (auto& list : ids) {
+    list.resize(ids_per_request);
+    for (uint64_t& id : list) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      id = ((state >> 17) % id_pool) * 0x9e3779b97f4a7c15ULL;
+    }
+  }
+  const bool push = spec.direction == Direction::kPush;
+  std::vector<float> grads(ids_per_request * dim, 1e-6f);
+  std::vector<std::vector<float>> out(
+      spec.inflight, std::vector<float>(push ? 0 : ids_per_request * dim));
+  std::deque<Handle> handles;
+  size_t next = 0;
+  auto issue = [&]() -> Status {
+    const std::vector<uint64_t>& list = ids[next % kLists];
+    float* dst = out[next % out.size()].data();
+    ++next;
+    handles.push_back(
+        push
+            ? (*client)->PushRows(table, list.data(), list.size(), grads.data())
+            : (*client)->PullRows(table, list.data(), list.size(), dst));
+    return Status::Ok();
+  };
+  const uint64_t moved = ids_per_request * (8 + dim * sizeof(float));
+  auto complete = [&]() -> Result<uint64_t> {
+    Status s = handles.front().Wait();
+    handles.pop_front();
+    if (!s.ok()) return s;
+    return moved;
+  };
+  return Pump(spec, issue, complete);
+}
+
 double Percentile(std::vector<double>& samples, double p) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());

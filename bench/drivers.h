@@ -44,6 +44,15 @@ Result<LoadResult> RawLoad(const std::string& endpoint, const LoadSpec& spec);
 Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
                                const std::string& tensor, const LoadSpec& spec);
 
+// The sparse figure: PushRows (spec.direction kPush) or PullRows (kPull) of
+// `ids_per_request` ids of table `table` (dim floats per row), drawn
+// uniformly from `id_pool` distinct ids spread over the 64-bit id space.
+// LoadResult.bytes counts the ids and rows sent or received.
+Result<LoadResult> SparseLoad(const std::string& cluster_file,
+                              const std::string& table, uint64_t dim,
+                              uint64_t ids_per_request, uint64_t id_pool,
+                              const LoadSpec& spec);
+
 // Median and 99th percentile of `samples` (sorted in place).
 double Percentile(std::vector<double>& samples, double p);
 

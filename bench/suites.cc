@@ -16,6 +16,7 @@ SuiteOptions DefaultSuite() {
   o.workers = {1, 2};
   o.steps = 5;
   o.compute_ms = 20;
+  o.sparse_dims = {1, 16, 64};
   return o;
 }
 
@@ -32,6 +33,7 @@ SuiteOptions QuickSuite() {
   o.workers = {1};
   o.steps = 2;
   o.compute_ms = 1;
+  o.sparse_dims = {16};
   return o;
 }
 
@@ -44,12 +46,6 @@ void Unavailable(const char* workload, const char* why, Report* report) {
   report->Add(f);
 }
 }  // namespace
-
-Status RunSparse(const SuiteOptions&, Report* report) {
-  Unavailable("sparse", "sparse tables (PushRows/PullRows) are not built yet",
-              report);
-  return Status::Ok();
-}
 
 Status RunStream(const SuiteOptions&, Report* report) {
   Unavailable("stream", "BatchQueue streaming is not built yet", report);

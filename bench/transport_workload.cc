@@ -38,24 +38,6 @@ std::string SizeName(uint64_t bytes) {
   return std::to_string(bytes) + "B";
 }
 
-// A raw ZeroMQ sink in its own process.
-struct Sink {
-  Child child;
-  std::string endpoint;
-};
-
-Result<Sink> StartSink(const std::string& transport, const std::string& dir) {
-  const std::string listen =
-      transport == "ipc" ? "ipc://" + dir + "/raw-sink" : "tcp://127.0.0.1:*";
-  auto child = Child::Spawn({"__raw-sink", listen});
-  if (!child.ok()) return child.status();
-  Sink s{std::move(child).value(), ""};
-  auto ep = AwaitEndpoint(s.child);
-  if (!ep.ok()) return ep.status();
-  s.endpoint = *ep;
-  return s;
-}
-
 // Runs the same load in `clients` processes at once and adds them up.
 Result<LoadResult> MultiProcessLoad(const std::string& kind,
                                     const std::string& target,

@@ -25,6 +25,7 @@ struct SuiteOptions {
   std::vector<int> workers;             // coprocessor worker counts
   int steps = 8;                        // coprocessor steps per run
   double compute_ms = 20;               // coprocessor synthetic compute
+  std::vector<uint64_t> sparse_dims;    // sparse table row widths
 };
 
 SuiteOptions DefaultSuite();

@@ -1,6 +1,7 @@
 // `shardps inspect`: what a segment holds, read without disturbing its
 // server (read-only mapping, no lock, seqlock-consistent copies).
 #include <Eigen/Core>
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -40,6 +41,32 @@ struct TensorSummary {
 double SumSquares(const float* p, uint64_t n) {
   const Eigen::Map<const Eigen::ArrayXf> a(p, static_cast<Eigen::Index>(n));
   return a.cast<double>().square().sum();
+}
+
+// This shard's rows of one sparse table. Rows are read without any
+// versioning (a diagnostic; a live row may be mid-update).
+struct TableSummary {
+  const TableEntry* entry = nullptr;
+  uint64_t rows = 0;           // in use on this shard
+  uint64_t full_refusals = 0;  // requests refused because the shard was full
+  double l2 = 0;               // L2 norm of the rows in use
+  std::vector<double> state_l2;
+};
+
+TableSummary SummariseTable(const Segment& seg, uint32_t table) {
+  TableSummary out;
+  out.entry = &seg.table(table);
+  const TableCounters& c = seg.table_counters(table);
+  out.rows =
+      std::min(c.rows.load(std::memory_order_acquire), out.entry->capacity);
+  out.full_refusals = c.full_refusals.load(std::memory_order_relaxed);
+  // Rows are packed in creation order, so the first `rows` are the used ones.
+  const uint64_t floats = out.rows * out.entry->dim;
+  out.l2 = std::sqrt(SumSquares(seg.table_rows(table), floats));
+  for (uint32_t k = 0; k < out.entry->state_slots; ++k)
+    out.state_l2.push_back(
+        std::sqrt(SumSquares(seg.table_state(table, k), floats)));
+  return out;
 }
 
 // Per-slot norms as "0.12,3.4e-05", or "-" for a stateless optimizer.
@@ -115,7 +142,8 @@ std::string ClocksText(const std::vector<int64_t>& clocks, bool json) {
   return json ? "[" + s + "]" : s.empty() ? "none recorded" : s;
 }
 
-void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
+void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors,
+               const std::vector<TableSummary>& tables) {
   const SegmentHeader& h = seg.header();
   std::printf("segment        %s\n", seg.path().c_str());
   std::printf("model          %s (spec 0x%016" PRIx64 ", format %u)\n", h.model,
@@ -152,6 +180,16 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors) {
                 t.entry->optimizer, t.entry->local_blocks, t.entry->num_blocks,
                 t.floats_here, t.crc, t.l2, t.updates,
                 StateString(t.state_l2).c_str(), t.torn ? "  (torn)" : "");
+  if (tables.empty()) return;
+  std::printf("\n%-24s %6s %-9s %21s %9s %14s  %s\n", "table", "dim",
+              "optimizer", "rows here / capacity", "refusals", "l2 norm",
+              "state l2 (per slot)");
+  for (const TableSummary& t : tables)
+    std::printf("%-24s %6" PRIu64 " %-9s %10" PRIu64 " / %-8" PRIu64
+                " %9" PRIu64 " %14.6g  %s\n",
+                t.entry->name, t.entry->dim, t.entry->optimizer, t.rows,
+                t.entry->capacity, t.full_refusals, t.l2,
+                StateString(t.state_l2).c_str());
 }
 
 std::string StateJson(const std::vector<double>& norms) {
@@ -160,7 +198,8 @@ std::string StateJson(const std::vector<double>& norms) {
   return s;
 }
 
-void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
+void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors,
+               const std::vector<TableSummary>& tables) {
   const SegmentHeader& h = seg.header();
   std::printf(
       "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
@@ -197,6 +236,18 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors) {
         JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false",
         StateJson(t.state_l2).c_str());
   }
+  std::printf("\n], \"tables\": [");
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const TableSummary& t = tables[i];
+    std::printf("%s\n  {\"name\": %s, \"dim\": %" PRIu64
+                ", \"optimizer\": %s, \"rows\": %" PRIu64
+                ", \"capacity\": %" PRIu64 ", \"full_refusals\": %" PRIu64
+                ", \"l2_norm\": %s, \"state_l2\": [%s]}",
+                i == 0 ? "" : ",", JsonString(t.entry->name).c_str(),
+                t.entry->dim, JsonString(t.entry->optimizer).c_str(), t.rows,
+                t.entry->capacity, t.full_refusals, JsonNumber(t.l2).c_str(),
+                StateJson(t.state_l2).c_str());
+  }
   std::printf("\n]}\n");
 }
 
@@ -206,10 +257,13 @@ int RunInspect(const InspectFlags& flags) {
   std::vector<TensorSummary> tensors;
   for (uint32_t i = 0; i < (*seg)->num_tensors(); ++i)
     tensors.push_back(Summarise(**seg, i));
+  std::vector<TableSummary> tables;
+  for (uint32_t i = 0; i < (*seg)->num_tables(); ++i)
+    tables.push_back(SummariseTable(**seg, i));
   if (flags.json) {
-    PrintJson(**seg, tensors);
+    PrintJson(**seg, tensors, tables);
   } else {
-    PrintText(**seg, tensors);
+    PrintText(**seg, tensors, tables);
   }
   return 0;
 }
