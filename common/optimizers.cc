@@ -80,11 +80,18 @@ struct StepScalars {
   float ftrl_inv_alpha;  // 1 / alpha; alpha = ftrl_alpha, or lr when it is 0
 };
 
-StepScalars MakeStepScalars(const OptimizerParams& p, uint64_t step) {
+StepScalars MakeStepScalars(OptimizerKind kind, const OptimizerParams& p,
+                            uint64_t step) {
   // In double: 1 - 0.999^t loses most of its digits in float for small t.
+  // Only Adam needs the powers; sparse rows call this per row, so the
+  // others skip them.
+  const bool adam =
+      kind == OptimizerKind::kAdam || kind == OptimizerKind::kAdamw;
   const double t = static_cast<double>(std::max<uint64_t>(step, 1));
-  const double bias1 = 1.0 - std::pow(static_cast<double>(p.beta1), t);
-  const double bias2 = 1.0 - std::pow(static_cast<double>(p.beta2), t);
+  const double bias1 =
+      adam ? 1.0 - std::pow(static_cast<double>(p.beta1), t) : 1.0;
+  const double bias2 =
+      adam ? 1.0 - std::pow(static_cast<double>(p.beta2), t) : 1.0;
   const double alpha = p.ftrl_alpha > 0 ? p.ftrl_alpha : p.lr;
   StepScalars scalars;
   scalars.adam_lr = static_cast<float>(p.lr / bias1);
@@ -385,7 +392,7 @@ void ApplyUpdate(OptimizerKind kind, const OptimizerParams& params,
                  uint64_t step, float* w, const float* g, float* const* state,
                  size_t n) {
   const OptimizerParams& p = params;
-  const StepScalars c = MakeStepScalars(p, step);
+  const StepScalars c = MakeStepScalars(kind, p, step);
   auto run = [&](auto kernel) {
     ForEachChunk(kind, p, w, g, state, n, kernel);
   };

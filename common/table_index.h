@@ -37,6 +37,10 @@ class TableIndex {
   template <typename InitRow>
   Result<RowSlot*> FindOrInsert(uint64_t id, InitRow init);
 
+  // Starts loading the slot `id` hashes to, so a lookup a few ids later
+  // finds it in cache: a large index misses on every probe otherwise.
+  void Prefetch(uint64_t id) const { __builtin_prefetch(&slots_[Home(id)]); }
+
   uint64_t rows() const {
     return counters_.rows.load(std::memory_order_acquire);
   }

@@ -1,5 +1,6 @@
 #include "server/table_service.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/optimizers.h"
@@ -71,9 +72,18 @@ Status TableService::ResolveRows(Table& table, const zmq::message_t& ids,
   const char* bytes = static_cast<const char*>(ids.data());
   slots_.resize(n);
   const uint64_t dim = table.entry->dim;
-  for (uint64_t i = 0; i < n; ++i) {
+  // Lookups run kPrefetchAhead ids behind their slots' prefetches.
+  constexpr uint64_t kPrefetchAhead = 8;
+  auto id_at = [bytes](uint64_t i) {
     uint64_t id;
     std::memcpy(&id, bytes + i * sizeof(id), sizeof(id));  // may be unaligned
+    return id;
+  };
+  for (uint64_t i = 0; i < std::min(n, kPrefetchAhead); ++i)
+    table.index.Prefetch(id_at(i));
+  for (uint64_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) table.index.Prefetch(id_at(i + kPrefetchAhead));
+    const uint64_t id = id_at(i);
     const uint32_t owner = JumpHash(id, h.shard_count);
     if (owner != h.shard_index)
       return Invalid("id " + std::to_string(id) + " of table '" +
@@ -172,6 +182,10 @@ Status TableService::PushRows(const wire::Request& req,
     slots_[i] = nullptr;  // folded into `first`
   }
   for (uint64_t i = 0; i < n; ++i) {
+    if (i + 4 < n && slots_[i + 4] != nullptr)
+      __builtin_prefetch(
+          Row(*table,
+              slots_[i + 4]->row_plus_one.load(std::memory_order_relaxed) - 1));
     if (slots_[i] == nullptr) continue;
     const float* g = sum_of_[i] < 0
                          ? grads + i * dim
