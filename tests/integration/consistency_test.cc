@@ -1,6 +1,8 @@
 // Consistency modes with real server processes: bsp applies each clock once
 // with the exact sum, ssp bounds how far a fast worker runs ahead, async
 // never waits, and a straggler turns into an error, not a hang.
+#include <signal.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -258,6 +260,62 @@ TEST_CASE("a restarted bsp worker resumes at the clock the shards recorded",
   REQUIRE(again->Clock().Wait().ok());
   REQUIRE(again->Pull("w", out.data(), out.size()).Wait().ok());
   CHECK(out[0] == -2.0f);
+}
+
+TEST_CASE("bsp clocks and accumulators survive kill -9 of a shard",
+          "[integration][consistency]") {
+  TempDir dir;
+  auto cluster = StartCluster(
+      dir, ConsistencySpecText("bsprestart", "mode = \"bsp\"\nworkers = 2\n"),
+      2);
+  auto w0 = ConnectWorker(cluster->info(), 0);
+  auto w1 = ConnectWorker(cluster->info(), 1);
+  std::vector<float> out(kTensorFloats);
+  auto step = [&](int c) {
+    std::vector<float> g0(kTensorFloats, float(c + 1));
+    std::vector<float> g1(kTensorFloats, float(2 * (c + 1)));
+    REQUIRE(w0->Push("w", g0.data(), g0.size()).Wait().ok());
+    REQUIRE(w1->Push("w", g1.data(), g1.size()).Wait().ok());
+    Handle c0 = w0->Clock();
+    REQUIRE(w1->Clock().Wait().ok());
+    REQUIRE(c0.Wait().ok());
+  };
+  auto wait_reconnected = [&](Client& client) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (client.Stats().ok()) return;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    FAIL("client did not reconnect");
+  };
+  step(0);
+  step(1);
+  // Worker 0 has pushed for clock 2 (summed in shard 0's accumulator, not
+  // yet applied) when shard 0 dies; the restarted shard still holds it.
+  std::vector<float> g(kTensorFloats, 3.0f);
+  REQUIRE(w0->Push("w", g.data(), g.size()).Wait().ok());
+  ServerProcess& victim = cluster->server(0);
+  REQUIRE(victim.process->Signal(SIGKILL));
+  REQUIRE(victim.process->Wait(kExitTimeout).has_value());
+  const Status restarted = cluster->Restart(0);
+  INFO(restarted.ToString());
+  REQUIRE(restarted.ok());
+  wait_reconnected(*w0);
+  wait_reconnected(*w1);
+  std::vector<float> g1(kTensorFloats, 6.0f);
+  REQUIRE(w1->Push("w", g1.data(), g1.size()).Wait().ok());
+  Handle c0 = w0->Clock();
+  REQUIRE(w1->Clock().Wait().ok());
+  REQUIRE(c0.Wait().ok());
+  // sgd lr 1: -(1+2) - (2+4) - (3+6) = -18 everywhere, on both shards.
+  REQUIRE(w0->Pull("w", out.data(), out.size()).Wait().ok());
+  CHECK(*std::min_element(out.begin(), out.end()) == -18.0f);
+  CHECK(*std::max_element(out.begin(), out.end()) == -18.0f);
+  auto stats = w0->Stats();
+  REQUIRE(stats.ok());
+  for (const ShardStats& s : *stats) {
+    CHECK(s.applied_clock == 3);
+    CHECK(s.workers_detail[0].clock == 3);
+  }
 }
 
 }  // namespace
