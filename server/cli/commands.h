@@ -16,6 +16,8 @@ void RegisterLaunch(CLI::App& app, int* exit_code);
 void RegisterStatus(CLI::App& app, int* exit_code);
 void RegisterInspect(CLI::App& app, int* exit_code);
 void RegisterTensorIo(CLI::App& app, int* exit_code);  // pull and push
+void RegisterFeed(CLI::App& app, int* exit_code);
+void RegisterQueue(CLI::App& app, int* exit_code);
 
 // Prints "shardps <command>: <status>" to stderr and returns the exit code
 // for it (2 for bad input, 1 otherwise).

@@ -14,6 +14,7 @@ int ReportError(const char* command, const Status& status) {
     case Code::kSizeMismatch:
     case Code::kSpecMismatch:
     case Code::kCorrupt:
+    case Code::kUnimplemented:
       return 2;
     default:
       return 1;
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   shardps::cli::RegisterStatus(app, &exit_code);
   shardps::cli::RegisterInspect(app, &exit_code);
   shardps::cli::RegisterTensorIo(app, &exit_code);
+  shardps::cli::RegisterFeed(app, &exit_code);
+  shardps::cli::RegisterQueue(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

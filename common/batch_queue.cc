@@ -1,0 +1,451 @@
+#include "shardps/batch_queue.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <new>
+
+#include "common/batch_queue_format.h"
+#include "common/checksum.h"
+#include "common/posix_file.h"
+
+namespace shardps {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A skipped ticket (dead or oversized producer) is committed with this
+// producer id, which real batches may not use, and an empty shape.
+constexpr uint64_t kSkippedProducer = ~uint64_t{0};
+
+// Waits never sleep longer than this at a time, so a dead holder or a
+// missed wake-up costs at most one slice.
+constexpr std::chrono::milliseconds kWaitSlice{20};
+
+// A claim whose writer pid is still unset after this long belongs to a
+// producer that died between taking the ticket and recording its pid.
+constexpr std::chrono::seconds kUnsetPidGrace{2};
+
+constexpr uint64_t kMaxSlots = 1 << 16;
+constexpr uint64_t kMaxSlotBytes = 1ull << 32;
+
+uint64_t RoundUp(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+uint32_t QueueCrc(const QueueHeader& h) {
+  return Crc32c(&h, offsetof(QueueHeader, header_crc));
+}
+
+// The futex word of a shared atomic; std::atomic<uint32_t> is a plain
+// 32-bit word (static_asserted lock-free), as the futex call needs.
+int* FutexWord(std::atomic<uint32_t>& word) {
+  return reinterpret_cast<int*>(&word);
+}
+
+void WaitOn(std::atomic<uint32_t>& word, uint32_t seen,
+            Clock::time_point deadline) {
+  const auto left =
+      std::min<Clock::duration>(deadline - Clock::now(), kWaitSlice);
+  if (left <= Clock::duration::zero()) return;
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+  timespec ts{static_cast<time_t>(ns / 1000000000),
+              static_cast<long>(ns % 1000000000)};
+  // Shared (not FUTEX_PRIVATE): waiters and wakers are other processes.
+  syscall(SYS_futex, FutexWord(word), FUTEX_WAIT, static_cast<int>(seen), &ts,
+          nullptr, 0);
+}
+
+void Bump(std::atomic<uint32_t>& word) {
+  word.fetch_add(1, std::memory_order_release);
+  syscall(SYS_futex, FutexWord(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// True when `pid` has exited: no such process, or a zombie its parent has
+// not reaped yet (which still answers kill(pid, 0)).
+bool ProcessGone(int32_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  auto read = ReadFileToString("/proc/" + std::to_string(pid) + "/stat");
+  if (!read.ok()) return false;
+  const std::string& stat = *read;
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() &&
+         (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X');
+}
+
+Status ValidateQueue(const QueueHeader& h, uint64_t size) {
+  if (std::memcmp(h.magic, kQueueMagic, sizeof(h.magic)) != 0)
+    return Status(Code::kCorrupt, "not a shardps batch queue (bad magic)");
+  if (h.format_version != kQueueFormatVersion)
+    return Status(Code::kCorrupt, "unsupported queue format version " +
+                                      std::to_string(h.format_version));
+  if (h.header_crc != QueueCrc(h))
+    return Status(Code::kCorrupt, "queue header checksum mismatch");
+  if (h.slot_count == 0 || h.slot_count > kMaxSlots || h.slot_bytes == 0 ||
+      h.slot_bytes > kMaxSlotBytes ||
+      h.slot_stride != RoundUp(kSlotHeaderBytes + h.slot_bytes, 4096) ||
+      h.file_bytes != size ||
+      h.file_bytes !=
+          kQueueHeaderBytes + uint64_t{h.slot_count} * h.slot_stride)
+    return Status(Code::kCorrupt, "queue header has inconsistent sizes");
+  return Status::Ok();
+}
+
+}  // namespace
+
+BatchQueue::BatchQueue(std::string path, int fd, char* base, uint64_t bytes)
+    : path_(std::move(path)),
+      fd_(fd),
+      base_(base),
+      bytes_(bytes),
+      header_(reinterpret_cast<QueueHeader*>(base)) {}
+
+BatchQueue::~BatchQueue() {
+  ::munmap(base_, bytes_);
+  ::close(fd_);
+}
+
+Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
+                                                       uint32_t slots,
+                                                       uint64_t slot_bytes) {
+  if (slots == 0 || slots > kMaxSlots)
+    return Status(Code::kInvalidArgument,
+                  "queue slots must be 1.." + std::to_string(kMaxSlots));
+  if (slot_bytes == 0 || slot_bytes > kMaxSlotBytes)
+    return Status(Code::kInvalidArgument, "queue slot bytes must be 1..4 GiB");
+  const uint64_t stride = RoundUp(kSlotHeaderBytes + slot_bytes, 4096);
+  const uint64_t bytes = kQueueHeaderBytes + uint64_t{slots} * stride;
+  // Built under a temporary name and linked into place, so an opener never
+  // sees a half-initialised queue.
+  const std::string tmp = path + ".creating." + std::to_string(::getpid());
+  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus("create " + tmp, errno);
+  if (::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)) != 0) {
+    ::unlink(tmp.c_str());
+    return Status(Code::kIoError, "cannot allocate " + std::to_string(bytes) +
+                                      " bytes for " + path);
+  }
+  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_POPULATE, fd.get(), 0);
+  if (map == MAP_FAILED) {
+    ::unlink(tmp.c_str());
+    return ErrnoStatus("mmap " + tmp, errno);
+  }
+  auto* h = new (map) QueueHeader();
+  std::memcpy(h->magic, kQueueMagic, sizeof(h->magic));
+  h->format_version = kQueueFormatVersion;
+  h->slot_count = slots;
+  h->slot_bytes = slot_bytes;
+  h->slot_stride = stride;
+  h->file_bytes = bytes;
+  h->created_unix_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  h->header_crc = QueueCrc(*h);
+  auto queue = std::unique_ptr<BatchQueue>(
+      new BatchQueue(path, fd.Release(), static_cast<char*>(map), bytes));
+  for (uint32_t i = 0; i < slots; ++i) {
+    SlotHeader* s = new (&queue->slot(i)) SlotHeader();
+    s->seq.store(i, std::memory_order_relaxed);
+  }
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST)
+      return Status(Code::kBusy, path +
+                                     " already exists (remove it, or open "
+                                     "it as a producer)");
+    return ErrnoStatus("link " + path, err);
+  }
+  ::unlink(tmp.c_str());
+  return queue;
+}
+
+Result<std::unique_ptr<BatchQueue>> BatchQueue::Open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size < kQueueHeaderBytes)
+    return Status(Code::kCorrupt, path + ": not a shardps batch queue (" +
+                                      std::to_string(size) + " bytes)");
+  void* map =
+      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) return ErrnoStatus("mmap " + path, errno);
+  Status valid = ValidateQueue(*static_cast<const QueueHeader*>(map), size);
+  if (!valid.ok()) {
+    ::munmap(map, size);
+    return valid.WithContext(path);
+  }
+  return std::unique_ptr<BatchQueue>(
+      new BatchQueue(path, fd.Release(), static_cast<char*>(map), size));
+}
+
+uint64_t BatchQueue::slot_bytes() const { return header_->slot_bytes; }
+uint32_t BatchQueue::slots() const { return header_->slot_count; }
+
+SlotHeader& BatchQueue::slot(uint32_t i) const {
+  return *reinterpret_cast<SlotHeader*>(base_ + kQueueHeaderBytes +
+                                        uint64_t{i} * header_->slot_stride);
+}
+
+float* BatchQueue::payload(uint32_t i) const {
+  return reinterpret_cast<float*>(base_ + kQueueHeaderBytes +
+                                  uint64_t{i} * header_->slot_stride +
+                                  kSlotHeaderBytes);
+}
+
+Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
+  QueueHeader& h = *header_;
+  const uint64_t n = h.slot_count;
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (h.closed.load(std::memory_order_acquire)) {
+      h.refused.fetch_add(1, std::memory_order_relaxed);
+      return Status(Code::kClosed, path_ + " is closed");
+    }
+    const uint32_t events = h.space_events.load(std::memory_order_acquire);
+    const uint64_t pos = h.head.load(std::memory_order_acquire);
+    SlotHeader& s = slot(static_cast<uint32_t>(pos % n));
+    const uint64_t seq = s.seq.load(std::memory_order_acquire);
+    if (seq == pos) {
+      uint64_t expected = pos;
+      if (h.head.compare_exchange_weak(expected, pos + 1,
+                                       std::memory_order_acq_rel)) {
+        s.held_since_ns.store(MonotonicNs(), std::memory_order_relaxed);
+        s.writer_pid.store(::getpid(), std::memory_order_release);
+        SlotWriter w;
+        w.slot_ = static_cast<uint32_t>(pos % n);
+        w.ticket_ = pos;
+        w.data_ = payload(w.slot_);
+        w.capacity_ = h.slot_bytes;
+        return w;
+      }
+      continue;
+    }
+    if (seq > pos) continue;  // another producer took it; look again
+    // Full: the slot still holds ticket pos - n's batch.
+    if (RecoverDeadReader(pos - n)) continue;
+    if (Clock::now() >= deadline)
+      return Status(Code::kTimeout, path_ + " stayed full for " +
+                                        std::to_string(timeout.count()) +
+                                        " ms");
+    const uint64_t t0 = MonotonicNs();
+    WaitOn(h.space_events, events, deadline);
+    h.producer_blocked_ns.fetch_add(MonotonicNs() - t0,
+                                    std::memory_order_relaxed);
+  }
+}
+
+Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
+                          uint64_t producer_id, uint64_t producer_seq) {
+  SlotHeader& s = slot(w.slot_);
+  const bool fits = shape.bytes() <= header_->slot_bytes;
+  // A batch that does not fit is committed as skipped: the ticket must
+  // still pass through the ring, or consumers would wait on it forever.
+  s.ticket = w.ticket_;
+  s.producer_id = fits ? producer_id : kSkippedProducer;
+  s.producer_seq = producer_seq;
+  s.batch = fits ? shape.batch : 0;
+  s.window = fits ? shape.window : 0;
+  s.features = fits ? shape.features : 0;
+  s.horizon = fits ? shape.horizon : 0;
+  s.writer_pid.store(0, std::memory_order_relaxed);
+  s.seq.store(w.ticket_ + 1, std::memory_order_release);
+  if (fits) header_->produced.fetch_add(1, std::memory_order_relaxed);
+  Bump(header_->data_events);
+  if (!fits)
+    return Status(Code::kSizeMismatch, "batch of " +
+                                           std::to_string(shape.bytes()) +
+                                           " bytes does not fit a slot of " +
+                                           std::to_string(header_->slot_bytes));
+  return Status::Ok();
+}
+
+Status BatchQueue::Push(const BatchShape& shape, const float* features,
+                        const float* labels, std::chrono::milliseconds timeout,
+                        uint64_t producer_id, uint64_t producer_seq) {
+  if (shape.bytes() > header_->slot_bytes)
+    return Status(Code::kSizeMismatch,
+                  "batch of " + std::to_string(shape.bytes()) +
+                      " bytes does not fit a slot of " +
+                      std::to_string(header_->slot_bytes) + " bytes");
+  auto w = Claim(timeout);
+  if (!w.ok()) return w.status();
+  std::memcpy(w->data(), features, shape.feature_floats() * sizeof(float));
+  std::memcpy(w->data() + shape.feature_floats(), labels,
+              shape.label_floats() * sizeof(float));
+  return Commit(*w, shape, producer_id, producer_seq);
+}
+
+bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
+  QueueHeader& h = *header_;
+  SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
+  if (s.seq.load(std::memory_order_acquire) != ticket) return false;
+  if (h.head.load(std::memory_order_acquire) <= ticket) return false;
+  const int32_t pid = s.writer_pid.load(std::memory_order_acquire);
+  const uint64_t since = s.held_since_ns.load(std::memory_order_relaxed);
+  const bool gone =
+      pid != 0
+          ? ProcessGone(pid)
+          : since != 0 &&
+                MonotonicNs() - since >
+                    uint64_t(std::chrono::nanoseconds(kUnsetPidGrace).count());
+  if (!gone) return false;
+  // Mark it skipped and pass the ticket on, as its writer would have.
+  uint64_t expected = ticket;
+  s.producer_id = kSkippedProducer;
+  s.batch = s.window = s.features = s.horizon = 0;
+  s.ticket = ticket;
+  if (!s.seq.compare_exchange_strong(expected, ticket + 1,
+                                     std::memory_order_acq_rel))
+    return true;  // someone else recovered it (or it committed)
+  s.writer_pid.store(0, std::memory_order_relaxed);
+  h.skipped.fetch_add(1, std::memory_order_relaxed);
+  Bump(h.data_events);
+  return true;
+}
+
+bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
+  QueueHeader& h = *header_;
+  SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
+  if (s.seq.load(std::memory_order_acquire) != ticket + 1) return false;
+  if (h.tail.load(std::memory_order_acquire) <= ticket) return false;
+  if (!ProcessGone(s.reader_pid.load(std::memory_order_acquire))) return false;
+  uint64_t expected = ticket + 1;
+  if (!s.seq.compare_exchange_strong(expected, ticket + h.slot_count,
+                                     std::memory_order_acq_rel))
+    return true;
+  s.reader_pid.store(0, std::memory_order_relaxed);
+  h.consumed.fetch_add(1, std::memory_order_relaxed);
+  Bump(h.space_events);
+  return true;
+}
+
+Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
+  QueueHeader& h = *header_;
+  const uint64_t n = h.slot_count;
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const uint32_t events = h.data_events.load(std::memory_order_acquire);
+    const uint64_t pos = h.tail.load(std::memory_order_acquire);
+    const auto index = static_cast<uint32_t>(pos % n);
+    SlotHeader& s = slot(index);
+    const uint64_t seq = s.seq.load(std::memory_order_acquire);
+    if (seq == pos + 1) {
+      uint64_t expected = pos;
+      if (!h.tail.compare_exchange_weak(expected, pos + 1,
+                                        std::memory_order_acq_rel))
+        continue;
+      if (s.producer_id == kSkippedProducer) {
+        // A dead or oversized producer's ticket: hand the slot back.
+        s.seq.store(pos + n, std::memory_order_release);
+        Bump(h.space_events);
+        continue;
+      }
+      s.held_since_ns.store(MonotonicNs(), std::memory_order_relaxed);
+      s.reader_pid.store(::getpid(), std::memory_order_release);
+      Batch b;
+      b.shape_ = BatchShape{s.batch, s.window, s.features, s.horizon};
+      b.features_ = payload(index);
+      b.labels_ = payload(index) + b.shape_.feature_floats();
+      b.ticket_ = pos;
+      b.producer_id_ = s.producer_id;
+      b.producer_seq_ = s.producer_seq;
+      b.slot_ = index;
+      return b;
+    }
+    if (seq > pos + 1) continue;  // another consumer took it
+    // Not committed: claimed by a producer still writing (or dead), or not
+    // produced at all.
+    if (RecoverDeadWriter(pos)) continue;
+    if (h.closed.load(std::memory_order_acquire) &&
+        h.head.load(std::memory_order_acquire) <= pos)
+      return Status(Code::kClosed, path_ + " is closed and drained");
+    if (Clock::now() >= deadline)
+      return Status(Code::kTimeout, "no batch in " + path_ + " within " +
+                                        std::to_string(timeout.count()) +
+                                        " ms");
+    const uint64_t t0 = MonotonicNs();
+    WaitOn(h.data_events, events, deadline);
+    h.consumer_starved_ns.fetch_add(MonotonicNs() - t0,
+                                    std::memory_order_relaxed);
+  }
+}
+
+void BatchQueue::Release(const Batch& batch) {
+  SlotHeader& s = slot(batch.slot_);
+  s.reader_pid.store(0, std::memory_order_relaxed);
+  s.seq.store(batch.ticket_ + header_->slot_count, std::memory_order_release);
+  header_->consumed.fetch_add(1, std::memory_order_relaxed);
+  Bump(header_->space_events);
+}
+
+void BatchQueue::Close() {
+  header_->closed.store(1, std::memory_order_release);
+  Bump(header_->space_events);
+  Bump(header_->data_events);
+}
+
+bool BatchQueue::closed() const {
+  return header_->closed.load(std::memory_order_acquire) != 0;
+}
+
+Status BatchQueue::SetMeta(std::string_view text) {
+  if (text.size() > kQueueMetaBytes)
+    return Status(Code::kInvalidArgument, "queue metadata is limited to " +
+                                              std::to_string(kQueueMetaBytes) +
+                                              " bytes");
+  std::memcpy(header_->meta, text.data(), text.size());
+  header_->meta_bytes.store(static_cast<uint32_t>(text.size()),
+                            std::memory_order_release);
+  return Status::Ok();
+}
+
+std::string BatchQueue::Meta() const {
+  const uint32_t n =
+      std::min<uint32_t>(header_->meta_bytes.load(std::memory_order_acquire),
+                         static_cast<uint32_t>(kQueueMetaBytes));
+  return std::string(header_->meta, n);
+}
+
+QueueStats BatchQueue::Stats() const {
+  const QueueHeader& h = *header_;
+  QueueStats s;
+  s.slots = h.slot_count;
+  s.slot_bytes = h.slot_bytes;
+  s.produced = h.produced.load(std::memory_order_relaxed);
+  s.consumed = h.consumed.load(std::memory_order_relaxed);
+  s.skipped = h.skipped.load(std::memory_order_relaxed);
+  s.refused = h.refused.load(std::memory_order_relaxed);
+  const uint64_t head = h.head.load(std::memory_order_relaxed);
+  const uint64_t tail = h.tail.load(std::memory_order_relaxed);
+  s.queued = head > tail ? head - tail : 0;
+  s.producer_blocked_s =
+      static_cast<double>(h.producer_blocked_ns.load()) / 1e9;
+  s.consumer_starved_s =
+      static_cast<double>(h.consumer_starved_ns.load()) / 1e9;
+  s.closed = h.closed.load(std::memory_order_relaxed) != 0;
+  return s;
+}
+
+}  // namespace shardps

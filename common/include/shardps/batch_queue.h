@@ -1,0 +1,178 @@
+// BatchQueue: a bounded queue of training mini-batches in shared memory.
+//
+//   // Trainer (consumer): create the queue, consume, close when done.
+//   auto q = shardps::BatchQueue::Create("/dev/shm/co2.queue", 16, 1 << 20);
+//   while (auto batch = (*q)->Next(std::chrono::seconds(10))) {   // Result
+//     train_on(batch->features(), batch->labels());  // zero-copy views
+//     (*q)->Release(*batch);
+//     if (done) break;
+//   }
+//   (*q)->Close();   // producers stop: every later Push fails with kClosed
+//
+//   // Producer (any number of processes):
+//   auto q = shardps::BatchQueue::Open("/dev/shm/co2.queue");
+//   Status s = (*q)->Push(batch, std::chrono::seconds(30));  // blocks if full
+//
+// A queue is one file (tmpfs) holding N fixed-size slots. Push blocks while
+// every slot is full (backpressure), so production never runs further ahead
+// of training than N batches; Close wakes every blocked producer at once.
+// A producer killed between claiming a slot and committing it never hands a
+// consumer a half-written batch: its claim is detected (the pid is gone)
+// and skipped. A consumer killed while holding a slot gets it recovered the
+// same way.
+//
+// Thread-safety: a BatchQueue object may be used from many threads; any
+// number of processes may open the same file.
+#ifndef SHARDPS_BATCH_QUEUE_H_
+#define SHARDPS_BATCH_QUEUE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shardps/status.h"
+
+namespace shardps {
+
+struct QueueHeader;
+struct SlotHeader;
+
+// Shapes of one batch: features [batch, window, features] and labels
+// [batch, horizon], both float32, row-major.
+struct BatchShape {
+  uint32_t batch = 0;
+  uint32_t window = 0;
+  uint32_t features = 0;
+  uint32_t horizon = 0;
+  uint64_t feature_floats() const {
+    return uint64_t{batch} * window * features;
+  }
+  uint64_t label_floats() const { return uint64_t{batch} * horizon; }
+  uint64_t bytes() const {
+    return (feature_floats() + label_floats()) * sizeof(float);
+  }
+};
+
+// A committed batch, as a consumer sees it: pointers into the slot, valid
+// until Release.
+class Batch {
+ public:
+  const BatchShape& shape() const { return shape_; }
+  const float* features() const { return features_; }
+  const float* labels() const { return labels_; }
+  uint64_t ticket() const { return ticket_; }  // queue-wide order
+  uint64_t producer_id() const { return producer_id_; }
+  uint64_t producer_seq() const { return producer_seq_; }
+
+ private:
+  friend class BatchQueue;
+  BatchShape shape_;
+  const float* features_ = nullptr;
+  const float* labels_ = nullptr;
+  uint64_t ticket_ = 0, producer_id_ = 0, producer_seq_ = 0;
+  uint32_t slot_ = 0;
+};
+
+// A claimed slot, as a producer writes it in place.
+class SlotWriter {
+ public:
+  float* data() const { return data_; }  // features, then labels
+  uint64_t capacity_bytes() const { return capacity_; }
+
+ private:
+  friend class BatchQueue;
+  float* data_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t ticket_ = 0;
+  uint32_t slot_ = 0;
+};
+
+struct QueueStats {
+  uint32_t slots = 0;
+  uint64_t slot_bytes = 0;
+  uint64_t produced = 0;  // batches committed
+  uint64_t consumed = 0;  // batches released
+  uint64_t skipped = 0;   // dead producers' claims skipped
+  uint64_t refused = 0;   // pushes refused after Close
+  uint64_t queued = 0;    // committed, not yet taken
+  double producer_blocked_s = 0;
+  double consumer_starved_s = 0;
+  bool closed = false;
+};
+
+class BatchQueue {
+ public:
+  // Creates a new queue file (mode 0600) of `slots` slots of `slot_bytes`
+  // payload bytes each. kBusy if the file exists; kInvalidArgument for zero
+  // or absurd sizes.
+  static Result<std::unique_ptr<BatchQueue>> Create(const std::string& path,
+                                                    uint32_t slots,
+                                                    uint64_t slot_bytes);
+  // Opens an existing queue. kNotFound, or kCorrupt for a file that is not
+  // a queue (bad magic, version, checksum or size).
+  static Result<std::unique_ptr<BatchQueue>> Open(const std::string& path);
+
+  ~BatchQueue();
+  BatchQueue(const BatchQueue&) = delete;
+  BatchQueue& operator=(const BatchQueue&) = delete;
+
+  const std::string& path() const { return path_; }
+  uint64_t slot_bytes() const;
+  uint32_t slots() const;
+
+  // ---- producers ----
+  // Copies one batch in. Blocks while the queue is full, up to `timeout`
+  // (kTimeout). kClosed once the consumer closed the queue; kSizeMismatch
+  // if the batch does not fit a slot. `producer_id`/`producer_seq` travel
+  // with the batch (for ordering checks and debugging); producer_id
+  // UINT64_MAX is reserved.
+  Status Push(const BatchShape& shape, const float* features,
+              const float* labels, std::chrono::milliseconds timeout,
+              uint64_t producer_id = 0, uint64_t producer_seq = 0);
+  // Zero-copy: claim a slot, write into data(), commit with its shape.
+  // Every successful Claim must be followed by Commit (or the process's
+  // death, which consumers detect and skip).
+  Result<SlotWriter> Claim(std::chrono::milliseconds timeout);
+  Status Commit(const SlotWriter& slot, const BatchShape& shape,
+                uint64_t producer_id = 0, uint64_t producer_seq = 0);
+
+  // ---- consumers ----
+  // The next committed batch, blocking up to `timeout` (kTimeout). kClosed
+  // once the queue is closed and drained.
+  Result<Batch> Next(std::chrono::milliseconds timeout);
+  // Gives the slot back to producers. REQUIRES: `batch` came from Next on
+  // this object and was not released yet.
+  void Release(const Batch& batch);
+
+  // Closes the queue: blocked producers wake with kClosed and every later
+  // Push fails with kClosed. Batches already committed stay readable.
+  void Close();
+  bool closed() const;
+
+  // Free-form metadata (<= 2 KiB), e.g. the feed's normalisation as text.
+  Status SetMeta(std::string_view text);
+  std::string Meta() const;
+
+  QueueStats Stats() const;
+
+ private:
+  BatchQueue(std::string path, int fd, char* base, uint64_t bytes);
+  SlotHeader& slot(uint32_t i) const;
+  float* payload(uint32_t i) const;
+  // Frees `ticket`'s slot if its holder (writer or reader) died; true if it
+  // did.
+  bool RecoverDeadWriter(uint64_t ticket);
+  bool RecoverDeadReader(uint64_t ticket);
+
+  const std::string path_;
+  const int fd_;
+  char* const base_;
+  const uint64_t bytes_;
+  QueueHeader* const header_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_BATCH_QUEUE_H_

@@ -1,0 +1,239 @@
+// `shardps feed`: streams a CSV time series into a BatchQueue as
+// (window, label) batches until the input ends or the queue is closed.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "server/cli/commands.h"
+#include "shardps/batch_queue.h"
+#include "shardps/windowing.h"
+
+namespace shardps::cli {
+
+namespace {
+
+struct FeedFlags {
+  std::string queue;
+  std::string input = "-";
+  uint32_t window = 0, horizon = 1, stride = 1, batch = 32;
+  std::vector<std::string> columns;  // features; default: all
+  std::string target;                // default: the last column
+  uint64_t norm_rows = 1000;         // 0: no normalisation
+  uint32_t shuffle = 0;
+  uint64_t seed = 1;
+  bool no_header = false;
+  bool skip_bad_rows = false;
+  int timeout_ms = 60000;
+  uint64_t producer_id = 0;
+};
+
+struct FeedResult {
+  uint64_t rows = 0, windows = 0, batches = 0;
+  bool closed = false;
+};
+
+// Resolves the feature and target columns against the CSV's header.
+Status ResolveColumns(const FeedFlags& flags, const CsvReader& csv,
+                      size_t columns, WindowOptions* o) {
+  if (flags.target.empty()) {
+    o->target = static_cast<uint32_t>(columns - 1);
+  } else {
+    auto t = csv.Column(flags.target);
+    if (!t.ok()) return t.status().WithContext("--target");
+    o->target = *t;
+  }
+  if (flags.columns.empty()) {
+    for (uint32_t c = 0; c < columns; ++c) o->features.push_back(c);
+  } else {
+    for (const std::string& name : flags.columns) {
+      auto c = csv.Column(name);
+      if (!c.ok()) return c.status().WithContext("--columns");
+      o->features.push_back(*c);
+    }
+  }
+  return ValidateWindowOptions(*o, columns);
+}
+
+Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in,
+                        BatchQueue& queue) {
+  CsvReader csv(in, !flags.no_header, flags.skip_bad_rows);
+  // The first rows fix the column count and the normalisation; they are
+  // held back and fed like the rest afterwards.
+  std::vector<float> head, row;
+  size_t columns = 0;
+  uint64_t held = 0;
+  for (;;) {
+    if (held >= std::max<uint64_t>(flags.norm_rows, 1)) break;
+    auto more = csv.Next(&row);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    columns = row.size();
+    head.insert(head.end(), row.begin(), row.end());
+    ++held;
+  }
+  FeedResult result;
+  if (held == 0) return result;  // empty input: nothing to do
+  WindowOptions o;
+  o.window = flags.window;
+  o.horizon = flags.horizon;
+  o.stride = flags.stride;
+  SHARDPS_RETURN_IF_ERROR(ResolveColumns(flags, csv, columns, &o));
+  const Normalizer norm =
+      flags.norm_rows > 0 ? Normalizer::Fit(head, columns) : Normalizer();
+  // The first producer records the normalisation for the trainer.
+  if (flags.norm_rows > 0 && queue.Meta().empty())
+    SHARDPS_RETURN_IF_ERROR(
+        queue.SetMeta(norm.ToText() + " target=" + std::to_string(o.target)));
+
+  const BatchShape full{flags.batch, flags.window,
+                        static_cast<uint32_t>(o.features.size()),
+                        flags.horizon};
+  if (full.bytes() > queue.slot_bytes())
+    return Status(Code::kInvalidArgument,
+                  "a batch of " + std::to_string(full.bytes()) +
+                      " bytes does not fit the queue's " +
+                      std::to_string(queue.slot_bytes()) + "-byte slots");
+  Status push_error;
+  BatchBuilder builder(flags.batch, flags.window, full.features, flags.horizon,
+                       flags.shuffle, flags.seed);
+  const auto on_batch = [&](const float* f, const float* l, uint32_t rows) {
+    BatchShape shape = full;
+    shape.batch = rows;
+    Status s =
+        queue.Push(shape, f, l, std::chrono::milliseconds(flags.timeout_ms),
+                   flags.producer_id, result.batches);
+    if (s.code() == Code::kClosed) {
+      result.closed = true;
+      return false;
+    }
+    if (!s.ok()) {
+      push_error = s;
+      return false;
+    }
+    ++result.batches;
+    return true;
+  };
+  Windower windower(o, columns);
+  bool going = true;
+  const auto emit = [&](const float* w, const float* l) {
+    if (going) going = builder.Add(w, l, on_batch);
+  };
+  auto add_row = [&](float* values) {
+    if (flags.norm_rows > 0) norm.Apply(values);
+    windower.Add(values, emit);
+    ++result.rows;
+  };
+  for (uint64_t r = 0; r < held && going; ++r) add_row(&head[r * columns]);
+  while (going) {
+    // Checked per row as well as per push, so a closed queue stops the
+    // reading even while windows are still filling the shuffle buffer.
+    if (queue.closed()) {
+      result.closed = true;
+      break;
+    }
+    auto more = csv.Next(&row);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (row.size() != columns) continue;  // CsvReader already checks
+    add_row(row.data());
+  }
+  if (going && !result.closed) builder.Flush(on_batch);
+  if (!push_error.ok()) return push_error;
+  result.windows = windower.windows();
+  if (csv.skipped() > 0)
+    std::fprintf(stderr, "shardps feed: skipped %llu bad row(s)\n",
+                 static_cast<unsigned long long>(csv.skipped()));
+  return result;
+}
+
+int RunFeed(const FeedFlags& flags) {
+  signal(SIGPIPE, SIG_IGN);
+  if (flags.window == 0)
+    return ReportError("feed",
+                       Status(Code::kInvalidArgument, "--window must be > 0"));
+  if (flags.queue.find("://") != std::string::npos)
+    return ReportError(
+        "feed", Status(Code::kUnimplemented,
+                       "remote queues (ENDPOINT/NAME) are not served yet; "
+                       "give the queue file's path on this host"));
+  auto queue = BatchQueue::Open(flags.queue);
+  if (!queue.ok()) return ReportError("feed", queue.status());
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (flags.input != "-") {
+    file.open(flags.input);
+    if (!file)
+      return ReportError(
+          "feed", Status(Code::kNotFound, flags.input + ": cannot open"));
+    in = &file;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const QueueStats before = (*queue)->Stats();
+  auto result = Feed(flags, *in, **queue);
+  if (!result.ok()) return ReportError("feed", result.status());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  const QueueStats after = (*queue)->Stats();
+  std::printf(
+      "fed %llu batches (%llu windows from %llu rows) in %.2f s; queue "
+      "producers blocked %.2f s; stopped: %s\n",
+      static_cast<unsigned long long>(result->batches),
+      static_cast<unsigned long long>(result->windows),
+      static_cast<unsigned long long>(result->rows), seconds,
+      after.producer_blocked_s - before.producer_blocked_s,
+      result->closed ? "queue closed" : "input ended");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterFeed(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<FeedFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "feed", "Stream a CSV time series into a batch queue as windows");
+  cmd->add_option("--queue", flags->queue, "Queue file (see `shardps queue`)")
+      ->required();
+  cmd->add_option("--window", flags->window, "Rows per window")->required();
+  cmd->add_option("--horizon", flags->horizon, "Label rows after a window")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--stride", flags->stride, "Rows between window starts")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 30));
+  cmd->add_option("--batch", flags->batch, "Windows per batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--columns", flags->columns,
+                  "Feature columns (names or 0-based indices); default all")
+      ->delimiter(',');
+  cmd->add_option("--target", flags->target,
+                  "Label column (name or index); default the last");
+  cmd->add_option("--norm-rows", flags->norm_rows,
+                  "Rows from the start used for the z-score (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--shuffle", flags->shuffle,
+                  "Shuffle windows through a buffer of this many")
+      ->capture_default_str();
+  cmd->add_option("--seed", flags->seed, "Shuffle seed")->capture_default_str();
+  cmd->add_flag("--no-header", flags->no_header, "The CSV has no header line");
+  cmd->add_flag("--skip-bad-rows", flags->skip_bad_rows,
+                "Skip and count malformed rows instead of failing");
+  cmd->add_option("--timeout-ms", flags->timeout_ms,
+                  "Give up when the queue stays full this long")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400000));
+  cmd->add_option("--producer-id", flags->producer_id,
+                  "Tags this feed's batches")
+      ->capture_default_str();
+  cmd->add_option("input", flags->input, "CSV file, or - for stdin")
+      ->capture_default_str();
+  cmd->callback([flags, exit_code] { *exit_code = RunFeed(*flags); });
+}
+
+}  // namespace shardps::cli
