@@ -35,7 +35,7 @@ missing_packages() {
   done
 }
 
-main() {
+install_packages() {
   if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     echo "install-deps.sh: needs a Debian or Ubuntu system (apt-get)" >&2
     exit 1
@@ -65,6 +65,32 @@ main() {
   # shellcheck disable=SC2086
   $sudo env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# The weekly Mauna Loa CO2 series ships inside Debian's python3-statsmodels.
+# Only that one 34 KB file is needed, so the package is downloaded and the
+# file extracted, rather than installing statsmodels with numpy, scipy and
+# pandas. Optional: the CO2 example says what is missing if this fails.
+readonly DATA_DIR="${SHARDPS_DATA_DIR:-/usr/local/share/shardps/datasets}"
+fetch_co2() {
+  [[ -f "${DATA_DIR}/co2.csv" ]] && return 0
+  local tmp
+  tmp="$(mktemp -d)"
+  if (cd "${tmp}" && apt-get download python3-statsmodels >/dev/null 2>&1) &&
+    dpkg-deb -x "${tmp}"/python3-statsmodels_*.deb "${tmp}/x" &&
+    mkdir -p "${DATA_DIR}" &&
+    cp "${tmp}"/x/usr/lib/python3/dist-packages/statsmodels/datasets/co2/co2.csv \
+      "${DATA_DIR}/co2.csv"; then
+    echo "install-deps.sh: CO2 series in ${DATA_DIR}/co2.csv"
+  else
+    echo "install-deps.sh: could not fetch the CO2 series (optional)" >&2
+  fi
+  rm -rf "${tmp}"
+}
+
+main() {
+  install_packages
+  fetch_co2
 }
 
 main "$@"
