@@ -1,6 +1,7 @@
 #include "server/table_service.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "common/optimizers.h"
@@ -148,6 +149,12 @@ Status TableService::PushRows(const wire::Request& req,
     } else {
       WidenBf16(frames[3].data(), widened_.data(), n * dim);
     }
+    grads = widened_.data();
+  } else if (reinterpret_cast<uintptr_t>(grads) % alignof(float) != 0) {
+    // ZeroMQ may hand small frames out of its receive buffer at any offset;
+    // the row kernels read floats one by one, so they get an aligned copy.
+    widened_.resize(n * dim);
+    std::memcpy(widened_.data(), frames[3].data(), frames[3].size());
     grads = widened_.data();
   }
 
