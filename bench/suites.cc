@@ -1,4 +1,4 @@
-// Suite definitions and the workloads that wait on other features.
+// Suite definitions: what `all` and `--quick` measure.
 #include "bench/workloads.h"
 
 namespace shardps::bench {
@@ -34,22 +34,9 @@ SuiteOptions QuickSuite() {
   o.steps = 2;
   o.compute_ms = 1;
   o.sparse_dims = {16};
+  o.stream_rows = 20000;
+  o.stream_batches_used = 20;
   return o;
-}
-
-namespace {
-void Unavailable(const char* workload, const char* why, Report* report) {
-  Figure f;
-  f.workload = workload;
-  f.name = "-";
-  f.note = std::string("unavailable: ") + why;
-  report->Add(f);
-}
-}  // namespace
-
-Status RunStream(const SuiteOptions&, Report* report) {
-  Unavailable("stream", "BatchQueue streaming is not built yet", report);
-  return Status::Ok();
 }
 
 }  // namespace shardps::bench

@@ -26,6 +26,8 @@ struct SuiteOptions {
   int steps = 8;                        // coprocessor steps per run
   double compute_ms = 20;               // coprocessor synthetic compute
   std::vector<uint64_t> sparse_dims;    // sparse table row widths
+  uint64_t stream_rows = 200000;        // stream: rows of the series
+  uint64_t stream_batches_used = 200;   // stream: batches training takes
 };
 
 SuiteOptions DefaultSuite();
