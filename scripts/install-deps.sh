@@ -21,6 +21,8 @@ readonly PACKAGES=(
   libtomlplusplus-dev
   gnuplot-nox
   python3
+  zlib1g-dev
+  dataset-fashion-mnist
 )
 
 # Prints the packages dpkg does not report as fully installed.

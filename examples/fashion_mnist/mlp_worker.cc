@@ -81,8 +81,10 @@ class Weights {
     if (view_) return shardps::Status::Ok();
     std::vector<shardps::Handle> pulls;
     for (int i = 0; i < kDepth; ++i) {
-      pulls.push_back(client_.Pull(kLayers[i].weight, w_[i].data(), w_[i].size()));
-      pulls.push_back(client_.Pull(kLayers[i].bias, b_[i].data(), b_[i].size()));
+      pulls.push_back(
+          client_.Pull(kLayers[i].weight, w_[i].data(), w_[i].size()));
+      pulls.push_back(
+          client_.Pull(kLayers[i].bias, b_[i].data(), b_[i].size()));
     }
     shardps::Status first;
     for (auto& h : pulls)
@@ -95,7 +97,8 @@ class Weights {
   }
   ConstMap B(int i) const {
     if (view_)
-      return ConstMap(view_->Tensor(kLayers[i].bias)->data(), 1, kLayers[i].out);
+      return ConstMap(view_->Tensor(kLayers[i].bias)->data(), 1,
+                      kLayers[i].out);
     return ConstMap(b_[i].data(), 1, b_[i].cols());
   }
 
@@ -119,7 +122,8 @@ void Forward(const Weights& w, const Matrix& x, Pass* p) {
       p->a[i] = p->z[i].cwiseMax(0.0f);
     } else {
       // Softmax, shifted by the row max for stability.
-      p->a[i] = (p->z[i].colwise() - p->z[i].rowwise().maxCoeff()).array().exp();
+      p->a[i] =
+          (p->z[i].colwise() - p->z[i].rowwise().maxCoeff()).array().exp();
       p->a[i].array().colwise() /= p->a[i].rowwise().sum().array();
     }
     in = &p->a[i];
@@ -169,11 +173,12 @@ double TestAccuracy(const Weights& w, const fashion_mnist::Split& test) {
 }
 
 int Run(const Flags& f) {
-  auto train = fashion_mnist::LoadSplit(
-      f.data + "/train-images-idx3-ubyte.gz",
-      f.data + "/train-labels-idx1-ubyte.gz", f.train_limit);
+  auto train = fashion_mnist::LoadSplit(f.data + "/train-images-idx3-ubyte.gz",
+                                        f.data + "/train-labels-idx1-ubyte.gz",
+                                        f.train_limit);
   if (!train.ok()) {
-    std::fprintf(stderr, "fashion_mnist: %s\n", train.status().ToString().c_str());
+    std::fprintf(stderr, "fashion_mnist: %s\n",
+                 train.status().ToString().c_str());
     return 2;
   }
   fashion_mnist::Split test;
@@ -182,14 +187,16 @@ int Run(const Flags& f) {
                                       f.data + "/t10k-labels-idx1-ubyte.gz",
                                       f.test_limit);
     if (!t.ok()) {
-      std::fprintf(stderr, "fashion_mnist: %s\n", t.status().ToString().c_str());
+      std::fprintf(stderr, "fashion_mnist: %s\n",
+                   t.status().ToString().c_str());
       return 2;
     }
     test = std::move(t).value();
   }
   auto client = shardps::Client::Connect(f.cluster);
   if (!client.ok()) {
-    std::fprintf(stderr, "fashion_mnist: %s\n", client.status().ToString().c_str());
+    std::fprintf(stderr, "fashion_mnist: %s\n",
+                 client.status().ToString().c_str());
     return 1;
   }
   auto weights = Weights::Make(**client, f.mode);
@@ -204,9 +211,10 @@ int Run(const Flags& f) {
        i += static_cast<size_t>(f.workers))
     mine.push_back(i);
   if (f.worker == 0)
-    std::printf("worker 0: %zu training images of %zu, %zu test images, %s mode\n",
-                mine.size(), train->count, test.count,
-                w.coprocessor() ? "co-processor (ModelView)" : "classic (Pull)");
+    std::printf(
+        "worker 0: %zu training images of %zu, %zu test images, %s mode\n",
+        mine.size(), train->count, test.count,
+        w.coprocessor() ? "co-processor (ModelView)" : "classic (Pull)");
   std::FILE* log = nullptr;
   if (f.worker == 0 && !f.log.empty()) {
     log = std::fopen(f.log.c_str(), "w");
@@ -258,14 +266,15 @@ int Run(const Flags& f) {
     if (f.worker != 0) continue;
     if (shardps::Status s = w.Refresh(); !s.ok()) return 1;
     const double acc = TestAccuracy(w, test);
-    const double total_s = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
+    const double total_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     const double loss = steps ? loss_sum / double(steps) : 0;
     const double rate = epoch_s > 0 ? double(seen) / epoch_s : 0;
-    std::printf("epoch %2d  loss %.4f  test accuracy %.4f  %.0f samples/s  "
-                "%.1f s\n",
-                epoch, loss, acc, rate, total_s);
+    std::printf(
+        "epoch %2d  loss %.4f  test accuracy %.4f  %.0f samples/s  "
+        "%.1f s\n",
+        epoch, loss, acc, rate, total_s);
     std::fflush(stdout);
     if (log) {
       std::fprintf(log, "%d,%.3f,%.5f,%.5f,%.0f\n", epoch, total_s, loss, acc,
@@ -286,10 +295,15 @@ int main(int argc, char** argv) {
   app.add_option("--data", f.data, "Directory of the IDX .gz files")
       ->capture_default_str();
   app.add_option("--worker", f.worker)->capture_default_str();
-  app.add_option("--workers", f.workers)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--workers", f.workers)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--epochs", f.epochs)->capture_default_str();
-  app.add_option("--batch", f.batch)->capture_default_str()->check(CLI::Range(1, 65536));
-  app.add_option("--train-limit", f.train_limit, "Use the first N training images")
+  app.add_option("--batch", f.batch)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  app.add_option("--train-limit", f.train_limit,
+                 "Use the first N training images")
       ->capture_default_str();
   app.add_option("--test-limit", f.test_limit, "Use the first N test images")
       ->capture_default_str();

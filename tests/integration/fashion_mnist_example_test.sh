@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# ctest: a tiny Fashion-MNIST run (600 images, 3 epochs, 2 workers, 2 shards)
+# through real processes; the loss must fall and the test accuracy beat
+# chance (0.1) by a clear margin. Skips (77) without the dataset.
+#   fashion_mnist_example_test.sh SHARDPS WORKER SPEC
+set -euo pipefail
+shardps=$1 worker=$2 spec=$3
+data=/usr/share/datasets/fashion-mnist
+[[ -f "$data/train-images-idx3-ubyte.gz" ]] || { echo "no dataset: skipped"; exit 77; }
+
+work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fm-test.XXXXXX")
+launcher=""
+cleanup() {
+  [[ -n "$launcher" ]] && kill -INT "$launcher" 2>/dev/null && wait "$launcher" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$shardps" launch --spec "$spec" --shards 2 --storage "$work" \
+  --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 300); do
+  grep -q ready "$work/launch.log" && break
+  sleep 0.1
+done
+grep -q ready "$work/launch.log" || { cat "$work/launch.log"; exit 1; }
+args=(--cluster "$work/cluster.toml" --workers 2 --epochs 3 --batch 32
+      --train-limit 600 --test-limit 500 --log "$work/log.csv")
+"$worker" "${args[@]}" --worker 1 &
+other=$!
+"$worker" "${args[@]}" --worker 0
+wait "$other"
+cat "$work/log.csv"
+# Columns: epoch,seconds,loss,accuracy,samples_per_s
+awk -F, 'NR == 2 { first = $3 } NR > 1 { last = $3; acc = $4 }
+         END { if (!(last < first && acc > 0.5)) { print "loss " first " -> " last ", accuracy " acc; exit 1 } }' \
+  "$work/log.csv"
