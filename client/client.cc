@@ -477,6 +477,33 @@ Handle Client::Rows(bool push, std::string_view table, const uint64_t* ids,
   return Handle(std::move(call));
 }
 
+Handle Client::QueuePush(uint32_t shard, std::string_view queue,
+                         const BatchShape& shape, const float* features,
+                         const float* labels) {
+  if (shard >= io_->shards().size() || queue.empty() || features == nullptr ||
+      labels == nullptr)
+    return FailedHandle(Status(Code::kInvalidArgument,
+                               "QueuePush needs a shard index below " +
+                                   std::to_string(io_->shards().size()) +
+                                   ", a queue name and both buffers"));
+  const auto deadline =
+      CallState::Clock::now() + io_->options().request_timeout;
+  Part p;
+  p.shard = shard;
+  p.op = wire::Op::QueuePush;
+  p.queue = std::string(queue);
+  p.blocks = {shape.batch, shape.window, shape.features, shape.horizon};
+  p.frames.emplace_back(features, shape.feature_floats() * sizeof(float));
+  p.frames.emplace_back(labels, shape.label_floats() * sizeof(float));
+  p.deadline = deadline;
+  auto call = std::make_shared<CallState>(1, deadline);
+  p.call = call;
+  std::vector<Part> parts;
+  parts.push_back(std::move(p));
+  io_->Submit(std::move(parts));
+  return Handle(std::move(call));
+}
+
 Handle Client::Clock() {
   if (io_->options().worker < 0)
     return FailedHandle(Status(Code::kInvalidArgument,

@@ -27,6 +27,7 @@ std::string Describe(const Part& part) {
   std::string s = OpName(part.op);
   if (part.tensor != nullptr) s += " of '" + part.tensor->name + "'";
   if (part.table != nullptr) s += " of table '" + *part.table + "'";
+  if (!part.queue.empty()) s += " to queue '" + part.queue + "'";
   return s;
 }
 
@@ -189,6 +190,9 @@ void IoThread::Transmit(Part& part) {
     blocks = builder_.CreateVector(part.blocks);
   } else if (part.table != nullptr) {
     tensor = builder_.CreateString(*part.table);
+  } else if (!part.queue.empty()) {
+    tensor = builder_.CreateString(part.queue);
+    blocks = builder_.CreateVector(part.blocks);
   }
   wire::RequestBuilder req(builder_);
   req.add_op(part.op);
@@ -204,6 +208,9 @@ void IoThread::Transmit(Part& part) {
     req.add_blocks(blocks);
   } else if (part.table != nullptr) {
     req.add_tensor(tensor);
+  } else if (!part.queue.empty()) {
+    req.add_tensor(tensor);
+    req.add_blocks(blocks);
   }
   builder_.Finish(req.Finish());
 

@@ -53,6 +53,7 @@ struct Part {
   // send zero-copy (borrowed; kept alive by the call), and a callback that
   // takes the reply's payload frames.
   const std::string* table = nullptr;
+  std::string queue;  // QueuePush: the queue's name; `blocks` holds the shape
   std::vector<std::pair<const void*, size_t>> frames;
   std::function<Status(std::vector<zmq::message_t>&)> on_frames;
   // Hello/Stats: turns the reply into the caller's result (I/O thread).

@@ -65,8 +65,9 @@ std::string HostName() {
 class ShardServer::Impl {
  public:
   Impl(ServerOptions options, std::unique_ptr<Segment> segment,
-       SegmentOpenReport report)
+       SegmentOpenReport report, std::unique_ptr<QueueService> queues)
       : options_(std::move(options)),
+        queues_(std::move(queues)),
         segment_(std::move(segment)),
         report_(report),
         segment_path_(AbsolutePath(segment_->path())),
@@ -189,6 +190,7 @@ class ShardServer::Impl {
       uint64_t request_id, const std::vector<uint32_t>* blocks = nullptr);
 
   const ServerOptions options_;
+  const std::unique_ptr<QueueService> queues_;
   const std::unique_ptr<Segment> segment_;
   const SegmentOpenReport report_;
   const std::string segment_path_;
@@ -215,6 +217,14 @@ class ShardServer::Impl {
   std::vector<size_t> payload_sizes_;
   std::vector<PendingUpdate*> finished_;
   std::list<Parked> parked_;  // a list: replays may park more while we walk
+  const QueueService::Reply queue_reply_ =
+      [this](zmq::message_t& identity, uint64_t id, const Status& s) {
+        if (s.ok()) {
+          SendReply(identity, OkHeader(id), nullptr);
+        } else {
+          SendError(identity, id, s);
+        }
+      };
   bool releasing_ = false, release_again_ = false;
   uint64_t in_flight_ = 0;
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
@@ -230,7 +240,12 @@ void ShardServer::Impl::Loop() {
   };
   std::vector<zmq::message_t> frames;
   for (;;) {
-    PollItems(items, 4, PollTimeoutMs());
+    int timeout = PollTimeoutMs();
+    // Pushes waiting for queue space are retried every few milliseconds.
+    if (queues_->waiting() > 0)
+      timeout = timeout < 0 ? 2 : std::min(timeout, 2);
+    PollItems(items, 4, timeout);
+    if (queues_->waiting() > 0) queues_->Retry(queue_reply_);
     if (items[2].revents & ZMQ_POLLIN) break;
     if (items[3].revents & ZMQ_POLLIN) OnMonitorEvent();
     if (items[1].revents & ZMQ_POLLIN) FinishUpdates();
@@ -294,6 +309,9 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     case wire::Op::PushRows:
     case wire::Op::PullRows:
       HandleRows(req, frames);
+      return;
+    case wire::Op::QueuePush:
+      queues_->Push(req, frames, queue_reply_);
       return;
     case wire::Op::Push:
     case wire::Op::Pull:
@@ -829,8 +847,13 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
       Segment::OpenForServing(options.spec, options.shard, options.shards,
                               options.segment_path, &report);
   if (!segment.ok()) return segment.status();
-  auto impl = std::make_unique<Impl>(std::move(options),
-                                     std::move(segment).value(), report);
+  const std::string dir =
+      options.segment_path.substr(0, options.segment_path.rfind('/'));
+  auto queues = QueueService::Open(dir.empty() ? "." : dir, options.queues);
+  if (!queues.ok()) return queues.status();
+  auto impl =
+      std::make_unique<Impl>(std::move(options), std::move(segment).value(),
+                             report, std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   impl->Start();
   return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));
@@ -845,6 +868,10 @@ const std::string& ShardServer::segment_path() const {
 }
 const SegmentOpenReport& ShardServer::open_report() const {
   return impl_->report();
+}
+std::string ShardServer::queue_path(const std::string& name) const {
+  const std::string& seg = impl_->segment_path();
+  return seg.substr(0, seg.rfind('/')) + "/" + name + ".queue";
 }
 
 }  // namespace shardps

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/segment.h"
+#include "server/queue_service.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
 
@@ -39,6 +40,9 @@ struct ServerOptions {
   // message is buffered (memory protection); smaller but wrong-sized frames
   // get an error reply. 0 = twice the block size plus 64 KiB.
   uint64_t max_frame_bytes = 0;
+  // Batch queues to host for remote producers (QueuePush), created beside
+  // the segment as <dir>/<name>.queue.
+  std::vector<QueueOption> queues;
 };
 
 class ShardServer {
@@ -56,6 +60,8 @@ class ShardServer {
   const std::string& endpoint() const;
   const std::string& segment_path() const;
   const SegmentOpenReport& open_report() const;
+  // Where hosted queue `name` lives, for consumers on this host.
+  std::string queue_path(const std::string& name) const;
 
   class Impl;
 

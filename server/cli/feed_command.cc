@@ -11,6 +11,7 @@
 
 #include "server/cli/commands.h"
 #include "shardps/batch_queue.h"
+#include "shardps/client.h"
 #include "shardps/windowing.h"
 
 namespace shardps::cli {
@@ -30,6 +31,67 @@ struct FeedFlags {
   bool skip_bad_rows = false;
   int timeout_ms = 60000;
   uint64_t producer_id = 0;
+};
+
+// Where batches go: a queue file on this host, or a queue a shard server
+// hosts (QueuePush over ZeroMQ).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual Status Push(const BatchShape& shape, const float* features,
+                      const float* labels, uint64_t producer_id,
+                      uint64_t seq) = 0;
+  virtual bool closed() const = 0;
+  virtual uint64_t slot_bytes() const = 0;  // 0: unknown here
+  virtual Status RecordMeta(const std::string& text) = 0;
+  virtual double blocked_s() const = 0;
+};
+
+class LocalSink : public Sink {
+ public:
+  LocalSink(std::unique_ptr<BatchQueue> q, int timeout_ms)
+      : q_(std::move(q)), timeout_(timeout_ms) {}
+  Status Push(const BatchShape& shape, const float* f, const float* l,
+              uint64_t id, uint64_t seq) override {
+    return q_->Push(shape, f, l, timeout_, id, seq);
+  }
+  bool closed() const override { return q_->closed(); }
+  uint64_t slot_bytes() const override { return q_->slot_bytes(); }
+  Status RecordMeta(const std::string& text) override {
+    // The first producer records the normalisation for the trainer.
+    return q_->Meta().empty() ? q_->SetMeta(text) : Status::Ok();
+  }
+  double blocked_s() const override { return q_->Stats().producer_blocked_s; }
+
+ private:
+  std::unique_ptr<BatchQueue> q_;
+  const std::chrono::milliseconds timeout_;
+};
+
+class RemoteSink : public Sink {
+ public:
+  RemoteSink(std::unique_ptr<Client> c, std::string queue)
+      : client_(std::move(c)), queue_(std::move(queue)) {}
+  Status Push(const BatchShape& shape, const float* f, const float* l, uint64_t,
+              uint64_t) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    Status s = client_->QueuePush(0, queue_, shape, f, l).Wait();
+    waited_s_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    if (s.code() == Code::kClosed) closed_ = true;
+    return s.code() == Code::kClosed ? Status(Code::kClosed, "closed") : s;
+  }
+  bool closed() const override { return closed_; }
+  uint64_t slot_bytes() const override { return 0; }
+  Status RecordMeta(const std::string&) override { return Status::Ok(); }
+  double blocked_s() const override { return waited_s_; }
+
+ private:
+  std::unique_ptr<Client> client_;
+  const std::string queue_;
+  bool closed_ = false;
+  double waited_s_ = 0;
 };
 
 struct FeedResult {
@@ -59,8 +121,7 @@ Status ResolveColumns(const FeedFlags& flags, const CsvReader& csv,
   return ValidateWindowOptions(*o, columns);
 }
 
-Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in,
-                        BatchQueue& queue) {
+Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   CsvReader csv(in, !flags.no_header, flags.skip_bad_rows);
   // The first rows fix the column count and the normalisation; they are
   // held back and fed like the rest afterwards.
@@ -86,14 +147,14 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in,
   const Normalizer norm =
       flags.norm_rows > 0 ? Normalizer::Fit(head, columns) : Normalizer();
   // The first producer records the normalisation for the trainer.
-  if (flags.norm_rows > 0 && queue.Meta().empty())
-    SHARDPS_RETURN_IF_ERROR(
-        queue.SetMeta(norm.ToText() + " target=" + std::to_string(o.target)));
+  if (flags.norm_rows > 0)
+    SHARDPS_RETURN_IF_ERROR(queue.RecordMeta(
+        norm.ToText() + " target=" + std::to_string(o.target)));
 
   const BatchShape full{flags.batch, flags.window,
                         static_cast<uint32_t>(o.features.size()),
                         flags.horizon};
-  if (full.bytes() > queue.slot_bytes())
+  if (queue.slot_bytes() > 0 && full.bytes() > queue.slot_bytes())
     return Status(Code::kInvalidArgument,
                   "a batch of " + std::to_string(full.bytes()) +
                       " bytes does not fit the queue's " +
@@ -104,9 +165,7 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in,
   const auto on_batch = [&](const float* f, const float* l, uint32_t rows) {
     BatchShape shape = full;
     shape.batch = rows;
-    Status s =
-        queue.Push(shape, f, l, std::chrono::milliseconds(flags.timeout_ms),
-                   flags.producer_id, result.batches);
+    Status s = queue.Push(shape, f, l, flags.producer_id, result.batches);
     if (s.code() == Code::kClosed) {
       result.closed = true;
       return false;
@@ -156,13 +215,30 @@ int RunFeed(const FeedFlags& flags) {
   if (flags.window == 0)
     return ReportError("feed",
                        Status(Code::kInvalidArgument, "--window must be > 0"));
-  if (flags.queue.find("://") != std::string::npos)
-    return ReportError(
-        "feed", Status(Code::kUnimplemented,
-                       "remote queues (ENDPOINT/NAME) are not served yet; "
-                       "give the queue file's path on this host"));
-  auto queue = BatchQueue::Open(flags.queue);
-  if (!queue.ok()) return ReportError("feed", queue.status());
+  std::unique_ptr<Sink> sink;
+  const size_t scheme = flags.queue.find("://");
+  if (scheme != std::string::npos) {
+    // ENDPOINT/NAME: a queue hosted by a shard server (serve --queue).
+    const size_t slash = flags.queue.rfind('/');
+    if (slash <= scheme + 2 || slash + 1 == flags.queue.size())
+      return ReportError("feed", Status(Code::kInvalidArgument,
+                                        "--queue " + flags.queue +
+                                            ": expected ENDPOINT/NAME, e.g. "
+                                            "tcp://host:5555/co2"));
+    ClusterInfo cluster;
+    cluster.shards.push_back({0, flags.queue.substr(0, slash), ""});
+    ClientOptions options;
+    options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+    auto client = Client::Connect(cluster, options);
+    if (!client.ok()) return ReportError("feed", client.status());
+    sink = std::make_unique<RemoteSink>(std::move(client).value(),
+                                        flags.queue.substr(slash + 1));
+  } else {
+    auto queue = BatchQueue::Open(flags.queue);
+    if (!queue.ok()) return ReportError("feed", queue.status());
+    sink =
+        std::make_unique<LocalSink>(std::move(queue).value(), flags.timeout_ms);
+  }
   std::ifstream file;
   std::istream* in = &std::cin;
   if (flags.input != "-") {
@@ -173,20 +249,19 @@ int RunFeed(const FeedFlags& flags) {
     in = &file;
   }
   const auto start = std::chrono::steady_clock::now();
-  const QueueStats before = (*queue)->Stats();
-  auto result = Feed(flags, *in, **queue);
+  const double blocked_before = sink->blocked_s();
+  auto result = Feed(flags, *in, *sink);
   if (!result.ok()) return ReportError("feed", result.status());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  const QueueStats after = (*queue)->Stats();
   std::printf(
       "fed %llu batches (%llu windows from %llu rows) in %.2f s; queue "
       "producers blocked %.2f s; stopped: %s\n",
       static_cast<unsigned long long>(result->batches),
       static_cast<unsigned long long>(result->windows),
       static_cast<unsigned long long>(result->rows), seconds,
-      after.producer_blocked_s - before.producer_blocked_s,
+      sink->blocked_s() - blocked_before,
       result->closed ? "queue closed" : "input ended");
   return 0;
 }
@@ -197,7 +272,9 @@ void RegisterFeed(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<FeedFlags>();
   CLI::App* cmd = app.add_subcommand(
       "feed", "Stream a CSV time series into a batch queue as windows");
-  cmd->add_option("--queue", flags->queue, "Queue file (see `shardps queue`)")
+  cmd->add_option("--queue", flags->queue,
+                  "Queue file on this host, or ENDPOINT/NAME of a queue a "
+                  "shard server hosts (serve --queue)")
       ->required();
   cmd->add_option("--window", flags->window, "Rows per window")->required();
   cmd->add_option("--horizon", flags->horizon, "Label rows after a window")

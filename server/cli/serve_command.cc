@@ -19,7 +19,8 @@ struct ServeFlags {
   uint32_t threads = 1;
   std::string storage;
   std::string segment;
-  uint32_t workers = 0;  // 0: the spec's [consistency] workers
+  uint32_t workers = 0;             // 0: the spec's [consistency] workers
+  std::vector<std::string> queues;  // NAME:SLOTS:SLOT_BYTES
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -38,6 +39,12 @@ int RunServe(const ServeFlags& flags) {
   options.spec = std::move(spec).value();
   if (!flags.storage.empty()) options.spec.storage = flags.storage;
   if (flags.workers != 0) options.spec.consistency.workers = flags.workers;
+  for (const std::string& q : flags.queues) {
+    auto parsed = QueueOption::Parse(q);
+    if (!parsed.ok()) return ReportError("serve", parsed.status());
+    options.queues.push_back(*parsed);
+  }
+  const std::vector<QueueOption> queues = options.queues;
   options.shard = flags.shard;
   options.shards = flags.shards;
   options.listen = flags.listen;
@@ -55,6 +62,9 @@ int RunServe(const ServeFlags& flags) {
                flags.shard, flags.shards, (*server)->segment_path().c_str(),
                r.created ? "created" : "reopened",
                r.unclean ? ", after an unclean shutdown" : "");
+  for (const QueueOption& q : queues)
+    std::fprintf(stderr, "shardps serve: hosting queue '%s' at %s\n",
+                 q.name.c_str(), (*server)->queue_path(q.name).c_str());
   if (consistency.waits())
     std::fprintf(stderr, "shardps serve: %s with %u workers\n",
                  consistency.ModeName().c_str(), consistency.workers);
@@ -99,6 +109,9 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                   "Number of workers for bsp/ssp clocks (overrides the "
                   "spec's consistency.workers)")
       ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--queue", flags->queues,
+                  "Host a batch queue NAME:SLOTS:SLOT_BYTES for remote "
+                  "producers (repeatable)");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

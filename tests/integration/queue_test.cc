@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "shardps/batch_queue.h"
+#include "shardps/client.h"
 #include "tests/integration/harness.h"
 
 namespace shardps::testing {
@@ -185,6 +186,69 @@ TEST_CASE("opening a file that is not a queue fails cleanly",
                 milliseconds(10))
             .code() == Code::kSizeMismatch);
   CHECK(q->Stats().produced == 0);
+}
+
+TEST_CASE("a remote producer's pushes wait for space and stop at close",
+          "[integration][queue]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(
+      dir.File("spec.toml"), SpecText("qhost", 1024, 1.0, {{"t", {8}}}));
+  auto server = ChildProcess::Spawn(
+      {kShardpsBinary, "serve", "--spec", spec, "--shard", "0", "--shards", "1",
+       "--listen", "tcp://127.0.0.1:*", "--storage", dir.File("st"), "--queue",
+       "feed:4:4096"});
+  REQUIRE(server.ok());
+  auto line = (*server)->ReadLine(kStartTimeout);
+  INFO((*server)->Stderr());
+  REQUIRE(line.has_value());
+  const std::string endpoint = line->substr(line->rfind(' ') + 1);
+  ClusterInfo cluster;
+  cluster.shards.push_back({0, endpoint, ""});
+  ClientOptions options;
+  options.request_timeout = seconds(20);
+  auto producer = Client::Connect(cluster, options);
+  REQUIRE(producer.ok());
+  auto consumer = BatchQueue::Open(dir.File("st") + "/qhost/feed.queue");
+  INFO(consumer.status().ToString());
+  REQUIRE(consumer.ok());
+
+  const BatchShape shape{kBatch, 1, kFeatures, 1};
+  std::vector<std::vector<float>> f(6), l(6);
+  for (int i = 0; i < 6; ++i) {
+    f[i].assign(shape.feature_floats(), float(i));
+    l[i].assign(shape.label_floats(), float(i));
+  }
+  for (int i = 0; i < 4; ++i)
+    REQUIRE((*producer)
+                ->QueuePush(0, "feed", shape, f[i].data(), l[i].data())
+                .Wait()
+                .ok());
+  // The queue is full: the fifth push is held until a slot frees.
+  Handle fifth =
+      (*producer)->QueuePush(0, "feed", shape, f[4].data(), l[4].data());
+  CHECK(fifth.WaitFor(milliseconds(300)).code() == Code::kTimeout);
+  auto first = (*consumer)->Next(seconds(5));
+  REQUIRE(first.ok());
+  CHECK(first->features()[0] == 0.0f);
+  (*consumer)->Release(*first);
+  CHECK(fifth.Wait().ok());
+  // Order is kept: 1, 2, 3, 4 follow.
+  for (int i = 1; i <= 4; ++i) {
+    auto b = (*consumer)->Next(seconds(5));
+    REQUIRE(b.ok());
+    CHECK(b->features()[0] == float(i));
+    CHECK(b->labels()[0] == float(i));
+    (*consumer)->Release(*b);
+  }
+  (*consumer)->Close();
+  CHECK((*producer)
+            ->QueuePush(0, "feed", shape, f[5].data(), l[5].data())
+            .Wait()
+            .code() == Code::kClosed);
+  CHECK((*producer)
+            ->QueuePush(0, "nope", shape, f[5].data(), l[5].data())
+            .Wait()
+            .code() == Code::kNotFound);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shardps/batch_queue.h"
 #include "shardps/cluster.h"
 #include "shardps/layout.h"
 #include "shardps/options.h"
@@ -155,6 +156,16 @@ class Client {
   Handle PullRows(std::string_view table, const uint64_t* ids, size_t n,
                   float* out);
   const std::vector<TableInfo>& tables() const { return tables_; }
+
+  // Sends one batch to queue `queue` hosted by shard `shard` (`shardps serve
+  // --queue`). The handle completes when the batch is in the queue: while
+  // the queue is full it waits (backpressure), up to request_timeout.
+  // kClosed once the consumer closed the queue; kNotFound for a queue the
+  // shard does not host. Zero-copy: `features` and `labels` must stay alive
+  // until the handle is done.
+  Handle QueuePush(uint32_t shard, std::string_view queue,
+                   const BatchShape& shape, const float* features,
+                   const float* labels);
 
   // Ends this worker's current clock on every shard (ClientOptions::worker
   // must be set) and moves it to the next: later Push/Pull calls carry the

@@ -1,0 +1,155 @@
+#include "server/queue_service.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+namespace shardps {
+
+namespace {
+
+// How long a push may wait for space before its producer gets kTimeout.
+constexpr std::chrono::seconds kMaxWait{60};
+constexpr size_t kMaxWaiting = 1024;
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+Result<QueueOption> QueueOption::Parse(const std::string& text) {
+  const size_t a = text.find(':');
+  const size_t b = a == std::string::npos ? a : text.find(':', a + 1);
+  QueueOption o;
+  if (b != std::string::npos) {
+    o.name = text.substr(0, a);
+    try {
+      size_t used = 0;
+      const unsigned long slots =
+          std::stoul(text.substr(a + 1, b - a - 1), &used);
+      if (used != b - a - 1) throw std::invalid_argument("slots");
+      const std::string bytes_text = text.substr(b + 1);
+      const unsigned long long bytes = std::stoull(bytes_text, &used);
+      if (used != bytes_text.size()) throw std::invalid_argument("bytes");
+      o.slots = static_cast<uint32_t>(slots);
+      o.slot_bytes = bytes;
+    } catch (const std::exception&) {
+      o.slots = 0;
+    }
+  }
+  if (!ValidName(o.name) || o.slots == 0 || o.slots > 65536 ||
+      o.slot_bytes == 0)
+    return Status(Code::kInvalidArgument,
+                  "--queue expects NAME:SLOTS:SLOT_BYTES (name "
+                  "[A-Za-z0-9_.-], 1..65536 slots, bytes > 0), got '" +
+                      text + "'");
+  return o;
+}
+
+Result<std::unique_ptr<QueueService>> QueueService::Open(
+    const std::string& dir, const std::vector<QueueOption>& options) {
+  auto service = std::make_unique<QueueService>();
+  for (const QueueOption& o : options) {
+    const std::string path = dir + "/" + o.name + ".queue";
+    struct stat st;
+    auto q = ::stat(path.c_str(), &st) == 0
+                 ? BatchQueue::Open(path)
+                 : BatchQueue::Create(path, o.slots, o.slot_bytes);
+    if (!q.ok()) return q.status();
+    if ((*q)->slots() != o.slots || (*q)->slot_bytes() != o.slot_bytes)
+      return Status(Code::kInvalidArgument,
+                    path + " exists with " + std::to_string((*q)->slots()) +
+                        " slots of " + std::to_string((*q)->slot_bytes()) +
+                        " bytes, not as --queue asks; remove it first");
+    if (!service->queues_.emplace(o.name, std::move(q).value()).second)
+      return Status(Code::kInvalidArgument,
+                    "queue '" + o.name + "' given twice");
+  }
+  return service;
+}
+
+Status QueueService::TryPlace(Waiting& w) {
+  auto slot = w.queue->Claim(std::chrono::milliseconds(0));
+  if (!slot.ok()) return slot.status();
+  std::memcpy(slot->data(), w.frames[2].data(), w.frames[2].size());
+  std::memcpy(slot->data() + w.shape.feature_floats(), w.frames[3].data(),
+              w.frames[3].size());
+  return w.queue->Commit(*slot, w.shape, w.producer_id);
+}
+
+void QueueService::Push(const wire::Request& req,
+                        std::vector<zmq::message_t>& frames,
+                        const Reply& reply) {
+  const uint64_t id = req.request_id();
+  auto fail = [&](Code code, const std::string& message) {
+    reply(frames[0], id, Status(code, message));
+  };
+  if (req.tensor() == nullptr)
+    return fail(Code::kInvalidArgument, "QueuePush names no queue");
+  auto it = queues_.find(req.tensor()->string_view());
+  if (it == queues_.end())
+    return fail(Code::kNotFound,
+                "this server hosts no queue '" + req.tensor()->str() + "'");
+  const auto* dims = req.blocks();
+  if (dims == nullptr || dims->size() != 4)
+    return fail(Code::kInvalidArgument,
+                "QueuePush needs the shape [batch, window, features, horizon]");
+  Waiting w{it->second.get(),
+            BatchShape{dims->Get(0), dims->Get(1), dims->Get(2), dims->Get(3)},
+            {},
+            id,
+            req.client_id(),
+            std::chrono::steady_clock::now() + kMaxWait};
+  if (frames.size() != 4)
+    return fail(Code::kInvalidArgument,
+                "QueuePush needs two payload frames (features, labels)");
+  if (req.dtype() != wire::DType::F32)
+    return fail(Code::kInvalidArgument, "QueuePush carries float32 only");
+  // Bytes checked by division first, so a crafted shape cannot overflow.
+  const uint64_t f = w.shape.feature_floats(), l = w.shape.label_floats();
+  if (w.shape.window > (1u << 20) || w.shape.features > (1u << 20) ||
+      w.shape.batch > (1u << 20) || w.shape.horizon > (1u << 20) ||
+      frames[2].size() != f * sizeof(float) ||
+      frames[3].size() != l * sizeof(float) ||
+      w.shape.bytes() > w.queue->slot_bytes())
+    return fail(Code::kSizeMismatch,
+                "QueuePush frames do not match the shape, or the batch does "
+                "not fit a slot of " +
+                    std::to_string(w.queue->slot_bytes()) + " bytes");
+  w.frames = std::move(frames);
+  if (waiting_.empty()) {
+    Status s = TryPlace(w);
+    if (s.code() != Code::kTimeout) {
+      reply(w.frames[0], id, s);
+      return;
+    }
+  }
+  if (waiting_.size() >= kMaxWaiting) {
+    reply(w.frames[0], id,
+          Status(Code::kBusy, "too many pushes already wait for queue space"));
+    return;
+  }
+  waiting_.push_back(std::move(w));  // behind earlier ones: order is kept
+}
+
+void QueueService::Retry(const Reply& reply) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!waiting_.empty()) {
+    Waiting& w = waiting_.front();
+    Status s = TryPlace(w);
+    if (s.code() == Code::kTimeout) {
+      if (now < w.deadline) return;  // still full: keep order, try later
+      s = Status(Code::kTimeout, "queue stayed full for 60 s");
+    }
+    reply(w.frames[0], w.request_id, s);
+    waiting_.pop_front();
+  }
+}
+
+}  // namespace shardps
