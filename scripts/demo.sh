@@ -22,7 +22,7 @@ data=/usr/share/datasets/fashion-mnist
 echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" \
-  --target shardps logistic_regression fashion_mnist_mlp >/dev/null
+  --target shardps logistic_regression fashion_mnist >/dev/null
 shardps="$build/server/shardps"
 
 if [[ -f "$data/train-images-idx3-ubyte.gz" ]]; then
@@ -61,7 +61,7 @@ cat "$work/launch.log"
 echo "== training $what with 2 workers"
 for w in 0 1; do
   if [[ "$spec" == *mlp.toml ]]; then
-    "$build/examples/fashion_mnist_mlp" --cluster "$work/cluster.toml" \
+    "$build/examples/fashion_mnist" --cluster "$work/cluster.toml" \
       --worker "$w" --workers 2 --epochs "$epochs" --mode "$mode" &
   else
     "$build/examples/logistic_regression" --cluster "$work/cluster.toml" \

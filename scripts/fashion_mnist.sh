@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Trains the Fashion-MNIST MLP on a local cluster: S shards, W worker
+# Trains a Fashion-MNIST MLP or CNN (MODEL=mlp|cnn) on a local cluster: S shards, W worker
 # processes, each on its own slice of the training set, pushing gradients
 # asynchronously. Worker 0 prints loss, test accuracy and samples/s per epoch,
 # writes a CSV log and (with gnuplot) a PNG curve.
 #
 #   scripts/fashion_mnist.sh                       # 2 shards, 2 workers, 10 epochs
 #   WORKERS=1 MODE=classic EPOCHS=5 scripts/fashion_mnist.sh
+#   MODEL=cnn EPOCHS=8 scripts/fashion_mnist.sh
 #   OUT=runs/mlp scripts/fashion_mnist.sh          # where the log and PNG go
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +16,13 @@ shards=${SHARDS:-2}
 workers=${WORKERS:-2}
 epochs=${EPOCHS:-10}
 mode=${MODE:-auto}
+model=${MODEL:-mlp}
 out=${OUT:-fashion-mnist-run}
 extra=(${EXTRA_ARGS:-})
 
 echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
-cmake --build "$build" --parallel "$(nproc)" --target shardps fashion_mnist_mlp >/dev/null
+cmake --build "$build" --parallel "$(nproc)" --target shardps fashion_mnist >/dev/null
 shardps="$build/server/shardps"
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fmnist.XXXXXX")
@@ -37,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting $shards shard(s)"
-"$shardps" launch --spec examples/fashion_mnist/mlp.toml --shards "$shards" \
+"$shardps" launch --spec "examples/fashion_mnist/$model.toml" --shards "$shards" \
   --storage "$work" --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
 launcher=$!
 for _ in $(seq 1 300); do
@@ -48,10 +50,11 @@ done
 grep -q ready "$work/launch.log" || { echo "cluster did not start"; exit 1; }
 
 mkdir -p "$out"
-echo "== training: $workers worker(s), $epochs epoch(s), mode $mode"
+echo "== training the $model: $workers worker(s), $epochs epoch(s), mode $mode"
 for w in $(seq 0 $((workers - 1))); do
-  "$build/examples/fashion_mnist_mlp" --cluster "$work/cluster.toml" \
+  "$build/examples/fashion_mnist" --cluster "$work/cluster.toml" \
     --worker "$w" --workers "$workers" --epochs "$epochs" --mode "$mode" \
+    --model "$model" \
     --log "$out/log.csv" "${extra[@]}" &
   pids+=($!)
 done
