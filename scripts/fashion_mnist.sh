@@ -7,6 +7,7 @@
 #   scripts/fashion_mnist.sh                       # 2 shards, 2 workers, 10 epochs
 #   WORKERS=1 MODE=classic EPOCHS=5 scripts/fashion_mnist.sh
 #   MODEL=cnn EPOCHS=8 scripts/fashion_mnist.sh
+#   CONSISTENCY=bsp scripts/fashion_mnist.sh       # one averaged step per clock
 #   OUT=runs/mlp scripts/fashion_mnist.sh          # where the log and PNG go
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ workers=${WORKERS:-2}
 epochs=${EPOCHS:-10}
 mode=${MODE:-auto}
 model=${MODEL:-mlp}
+consistency=${CONSISTENCY:-async}
 out=${OUT:-fashion-mnist-run}
 extra=(${EXTRA_ARGS:-})
 
@@ -38,8 +40,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== starting $shards shard(s)"
-"$shardps" launch --spec "examples/fashion_mnist/$model.toml" --shards "$shards" \
+spec="examples/fashion_mnist/$model.toml"
+if [[ "$consistency" != async ]]; then
+  # The same model, with its workers' gradients combined per step.
+  spec="$work/$model-$consistency.toml"
+  cp "examples/fashion_mnist/$model.toml" "$spec"
+  printf '\n[consistency]\nmode = "%s"\nworkers = %d\nreduce = "mean"\n' \
+    "$consistency" "$workers" >>"$spec"
+fi
+echo "== starting $shards shard(s), $consistency"
+"$shardps" launch --spec "$spec" --shards "$shards" \
   --storage "$work" --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
 launcher=$!
 for _ in $(seq 1 300); do

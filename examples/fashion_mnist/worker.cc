@@ -86,7 +86,17 @@ int Run(const Flags& f) {
     }
     test = std::move(t).value();
   }
-  auto client = shardps::Client::Connect(f.cluster);
+  // Workers are clock workers (Clock() after every step) when the model is
+  // bsp or ssp; the servers then combine their gradients per step.
+  shardps::ClientOptions options;
+  options.worker = f.worker;
+  options.request_timeout = std::chrono::seconds(120);
+  auto client = shardps::Client::Connect(f.cluster, options);
+  if (!client.ok() &&
+      client.status().code() == shardps::Code::kInvalidArgument) {
+    options.worker = -1;  // an async model without a worker count
+    client = shardps::Client::Connect(f.cluster, options);
+  }
   if (!client.ok()) {
     std::fprintf(stderr, "fashion_mnist: %s\n",
                  client.status().ToString().c_str());
@@ -102,6 +112,7 @@ int Run(const Flags& f) {
     return 2;
   }
   fashion_mnist::ParamStore& w = **store;
+  const bool clocked = (*client)->consistency() != "async";
   std::vector<size_t> mine;
   for (size_t i = static_cast<size_t>(f.worker); i < train->count;
        i += static_cast<size_t>(f.workers))
@@ -139,8 +150,10 @@ int Run(const Flags& f) {
         return 1;
       }
       loss_sum += model->Step(w, x, y, &grads);
-      if (shardps::Status s = w.Push(grads); !s.ok()) {
-        std::fprintf(stderr, "fashion_mnist: %s\n", s.ToString().c_str());
+      shardps::Status pushed = w.Push(grads);
+      if (pushed.ok() && clocked) pushed = (*client)->Clock().Wait();
+      if (!pushed.ok()) {
+        std::fprintf(stderr, "fashion_mnist: %s\n", pushed.ToString().c_str());
         return 1;
       }
       ++steps;
