@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <utility>
 
 #include "client/call_state.h"
@@ -504,90 +505,92 @@ Handle Client::QueuePush(uint32_t shard, std::string_view queue,
   return Handle(std::move(call));
 }
 
+namespace {
+
+// Sends `op` to every shard as one call (one part each, shaped by `fill`),
+// with the client's request deadline.
+Handle SendToAllShards(IoThread& io, wire::Op op,
+                       const std::function<void(uint32_t, Part*)>& fill) {
+  const size_t shards = io.shards().size();
+  const auto deadline = CallState::Clock::now() + io.options().request_timeout;
+  auto call = std::make_shared<CallState>(static_cast<int>(shards), deadline);
+  std::vector<Part> parts;
+  for (uint32_t i = 0; i < shards; ++i) {
+    Part p;
+    p.call = call;
+    p.shard = i;
+    p.op = op;
+    p.deadline = deadline;
+    fill(i, &p);
+    parts.push_back(std::move(p));
+  }
+  io.Submit(std::move(parts));
+  return Handle(std::move(call));
+}
+
+}  // namespace
+
 Handle Client::Clock() {
   if (io_->options().worker < 0)
     return FailedHandle(Status(Code::kInvalidArgument,
                                "Clock needs ClientOptions::worker set"));
   const int64_t clock = clock_.fetch_add(1, std::memory_order_relaxed);
-  const auto& shards = io_->shards();
-  const auto deadline =
-      CallState::Clock::now() + io_->options().request_timeout;
-  auto call =
-      std::make_shared<CallState>(static_cast<int>(shards.size()), deadline);
-  std::vector<Part> parts;
-  for (uint32_t i = 0; i < shards.size(); ++i) {
-    Part p;
-    p.call = call;
-    p.shard = i;
-    p.op = wire::Op::Clock;
-    p.clock = clock;
-    p.deadline = deadline;
-    parts.push_back(std::move(p));
-  }
-  io_->Submit(std::move(parts));
-  return Handle(std::move(call));
+  return SendToAllShards(*io_, wire::Op::Clock,
+                         [clock](uint32_t, Part* p) { p->clock = clock; });
 }
 
 Result<std::vector<ShardStats>> Client::Stats() {
   const auto& shards = io_->shards();
   auto results = std::make_shared<std::vector<ShardStats>>(shards.size());
-  const auto deadline =
-      CallState::Clock::now() + io_->options().request_timeout;
-  auto call =
-      std::make_shared<CallState>(static_cast<int>(shards.size()), deadline);
-  std::vector<Part> parts;
-  for (uint32_t i = 0; i < shards.size(); ++i) {
-    Part p;
-    p.call = call;
-    p.shard = i;
-    p.op = wire::Op::Stats;
-    p.deadline = deadline;
-    const std::string endpoint = shards[i].endpoint;
-    p.on_reply = [results, i, endpoint](const wire::Reply& r) {
-      const wire::ShardStats* s = r.stats();
-      if (s == nullptr) return Status(Code::kBadMessage, "Stats reply empty");
-      ShardStats& out = (*results)[i];
-      out.shard = s->shard();
-      out.endpoint = endpoint;
-      out.model = s->model() ? s->model()->str() : "";
-      out.blocks = s->blocks();
-      out.threads = s->threads();
-      out.pushes = s->pushes();
-      out.pulls = s->pulls();
-      out.updates_applied = s->updates_applied();
-      out.errors = s->errors();
-      out.bytes_in = s->bytes_in();
-      out.bytes_out = s->bytes_out();
-      out.uptime_ms = s->uptime_ms();
-      out.pid = s->pid();
-      out.consistency = s->consistency() ? s->consistency()->str() : "";
-      out.workers = s->workers();
-      out.applied_clock = s->applied_clock();
-      const size_t n = s->workers();
-      if ((s->clocks() && s->clocks()->size() != n) ||
-          (s->worker_state() && s->worker_state()->size() != n) ||
-          (s->worker_idle_ms() && s->worker_idle_ms()->size() != n))
-        return Status(Code::kBadMessage,
-                      "Stats reply: per-worker lists "
-                      "do not match the worker count");
-      out.workers_detail.resize(n);
-      for (size_t w = 0; w < n; ++w) {
-        WorkerStats& ws = out.workers_detail[w];
-        if (s->clocks()) ws.clock = s->clocks()->Get(static_cast<uint32_t>(w));
-        if (s->worker_state())
-          ws.state = static_cast<WorkerStats::State>(std::min<uint8_t>(
-              s->worker_state()->Get(static_cast<uint32_t>(w)), 2));
-        ws.idle_ms = s->worker_idle_ms()
-                         ? s->worker_idle_ms()->Get(static_cast<uint32_t>(w))
-                         : -1;
-      }
-      out.waiting = s->waiting();
-      return Status::Ok();
-    };
-    parts.push_back(std::move(p));
-  }
-  io_->Submit(std::move(parts));
-  SHARDPS_RETURN_IF_ERROR(Handle(call).Wait());
+  Handle call =
+      SendToAllShards(*io_, wire::Op::Stats, [&](uint32_t i, Part* p) {
+        const std::string endpoint = shards[i].endpoint;
+        p->on_reply = [results, i, endpoint](const wire::Reply& r) {
+          const wire::ShardStats* s = r.stats();
+          if (s == nullptr)
+            return Status(Code::kBadMessage, "Stats reply empty");
+          ShardStats& out = (*results)[i];
+          out.shard = s->shard();
+          out.endpoint = endpoint;
+          out.model = s->model() ? s->model()->str() : "";
+          out.blocks = s->blocks();
+          out.threads = s->threads();
+          out.pushes = s->pushes();
+          out.pulls = s->pulls();
+          out.updates_applied = s->updates_applied();
+          out.errors = s->errors();
+          out.bytes_in = s->bytes_in();
+          out.bytes_out = s->bytes_out();
+          out.uptime_ms = s->uptime_ms();
+          out.pid = s->pid();
+          out.consistency = s->consistency() ? s->consistency()->str() : "";
+          out.workers = s->workers();
+          out.applied_clock = s->applied_clock();
+          const size_t n = s->workers();
+          if ((s->clocks() && s->clocks()->size() != n) ||
+              (s->worker_state() && s->worker_state()->size() != n) ||
+              (s->worker_idle_ms() && s->worker_idle_ms()->size() != n))
+            return Status(Code::kBadMessage,
+                          "Stats reply: per-worker lists "
+                          "do not match the worker count");
+          out.workers_detail.resize(n);
+          for (size_t w = 0; w < n; ++w) {
+            WorkerStats& ws = out.workers_detail[w];
+            if (s->clocks())
+              ws.clock = s->clocks()->Get(static_cast<uint32_t>(w));
+            if (s->worker_state())
+              ws.state = static_cast<WorkerStats::State>(std::min<uint8_t>(
+                  s->worker_state()->Get(static_cast<uint32_t>(w)), 2));
+            ws.idle_ms =
+                s->worker_idle_ms()
+                    ? s->worker_idle_ms()->Get(static_cast<uint32_t>(w))
+                    : -1;
+          }
+          out.waiting = s->waiting();
+          return Status::Ok();
+        };
+      });
+  SHARDPS_RETURN_IF_ERROR(call.Wait());
   return std::move(*results);
 }
 

@@ -297,19 +297,29 @@ Status ReadShape(const toml::table& table, const std::string& path,
   return Status::Ok();
 }
 
+// A tensor's or table's `optimizer = { ... }`: the model's optimizer with the
+// keys given replaced; left unset when absent.
+Status ReadOptimizerOverride(const toml::table& table, const std::string& path,
+                             const OptimizerSpec& model_optimizer,
+                             std::optional<OptimizerSpec>* out) {
+  const toml::node* node = table.get("optimizer");
+  if (node == nullptr) return Status::Ok();
+  const toml::table* override_table = node->as_table();
+  if (override_table == nullptr)
+    return WrongType(path + ".optimizer", "a table", *node);
+  OptimizerSpec merged = model_optimizer;
+  SHARDPS_RETURN_IF_ERROR(
+      ReadOptimizerTable(*override_table, path + ".optimizer", &merged));
+  *out = merged;
+  return Status::Ok();
+}
+
 Status ReadTensor(const toml::table& table, const std::string& path,
                   const OptimizerSpec& model_optimizer, TensorSpec* tensor) {
   SHARDPS_RETURN_IF_ERROR(
       CheckKeys(table, path, {"name", "shape", "init", "seed", "optimizer"}));
-  if (const toml::node* node = table.get("optimizer")) {
-    const toml::table* override_table = node->as_table();
-    if (override_table == nullptr)
-      return WrongType(path + ".optimizer", "a table", *node);
-    OptimizerSpec merged = model_optimizer;
-    SHARDPS_RETURN_IF_ERROR(
-        ReadOptimizerTable(*override_table, path + ".optimizer", &merged));
-    tensor->optimizer = merged;
-  }
+  SHARDPS_RETURN_IF_ERROR(
+      ReadOptimizerOverride(table, path, model_optimizer, &tensor->optimizer));
   SHARDPS_RETURN_IF_ERROR(ReadString(table, "name", path + ".name",
                                      Presence::kRequired, &tensor->name));
   SHARDPS_RETURN_IF_ERROR(ReadShape(table, path + ".shape", &tensor->shape));
@@ -354,15 +364,8 @@ Status ReadTable(const toml::table& table, const std::string& path,
                  const OptimizerSpec& model_optimizer, TableSpec* out) {
   SHARDPS_RETURN_IF_ERROR(CheckKeys(
       table, path, {"name", "dim", "capacity", "init", "seed", "optimizer"}));
-  if (const toml::node* node = table.get("optimizer")) {
-    const toml::table* override_table = node->as_table();
-    if (override_table == nullptr)
-      return WrongType(path + ".optimizer", "a table", *node);
-    OptimizerSpec merged = model_optimizer;
-    SHARDPS_RETURN_IF_ERROR(
-        ReadOptimizerTable(*override_table, path + ".optimizer", &merged));
-    out->optimizer = merged;
-  }
+  SHARDPS_RETURN_IF_ERROR(
+      ReadOptimizerOverride(table, path, model_optimizer, &out->optimizer));
   SHARDPS_RETURN_IF_ERROR(ReadString(table, "name", path + ".name",
                                      Presence::kRequired, &out->name));
   for (const char* key : {"dim", "capacity"})

@@ -16,25 +16,9 @@ cmake --build "$build" --parallel "$(nproc)" --target shardps co2_forecast >/dev
 shardps="$build/server/shardps"
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-co2.XXXXXX")
-launcher=""
-cleanup() {
-  if [[ -n "$launcher" ]] && kill -0 "$launcher" 2>/dev/null; then
-    kill -INT "$launcher" 2>/dev/null || true
-    wait "$launcher" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$shardps" launch --spec examples/co2_forecast.toml --shards 2 \
-  --storage "$work" --cluster-file "$work/cluster.toml" >"$work/launch.log" &
-launcher=$!
-for _ in $(seq 1 300); do
-  grep -q ready "$work/launch.log" 2>/dev/null && break
-  kill -0 "$launcher" 2>/dev/null || { cat "$work/launch.log"; exit 1; }
-  sleep 0.1
-done
-grep -q ready "$work/launch.log" || { echo "cluster did not start"; exit 1; }
+source scripts/lib/cluster.sh
+trap 'stop_cluster; rm -rf "$work"' EXIT
+start_cluster "$shardps" examples/co2_forecast.toml 2 "$work"
 
 "$build/examples/co2_forecast" --cluster "$work/cluster.toml" \
   --shardps "$shardps" --max-epochs "${MAX_EPOCHS:-60}"

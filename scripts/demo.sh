@@ -34,28 +34,17 @@ else
 fi
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-demo.XXXXXX")
-launcher=""
+source scripts/lib/cluster.sh
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [[ -n "$launcher" ]] && kill -0 "$launcher" 2>/dev/null; then
-    kill -INT "$launcher" 2>/dev/null || true
-    wait "$launcher" 2>/dev/null || true
-  fi
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 echo "== starting a 2-shard cluster (segments in $work)"
-"$shardps" launch --spec "$spec" --shards 2 \
-  --storage "$work" --cluster-file "$work/cluster.toml" >"$work/launch.log" &
-launcher=$!
-for _ in $(seq 1 300); do
-  grep -q ready "$work/launch.log" 2>/dev/null && break
-  kill -0 "$launcher" 2>/dev/null || { cat "$work/launch.log"; exit 1; }
-  sleep 0.1
-done
-grep -q ready "$work/launch.log" || { echo "cluster did not start"; exit 1; }
+start_cluster "$shardps" "$spec" 2 "$work"
 cat "$work/launch.log"
 
 echo "== training $what with 2 workers"
@@ -76,7 +65,6 @@ echo "== shard counters"
 "$shardps" status --cluster "$work/cluster.toml"
 
 echo "== stopping the cluster"
-kill -INT "$launcher"
-wait "$launcher"
-launcher=""
+stop_cluster
+grep -E "stopping|stopped" "$work/launch.log" || true
 echo "== demo finished"

@@ -28,14 +28,11 @@ cmake --build "$build" --parallel "$(nproc)" --target shardps fashion_mnist >/de
 shardps="$build/server/shardps"
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fmnist.XXXXXX")
-launcher=""
+source scripts/lib/cluster.sh
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [[ -n "$launcher" ]] && kill -0 "$launcher" 2>/dev/null; then
-    kill -INT "$launcher" 2>/dev/null || true
-    wait "$launcher" 2>/dev/null || true
-  fi
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,15 +46,7 @@ if [[ "$consistency" != async ]]; then
     "$consistency" "$workers" >>"$spec"
 fi
 echo "== starting $shards shard(s), $consistency"
-"$shardps" launch --spec "$spec" --shards "$shards" \
-  --storage "$work" --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 300); do
-  grep -q ready "$work/launch.log" 2>/dev/null && break
-  kill -0 "$launcher" 2>/dev/null || { cat "$work/launch.log"; exit 1; }
-  sleep 0.1
-done
-grep -q ready "$work/launch.log" || { echo "cluster did not start"; exit 1; }
+start_cluster "$shardps" "$spec" "$shards" "$work"
 
 mkdir -p "$out"
 echo "== training the $model: $workers worker(s), $epochs epoch(s), mode $mode"

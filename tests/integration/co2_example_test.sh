@@ -9,20 +9,9 @@ data=${SHARDPS_DATA_DIR:-/usr/local/share/shardps/datasets}/co2.csv
 [[ -f "$data" ]] || { echo "no $data: skipped"; exit 77; }
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-co2-test.XXXXXX")
-launcher=""
-cleanup() {
-  [[ -n "$launcher" ]] && kill -INT "$launcher" 2>/dev/null && wait "$launcher" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$shardps" launch --spec "$spec" --shards 2 --storage "$work" \
-  --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 300); do
-  grep -q ready "$work/launch.log" && break
-  sleep 0.1
-done
-grep -q ready "$work/launch.log" || { cat "$work/launch.log"; exit 1; }
+source "$(dirname "$0")/../../scripts/lib/cluster.sh"
+trap 'stop_cluster; rm -rf "$work"' EXIT
+start_cluster "$shardps" "$spec" 2 "$work"
 "$trainer" --cluster "$work/cluster.toml" --data "$data" --shardps "$shardps" \
   --max-epochs 20 | tee "$work/out.txt"
 grep -q "better" "$work/out.txt"

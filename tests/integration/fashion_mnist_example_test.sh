@@ -9,20 +9,9 @@ data=/usr/share/datasets/fashion-mnist
 [[ -f "$data/train-images-idx3-ubyte.gz" ]] || { echo "no dataset: skipped"; exit 77; }
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fm-test.XXXXXX")
-launcher=""
-cleanup() {
-  [[ -n "$launcher" ]] && kill -INT "$launcher" 2>/dev/null && wait "$launcher" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$shardps" launch --spec "$spec" --shards 2 --storage "$work" \
-  --cluster-file "$work/cluster.toml" >"$work/launch.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 300); do
-  grep -q ready "$work/launch.log" && break
-  sleep 0.1
-done
-grep -q ready "$work/launch.log" || { cat "$work/launch.log"; exit 1; }
+source "$(dirname "$0")/../../scripts/lib/cluster.sh"
+trap 'stop_cluster; rm -rf "$work"' EXIT
+start_cluster "$shardps" "$spec" 2 "$work"
 args=(--cluster "$work/cluster.toml" --workers 2 --epochs 3 --batch 32
       --train-limit 600 --test-limit 500 --log "$work/log.csv")
 "$worker" "${args[@]}" --worker 1 &
