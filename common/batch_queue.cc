@@ -98,7 +98,7 @@ Status ValidateQueue(const QueueHeader& h, uint64_t size) {
                                       std::to_string(h.format_version));
   if (h.header_crc != QueueCrc(h))
     return Status(Code::kCorrupt, "queue header checksum mismatch");
-  if (h.slot_count == 0 || h.slot_count > kMaxSlots || h.slot_bytes == 0 ||
+  if (h.slot_count < 2 || h.slot_count > kMaxSlots || h.slot_bytes == 0 ||
       h.slot_bytes > kMaxSlotBytes ||
       h.slot_stride != RoundUp(kSlotHeaderBytes + h.slot_bytes, 4096) ||
       h.file_bytes != size ||
@@ -125,9 +125,11 @@ BatchQueue::~BatchQueue() {
 Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
                                                        uint32_t slots,
                                                        uint64_t slot_bytes) {
-  if (slots == 0 || slots > kMaxSlots)
+  // One slot cannot work: "committed for ticket t" and "free for ticket
+  // t + 1" would be the same sequence number.
+  if (slots < 2 || slots > kMaxSlots)
     return Status(Code::kInvalidArgument,
-                  "queue slots must be 1.." + std::to_string(kMaxSlots));
+                  "queue slots must be 2.." + std::to_string(kMaxSlots));
   if (slot_bytes == 0 || slot_bytes > kMaxSlotBytes)
     return Status(Code::kInvalidArgument, "queue slot bytes must be 1..4 GiB");
   const uint64_t stride = RoundUp(kSlotHeaderBytes + slot_bytes, 4096);
@@ -242,7 +244,13 @@ Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
       }
       continue;
     }
-    if (seq > pos) continue;  // another producer took it; look again
+    if (seq > pos) {  // another producer took it; look again
+      if (Clock::now() >= deadline)
+        return Status(Code::kTimeout, path_ + ": no free slot within " +
+                                          std::to_string(timeout.count()) +
+                                          " ms");
+      continue;
+    }
     // Full: the slot still holds ticket pos - n's batch.
     if (RecoverDeadReader(pos - n)) continue;
     if (Clock::now() >= deadline)
@@ -270,7 +278,15 @@ Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
   s.features = fits ? shape.features : 0;
   s.horizon = fits ? shape.horizon : 0;
   s.writer_pid.store(0, std::memory_order_relaxed);
-  s.seq.store(w.ticket_ + 1, std::memory_order_release);
+  // A compare-and-swap, not a store: if a consumer took this claim for a
+  // dead producer's (we stalled for seconds), the ring has moved on and this
+  // batch is dropped rather than written over someone else's ticket.
+  uint64_t expected = w.ticket_;
+  if (!s.seq.compare_exchange_strong(expected, w.ticket_ + 1,
+                                     std::memory_order_acq_rel))
+    return Status(Code::kTimeout,
+                  "this producer stalled so long between claim and commit "
+                  "that its slot was recovered as dead; batch dropped");
   if (fits) header_->produced.fetch_add(1, std::memory_order_relaxed);
   Bump(header_->data_events);
   if (!fits)
@@ -297,30 +313,40 @@ Status BatchQueue::Push(const BatchShape& shape, const float* features,
   return Commit(*w, shape, producer_id, producer_seq);
 }
 
+bool BatchQueue::HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch) {
+  if (pid > 0) return ProcessGone(pid);
+  // No pid recorded yet: the holder either has not reached that store or
+  // died just before it. Only a claim that stays so for the whole grace
+  // period, as timed by this observer, counts as dead.
+  const uint64_t now = MonotonicNs();
+  if (watch->ticket != ticket || watch->since == 0) {
+    watch->ticket = ticket;
+    watch->since = now;
+    return false;
+  }
+  return now - watch->since >
+         uint64_t(std::chrono::nanoseconds(kUnsetPidGrace).count());
+}
+
 bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
   QueueHeader& h = *header_;
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket) return false;
   if (h.head.load(std::memory_order_acquire) <= ticket) return false;
-  const int32_t pid = s.writer_pid.load(std::memory_order_acquire);
-  const uint64_t since = s.held_since_ns.load(std::memory_order_relaxed);
-  const bool gone =
-      pid != 0
-          ? ProcessGone(pid)
-          : since != 0 &&
-                MonotonicNs() - since >
-                    uint64_t(std::chrono::nanoseconds(kUnsetPidGrace).count());
-  if (!gone) return false;
-  // Mark it skipped and pass the ticket on, as its writer would have.
-  uint64_t expected = ticket;
+  int32_t pid = s.writer_pid.load(std::memory_order_acquire);
+  if (pid < 0 || !HolderGone(pid, ticket, &writer_watch_)) return false;
+  // Take the recovery (pid -> -1) so one consumer alone rewrites the slot,
+  // and only then describe it as skipped and pass the ticket on.
+  if (!s.writer_pid.compare_exchange_strong(pid, -1, std::memory_order_acq_rel))
+    return true;  // someone else is recovering it, or it changed: look again
   s.producer_id = kSkippedProducer;
   s.batch = s.window = s.features = s.horizon = 0;
   s.ticket = ticket;
-  if (!s.seq.compare_exchange_strong(expected, ticket + 1,
-                                     std::memory_order_acq_rel))
-    return true;  // someone else recovered it (or it committed)
-  s.writer_pid.store(0, std::memory_order_relaxed);
-  h.skipped.fetch_add(1, std::memory_order_relaxed);
+  uint64_t expected = ticket;
+  if (s.seq.compare_exchange_strong(expected, ticket + 1,
+                                    std::memory_order_acq_rel))
+    h.skipped.fetch_add(1, std::memory_order_relaxed);
+  s.writer_pid.store(0, std::memory_order_release);
   Bump(h.data_events);
   return true;
 }
@@ -330,13 +356,15 @@ bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket + 1) return false;
   if (h.tail.load(std::memory_order_acquire) <= ticket) return false;
-  if (!ProcessGone(s.reader_pid.load(std::memory_order_acquire))) return false;
-  uint64_t expected = ticket + 1;
-  if (!s.seq.compare_exchange_strong(expected, ticket + h.slot_count,
-                                     std::memory_order_acq_rel))
+  int32_t pid = s.reader_pid.load(std::memory_order_acquire);
+  if (pid < 0 || !HolderGone(pid, ticket, &reader_watch_)) return false;
+  if (!s.reader_pid.compare_exchange_strong(pid, -1, std::memory_order_acq_rel))
     return true;
-  s.reader_pid.store(0, std::memory_order_relaxed);
-  h.consumed.fetch_add(1, std::memory_order_relaxed);
+  uint64_t expected = ticket + 1;
+  if (s.seq.compare_exchange_strong(expected, ticket + h.slot_count,
+                                    std::memory_order_acq_rel))
+    h.consumed.fetch_add(1, std::memory_order_relaxed);
+  s.reader_pid.store(0, std::memory_order_release);
   Bump(h.space_events);
   return true;
 }
@@ -364,6 +392,17 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
       }
       s.held_since_ns.store(MonotonicNs(), std::memory_order_relaxed);
       s.reader_pid.store(::getpid(), std::memory_order_release);
+      const BatchShape shape{s.batch, s.window, s.features, s.horizon};
+      if (shape.window > (1u << 24) || shape.features > (1u << 24) ||
+          shape.bytes() > h.slot_bytes) {
+        // A shape that does not fit its slot (a buggy writer or a damaged
+        // file) is never handed out: skip it like a dead producer's.
+        s.reader_pid.store(0, std::memory_order_relaxed);
+        s.seq.store(pos + n, std::memory_order_release);
+        h.skipped.fetch_add(1, std::memory_order_relaxed);
+        Bump(h.space_events);
+        continue;
+      }
       Batch b;
       b.shape_ = BatchShape{s.batch, s.window, s.features, s.horizon};
       b.features_ = payload(index);
@@ -374,7 +413,13 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
       b.slot_ = index;
       return b;
     }
-    if (seq > pos + 1) continue;  // another consumer took it
+    if (seq > pos + 1) {  // another consumer took it
+      if (Clock::now() >= deadline)
+        return Status(Code::kTimeout, "no batch in " + path_ + " within " +
+                                          std::to_string(timeout.count()) +
+                                          " ms");
+      continue;
+    }
     // Not committed: claimed by a producer still writing (or dead), or not
     // produced at all.
     if (RecoverDeadWriter(pos)) continue;
@@ -395,8 +440,13 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
 void BatchQueue::Release(const Batch& batch) {
   SlotHeader& s = slot(batch.slot_);
   s.reader_pid.store(0, std::memory_order_relaxed);
-  s.seq.store(batch.ticket_ + header_->slot_count, std::memory_order_release);
-  header_->consumed.fetch_add(1, std::memory_order_relaxed);
+  // Compare-and-swap: a producer may have recovered the slot already if
+  // this consumer stalled for seconds before recording its pid.
+  uint64_t expected = batch.ticket_ + 1;
+  if (s.seq.compare_exchange_strong(expected,
+                                    batch.ticket_ + header_->slot_count,
+                                    std::memory_order_acq_rel))
+    header_->consumed.fetch_add(1, std::memory_order_relaxed);
   Bump(header_->space_events);
 }
 

@@ -108,6 +108,11 @@ class Segment {
   // Rebuilds the layout the segment was made with (names, shapes, shards).
   ModelLayout Layout() const;
 
+  // The mapped file, for checkpoint copies. REQUIRES: the caller keeps
+  // within header().file_bytes and, for writes, writable() with no server.
+  const char* bytes() const { return base(); }
+  char* mutable_bytes() { return base(); }
+
   // Records a clean shutdown: the next open will not report a crash.
   // REQUIRES: writable(); every writer stopped.
   void MarkCleanShutdown();

@@ -18,6 +18,7 @@ void RegisterInspect(CLI::App& app, int* exit_code);
 void RegisterTensorIo(CLI::App& app, int* exit_code);  // pull and push
 void RegisterFeed(CLI::App& app, int* exit_code);
 void RegisterQueue(CLI::App& app, int* exit_code);
+void RegisterCheckpoint(CLI::App& app, int* exit_code);  // and restore
 
 // Prints "shardps <command>: <status>" to stderr and returns the exit code
 // for it (2 for bad input, 1 otherwise).

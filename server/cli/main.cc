@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   shardps::cli::RegisterTensorIo(app, &exit_code);
   shardps::cli::RegisterFeed(app, &exit_code);
   shardps::cli::RegisterQueue(app, &exit_code);
+  shardps::cli::RegisterCheckpoint(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,8 @@
 // Close stopping producers, a producer killed mid-write, and the bound on
 // batches made but never used.
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -173,6 +175,33 @@ TEST_CASE("a producer killed mid-write leaves the queue usable",
   CHECK(q->Stats().skipped == 1);
 }
 
+TEST_CASE("a consumer killed while holding a batch does not wedge the queue",
+          "[integration][queue]") {
+  TempDir dir;
+  auto q = CreateQueue(dir, 2);
+  const BatchShape shape{kBatch, 1, kFeatures, 1};
+  // Value 0 from producer 0, sequence 0: what TakeOne expects.
+  std::vector<float> f(shape.feature_floats(), 0.0f), l(shape.label_floats());
+  REQUIRE(q->Push(shape, f.data(), l.data(), seconds(1)).ok());
+  REQUIRE(q->Push(shape, f.data(), l.data(), seconds(1)).ok());
+  // A child takes the first batch and dies without releasing it.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto mine = BatchQueue::Open(q->path());
+    if (mine.ok() && (*mine)->Next(seconds(5)).ok()) ::_exit(0);
+    ::_exit(1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  TakeOne(*q);  // the second batch
+  // The dead consumer's slot is recovered: two more pushes fit.
+  CHECK(q->Push(shape, f.data(), l.data(), seconds(10)).ok());
+  CHECK(q->Push(shape, f.data(), l.data(), seconds(10)).ok());
+}
+
 TEST_CASE("opening a file that is not a queue fails cleanly",
           "[integration][queue]") {
   TempDir dir;
@@ -180,6 +209,9 @@ TEST_CASE("opening a file that is not a queue fails cleanly",
         Code::kNotFound);
   auto q = CreateQueue(dir, 2);
   CHECK(BatchQueue::Create(q->path(), 2, 4096).status().code() == Code::kBusy);
+  // One slot cannot tell "committed" from "free for the next ticket".
+  CHECK(BatchQueue::Create(dir.File("one"), 1, 4096).status().code() ==
+        Code::kInvalidArgument);
   // A batch larger than a slot is refused before anything is claimed.
   std::vector<float> big(2048, 1.0f);
   CHECK(q->Push(BatchShape{2, 1, 1024, 1}, big.data(), big.data(),

@@ -21,8 +21,9 @@
 // and skipped. A consumer killed while holding a slot gets it recovered the
 // same way.
 //
-// Thread-safety: a BatchQueue object may be used from many threads; any
-// number of processes may open the same file.
+// Thread-safety: one BatchQueue object per thread (each keeps its own
+// timing of stalled claims); any number of objects, threads and processes
+// may open the same file.
 #ifndef SHARDPS_BATCH_QUEUE_H_
 #define SHARDPS_BATCH_QUEUE_H_
 
@@ -104,9 +105,9 @@ struct QueueStats {
 
 class BatchQueue {
  public:
-  // Creates a new queue file (mode 0600) of `slots` slots of `slot_bytes`
-  // payload bytes each. kBusy if the file exists; kInvalidArgument for zero
-  // or absurd sizes.
+  // Creates a new queue file (mode 0600) of `slots` (>= 2) slots of
+  // `slot_bytes` payload bytes each. kBusy if the file exists;
+  // kInvalidArgument for fewer than 2 slots or absurd sizes.
   static Result<std::unique_ptr<BatchQueue>> Create(const std::string& path,
                                                     uint32_t slots,
                                                     uint64_t slot_bytes);
@@ -161,8 +162,15 @@ class BatchQueue {
   BatchQueue(std::string path, int fd, char* base, uint64_t bytes);
   SlotHeader& slot(uint32_t i) const;
   float* payload(uint32_t i) const;
+  // When this object first saw a claim with no pid recorded (see
+  // HolderGone); per object, so each observer times the grace itself.
+  struct StallWatch {
+    uint64_t ticket = ~uint64_t{0};
+    uint64_t since = 0;
+  };
+  bool HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch);
   // Frees `ticket`'s slot if its holder (writer or reader) died; true if it
-  // did.
+  // did, or if the slot changed meanwhile (look again).
   bool RecoverDeadWriter(uint64_t ticket);
   bool RecoverDeadReader(uint64_t ticket);
 
@@ -171,6 +179,7 @@ class BatchQueue {
   char* const base_;
   const uint64_t bytes_;
   QueueHeader* const header_;
+  StallWatch writer_watch_, reader_watch_;  // guarded by nothing: see below
 };
 
 }  // namespace shardps

@@ -1,0 +1,396 @@
+#include "common/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "common/checksum.h"
+#include "common/posix_file.h"
+#include "common/segment.h"
+#include "common/seqlock.h"
+
+namespace shardps {
+
+namespace {
+
+constexpr int kCheckpointFormat = 1;
+constexpr size_t kIoChunk = 4 << 20;
+
+std::string ShardFile(uint32_t shard, uint32_t shards) {
+  return "shard-" + std::to_string(shard) + "-of-" + std::to_string(shards) +
+         ".ckpt";
+}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+  return buf;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Status SyncDirectory(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || ::fsync(fd.get()) != 0)
+    return ErrnoStatus("fsync " + dir, errno);
+  return Status::Ok();
+}
+
+// Appends to a new file, sequentially, keeping a running CRC-32C.
+class SequentialWriter {
+ public:
+  static Result<SequentialWriter> Create(const std::string& path) {
+    UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoStatus("create " + path, errno);
+    return SequentialWriter(path, std::move(fd));
+  }
+  Status Write(const void* data, size_t n) {
+    crc_ = Crc32c(data, n, crc_);
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t w = ::write(fd_.get(), p, std::min(n, kIoChunk));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write " + path_, errno);
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+      bytes_ += static_cast<uint64_t>(w);
+    }
+    return Status::Ok();
+  }
+  Status Finish() {
+    if (::fsync(fd_.get()) != 0) return ErrnoStatus("fsync " + path_, errno);
+    return Status::Ok();
+  }
+  uint32_t crc() const { return crc_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  SequentialWriter(std::string path, UniqueFd fd)
+      : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+  uint32_t crc_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+struct ShardRecord {
+  std::string file;
+  uint64_t bytes = 0;
+  uint32_t crc = 0;
+  uint64_t updates_applied = 0;
+  int64_t applied_clock = 0;
+  std::vector<int64_t> clocks;
+};
+
+// Shard file layout: the data region [data_offset, file_bytes) with each
+// block's weights a seqlock-consistent copy, then the version region
+// [versions_offset, data_offset) with each block's version as copied.
+Status WriteShard(const Segment& seg, const std::string& path,
+                  ShardRecord* record) {
+  auto out = SequentialWriter::Create(path);
+  if (!out.ok()) return out.status();
+  const SegmentHeader& h = seg.header();
+  const char* base = seg.bytes();
+  std::vector<uint64_t> versions(seg.num_blocks());
+  std::vector<char> copy;
+  uint64_t cursor = h.data_offset;
+  for (uint32_t i = 0; i < seg.num_blocks(); ++i) {
+    const BlockEntry& b = seg.block(i);
+    if (b.data_offset != cursor)
+      return Status(Code::kInternal, "segment blocks are not contiguous");
+    copy.resize(b.data_bytes);
+    while (!TryReadConsistent(seg.version(i), seg.block_data(i), copy.data(),
+                              b.data_bytes, &versions[i]))
+      std::this_thread::yield();
+    SHARDPS_RETURN_IF_ERROR(out->Write(copy.data(), copy.size()));
+    // The rest up to the next block (optimizer state, accumulator) or, for
+    // the last block, to the end of the file (the tables).
+    const uint64_t end =
+        i + 1 < seg.num_blocks() ? seg.block(i + 1).data_offset : h.file_bytes;
+    cursor = b.data_offset + b.data_bytes;
+    SHARDPS_RETURN_IF_ERROR(out->Write(base + cursor, end - cursor));
+    cursor = end;
+  }
+  if (cursor < h.file_bytes)
+    SHARDPS_RETURN_IF_ERROR(out->Write(base + cursor, h.file_bytes - cursor));
+  std::vector<char> meta(base + h.versions_offset, base + h.data_offset);
+  for (uint32_t i = 0; i < seg.num_blocks(); ++i) {
+    const uint64_t v = versions[i];
+    std::memcpy(meta.data() + i * sizeof(BlockVersion), &v, sizeof(v));
+  }
+  SHARDPS_RETURN_IF_ERROR(out->Write(meta.data(), meta.size()));
+  SHARDPS_RETURN_IF_ERROR(out->Finish());
+  record->bytes = out->bytes();
+  record->crc = out->crc();
+  record->updates_applied = h.updates_applied.load();
+  record->applied_clock = h.applied_clock.load();
+  for (size_t w = 0; w < kMaxWorkers; ++w)
+    record->clocks.push_back(h.worker_clocks[w].load());
+  while (!record->clocks.empty() && record->clocks.back() == 0)
+    record->clocks.pop_back();
+  return Status::Ok();
+}
+
+std::string ManifestText(const SegmentHeader& h,
+                         const std::vector<ShardRecord>& shards) {
+  std::string m = "format = " + std::to_string(kCheckpointFormat) +
+                  "\nmodel = " + h.model + "\nspec_hash = " + Hex(h.spec_hash) +
+                  "\nshards = " + std::to_string(shards.size()) + "\n";
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const ShardRecord& r = shards[i];
+    const std::string k = "shard." + std::to_string(i) + ".";
+    std::string clocks;
+    for (int64_t c : r.clocks)
+      clocks += (clocks.empty() ? "" : ",") + std::to_string(c);
+    char crc[16];
+    std::snprintf(crc, sizeof(crc), "%08x", r.crc);
+    m += k + "file = " + r.file + "\n" + k +
+         "bytes = " + std::to_string(r.bytes) + "\n" + k + "crc32c = " + crc +
+         "\n" + k + "updates_applied = " + std::to_string(r.updates_applied) +
+         "\n" + k + "applied_clock = " + std::to_string(r.applied_clock) +
+         "\n" + k + "worker_clocks = " + clocks + "\n";
+  }
+  return m;
+}
+
+Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
+
+// "key = value" lines; anything else is a corrupt manifest.
+Result<std::map<std::string, std::string>> ParseManifest(
+    const std::string& path) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  std::map<std::string, std::string> kv;
+  size_t start = 0, line = 0;
+  while (start < text->size()) {
+    size_t end = text->find('\n', start);
+    if (end == std::string::npos) end = text->size();
+    ++line;
+    const std::string l = text->substr(start, end - start);
+    start = end + 1;
+    if (l.empty()) continue;
+    const size_t eq = l.find(" = ");
+    if (eq == std::string::npos)
+      return Corrupt(path + ": line " + std::to_string(line) +
+                     " is not 'key = value'");
+    kv[l.substr(0, eq)] = l.substr(eq + 3);
+  }
+  return kv;
+}
+
+Result<uint64_t> Number(const std::map<std::string, std::string>& kv,
+                        const std::string& key, int base = 10) {
+  auto it = kv.find(key);
+  if (it == kv.end()) return Corrupt("MANIFEST lacks " + key);
+  char* end = nullptr;
+  const uint64_t v = std::strtoull(it->second.c_str(), &end, base);
+  if (it->second.empty() || *end != '\0')
+    return Corrupt("MANIFEST " + key + " = '" + it->second +
+                   "' is not a number");
+  return v;
+}
+
+// Streams `path` once to check its size and CRC against the manifest.
+Status VerifyFile(const std::string& path, uint64_t bytes, uint32_t crc) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  std::vector<char> buf(kIoChunk);
+  uint64_t total = 0;
+  uint32_t c = 0;
+  for (;;) {
+    const ssize_t r = ::read(fd.get(), buf.data(), buf.size());
+    if (r < 0) return ErrnoStatus("read " + path, errno);
+    if (r == 0) break;
+    c = Crc32c(buf.data(), static_cast<size_t>(r), c);
+    total += static_cast<uint64_t>(r);
+  }
+  if (total != bytes)
+    return Corrupt(path + " is " + std::to_string(total) +
+                   " bytes, the manifest says " + std::to_string(bytes));
+  if (c != crc) return Corrupt(path + " fails its CRC-32C check");
+  return Status::Ok();
+}
+
+Status ReadInto(int fd, char* dst, uint64_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t r = ::read(fd, dst, std::min<uint64_t>(n, kIoChunk));
+    if (r < 0) return ErrnoStatus("read " + path, errno);
+    if (r == 0) return Corrupt(path + " ended early");
+    dst += r;
+    n -= static_cast<uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CheckpointSummary> WriteCheckpoint(
+    const std::vector<std::string>& segment_paths, const std::string& dir) {
+  if (segment_paths.empty())
+    return Status(Code::kInvalidArgument, "no segments to checkpoint");
+  if (Exists(dir))
+    return Status(Code::kBusy, dir +
+                                   " exists; checkpoints are written once, "
+                                   "to a new directory");
+  std::vector<std::unique_ptr<Segment>> segs;
+  for (size_t i = 0; i < segment_paths.size(); ++i) {
+    auto seg = Segment::OpenReadOnly(segment_paths[i]);
+    if (!seg.ok()) return seg.status();
+    const SegmentHeader& h = (*seg)->header();
+    if (h.shard_index != i || h.shard_count != segment_paths.size() ||
+        (i > 0 && h.spec_hash != segs[0]->header().spec_hash))
+      return Status(Code::kSpecMismatch,
+                    segment_paths[i] + " is not shard " + std::to_string(i) +
+                        " of the same model as the others");
+    segs.push_back(std::move(seg).value());
+  }
+  const uint32_t shards = static_cast<uint32_t>(segs.size());
+  const std::string tmp = dir + ".partial-" + std::to_string(::getpid());
+  if (::mkdir(tmp.c_str(), 0700) != 0)
+    return ErrnoStatus("mkdir " + tmp, errno);
+  auto fail = [&](const Status& s) {
+    for (uint32_t i = 0; i < shards; ++i)
+      ::unlink((tmp + "/" + ShardFile(i, shards)).c_str());
+    ::unlink((tmp + "/MANIFEST").c_str());
+    ::rmdir(tmp.c_str());
+    return s;
+  };
+  std::vector<ShardRecord> records(shards);
+  CheckpointSummary summary;
+  for (uint32_t i = 0; i < shards; ++i) {
+    records[i].file = ShardFile(i, shards);
+    Status s = WriteShard(*segs[i], tmp + "/" + records[i].file, &records[i]);
+    if (!s.ok()) return fail(s);
+    summary.bytes += records[i].bytes;
+  }
+  auto manifest = SequentialWriter::Create(tmp + "/MANIFEST");
+  if (!manifest.ok()) return fail(manifest.status());
+  const std::string text = ManifestText(segs[0]->header(), records);
+  Status s = manifest->Write(text.data(), text.size());
+  if (s.ok()) s = manifest->Finish();
+  if (s.ok()) s = SyncDirectory(tmp);
+  if (!s.ok()) return fail(s);
+  // The rename publishes it whole; a crash before leaves only *.partial-*.
+  if (::rename(tmp.c_str(), dir.c_str()) != 0)
+    return fail(ErrnoStatus("rename to " + dir, errno));
+  const size_t slash = dir.rfind('/');
+  SHARDPS_RETURN_IF_ERROR(SyncDirectory(
+      slash == std::string::npos ? "." : dir.substr(0, slash + 1)));
+  summary.dir = dir;
+  summary.shards = shards;
+  return summary;
+}
+
+Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
+                                            const ModelSpec& spec,
+                                            const std::string& storage) {
+  auto kv = ParseManifest(dir + "/MANIFEST");
+  if (!kv.ok()) return kv.status().WithContext("checkpoint " + dir);
+  auto format = Number(*kv, "format");
+  if (!format.ok()) return format.status();
+  if (*format != kCheckpointFormat)
+    return Corrupt(dir + ": checkpoint format " + std::to_string(*format) +
+                   " (this build reads " + std::to_string(kCheckpointFormat) +
+                   ")");
+  auto hash = Number(*kv, "spec_hash", 16);
+  auto shards = Number(*kv, "shards");
+  if (!hash.ok()) return hash.status();
+  if (!shards.ok()) return shards.status();
+  if (*hash != SpecHash(spec) || kv->at("model") != spec.name)
+    return Status(Code::kSpecMismatch, dir + " holds model '" +
+                                           kv->at("model") + "' spec " +
+                                           Hex(*hash) + ", not '" + spec.name +
+                                           "' spec " + Hex(SpecHash(spec)));
+  if (*shards == 0 || *shards > 4096) return Corrupt(dir + ": bad shard count");
+  const auto n = static_cast<uint32_t>(*shards);
+
+  // Everything is checked before anything is created.
+  std::vector<ShardRecord> records(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string k = "shard." + std::to_string(i) + ".";
+    auto bytes = Number(*kv, k + "bytes");
+    auto crc = Number(*kv, k + "crc32c", 16);
+    auto updates = Number(*kv, k + "updates_applied");
+    auto applied = Number(*kv, k + "applied_clock");
+    for (const auto* r : {&bytes, &crc, &updates, &applied})
+      if (!r->ok()) return r->status();
+    records[i].file = ShardFile(i, n);
+    records[i].bytes = *bytes;
+    records[i].crc = static_cast<uint32_t>(*crc);
+    records[i].updates_applied = *updates;
+    records[i].applied_clock = static_cast<int64_t>(*applied);
+    const std::string clocks =
+        kv->count(k + "worker_clocks") ? kv->at(k + "worker_clocks") : "";
+    for (size_t p = 0; p < clocks.size();) {
+      size_t comma = clocks.find(',', p);
+      if (comma == std::string::npos) comma = clocks.size();
+      records[i].clocks.push_back(
+          std::atoll(clocks.substr(p, comma - p).c_str()));
+      p = comma + 1;
+    }
+    if (records[i].clocks.size() > kMaxWorkers)
+      return Corrupt(dir + ": too many worker clocks");
+    SHARDPS_RETURN_IF_ERROR(VerifyFile(dir + "/" + records[i].file,
+                                       records[i].bytes, records[i].crc));
+    const std::string target = Segment::PathFor(storage, spec.name, i, n);
+    if (Exists(target))
+      return Status(Code::kBusy, target +
+                                     " exists; restore writes new "
+                                     "segments only (remove it first)");
+  }
+
+  std::vector<std::string> created;
+  auto undo = [&](const Status& s) {
+    for (const std::string& p : created) ::unlink(p.c_str());
+    return s;
+  };
+  CheckpointSummary summary;
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string target = Segment::PathFor(storage, spec.name, i, n);
+    SegmentOpenReport report;
+    auto seg = Segment::OpenForServing(spec, i, n, target, &report);
+    if (!seg.ok()) return undo(seg.status());
+    created.push_back(target);
+    SegmentHeader& h = (*seg)->mutable_header();
+    const uint64_t data = h.file_bytes - h.data_offset;
+    const uint64_t meta = h.data_offset - h.versions_offset;
+    if (records[i].bytes != data + meta)
+      return undo(Corrupt(
+          records[i].file + " is " + std::to_string(records[i].bytes) +
+          " bytes; this spec's shard needs " + std::to_string(data + meta)));
+    const std::string path = dir + "/" + records[i].file;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return undo(ErrnoStatus("open " + path, errno));
+    char* base = (*seg)->mutable_bytes();
+    Status s = ReadInto(fd.get(), base + h.data_offset, data, path);
+    if (s.ok()) s = ReadInto(fd.get(), base + h.versions_offset, meta, path);
+    if (!s.ok()) return undo(s);
+    h.updates_applied.store(records[i].updates_applied);
+    h.applied_clock.store(records[i].applied_clock);
+    for (size_t w = 0; w < kMaxWorkers; ++w)
+      h.worker_clocks[w].store(
+          w < records[i].clocks.size() ? records[i].clocks[w] : 0);
+    (*seg)->MarkCleanShutdown();
+    summary.bytes += records[i].bytes;
+  }
+  summary.dir = dir;
+  summary.shards = n;
+  return summary;
+}
+
+}  // namespace shardps
