@@ -108,9 +108,9 @@ class Cnn : public Model {
     const float loss = SoftmaxCrossEntropy(&d, &labels);
     grads->resize(6);
     auto& g = *grads;
-    g[4] = d.transpose() * flat_;
+    g[4].noalias() = d.transpose() * flat_;
     g[5] = d.colwise().sum();
-    dflat_ = d * p.Get(4);
+    dflat_.noalias() = d * p.Get(4);
     const auto w1 = p.Get(0), w2 = p.Get(2);
     g[0].setZero(w1.rows(), w1.cols());
     g[1].setZero(1, w1.rows());
@@ -166,7 +166,8 @@ class Cnn : public Model {
       MaxPool(relu_, kStage2.conv_side(), kStage2.out_channels,
               flat_.row(static_cast<Eigen::Index>(i)).data(), s.arg2.data());
     }
-    logits_ = (flat_ * p.Get(4).transpose()).rowwise() + p.Get(5).row(0);
+    logits_.noalias() = flat_ * p.Get(4).transpose();
+    logits_.rowwise() += p.Get(5).row(0);
   }
 
   std::vector<ImageState> images_;

@@ -2,6 +2,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 namespace fashion_mnist {
@@ -32,32 +35,59 @@ bool ReadExactly(gzFile_s* f, void* out, size_t n) {
   return true;
 }
 
+// kCorrupt for a read that came up short: zlib's own words when the gzip
+// stream itself is damaged (bad CRC, bad deflate data), else "truncated".
+Status ShortRead(gzFile_s* f, const std::string& path, const char* what) {
+  int err = Z_OK;
+  const char* msg = gzerror(f, &err);
+  if (err != Z_OK && err != Z_STREAM_END && msg != nullptr && *msg != '\0')
+    return Status(Code::kCorrupt, path + ": " + what + ": " + msg);
+  return Status(Code::kCorrupt, path + ": " + what + ": truncated");
+}
+
 }  // namespace
 
 shardps::Result<IdxArray> ReadIdx(const std::string& path) {
   std::unique_ptr<gzFile_s, GzCloser> f(gzopen(path.c_str(), "rb"));
-  if (!f)
-    return Status(Code::kNotFound,
-                  path + ": cannot open (install dataset-fashion-mnist)");
+  if (!f) {
+    const int err = errno;  // before anything else can overwrite it
+    return Status(err == ENOENT ? Code::kNotFound : Code::kIoError,
+                  path + ": cannot open: " + std::strerror(err) +
+                      " (scripts/install-deps.sh installs "
+                      "dataset-fashion-mnist)");
+  }
   uint8_t magic[4];
   if (!ReadExactly(f.get(), magic, 4) || magic[0] != 0 || magic[1] != 0 ||
       magic[2] != 0x08 || magic[3] == 0 || magic[3] > 4)
     return Status(Code::kCorrupt, path + ": not an IDX file of bytes");
   IdxArray a;
+  // Checked before every multiply: a crafted header whose product wraps
+  // around 64 bits would otherwise pass as a small array whose dims promise
+  // more bytes than were read, and callers index by dims.
+  constexpr uint64_t kMaxBytes = uint64_t{1} << 32;
   uint64_t total = 1;
   for (int d = 0; d < magic[3]; ++d) {
     uint8_t dim[4];
     if (!ReadExactly(f.get(), dim, 4))
-      return Status(Code::kCorrupt, path + ": truncated header");
+      return ShortRead(f.get(), path, "header");
     a.dims.push_back(BigEndian(dim));
+    if (a.dims.back() == 0 || a.dims.back() > kMaxBytes / total)
+      return Status(Code::kCorrupt, path + ": implausible dimensions");
     total *= a.dims.back();
   }
-  if (total == 0 || total > (1ull << 32))
-    return Status(Code::kCorrupt, path + ": implausible dimensions");
   a.bytes.resize(total);
   if (!ReadExactly(f.get(), a.bytes.data(), total))
-    return Status(Code::kCorrupt, path + ": truncated data (expected " +
-                                      std::to_string(total) + " bytes)");
+    return ShortRead(f.get(), path,
+                     ("data of " + std::to_string(total) + " bytes").c_str());
+  // Read on to the end: only there does zlib compare the gzip trailer's CRC,
+  // so a flipped bit in the data is caught here rather than trained on.
+  uint8_t extra;
+  const int more = gzread(f.get(), &extra, 1);
+  if (more < 0) return ShortRead(f.get(), path, "end of stream");
+  if (more > 0)
+    return Status(Code::kCorrupt, path + ": bytes after the " +
+                                      std::to_string(total) +
+                                      " its header promises");
   return a;
 }
 

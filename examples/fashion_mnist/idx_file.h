@@ -19,13 +19,18 @@ struct IdxArray {
   std::vector<uint8_t> bytes;  // product(dims) values
 };
 
-// Reads a .gz IDX file of unsigned bytes. kNotFound when the file is
-// missing (install dataset-fashion-mnist), kCorrupt when it is not IDX or
-// is truncated.
+// Reads a .gz IDX file of unsigned bytes (an uncompressed one works too:
+// zlib passes it through). kNotFound when the file is missing (install
+// dataset-fashion-mnist), kIoError when it cannot be opened otherwise,
+// kCorrupt when it is not IDX, its dimensions are zero or exceed 4 GiB in
+// all, it is truncated or longer than its header says, or the gzip stream is
+// damaged (CRC included). Any thread; no shared state.
 shardps::Result<IdxArray> ReadIdx(const std::string& path);
 
 // Images as floats in [0, 1], one row of rows*cols per image, and labels,
 // from the two files of a split; at most `limit` examples (0 = all).
+// ReadIdx's errors, or kCorrupt when the files are not images [n, rows,
+// cols] and labels [n] of the same n, or a label is above 9.
 struct Split {
   std::vector<float> images;  // count x pixels
   std::vector<uint8_t> labels;

@@ -55,10 +55,11 @@ class Mlp : public Model {
     grads->resize(2 * kDepth);
     for (int i = kDepth - 1; i >= 0; --i) {
       const Matrix& in = i == 0 ? x : a_[i - 1];
-      (*grads)[2 * i] = d_.transpose() * in;
+      // noalias: straight into the reused buffers, no temporary per step.
+      (*grads)[2 * i].noalias() = d_.transpose() * in;
       (*grads)[2 * i + 1] = d_.colwise().sum();
       if (i > 0) {
-        back_ = d_ * p.Get(2 * static_cast<size_t>(i));
+        back_.noalias() = d_ * p.Get(2 * static_cast<size_t>(i));
         d_ = (z_[i - 1].array() > 0.0f).select(back_, 0.0f);
       }
     }
@@ -71,7 +72,8 @@ class Mlp : public Model {
     for (int i = 0; i < kDepth; ++i) {
       const auto w = p.Get(2 * static_cast<size_t>(i));
       const auto b = p.Get(2 * static_cast<size_t>(i) + 1);
-      z_[i] = (*in * w.transpose()).rowwise() + b.row(0);
+      z_[i].noalias() = *in * w.transpose();
+      z_[i].rowwise() += b.row(0);
       if (i + 1 < kDepth) {
         a_[i] = z_[i].cwiseMax(0.0f);
         in = &a_[i];

@@ -14,9 +14,11 @@
 #include <CLI/CLI.hpp>
 #include <Eigen/Core>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -86,6 +88,15 @@ int Run(const Flags& f) {
     }
     test = std::move(t).value();
   }
+  // Both networks are built for 28x28 images; a different IDX geometry
+  // must stop here, not reach an Eigen product of mismatched sizes.
+  constexpr size_t kPixels = 28 * 28;
+  if (train->pixels != kPixels || (f.worker == 0 && test.pixels != kPixels)) {
+    std::fprintf(
+        stderr, "fashion_mnist: %s: images of %zu pixels, expected 28x28\n",
+        f.data.c_str(), train->pixels != kPixels ? train->pixels : test.pixels);
+    return 2;
+  }
   // Workers are clock workers (Clock() after every step) when the model is
   // bsp or ssp; the servers then combine their gradients per step.
   shardps::ClientOptions options;
@@ -122,10 +133,16 @@ int Run(const Flags& f) {
         "worker 0: %zu training images of %zu, %zu test images, %s mode\n",
         mine.size(), train->count, test.count,
         w.coprocessor() ? "co-processor (ModelView)" : "classic (Pull)");
-  std::FILE* log = nullptr;
+  // Closed on every return, the early error ones included.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> log(nullptr, &std::fclose);
   if (f.worker == 0 && !f.log.empty()) {
-    log = std::fopen(f.log.c_str(), "w");
-    if (log) std::fprintf(log, "epoch,seconds,loss,accuracy,samples_per_s\n");
+    log.reset(std::fopen(f.log.c_str(), "w"));
+    if (!log) {
+      std::fprintf(stderr, "fashion_mnist: %s: %s\n", f.log.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    std::fprintf(log.get(), "epoch,seconds,loss,accuracy,samples_per_s\n");
   }
   std::mt19937_64 rng(f.seed * 7919 + static_cast<uint64_t>(f.worker));
   Matrix x(f.batch, static_cast<Eigen::Index>(train->pixels));
@@ -163,7 +180,10 @@ int Run(const Flags& f) {
                                std::chrono::steady_clock::now() - epoch_start)
                                .count();
     if (f.worker != 0) continue;
-    if (shardps::Status s = w.Refresh(); !s.ok()) return 1;
+    if (shardps::Status s = w.Refresh(); !s.ok()) {
+      std::fprintf(stderr, "fashion_mnist: %s\n", s.ToString().c_str());
+      return 1;
+    }
     const double acc = TestAccuracy(*model, w, test);
     const double total_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -176,12 +196,11 @@ int Run(const Flags& f) {
         epoch, loss, acc, rate, total_s);
     std::fflush(stdout);
     if (log) {
-      std::fprintf(log, "%d,%.3f,%.5f,%.5f,%.0f\n", epoch, total_s, loss, acc,
-                   rate);
-      std::fflush(log);
+      std::fprintf(log.get(), "%d,%.3f,%.5f,%.5f,%.0f\n", epoch, total_s, loss,
+                   acc, rate);
+      std::fflush(log.get());
     }
   }
-  if (log) std::fclose(log);
   return 0;
 }
 

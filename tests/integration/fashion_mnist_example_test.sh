@@ -10,7 +10,15 @@ data=/usr/share/datasets/fashion-mnist
 
 work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fm-test.XXXXXX")
 source "$(dirname "$0")/../../scripts/lib/cluster.sh"
-trap 'stop_cluster; rm -rf "$work"' EXIT
+other=""
+# When worker 0 fails, worker 1 must not outlive the test (it would keep
+# retrying against stopped shards until its request timeout).
+cleanup() {
+  [[ -z "$other" ]] || kill "$other" 2>/dev/null || true
+  stop_cluster
+  rm -rf "$work"
+}
+trap cleanup EXIT
 start_cluster "$shardps" "$spec" 2 "$work"
 args=(--cluster "$work/cluster.toml" --workers 2 --epochs 3 --batch 32
       --train-limit 600 --test-limit 500 --log "$work/log.csv")
@@ -18,6 +26,7 @@ args=(--cluster "$work/cluster.toml" --workers 2 --epochs 3 --batch 32
 other=$!
 "$worker" "${args[@]}" --worker 0
 wait "$other"
+other=""
 cat "$work/log.csv"
 # Columns: epoch,seconds,loss,accuracy,samples_per_s
 awk -F, 'NR == 2 { first = $3 } NR > 1 { last = $3; acc = $4 }
