@@ -1,6 +1,7 @@
 #include "server/update_pool.h"
 
 #include <Eigen/Core>
+#include <cstdint>
 #include <cstring>
 
 #include "common/seqlock.h"
@@ -84,13 +85,26 @@ void UpdatePool::Run(Worker& worker) {
 
 const float* UpdatePool::Float32Gradient(const BlockTask& task,
                                          std::vector<float>& scratch) const {
-  if (task.dtype == wire::DType::F32 && task.scale == 1)
-    return static_cast<const float*>(task.grad);
   const uint64_t n = segment_.block(task.block).num_floats;
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(task.grad) % alignof(float) == 0;
+  if (task.dtype == wire::DType::F32 && task.scale == 1) {
+    if (aligned) return static_cast<const float*>(task.grad);
+    // ZeroMQ hands small frames out of its receive buffer at any offset;
+    // the kernels read floats, so they get an aligned copy.
+    scratch.resize(n);
+    std::memcpy(scratch.data(), task.grad, n * sizeof(float));
+    return scratch.data();
+  }
   scratch.resize(n);
   Eigen::Map<Eigen::ArrayXf> out(scratch.data(), static_cast<Eigen::Index>(n));
   if (task.dtype == wire::DType::F32) {
     // Only pushes that clip_norm shortens pay this pass.
+    if (!aligned) {
+      std::memcpy(scratch.data(), task.grad, n * sizeof(float));
+      out *= task.scale;
+      return scratch.data();
+    }
     out = Eigen::Map<const Eigen::ArrayXf>(static_cast<const float*>(task.grad),
                                            static_cast<Eigen::Index>(n)) *
           task.scale;
