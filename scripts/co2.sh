@@ -15,9 +15,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/d
 cmake --build "$build" --parallel "$(nproc)" --target shardps co2_forecast >/dev/null
 shardps="$build/server/shardps"
 
-work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-co2.XXXXXX")
 source scripts/lib/cluster.sh
-trap 'stop_cluster; rm -rf "$work"' EXIT
+make_work_dir co2
+work=$WORK
 start_cluster "$shardps" examples/co2_forecast.toml 2 "$work"
 
 "$build/examples/co2_forecast" --cluster "$work/cluster.toml" \

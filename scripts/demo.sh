@@ -33,15 +33,9 @@ else
   what="logistic regression ($steps steps; no Fashion-MNIST in $data)"
 fi
 
-work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-demo.XXXXXX")
 source scripts/lib/cluster.sh
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  stop_cluster
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_dir demo
+work=$WORK
 
 echo "== starting a 2-shard cluster (segments in $work)"
 start_cluster "$shardps" "$spec" 2 "$work"
@@ -56,10 +50,10 @@ for w in 0 1; do
     "$build/examples/logistic_regression" --cluster "$work/cluster.toml" \
       --worker "$w" --workers 2 --steps "$steps" --mode "$mode" &
   fi
-  pids+=($!)
+  WORKER_PIDS+=($!)
 done
-for p in "${pids[@]}"; do wait "$p"; done
-pids=()
+for p in "${WORKER_PIDS[@]}"; do wait "$p"; done
+WORKER_PIDS=()
 
 echo "== shard counters"
 "$shardps" status --cluster "$work/cluster.toml"

@@ -27,15 +27,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/d
 cmake --build "$build" --parallel "$(nproc)" --target shardps fashion_mnist >/dev/null
 shardps="$build/server/shardps"
 
-work=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-fmnist.XXXXXX")
 source scripts/lib/cluster.sh
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  stop_cluster
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_dir fmnist
+work=$WORK
 
 spec="examples/fashion_mnist/$model.toml"
 if [[ "$consistency" != async ]]; then
@@ -55,11 +49,11 @@ for w in $(seq 0 $((workers - 1))); do
     --worker "$w" --workers "$workers" --epochs "$epochs" --mode "$mode" \
     --model "$model" \
     --log "$out/log.csv" "${extra[@]}" &
-  pids+=($!)
+  WORKER_PIDS+=($!)
 done
 status=0
-for p in "${pids[@]}"; do wait "$p" || status=1; done
-pids=()
+for p in "${WORKER_PIDS[@]}"; do wait "$p" || status=1; done
+WORKER_PIDS=()
 [[ $status -eq 0 ]] || { echo "a worker failed"; exit 1; }
 
 if command -v gnuplot >/dev/null && [[ -s "$out/log.csv" ]]; then

@@ -9,8 +9,26 @@
 #   stop_cluster
 #       stops the launcher (and so every shard) if it is still running; safe
 #       to call twice, and from an EXIT trap.
+#   make_work_dir NAME
+#       creates a fresh directory (on /dev/shm unless TMPDIR says otherwise)
+#       in WORK, and installs an EXIT trap that kills the processes listed
+#       in WORKER_PIDS, stops the cluster and removes WORK.
 
 CLUSTER_PID=""
+WORK=""
+WORKER_PIDS=()
+
+make_work_dir() {
+  WORK=$(mktemp -d "${TMPDIR:-/dev/shm}/shardps-$1.XXXXXX")
+  trap cleanup_work_dir EXIT
+}
+
+cleanup_work_dir() {
+  local p
+  for p in "${WORKER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_cluster
+  [[ -n "$WORK" ]] && rm -rf "$WORK"
+}
 
 start_cluster() {
   local shardps=$1 spec=$2 shards=$3 dir=$4

@@ -13,7 +13,7 @@
 
 #include "shardps/client.h"
 #include "shardps/model_view.h"
-#include "tests/integration/harness.h"
+#include "tests/integration/cluster_fixture.h"
 
 namespace shardps::testing {
 namespace {
@@ -21,17 +21,6 @@ namespace {
 using std::chrono::seconds;
 
 constexpr uint64_t kBlockFloats = 1024;  // small: tensors span many blocks
-
-std::unique_ptr<LocalCluster> StartCluster(const TempDir& dir,
-                                           const std::string& spec_text,
-                                           uint32_t shards) {
-  const std::string spec = WriteSpec(dir.File("spec.toml"), spec_text);
-  auto cluster = LocalCluster::Start(spec, dir.File("storage"), shards,
-                                     dir.File("cluster.toml"));
-  INFO(cluster.status().ToString());
-  REQUIRE(cluster.ok());
-  return std::move(cluster).value();
-}
 
 std::unique_ptr<Client> Connect(const ClusterInfo& cluster) {
   ClientOptions options;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "shardps/client.h"
-#include "tests/integration/harness.h"
+#include "tests/integration/cluster_fixture.h"
 
 namespace shardps::testing {
 namespace {
@@ -28,17 +28,6 @@ std::string ConsistencySpecText(const std::string& model,
                                 const std::string& section) {
   return SpecText(model, kBlockFloats, 1.0, {{"w", {kTensorFloats}, "zeros"}}) +
          "\n[consistency]\n" + section;
-}
-
-std::unique_ptr<LocalCluster> StartCluster(const TempDir& dir,
-                                           const std::string& spec_text,
-                                           uint32_t shards) {
-  const std::string spec = WriteSpec(dir.File("spec.toml"), spec_text);
-  auto cluster = LocalCluster::Start(spec, dir.File("storage"), shards,
-                                     dir.File("cluster.toml"));
-  INFO(cluster.status().ToString());
-  REQUIRE(cluster.ok());
-  return std::move(cluster).value();
 }
 
 std::unique_ptr<Client> ConnectWorker(const ClusterInfo& cluster, int worker) {
