@@ -129,6 +129,11 @@ Status WriteShard(const Segment& seg, const std::string& path,
   if (cursor < h.file_bytes)
     SHARDPS_RETURN_IF_ERROR(out->Write(base + cursor, h.file_bytes - cursor));
   std::vector<char> meta(base + h.versions_offset, base + h.data_offset);
+  // A restored model starts a new history: no client's retry of a push made
+  // before the checkpoint may be mistaken for one already applied to it.
+  std::fill(meta.begin() + static_cast<std::ptrdiff_t>(h.clients_offset -
+                                                       h.versions_offset),
+            meta.end(), 0);
   for (uint32_t i = 0; i < seg.num_blocks(); ++i) {
     const uint64_t v = versions[i];
     std::memcpy(meta.data() + i * sizeof(BlockVersion), &v, sizeof(v));

@@ -117,8 +117,14 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
   h.versions_offset = RoundUp(h.directory_offset + h.directory_bytes, 64);
   h.table_counters_offset =
       h.versions_offset + plan.blocks.size() * sizeof(BlockVersion);
-  const uint64_t versions_end =
+  h.dedupe_slots = kDedupeSlots;
+  h.clients_offset =
       h.table_counters_offset + plan.tables.size() * sizeof(TableCounters);
+  h.dedupe_offset = RoundUp(h.clients_offset + kDedupeSlots * sizeof(ClientSlot),
+                            kPageBytes);
+  const uint64_t versions_end =
+      h.dedupe_offset +
+      plan.blocks.size() * uint64_t{kDedupeSlots} * sizeof(DedupeWindow);
   // Each block's footprint: its weights, its optimizer state slots, then
   // its accumulator.
   auto footprint = [&](const BlockEntry& b) {
@@ -201,6 +207,22 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
       h.table_counters_offset > h.data_offset ||
       (h.data_offset - h.table_counters_offset) / sizeof(TableCounters) <
           h.num_tables ||
+      h.dedupe_slots == 0 || h.dedupe_slots > 4096 ||
+      h.clients_offset % 64 != 0 ||
+      h.clients_offset < h.table_counters_offset ||
+      (h.clients_offset - h.table_counters_offset) / sizeof(TableCounters) <
+          h.num_tables ||
+      h.clients_offset > h.data_offset ||
+      (h.data_offset - h.clients_offset) / sizeof(ClientSlot) <
+          h.dedupe_slots ||
+      h.dedupe_offset % kPageBytes != 0 ||
+      h.dedupe_offset < h.clients_offset ||
+      (h.dedupe_offset - h.clients_offset) / sizeof(ClientSlot) <
+          h.dedupe_slots ||
+      h.dedupe_offset > h.data_offset ||
+      (h.data_offset - h.dedupe_offset) / sizeof(DedupeWindow) /
+              h.dedupe_slots <
+          h.num_blocks ||
       h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
       h.data_bytes != h.file_bytes - h.data_offset)
     return Corrupt("malformed header (region offsets)");
@@ -326,6 +348,10 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
       reinterpret_cast<BlockVersion*>(base() + header_->versions_offset);
   table_counters_ =
       reinterpret_cast<TableCounters*>(base() + header_->table_counters_offset);
+  client_slots_ =
+      reinterpret_cast<ClientSlot*>(base() + header_->clients_offset);
+  dedupe_windows_ =
+      reinterpret_cast<DedupeWindow*>(base() + header_->dedupe_offset);
 }
 
 Segment::~Segment() {

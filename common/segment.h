@@ -29,6 +29,11 @@ struct SegmentOpenReport {
   bool created = false;      // a new segment was initialised from the spec
   bool unclean = false;      // reopened after a crash (no clean shutdown)
   uint64_t torn_blocks = 0;  // blocks a crash left mid-update (never acked)
+  // Filled in by the server from its UpdateJournal: blocks put back to
+  // before the update a crash interrupted, and why an existing journal was
+  // not used (empty if it was, or there was none).
+  uint64_t journal_restored = 0;
+  std::string journal_discarded;
 };
 
 class Segment {
@@ -82,6 +87,14 @@ class Segment {
     return state_data(i, tensor(blocks_[i].tensor).state_slots);
   }
 
+  // Exactly-once pushes (see DedupeWindow): client slot `i`, and the window
+  // of block `block` for the client in slot `slot`.
+  uint32_t dedupe_slots() const { return header_->dedupe_slots; }
+  ClientSlot& client_slot(uint32_t i) const { return client_slots_[i]; }
+  DedupeWindow& dedupe_window(uint32_t block, uint32_t slot) const {
+    return dedupe_windows_[uint64_t{block} * header_->dedupe_slots + slot];
+  }
+
   // Sparse tables (see TableIndex for the row index).
   uint32_t num_tables() const { return header_->num_tables; }
   const TableEntry& table(uint32_t i) const { return tables_[i]; }
@@ -131,6 +144,8 @@ class Segment {
   const TableEntry* tables_;
   BlockVersion* versions_;
   TableCounters* table_counters_;
+  ClientSlot* client_slots_;
+  DedupeWindow* dedupe_windows_;
   // True once this Segment recorded its pid as the owner. Only then does the
   // destructor clear owner_pid: a refused open must leave the file as it was.
   bool claimed_ = false;

@@ -12,6 +12,10 @@
 //                        on its own cache line so pool threads updating
 //                        neighbouring blocks do not share lines
 //   [table_counters_offset) TableCounters[num_tables]: rows in use, refusals
+//   [clients_offset)     ClientSlot[dedupe_slots]: which client owns which
+//                        exactly-once window column
+//   [dedupe_offset)      DedupeWindow[num_blocks][dedupe_slots]: per block
+//                        and client, the push sequence numbers applied
 //   [data_offset)        block data, each block page-aligned and a whole
 //                        number of pages long (2 MiB-aligned start when the
 //                        data is large, so huge pages can back it), each
@@ -39,7 +43,8 @@ inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 // 2: optimizer state beside each block's weights.
 // 3: bsp accumulators, per-block clocks, the shard's applied clock, sparse
 //    tables.
-inline constexpr uint32_t kSegmentFormatVersion = 3;
+// 4: exactly-once push windows (client slots, per-block dedupe windows).
+inline constexpr uint32_t kSegmentFormatVersion = 4;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kPageBytes = 4096;
@@ -47,6 +52,14 @@ inline constexpr uint64_t kHugePageBytes = 2 << 20;
 inline constexpr uint64_t kHugeAlignThreshold = 64ull << 20;
 inline constexpr size_t kNameBytes = 64;  // names are <= 63 chars + NUL
 inline constexpr size_t kMaxWorkers = 64;
+// Clients that can push exactly-once to one shard at a time (see
+// ClientSlot); a slot idle for kDedupeSlotIdleMs may be given to another.
+inline constexpr uint32_t kDedupeSlots = 128;
+// How far behind a client's newest push a retry may be and still be
+// recognised; the client never has more pushes than this unacknowledged per
+// shard.
+inline constexpr uint64_t kDedupeWindow = 64;
+inline constexpr int64_t kDedupeSlotIdleMs = 10 * 60 * 1000;
 
 struct SegmentHeader {
   // ---- immutable, covered by header_crc ----
@@ -62,8 +75,10 @@ struct SegmentHeader {
   uint32_t num_tensors;
   uint32_t num_blocks;  // blocks on this shard
   uint32_t num_tables;  // sparse tables of the model (each has rows here)
-  uint32_t reserved;
+  uint32_t dedupe_slots;  // ClientSlots, and DedupeWindows per block
   uint64_t table_counters_offset;
+  uint64_t clients_offset;
+  uint64_t dedupe_offset;
   uint64_t directory_offset;
   uint64_t directory_bytes;
   uint64_t versions_offset;
@@ -145,6 +160,26 @@ struct alignas(64) TableCounters {
   std::atomic<uint64_t> full_refusals;  // requests refused: shard full
 };
 
+// One client of the exactly-once protocol on this shard. Written by the
+// serving frontend only (claims and last_seen), read by `inspect`.
+struct ClientSlot {
+  std::atomic<uint64_t> client_id;     // 0: free
+  std::atomic<int64_t> last_seen_ms;   // unix ms of its last push
+};
+
+// Which of one client's pushes a block has had applied, by the per-shard
+// sequence number the client gives every push (1, 2, ...): bit k of `bits`
+// is seq `high - k`. Written by the block's writer only, inside the same
+// journaled update as the block, so weights and window change together.
+// A window whose client_id is not its slot's client is stale (the slot was
+// given to another client) and counts as empty.
+struct DedupeWindow {
+  uint64_t client_id;
+  uint64_t high;  // highest seq applied; 0: none
+  uint64_t bits;
+  uint64_t reserved;
+};
+
 // Seqlock: even when stable, odd while its one writer is inside. Readers copy
 // the block and retry if the version moved; the version also tells a
 // ModelView how many updates a block has had (version / 2).
@@ -166,6 +201,9 @@ static_assert(std::atomic<double>::is_always_lock_free);
 static_assert(sizeof(BlockVersion) == 64);
 static_assert(sizeof(RowSlot) == 16);
 static_assert(sizeof(TableCounters) == 64);
+static_assert(sizeof(ClientSlot) == 16);
+static_assert(sizeof(DedupeWindow) == 32);
+static_assert(kDedupeWindow <= 64, "one uint64 of bits per window");
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(sizeof(TensorEntry) % 8 == 0 && sizeof(BlockEntry) % 8 == 0 &&
               sizeof(TableEntry) % 8 == 0);

@@ -26,6 +26,10 @@ struct PendingUpdate {
   wire::DType dtype = wire::DType::F32;  // of the gradient frames
   // Multiplies the gradient (clip_norm); 1 = as sent.
   float grad_scale = 1;
+  // Exactly-once (seq != 0): see BlockTask.
+  uint64_t client = 0;
+  uint32_t slot = 0;
+  uint64_t seq = 0;
   // A bsp apply of `clock`'s accumulated gradients: internal, no reply.
   bool bsp_apply = false;
   int64_t clock = -1;

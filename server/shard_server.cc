@@ -20,6 +20,7 @@
 #include "common/wire.h"
 #include "common/zmq_util.h"
 #include "server/buffer_pool.h"
+#include "server/client_slots.h"
 #include "server/clock_keeper.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
@@ -54,6 +55,12 @@ std::vector<float> ClipNorms(const ModelSpec& spec) {
   return out;
 }
 
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string HostName() {
   char buf[256] = {};
   ::gethostname(buf, sizeof(buf) - 1);
@@ -65,16 +72,20 @@ std::string HostName() {
 class ShardServer::Impl {
  public:
   Impl(ServerOptions options, std::unique_ptr<Segment> segment,
-       SegmentOpenReport report, std::unique_ptr<QueueService> queues)
+       std::unique_ptr<UpdateJournal> journal, SegmentOpenReport report,
+       std::unique_ptr<QueueService> queues)
       : options_(std::move(options)),
         queues_(std::move(queues)),
         segment_(std::move(segment)),
+        journal_(std::move(journal)),
         report_(report),
         segment_path_(AbsolutePath(segment_->path())),
         validator_(*segment_),
         reply_buffers_(segment_->header().block_floats * sizeof(float),
                        kCachedReplyBytes),
-        pool_(*segment_, options_.spec, completions_, options_.threads),
+        pool_(*segment_, options_.spec, *journal_, completions_,
+              options_.threads),
+        client_slots_(*segment_),
         clocks_(options_.spec.consistency, *segment_),
         clip_norms_(ClipNorms(options_.spec)),
         tables_(*segment_, options_.spec),
@@ -192,6 +203,7 @@ class ShardServer::Impl {
   const ServerOptions options_;
   const std::unique_ptr<QueueService> queues_;
   const std::unique_ptr<Segment> segment_;
+  const std::unique_ptr<UpdateJournal> journal_;
   const SegmentOpenReport report_;
   const std::string segment_path_;
   const RequestValidator validator_;
@@ -199,6 +211,7 @@ class ShardServer::Impl {
   BufferPool reply_buffers_;
   CompletionQueue completions_;
   UpdatePool pool_;
+  ClientSlots client_slots_;  // frontend thread only
   ClockKeeper clocks_;
   const std::vector<float> clip_norms_;  // by tensor index; 0 = off
   TableService tables_;
@@ -229,6 +242,7 @@ class ShardServer::Impl {
   uint64_t in_flight_ = 0;
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  uint64_t push_replies_ = 0;  // for options_.fault_drop_push_replies
 };
 
 void ShardServer::Impl::Loop() {
@@ -425,9 +439,24 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
                                     std::vector<zmq::message_t>& frames,
                                     const std::vector<uint32_t>& local,
                                     float grad_scale) {
+  // Exactly-once: the client's dedupe slot, claimed before anything is
+  // applied so a refusal changes nothing.
+  uint32_t slot = 0;
+  const uint64_t seq = req.client_id() != 0 ? req.seq() : 0;
+  if (seq != 0) {
+    auto claimed = client_slots_.Acquire(req.client_id(), UnixMs());
+    if (!claimed.ok()) {
+      SendError(frames[0], req.request_id(), claimed.status());
+      return;
+    }
+    slot = *claimed;
+  }
   ++pushes_;
   auto pending = std::make_unique<PendingUpdate>();
   pending->request_id = req.request_id();
+  pending->client = req.client_id();
+  pending->slot = slot;
+  pending->seq = seq;
   pending->op = req.op();
   pending->dtype = req.dtype();
   pending->blocks.reserve(local.size());
@@ -456,6 +485,9 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
     task.owner = p;
     task.kind = kind;
     task.scale = p->grad_scale;
+    task.client = p->client;
+    task.slot = p->slot;
+    task.seq = p->seq;
     return task;
   });
 }
@@ -682,6 +714,9 @@ void ShardServer::Impl::OnMonitorEvent() {
 }
 
 void ShardServer::Impl::Reply(PendingUpdate& done) {
+  // Test-only fault: the update is applied, its acknowledgement is lost.
+  const uint32_t drop = options_.fault_drop_push_replies;
+  if (drop != 0 && ++push_replies_ % drop == 0) return;
   const bool with_data = done.op == wire::Op::PushPull;
   if (with_data)
     for (const auto& m : done.out) bytes_out_ += m.size();
@@ -770,7 +805,8 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
       bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid(),
       builder_.CreateString(c.ModeName()), c.workers, clocks_.applied(),
       builder_.CreateVector(clocks), builder_.CreateVector(states),
-      builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()));
+      builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()),
+      pool_.duplicates(), client_slots_.used());
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_stats(stats);
@@ -847,13 +883,22 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
       Segment::OpenForServing(options.spec, options.shard, options.shards,
                               options.segment_path, &report);
   if (!segment.ok()) return segment.status();
+  // Before anything reads or writes the blocks: put back any block a crash
+  // left half-updated.
+  JournalReport journal_report;
+  auto journal = UpdateJournal::Open(**segment, options.threads,
+                                     &journal_report);
+  if (!journal.ok()) return journal.status();
+  report.journal_restored = journal_report.restored_blocks;
+  report.journal_discarded = journal_report.discarded;
   const std::string dir =
       options.segment_path.substr(0, options.segment_path.rfind('/'));
   auto queues = QueueService::Open(dir.empty() ? "." : dir, options.queues);
   if (!queues.ok()) return queues.status();
   auto impl =
       std::make_unique<Impl>(std::move(options), std::move(segment).value(),
-                             report, std::move(queues).value());
+                             std::move(journal).value(), report,
+                             std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   impl->Start();
   return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));

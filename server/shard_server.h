@@ -43,6 +43,9 @@ struct ServerOptions {
   // Batch queues to host for remote producers (QueuePush), created beside
   // the segment as <dir>/<name>.queue.
   std::vector<QueueOption> queues;
+  // Test-only fault: when N > 0, every N-th push is applied but its reply is
+  // never sent, as if the network lost it. Exercises client retries.
+  uint32_t fault_drop_push_replies = 0;
 };
 
 class ShardServer {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/dedupe_window.h"
 #include "common/seqlock.h"
 
 namespace shardps {
@@ -24,13 +25,17 @@ std::vector<UpdatePool::TensorOptimizer> OptimizersOf(const ModelSpec& spec) {
 }  // namespace
 
 UpdatePool::UpdatePool(Segment& segment, const ModelSpec& spec,
-                       CompletionQueue& done, uint32_t writers)
+                       UpdateJournal& journal, CompletionQueue& done,
+                       uint32_t writers)
     : segment_(segment),
+      journal_(journal),
       optimizers_(OptimizersOf(spec)),
       done_(done),
       writers_(writers) {
-  for (uint32_t i = 1; i < writers; ++i)
+  for (uint32_t i = 1; i < writers; ++i) {
     workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->writer = i;
+  }
 }
 
 UpdatePool::~UpdatePool() { Stop(); }
@@ -75,7 +80,7 @@ void UpdatePool::Run(Worker& worker) {
       batch.swap(worker.tasks);
     }
     for (const BlockTask& task : batch) {
-      Apply(task, worker.scratch);
+      Apply(task, worker.writer, worker.scratch);
       if (task.owner->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
         done_.Push(task.owner);
     }
@@ -120,7 +125,41 @@ const float* UpdatePool::Float32Gradient(const BlockTask& task,
   return scratch.data();
 }
 
-void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
+void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
+                       std::vector<float>& scratch) {
+  const bool once = task.seq != 0;
+  DedupeWindow* window =
+      once ? &segment_.dedupe_window(task.block, task.slot) : nullptr;
+  bool skip = once && DedupeSeen(*window, task.client, task.seq);
+  if (skip) duplicates_.fetch_add(1, std::memory_order_relaxed);
+  // Already applied before a crash: the restarted server only finishes the
+  // blocks that were not.
+  if (task.kind == BlockTask::Kind::kApplyAccumulated &&
+      segment_.version(task.block).clock.load(std::memory_order_relaxed) >
+          task.clock)
+    skip = true;
+  if (!skip) {
+    // Pushes the client may retry, and bsp applies a restart may repeat,
+    // must happen whole or not at all; plain pushes are at-least-once
+    // anyway and skip the journal's copy.
+    const bool journaled =
+        once || task.kind == BlockTask::Kind::kApplyAccumulated;
+    if (journaled)
+      journal_.Begin(writer, task.block,
+                     once ? task.slot : UpdateJournal::kNoSlot);
+    Update(task, scratch);
+    if (once) DedupeRecord(*window, task.client, task.seq);
+    if (journaled) journal_.Close(writer);
+  }
+  if (task.out != nullptr)
+    // We are the block's only writer, so the weights cannot change under
+    // this copy; it happens after the update to keep readers' retry window
+    // short.
+    std::memcpy(task.out, segment_.block_data(task.block),
+                segment_.block(task.block).num_floats * sizeof(float));
+}
+
+void UpdatePool::Update(const BlockTask& task, std::vector<float>& scratch) {
   switch (task.kind) {
     case BlockTask::Kind::kApply:
       Step(task.block, Float32Gradient(task, scratch));
@@ -138,19 +177,10 @@ void UpdatePool::Apply(const BlockTask& task, std::vector<float>& scratch) {
       ApplyAccumulated(task);
       break;
   }
-  if (task.out != nullptr)
-    // We are the block's only writer, so the weights cannot change under
-    // this copy; it happens after the update to keep readers' retry window
-    // short.
-    std::memcpy(task.out, segment_.block_data(task.block),
-                segment_.block(task.block).num_floats * sizeof(float));
 }
 
 void UpdatePool::ApplyAccumulated(const BlockTask& task) {
   BlockVersion& version = segment_.version(task.block);
-  // Already applied before a crash: the restarted server only finishes the
-  // blocks that were not.
-  if (version.clock.load(std::memory_order_relaxed) > task.clock) return;
   const uint64_t n = segment_.block(task.block).num_floats;
   Eigen::Map<Eigen::ArrayXf> accum(segment_.accum_data(task.block),
                                    static_cast<Eigen::Index>(n));

@@ -16,6 +16,7 @@
 #ifndef SHARDPS_SERVER_UPDATE_POOL_H_
 #define SHARDPS_SERVER_UPDATE_POOL_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,6 +29,7 @@
 #include "common/segment.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
+#include "server/update_journal.h"
 
 namespace shardps {
 
@@ -49,6 +51,13 @@ struct BlockTask {
   // kApplyAccumulated: 1 (sum) or 1/workers (mean).
   float scale = 1;
   int64_t clock = 0;  // kApplyAccumulated: the bsp clock being applied
+  // Exactly-once pushes (seq != 0): the client, its dedupe slot on this
+  // shard and the push's sequence number. A block whose window already has
+  // the push is skipped; otherwise the update and the window change
+  // together, journaled.
+  uint64_t client = 0;
+  uint32_t slot = 0;
+  uint64_t seq = 0;
 };
 
 class UpdatePool {
@@ -60,12 +69,13 @@ class UpdatePool {
     uint32_t state_slots;
   };
 
-  // `segment` and `done` must outlive the pool. Each tensor is updated by
-  // the optimizer `spec` gives it (hyper-parameters as in force now; the
-  // kinds match the segment's, which the spec hash guarantees).
-  // REQUIRES: writers >= 1; spec validated and the segment's own.
-  UpdatePool(Segment& segment, const ModelSpec& spec, CompletionQueue& done,
-             uint32_t writers);
+  // `segment`, `journal` and `done` must outlive the pool. Each tensor is
+  // updated by the optimizer `spec` gives it (hyper-parameters as in force
+  // now; the kinds match the segment's, which the spec hash guarantees).
+  // REQUIRES: writers >= 1; spec validated and the segment's own; the
+  // journal opened for `writers` writers.
+  UpdatePool(Segment& segment, const ModelSpec& spec, UpdateJournal& journal,
+             CompletionQueue& done, uint32_t writers);
   ~UpdatePool();
   UpdatePool(const UpdatePool&) = delete;
   UpdatePool& operator=(const UpdatePool&) = delete;
@@ -85,7 +95,13 @@ class UpdatePool {
   // Applies a block owned by writer 0 on the calling (frontend) thread. Does
   // not count the owner down: the frontend settles its inline blocks at once.
   // REQUIRES: IsInline(task.block).
-  void ApplyInline(const BlockTask& task) { Apply(task, inline_scratch_); }
+  void ApplyInline(const BlockTask& task) { Apply(task, 0, inline_scratch_); }
+
+  // Block updates skipped because the block already had that push (client
+  // retries). Any thread.
+  uint64_t duplicates() const {
+    return duplicates_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Worker {
@@ -95,11 +111,16 @@ class UpdatePool {
     bool stopping = false;        // guarded by mu
     std::thread thread;
     std::vector<float> scratch;  // widened 16-bit gradients; thread-owned
+    uint32_t writer = 0;         // its index among the writers (journal entry)
   };
 
   void Run(Worker& worker);
-  // `scratch` belongs to the calling writer; it grows to a block once.
-  void Apply(const BlockTask& task, std::vector<float>& scratch);
+  // `writer` is the caller's index; `scratch` belongs to it and grows to a
+  // block once.
+  void Apply(const BlockTask& task, uint32_t writer,
+             std::vector<float>& scratch);
+  // The update itself, without exactly-once checks or journal.
+  void Update(const BlockTask& task, std::vector<float>& scratch);
   // The gradient of `task` as float32 times task.scale: the frame itself,
   // or widened and/or scaled into
   // `scratch`.
@@ -110,11 +131,13 @@ class UpdatePool {
   void ApplyAccumulated(const BlockTask& task);
 
   Segment& segment_;
+  UpdateJournal& journal_;
   const std::vector<TensorOptimizer> optimizers_;  // by tensor index
   CompletionQueue& done_;
   const uint32_t writers_;
   std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1
   std::vector<float> inline_scratch_;             // writer 0's (frontend's)
+  std::atomic<uint64_t> duplicates_{0};
 };
 
 }  // namespace shardps

@@ -21,6 +21,7 @@ struct ServeFlags {
   std::string segment;
   uint32_t workers = 0;             // 0: the spec's [consistency] workers
   std::vector<std::string> queues;  // NAME:SLOTS:SLOT_BYTES
+  uint32_t fault_drop_push_replies = 0;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -50,6 +51,7 @@ int RunServe(const ServeFlags& flags) {
   options.listen = flags.listen;
   options.threads = flags.threads;
   options.segment_path = flags.segment;
+  options.fault_drop_push_replies = flags.fault_drop_push_replies;
   const ConsistencySpec consistency = options.spec.consistency;
   auto server = ShardServer::Start(std::move(options));
   if (!server.ok()) return ReportError("serve", server.status());
@@ -68,7 +70,16 @@ int RunServe(const ServeFlags& flags) {
   if (consistency.waits())
     std::fprintf(stderr, "shardps serve: %s with %u workers\n",
                  consistency.ModeName().c_str(), consistency.workers);
-  if (r.torn_blocks > 0)
+  if (!r.journal_discarded.empty())
+    std::fprintf(stderr, "shardps serve: ignored the update journal: %s\n",
+                 r.journal_discarded.c_str());
+  if (r.journal_restored > 0)
+    std::fprintf(stderr,
+                 "shardps serve: restored %llu block(s) to before the update "
+                 "a crash interrupted; it was never acknowledged, and "
+                 "exactly-once clients retry it\n",
+                 static_cast<unsigned long long>(r.journal_restored));
+  else if (r.torn_blocks > 0)
     std::fprintf(stderr,
                  "shardps serve: %llu block(s) were mid-update at the crash; "
                  "those updates were never acknowledged\n",
@@ -112,6 +123,9 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->add_option("--queue", flags->queues,
                   "Host a batch queue NAME:SLOTS:SLOT_BYTES for remote "
                   "producers (repeatable)");
+  // Test-only fault injection: no help text, not for production.
+  cmd->add_option("--fault-drop-push-replies", flags->fault_drop_push_replies)
+      ->group("");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 
