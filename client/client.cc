@@ -587,6 +587,8 @@ Result<std::vector<ShardStats>> Client::Stats() {
                     : -1;
           }
           out.waiting = s->waiting();
+          out.duplicates = s->duplicates();
+          out.exactly_once_clients = s->exactly_once_clients();
           return Status::Ok();
         };
       });

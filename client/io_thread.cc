@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/segment_format.h"
 #include "common/zmq_util.h"
 
 namespace shardps::client_internal {
@@ -21,6 +22,28 @@ uint64_t RandomClientId() {
   std::random_device rd;
   const uint64_t id = (uint64_t{rd()} << 32) ^ rd();
   return id == 0 ? 1 : id;
+}
+
+// Ops a shard may see twice without harm: reads, clocks (a repeated Clock
+// is recognised), and pushes that carry an exactly-once number.
+bool IsRetriable(wire::Op op, bool exactly_once) {
+  switch (op) {
+    case wire::Op::Hello:
+    case wire::Op::Stats:
+    case wire::Op::Pull:
+    case wire::Op::PullRows:
+    case wire::Op::Clock:
+      return true;
+    case wire::Op::Push:
+    case wire::Op::PushPull:
+      return exactly_once;
+    default:
+      return false;
+  }
+}
+
+bool IsNumbered(wire::Op op, bool exactly_once) {
+  return exactly_once && (op == wire::Op::Push || op == wire::Op::PushPull);
 }
 
 std::string Describe(const Part& part) {
@@ -162,7 +185,8 @@ void IoThread::Send(Part part) {
     part.call->PartDone(Status(Code::kUnavailable, "client closed"));
     return;
   }
-  if (!link.connected && link.ever_connected) {
+  part.retriable = IsRetriable(part.op, options_.exactly_once);
+  if (!link.connected && link.ever_connected && !part.retriable) {
     part.call->PartDone(Status(Code::kUnavailable,
                                "shard " + std::to_string(link.index) + " at " +
                                    link.endpoint + " is not connected (" +
@@ -170,13 +194,50 @@ void IoThread::Send(Part part) {
     return;
   }
   const uint64_t id = part.request_id;
-  deadlines_.emplace(part.deadline, id);
   Part& stored = parts_.emplace(id, std::move(part)).first->second;
-  if (!link.connected) {
-    link.backlog.push_back(id);
+  Arm(stored, stored.deadline);
+  if (IsNumbered(stored.op, options_.exactly_once) &&
+      (!link.window_wait.empty() || !Number(link, stored))) {
+    link.window_wait.push_back(id);
     return;
   }
-  Transmit(stored);
+  Dispatch(link, stored);
+}
+
+bool IoThread::Number(Link& link, Part& part) {
+  if (!link.unacked.empty() &&
+      link.next_seq - *link.unacked.begin() >= kDedupeWindow)
+    return false;
+  part.seq = link.next_seq++;
+  link.unacked.insert(part.seq);
+  return true;
+}
+
+void IoThread::AdmitWindowWaiters(Link& link) {
+  size_t admitted = 0;
+  for (; admitted < link.window_wait.size(); ++admitted) {
+    auto it = parts_.find(link.window_wait[admitted]);
+    if (it == parts_.end()) continue;  // it timed out while waiting
+    if (!Number(link, it->second)) break;
+    Dispatch(link, it->second);
+  }
+  link.window_wait.erase(link.window_wait.begin(),
+                         link.window_wait.begin() +
+                             static_cast<std::ptrdiff_t>(admitted));
+}
+
+void IoThread::Dispatch(Link& link, Part& part) {
+  if (!link.connected) {
+    link.backlog.push_back(part.request_id);
+    return;
+  }
+  Transmit(part);
+}
+
+void IoThread::Arm(Part& part, Clock::time_point when) {
+  deadlines_.erase({part.armed, part.request_id});
+  part.armed = std::min(when, part.deadline);
+  deadlines_.emplace(part.armed, part.request_id);
 }
 
 void IoThread::Transmit(Part& part) {
@@ -203,6 +264,7 @@ void IoThread::Transmit(Part& part) {
   req.add_clock(part.clock);
   req.add_grad_norm(part.grad_norm);
   req.add_worker(static_cast<int16_t>(options_.worker));
+  if (part.seq != 0) req.add_seq(part.seq);
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);
     req.add_blocks(blocks);
@@ -220,6 +282,12 @@ void IoThread::Transmit(Part& part) {
         zmq::buffer(builder_.GetBufferPointer(), builder_.GetSize()),
         (has_payload ? zmq::send_flags::sndmore : zmq::send_flags::none) |
             zmq::send_flags::dontwait);
+    if (!sent && part.retriable) {
+      // ZMQ_IMMEDIATE: no live connection even though the monitor has not
+      // said so yet. Try again shortly.
+      Arm(part, Clock::now() + std::chrono::milliseconds(50));
+      return;
+    }
     if (!sent) {
       // ZMQ_IMMEDIATE: no live connection even though we thought so.
       Finish(part.request_id,
@@ -259,6 +327,7 @@ void IoThread::Transmit(Part& part) {
       }
     }
     part.sent = true;
+    if (part.retriable) Arm(part, Clock::now() + options_.attempt_timeout);
   } catch (const zmq::error_t& e) {
     Finish(part.request_id,
            Status(Code::kUnavailable, "send to shard " +
@@ -278,6 +347,9 @@ void IoThread::OnMonitorEvent(Link& link) {
       link.ever_connected = true;
       std::vector<uint64_t> backlog;
       backlog.swap(link.backlog);
+      // Oldest first, so retried pushes keep roughly their order.
+      std::sort(backlog.begin(), backlog.end());
+      backlog.erase(std::unique(backlog.begin(), backlog.end()), backlog.end());
       for (uint64_t id : backlog) {
         auto it = parts_.find(id);
         if (it != parts_.end()) Transmit(it->second);
@@ -292,9 +364,19 @@ void IoThread::OnMonitorEvent(Link& link) {
 }
 
 void IoThread::FailLink(Link& link, const Status& status) {
+  const auto now = Clock::now();
   std::vector<uint64_t> ids;
-  for (auto& [id, part] : parts_)
-    if (part.shard == link.index && part.sent) ids.push_back(id);
+  for (auto& [id, part] : parts_) {
+    if (part.shard != link.index || !part.sent) continue;
+    if (part.retriable && now < part.deadline) {
+      // Sent again, with the same number, once the shard is back.
+      part.sent = false;
+      Arm(part, part.deadline);
+      link.backlog.push_back(id);
+      continue;
+    }
+    ids.push_back(id);
+  }
   for (uint64_t id : ids) Finish(id, status);
 }
 
@@ -303,7 +385,12 @@ void IoThread::Finish(uint64_t request_id, const Status& status) {
   if (it == parts_.end()) return;
   Part part = std::move(it->second);
   parts_.erase(it);
-  deadlines_.erase({part.deadline, request_id});
+  deadlines_.erase({part.armed, request_id});
+  if (part.seq != 0) {
+    Link& link = links_[part.shard];
+    link.unacked.erase(part.seq);
+    AdmitWindowWaiters(link);
+  }
   part.call->PartDone(status);
 }
 
@@ -313,7 +400,15 @@ void IoThread::ExpireDeadlines() {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const uint64_t id = deadlines_.begin()->second;
     Part& part = parts_.at(id);
-    const Link& link = links_[part.shard];
+    Link& link = links_[part.shard];
+    if (now < part.deadline) {
+      // An attempt went unanswered (or could not be sent): the same request,
+      // same number, again. The server applies a push only once.
+      part.sent = false;
+      Arm(part, part.deadline);
+      Dispatch(link, part);
+      continue;
+    }
     const std::string where =
         "shard " + std::to_string(link.index) + " at " + link.endpoint;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

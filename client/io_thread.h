@@ -9,10 +9,19 @@
 // Connection rules, which make outages retryable errors rather than hangs:
 //   * before a shard's first handshake, parts wait for it (up to their
 //     deadline) so start-up races do not fail calls;
-//   * after that, a part for a disconnected shard fails at once with
-//     kUnavailable, and a disconnect fails every part in flight to it;
+//   * a retriable part (one the server may see twice: pulls, clocks, and
+//     pushes numbered for exactly-once) survives a disconnect: it waits for
+//     the shard to come back and is sent again, as it is after each
+//     attempt_timeout without an answer;
+//   * other parts fail at once with kUnavailable when their shard is or
+//     goes away;
 //   * a part past its deadline fails with kTimeout and its shard's socket is
 //     reset, which drops queued frames and releases borrowed buffers.
+//
+// Exactly-once pushes: each Push/PushPull part gets the next sequence number
+// of its shard when first sent and keeps it through retries; a shard never
+// has kDedupeWindow or more numbered pushes unanswered (later ones wait), so
+// the server's dedupe window always covers a retry.
 #ifndef SHARDPS_CLIENT_IO_THREAD_H_
 #define SHARDPS_CLIENT_IO_THREAD_H_
 
@@ -58,9 +67,15 @@ struct Part {
   std::function<Status(std::vector<zmq::message_t>&)> on_frames;
   // Hello/Stats: turns the reply into the caller's result (I/O thread).
   std::function<Status(const wire::Reply&)> on_reply;
-  CallState::Clock::time_point deadline;
+  CallState::Clock::time_point deadline;  // of the whole call
   uint64_t request_id = 0;
   bool sent = false;
+  // I/O-thread bookkeeping: the exactly-once number (0: none), whether the
+  // part may be sent again, and when its current wait ends (the earlier of
+  // `deadline` and the attempt's timeout; the key in deadlines_).
+  uint64_t seq = 0;
+  bool retriable = false;
+  CallState::Clock::time_point armed;
 };
 
 class IoThread {
@@ -96,7 +111,12 @@ class IoThread {
     uint64_t generation = 0;
     bool connected = false;
     bool ever_connected = false;
-    std::vector<uint64_t> backlog;  // parts waiting for the first handshake
+    std::vector<uint64_t> backlog;  // parts waiting for a handshake
+    // Exactly-once: the next number to give, the numbers sent and not yet
+    // finished, and pushes waiting for the window to move.
+    uint64_t next_seq = 1;
+    std::set<uint64_t> unacked;
+    std::vector<uint64_t> window_wait;
   };
 
   void Loop();
@@ -104,10 +124,18 @@ class IoThread {
   void CloseLink(Link& link);
   void TakeSubmissions();
   void Send(Part part);
+  // Gives `part` its exactly-once number if the shard's window has room;
+  // false (the part waits in window_wait) if not.
+  bool Number(Link& link, Part& part);
+  void AdmitWindowWaiters(Link& link);
+  void Dispatch(Link& link, Part& part);
+  void Arm(Part& part, CallState::Clock::time_point when);
   void Transmit(Part& part);
   void OnReply(Link& link);
   void OnMonitorEvent(Link& link);
   void ExpireDeadlines();
+  // Fails the link's parts in flight with `status`, except retriable ones
+  // still within their deadline, which wait for the next handshake.
   void FailLink(Link& link, const Status& status);
   void Finish(uint64_t request_id, const Status& status);
   Status CompletePart(Part& part, const wire::Reply& reply,

@@ -122,6 +122,7 @@ class ShardServer::Impl {
   }
 
   void Start() {
+    pool_.SetFaultKillMidUpdate(options_.fault_kill_mid_update);
     pool_.Start();
     frontend_ = std::thread([this] {
       // A bsp apply a crash interrupted (every worker had clocked, not every

@@ -46,6 +46,9 @@ struct ServerOptions {
   // Test-only fault: when N > 0, every N-th push is applied but its reply is
   // never sent, as if the network lost it. Exercises client retries.
   uint32_t fault_drop_push_replies = 0;
+  // Test-only fault: the n-th journaled block update writes half the block
+  // and SIGKILLs the server (UpdatePool::SetFaultKillMidUpdate).
+  uint64_t fault_kill_mid_update = 0;
 };
 
 class ShardServer {

@@ -1,8 +1,14 @@
 #include "server/update_pool.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "common/dedupe_window.h"
 #include "common/seqlock.h"
@@ -144,9 +150,14 @@ void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
     // anyway and skip the journal's copy.
     const bool journaled =
         once || task.kind == BlockTask::Kind::kApplyAccumulated;
-    if (journaled)
+    if (journaled) {
       journal_.Begin(writer, task.block,
                      once ? task.slot : UpdateJournal::kNoSlot);
+      if (fault_kill_at_ != 0 &&
+          journaled_.fetch_add(1, std::memory_order_relaxed) + 1 ==
+              fault_kill_at_)
+        TearAndDie(task.block);
+    }
     Update(task, scratch);
     if (once) DedupeRecord(*window, task.client, task.seq);
     if (journaled) journal_.Close(writer);
@@ -157,6 +168,16 @@ void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
     // short.
     std::memcpy(task.out, segment_.block_data(task.block),
                 segment_.block(task.block).num_floats * sizeof(float));
+}
+
+void UpdatePool::TearAndDie(uint32_t block) {
+  BeginWrite(segment_.version(block));
+  float* w = segment_.block_data(block);
+  const uint64_t half = segment_.block(block).num_floats / 2;
+  std::fill(w, w + half, std::numeric_limits<float>::quiet_NaN());
+  std::fprintf(stderr, "shardps: fault injection: killed mid-update\n");
+  ::kill(::getpid(), SIGKILL);
+  ::_exit(137);  // not reached: SIGKILL cannot be caught
 }
 
 void UpdatePool::Update(const BlockTask& task, std::vector<float>& scratch) {

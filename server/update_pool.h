@@ -97,6 +97,11 @@ class UpdatePool {
   // REQUIRES: IsInline(task.block).
   void ApplyInline(const BlockTask& task) { Apply(task, 0, inline_scratch_); }
 
+  // Test-only fault: the n-th journaled block update (1-based) writes half
+  // the block and kills the process with SIGKILL, as a crash would. 0: off.
+  // REQUIRES: called before Start.
+  void SetFaultKillMidUpdate(uint64_t n) { fault_kill_at_ = n; }
+
   // Block updates skipped because the block already had that push (client
   // retries). Any thread.
   uint64_t duplicates() const {
@@ -119,6 +124,7 @@ class UpdatePool {
   // block once.
   void Apply(const BlockTask& task, uint32_t writer,
              std::vector<float>& scratch);
+  [[noreturn]] void TearAndDie(uint32_t block);
   // The update itself, without exactly-once checks or journal.
   void Update(const BlockTask& task, std::vector<float>& scratch);
   // The gradient of `task` as float32 times task.scale: the frame itself,
@@ -138,6 +144,8 @@ class UpdatePool {
   std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1
   std::vector<float> inline_scratch_;             // writer 0's (frontend's)
   std::atomic<uint64_t> duplicates_{0};
+  uint64_t fault_kill_at_ = 0;
+  std::atomic<uint64_t> journaled_{0};
 };
 
 }  // namespace shardps

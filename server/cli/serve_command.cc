@@ -22,6 +22,7 @@ struct ServeFlags {
   uint32_t workers = 0;             // 0: the spec's [consistency] workers
   std::vector<std::string> queues;  // NAME:SLOTS:SLOT_BYTES
   uint32_t fault_drop_push_replies = 0;
+  uint64_t fault_kill_mid_update = 0;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -52,6 +53,7 @@ int RunServe(const ServeFlags& flags) {
   options.threads = flags.threads;
   options.segment_path = flags.segment;
   options.fault_drop_push_replies = flags.fault_drop_push_replies;
+  options.fault_kill_mid_update = flags.fault_kill_mid_update;
   const ConsistencySpec consistency = options.spec.consistency;
   auto server = ShardServer::Start(std::move(options));
   if (!server.ok()) return ReportError("serve", server.status());
@@ -125,6 +127,8 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                   "producers (repeatable)");
   // Test-only fault injection: no help text, not for production.
   cmd->add_option("--fault-drop-push-replies", flags->fault_drop_push_replies)
+      ->group("");
+  cmd->add_option("--fault-kill-mid-update", flags->fault_kill_mid_update)
       ->group("");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }

@@ -75,14 +75,16 @@ void PrintWorkers(const std::vector<ShardStats>& stats) {
 }
 
 void PrintTable(const std::vector<ShardStats>& stats) {
-  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %10s\n", "shard",
+  // "retried": block updates skipped because the block already had that
+  // exactly-once push (a client sent it again).
+  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %8s %10s\n", "shard",
               "endpoint", "model", "blocks", "pushes", "pulls", "updates",
-              "errors", "uptime");
+              "errors", "retried", "uptime");
   for (const ShardStats& s : stats)
     std::printf("%-5u %-26s %-12s %6u %9" PRIu64 " %9" PRIu64 " %11" PRIu64
-                " %7" PRIu64 " %9.1fs\n",
+                " %7" PRIu64 " %8" PRIu64 " %9.1fs\n",
                 s.shard, s.endpoint.c_str(), s.model.c_str(), s.blocks,
-                s.pushes, s.pulls, s.updates_applied, s.errors,
+                s.pushes, s.pulls, s.updates_applied, s.errors, s.duplicates,
                 static_cast<double>(s.uptime_ms) / 1000.0);
   if (!stats.empty()) PrintWorkers(stats);
 }
@@ -109,12 +111,14 @@ void PrintJson(const std::vector<ShardStats>& stats) {
         ", \"errors\": %" PRIu64 ", \"bytes_in\": %" PRIu64
         ", \"bytes_out\": %" PRIu64 ", \"uptime_ms\": %" PRIu64
         ", \"consistency\": %s, \"applied_clock\": %" PRId64
-        ", \"waiting\": %u, \"workers\": %s}",
+        ", \"waiting\": %u, \"workers\": %s, \"duplicates\": %" PRIu64
+        ", \"exactly_once_clients\": %u}",
         i == 0 ? "" : ",", s.shard, JsonString(s.endpoint).c_str(),
         JsonString(s.model).c_str(), s.pid, s.blocks, s.threads, s.pushes,
         s.pulls, s.updates_applied, s.errors, s.bytes_in, s.bytes_out,
         s.uptime_ms, JsonString(s.consistency).c_str(), s.applied_clock,
-        s.waiting, WorkersJson(s).c_str());
+        s.waiting, WorkersJson(s).c_str(), s.duplicates,
+        s.exactly_once_clients);
   }
   std::printf("\n]}\n");
 }

@@ -7,17 +7,18 @@
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/integration/harness.h"
 
 namespace shardps::testing {
 
-inline std::unique_ptr<LocalCluster> StartCluster(const TempDir& dir,
-                                                  const std::string& spec_text,
-                                                  uint32_t shards) {
+inline std::unique_ptr<LocalCluster> StartCluster(
+    const TempDir& dir, const std::string& spec_text, uint32_t shards,
+    const std::vector<std::string>& serve_flags = {}) {
   const std::string spec = WriteSpec(dir.File("spec.toml"), spec_text);
   auto cluster = LocalCluster::Start(spec, dir.File("storage"), shards,
-                                     dir.File("cluster.toml"));
+                                     dir.File("cluster.toml"), serve_flags);
   INFO(cluster.status().ToString());
   REQUIRE(cluster.ok());
   return std::move(cluster).value();

@@ -60,6 +60,7 @@ std::vector<std::string> ServeArgv(const ServeArgs& args) {
     argv.push_back("--storage");
     argv.push_back(args.storage);
   }
+  argv.insert(argv.end(), args.extra.begin(), args.extra.end());
   return argv;
 }
 
@@ -85,13 +86,15 @@ Result<ServerProcess> StartServer(const ServeArgs& args) {
 
 Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     const std::string& spec_path, const std::string& storage, uint32_t shards,
-    const std::string& cluster_file) {
+    const std::string& cluster_file,
+    const std::vector<std::string>& serve_flags) {
   auto spec = LoadModelSpec(spec_path);
   if (!spec.ok()) return spec.status();
   std::unique_ptr<LocalCluster> cluster(new LocalCluster());
   cluster->base_.spec = spec_path;
   cluster->base_.shards = shards;
   cluster->base_.storage = storage;
+  cluster->base_.extra = serve_flags;
   cluster->cluster_file_ = cluster_file;
   cluster->info_.model = spec->name;
   cluster->info_.spec_hash = SpecHash(*spec);
@@ -157,6 +160,7 @@ Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
   if (args.ramp) argv.push_back("--ramp");
   if (args.retry) argv.push_back("--retry");
   if (args.until_signal) argv.push_back("--until-signal");
+  if (args.at_least_once) argv.push_back("--at-least-once");
   auto child = ChildProcess::Spawn(argv);
   if (!child.ok()) return child.status();
   WorkerProcess worker;

@@ -51,6 +51,7 @@ struct ServeArgs {
   uint32_t shards = 1;
   std::string listen = "tcp://127.0.0.1:*";
   std::string storage;
+  std::vector<std::string> extra;  // more flags, e.g. fault switches
 };
 
 std::vector<std::string> ServeArgv(const ServeArgs& args);
@@ -74,7 +75,8 @@ class LocalCluster {
   // and writes the cluster file (with segment paths) to `cluster_file`.
   static Result<std::unique_ptr<LocalCluster>> Start(
       const std::string& spec_path, const std::string& storage, uint32_t shards,
-      const std::string& cluster_file);
+      const std::string& cluster_file,
+      const std::vector<std::string>& serve_flags = {});
 
   const ClusterInfo& info() const { return info_; }
   const std::string& cluster_file() const { return cluster_file_; }
@@ -83,6 +85,10 @@ class LocalCluster {
   // Starts shard `shard` again on the endpoint it had, so clients that knew
   // it reconnect. REQUIRES: the previous process has exited.
   Status Restart(uint32_t shard);
+  // The extra `serve` flags of later Restarts (e.g. to drop a fault switch).
+  void set_serve_flags(std::vector<std::string> flags) {
+    base_.extra = std::move(flags);
+  }
 
  private:
   LocalCluster() = default;
@@ -103,6 +109,7 @@ struct WorkerArgs {
   bool retry = false;
   bool until_signal = false;
   int timeout_ms = 5000;
+  bool at_least_once = false;  // ClientOptions::exactly_once = false
 };
 
 // A running shardps_test_worker and what its stdout has said so far.

@@ -47,6 +47,7 @@ struct WorkerFlags {
   bool retry = false;
   bool until_signal = false;
   int timeout_ms = 5000;
+  bool at_least_once = false;
 };
 
 // Pause between retries: a shard that is down fails pushes at once, and a
@@ -90,6 +91,7 @@ int RunWorker(const WorkerFlags& flags) {
   shardps::ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.exactly_once = !flags.at_least_once;
   auto client = shardps::Client::Connect(flags.cluster, options);
   if (!client.ok()) {
     std::fprintf(stderr, "test_worker: connect: %s\n",
@@ -147,6 +149,8 @@ int main(int argc, char** argv) {
   app.add_flag("--retry", flags.retry, "Retry failed iterations");
   app.add_flag("--until-signal", flags.until_signal,
                "Push until SIGTERM/SIGINT instead of --pushes times");
+  app.add_flag("--at-least-once", flags.at_least_once,
+               "Client without exactly-once retries: outages fail pushes");
   app.add_option("--timeout-ms", flags.timeout_ms, "Client deadlines")
       ->check(CLI::Range(1, 600000));
   try {

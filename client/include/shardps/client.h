@@ -97,6 +97,10 @@ struct ShardStats {
   int64_t applied_clock = 0;                // bsp: clocks applied on this shard
   std::vector<WorkerStats> workers_detail;  // one per worker
   uint32_t waiting = 0;  // requests parked for slower workers
+  // Block updates skipped because the block already had that exactly-once
+  // push (a retry), and clients holding an exactly-once slot on the shard.
+  uint64_t duplicates = 0;
+  uint32_t exactly_once_clients = 0;
 };
 
 class Client {

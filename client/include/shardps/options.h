@@ -44,9 +44,25 @@ struct ClientOptions {
   // always return float32.
   WireDType push_dtype = WireDType::kFloat32;
 
-  // Identifies this client to the servers (stats, later exactly-once
-  // retries). 0 picks a random id.
+  // Identifies this client to the servers (stats, exactly-once windows).
+  // 0 picks a random id. Two live clients must never share one.
   uint64_t client_id = 0;
+
+  // Exactly-once pushes. Each Push/PushPull carries a per-shard sequence
+  // number; when a shard does not answer (it restarts, the connection drops,
+  // or attempt_timeout passes) the client sends the same push again until
+  // request_timeout, and the shard applies it once however many copies
+  // arrive, also across a kill -9 and restart. Costs: at most 64 pushes per
+  // shard unanswered at a time (more wait in the client), and the shard
+  // saves each block before updating it (one copy of the block and its
+  // optimizer state; see docs/reliability.md). false: a push is sent once,
+  // and an outage fails it at once (at-least-once if you retry it).
+  bool exactly_once = true;
+
+  // How long one attempt of a retriable call (exactly-once pushes, pulls,
+  // clocks) may go unanswered before it is sent again, within
+  // request_timeout. Keep it above your largest transfer's time.
+  std::chrono::milliseconds attempt_timeout{10000};
 
   // This trainer's worker index, 0..workers-1, in a model whose spec sets
   // [consistency] workers (bsp, ssp:S, or async with clocks for `status`).
