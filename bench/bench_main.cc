@@ -50,9 +50,10 @@ int main(int argc, char** argv) {
   double seconds = 0;
   std::string json, plot;
   app.add_option("workloads", workloads,
-                 "transport latency sparse apply coprocessor stream, or all")
+                 "transport latency sparse apply coprocessor stream "
+                 "exactly-once, or all")
       ->check(CLI::IsMember({"all", "transport", "latency", "sparse", "apply",
-                             "coprocessor", "stream"}));
+                             "coprocessor", "stream", "exactly-once"}));
   app.add_flag("--quick", quick, "Small, fast suite (a smoke test)");
   app.add_option("--seconds", seconds, "Time per measurement")
       ->check(CLI::Range(0.01, 60.0));
@@ -61,8 +62,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (workloads.empty() ||
       std::find(workloads.begin(), workloads.end(), "all") != workloads.end())
-    workloads = {"transport", "latency",     "sparse",
-                 "apply",     "coprocessor", "stream"};
+    workloads = {"transport",   "latency", "sparse",      "apply",
+                 "coprocessor", "stream",  "exactly-once"};
 
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
   if (seconds > 0) options.seconds = seconds;
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
                : w == "sparse"      ? RunSparse(options, &report)
                : w == "apply"       ? RunApply(options, &report)
                : w == "coprocessor" ? RunCoprocessor(options, &report)
-                                    : RunStream(options, &report);
+               : w == "stream"      ? RunStream(options, &report)
+                                    : RunExactlyOnce(options, &report);
     if (!s.ok()) {
       std::fprintf(stderr, "shardps-bench: %s: %s\n", w.c_str(),
                    s.ToString().c_str());

@@ -154,6 +154,7 @@ Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
                                const LoadSpec& spec) {
   ClientOptions options;
   options.request_timeout = std::chrono::seconds(60);
+  options.exactly_once = spec.exactly_once;
   auto client = Client::Connect(cluster_file, options);
   if (!client.ok()) return client.status();
   const size_t floats = spec.bytes / sizeof(float);

@@ -22,6 +22,7 @@ struct LoadSpec {
   int inflight = 1;       // requests kept outstanding
   double seconds = 0.5;   // measurement budget (after a short warm-up)
   bool zero_copy = true;  // raw only: borrow the send buffer or copy it
+  bool exactly_once = true;  // shardps only: ClientOptions::exactly_once
 };
 
 struct LoadResult {

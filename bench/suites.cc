@@ -17,6 +17,7 @@ SuiteOptions DefaultSuite() {
   o.steps = 5;
   o.compute_ms = 20;
   o.sparse_dims = {1, 16, 64};
+  o.exactly_once_sizes = {4 << 10, 1 << 20, 16 << 20};
   return o;
 }
 
@@ -36,6 +37,7 @@ SuiteOptions QuickSuite() {
   o.sparse_dims = {16};
   o.stream_rows = 20000;
   o.stream_batches_used = 20;
+  o.exactly_once_sizes = {1 << 20};
   return o;
 }
 

@@ -28,6 +28,7 @@ struct SuiteOptions {
   std::vector<uint64_t> sparse_dims;    // sparse table row widths
   uint64_t stream_rows = 200000;        // stream: rows of the series
   uint64_t stream_batches_used = 200;   // stream: batches training takes
+  std::vector<uint64_t> exactly_once_sizes;  // exactly-once push payloads
 };
 
 SuiteOptions DefaultSuite();
@@ -39,6 +40,7 @@ Status RunApply(const SuiteOptions& o, Report* report);
 Status RunCoprocessor(const SuiteOptions& o, Report* report);
 Status RunSparse(const SuiteOptions& o, Report* report);
 Status RunStream(const SuiteOptions& o, Report* report);
+Status RunExactlyOnce(const SuiteOptions& o, Report* report);
 
 // Child roles (hidden subcommands of shardps-bench).
 int RunClientRole(const std::vector<std::string>& args);
