@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <thread>
@@ -89,6 +90,7 @@ class SequentialWriter {
 };
 
 struct ShardRecord {
+  uint32_t index = 0;
   std::string file;
   uint64_t bytes = 0;
   uint32_t crc = 0;
@@ -151,14 +153,15 @@ Status WriteShard(const Segment& seg, const std::string& path,
   return Status::Ok();
 }
 
+// `shards` is the model's shard count; `records` the shards this checkpoint
+// holds (all of them, or one for a shard server's own checkpoint).
 std::string ManifestText(const SegmentHeader& h,
-                         const std::vector<ShardRecord>& shards) {
+                         const std::vector<ShardRecord>& records) {
   std::string m = "format = " + std::to_string(kCheckpointFormat) +
                   "\nmodel = " + h.model + "\nspec_hash = " + Hex(h.spec_hash) +
-                  "\nshards = " + std::to_string(shards.size()) + "\n";
-  for (size_t i = 0; i < shards.size(); ++i) {
-    const ShardRecord& r = shards[i];
-    const std::string k = "shard." + std::to_string(i) + ".";
+                  "\nshards = " + std::to_string(h.shard_count) + "\n";
+  for (const ShardRecord& r : records) {
+    const std::string k = "shard." + std::to_string(r.index) + ".";
     std::string clocks;
     for (int64_t c : r.clocks)
       clocks += (clocks.empty() ? "" : ",") + std::to_string(c);
@@ -244,41 +247,32 @@ Status ReadInto(int fd, char* dst, uint64_t n, const std::string& path) {
 
 }  // namespace
 
-Result<CheckpointSummary> WriteCheckpoint(
-    const std::vector<std::string>& segment_paths, const std::string& dir) {
-  if (segment_paths.empty())
-    return Status(Code::kInvalidArgument, "no segments to checkpoint");
+namespace {
+
+// Writes `segs` (shards of one model) as a checkpoint in `dir`: files in
+// DIR.partial-<pid>, fsync-ed, then renamed into place.
+Result<CheckpointSummary> WriteSegments(
+    const std::vector<std::unique_ptr<Segment>>& segs, const std::string& dir) {
   if (Exists(dir))
     return Status(Code::kBusy, dir +
                                    " exists; checkpoints are written once, "
                                    "to a new directory");
-  std::vector<std::unique_ptr<Segment>> segs;
-  for (size_t i = 0; i < segment_paths.size(); ++i) {
-    auto seg = Segment::OpenReadOnly(segment_paths[i]);
-    if (!seg.ok()) return seg.status();
-    const SegmentHeader& h = (*seg)->header();
-    if (h.shard_index != i || h.shard_count != segment_paths.size() ||
-        (i > 0 && h.spec_hash != segs[0]->header().spec_hash))
-      return Status(Code::kSpecMismatch,
-                    segment_paths[i] + " is not shard " + std::to_string(i) +
-                        " of the same model as the others");
-    segs.push_back(std::move(seg).value());
-  }
-  const uint32_t shards = static_cast<uint32_t>(segs.size());
   const std::string tmp = dir + ".partial-" + std::to_string(::getpid());
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return ErrnoStatus("mkdir " + tmp, errno);
+  std::vector<ShardRecord> records(segs.size());
   auto fail = [&](const Status& s) {
-    for (uint32_t i = 0; i < shards; ++i)
-      ::unlink((tmp + "/" + ShardFile(i, shards)).c_str());
+    for (const ShardRecord& r : records)
+      if (!r.file.empty()) ::unlink((tmp + "/" + r.file).c_str());
     ::unlink((tmp + "/MANIFEST").c_str());
     ::rmdir(tmp.c_str());
     return s;
   };
-  std::vector<ShardRecord> records(shards);
   CheckpointSummary summary;
-  for (uint32_t i = 0; i < shards; ++i) {
-    records[i].file = ShardFile(i, shards);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const SegmentHeader& h = segs[i]->header();
+    records[i].index = h.shard_index;
+    records[i].file = ShardFile(h.shard_index, h.shard_count);
     Status s = WriteShard(*segs[i], tmp + "/" + records[i].file, &records[i]);
     if (!s.ok()) return fail(s);
     summary.bytes += records[i].bytes;
@@ -297,13 +291,52 @@ Result<CheckpointSummary> WriteCheckpoint(
   SHARDPS_RETURN_IF_ERROR(SyncDirectory(
       slash == std::string::npos ? "." : dir.substr(0, slash + 1)));
   summary.dir = dir;
-  summary.shards = shards;
+  summary.shards = static_cast<uint32_t>(segs.size());
   return summary;
 }
 
-Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
-                                            const ModelSpec& spec,
-                                            const std::string& storage) {
+}  // namespace
+
+Result<CheckpointSummary> WriteCheckpoint(
+    const std::vector<std::string>& segment_paths, const std::string& dir) {
+  if (segment_paths.empty())
+    return Status(Code::kInvalidArgument, "no segments to checkpoint");
+  std::vector<std::unique_ptr<Segment>> segs;
+  for (size_t i = 0; i < segment_paths.size(); ++i) {
+    auto seg = Segment::OpenReadOnly(segment_paths[i]);
+    if (!seg.ok()) return seg.status();
+    const SegmentHeader& h = (*seg)->header();
+    if (h.shard_index != i || h.shard_count != segment_paths.size() ||
+        (i > 0 && h.spec_hash != segs[0]->header().spec_hash))
+      return Status(Code::kSpecMismatch,
+                    segment_paths[i] + " is not shard " + std::to_string(i) +
+                        " of the same model as the others");
+    segs.push_back(std::move(seg).value());
+  }
+  return WriteSegments(segs, dir);
+}
+
+Result<CheckpointSummary> WriteShardCheckpoint(const std::string& segment_path,
+                                               const std::string& dir) {
+  auto seg = Segment::OpenReadOnly(segment_path);
+  if (!seg.ok()) return seg.status();
+  std::vector<std::unique_ptr<Segment>> segs;
+  segs.push_back(std::move(seg).value());
+  return WriteSegments(segs, dir);
+}
+
+namespace {
+
+// One shard to restore: the checkpoint directory holding it, and its record.
+struct ShardSource {
+  std::string dir;
+  ShardRecord record;
+};
+
+// Reads `dir`/MANIFEST, a checkpoint of `spec`: the model's shard count and
+// the shards this checkpoint holds (all, or one for a server's own).
+Status ReadManifest(const std::string& dir, const ModelSpec& spec,
+                    uint32_t* shards, std::vector<ShardSource>* out) {
   auto kv = ParseManifest(dir + "/MANIFEST");
   if (!kv.ok()) return kv.status().WithContext("checkpoint " + dir);
   auto format = Number(*kv, "format");
@@ -313,45 +346,141 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
                    " (this build reads " + std::to_string(kCheckpointFormat) +
                    ")");
   auto hash = Number(*kv, "spec_hash", 16);
-  auto shards = Number(*kv, "shards");
+  auto count = Number(*kv, "shards");
   if (!hash.ok()) return hash.status();
-  if (!shards.ok()) return shards.status();
-  if (*hash != SpecHash(spec) || kv->at("model") != spec.name)
-    return Status(Code::kSpecMismatch, dir + " holds model '" +
-                                           kv->at("model") + "' spec " +
-                                           Hex(*hash) + ", not '" + spec.name +
-                                           "' spec " + Hex(SpecHash(spec)));
-  if (*shards == 0 || *shards > 4096) return Corrupt(dir + ": bad shard count");
-  const auto n = static_cast<uint32_t>(*shards);
-
-  // Everything is checked before anything is created.
-  std::vector<ShardRecord> records(n);
-  for (uint32_t i = 0; i < n; ++i) {
+  if (!count.ok()) return count.status();
+  const std::string model = kv->count("model") ? kv->at("model") : "";
+  if (*hash != SpecHash(spec) || model != spec.name)
+    return Status(Code::kSpecMismatch, dir + " holds model '" + model +
+                                           "' spec " + Hex(*hash) + ", not '" +
+                                           spec.name + "' spec " +
+                                           Hex(SpecHash(spec)));
+  if (*count == 0 || *count > 4096) return Corrupt(dir + ": bad shard count");
+  *shards = static_cast<uint32_t>(*count);
+  for (uint32_t i = 0; i < *shards; ++i) {
     const std::string k = "shard." + std::to_string(i) + ".";
+    if (kv->count(k + "bytes") == 0) continue;  // not in this checkpoint
+    ShardSource src;
+    src.dir = dir;
+    ShardRecord& r = src.record;
     auto bytes = Number(*kv, k + "bytes");
     auto crc = Number(*kv, k + "crc32c", 16);
     auto updates = Number(*kv, k + "updates_applied");
     auto applied = Number(*kv, k + "applied_clock");
-    for (const auto* r : {&bytes, &crc, &updates, &applied})
-      if (!r->ok()) return r->status();
-    records[i].file = ShardFile(i, n);
-    records[i].bytes = *bytes;
-    records[i].crc = static_cast<uint32_t>(*crc);
-    records[i].updates_applied = *updates;
-    records[i].applied_clock = static_cast<int64_t>(*applied);
+    for (const auto* v : {&bytes, &crc, &updates, &applied})
+      if (!v->ok()) return v->status();
+    r.index = i;
+    r.file = ShardFile(i, *shards);
+    r.bytes = *bytes;
+    r.crc = static_cast<uint32_t>(*crc);
+    r.updates_applied = *updates;
+    r.applied_clock = static_cast<int64_t>(*applied);
     const std::string clocks =
         kv->count(k + "worker_clocks") ? kv->at(k + "worker_clocks") : "";
     for (size_t p = 0; p < clocks.size();) {
       size_t comma = clocks.find(',', p);
       if (comma == std::string::npos) comma = clocks.size();
-      records[i].clocks.push_back(
-          std::atoll(clocks.substr(p, comma - p).c_str()));
+      r.clocks.push_back(std::atoll(clocks.substr(p, comma - p).c_str()));
       p = comma + 1;
     }
-    if (records[i].clocks.size() > kMaxWorkers)
+    if (r.clocks.size() > kMaxWorkers)
       return Corrupt(dir + ": too many worker clocks");
-    SHARDPS_RETURN_IF_ERROR(VerifyFile(dir + "/" + records[i].file,
-                                       records[i].bytes, records[i].crc));
+    out->push_back(std::move(src));
+  }
+  return Status::Ok();
+}
+
+// The names of the entries of `dir`, sorted; empty if it cannot be read.
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Under a `serve --checkpoint-dir` root (ROOT/shard-I-of-N/<stamp>/), the
+// newest checkpoint of every shard that reads and verifies.
+Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
+                          uint32_t* shards, std::vector<ShardSource>* out) {
+  std::map<uint32_t, std::string> shard_dirs;
+  *shards = 0;
+  for (const std::string& name : ListDir(root)) {
+    unsigned i = 0, n = 0;
+    char tail = 0;
+    if (std::sscanf(name.c_str(), "shard-%u-of-%u%c", &i, &n, &tail) != 2)
+      continue;
+    if (*shards != 0 && n != *shards)
+      return Corrupt(root + " mixes checkpoints of " + std::to_string(*shards) +
+                     " and " + std::to_string(n) + " shards");
+    *shards = n;
+    shard_dirs[i] = root + "/" + name;
+  }
+  if (*shards == 0)
+    return Status(Code::kNotFound,
+                  root + " is neither a checkpoint (no MANIFEST) nor a "
+                         "--checkpoint-dir root (no shard-I-of-N directories)");
+  for (uint32_t i = 0; i < *shards; ++i) {
+    if (shard_dirs.count(i) == 0)
+      return Status(Code::kNotFound, root + " has no checkpoint of shard " +
+                                         std::to_string(i));
+    std::vector<std::string> stamps = ListDir(shard_dirs[i]);
+    std::string why = "no checkpoints";
+    bool found = false;
+    for (auto it = stamps.rbegin(); it != stamps.rend() && !found; ++it) {
+      if (it->find(".partial-") != std::string::npos) continue;
+      const std::string dir = shard_dirs[i] + "/" + *it;
+      uint32_t n = 0;
+      std::vector<ShardSource> srcs;
+      Status s = ReadManifest(dir, spec, &n, &srcs);
+      if (s.ok() && (n != *shards || srcs.size() != 1 ||
+                     srcs[0].record.index != i))
+        s = Corrupt(dir + " does not hold shard " + std::to_string(i) +
+                    " of " + std::to_string(*shards));
+      if (s.ok())
+        s = VerifyFile(dir + "/" + srcs[0].record.file, srcs[0].record.bytes,
+                       srcs[0].record.crc);
+      if (!s.ok()) {
+        // An older one may still be good; say why this one was passed over.
+        std::fprintf(stderr, "shardps restore: skipping %s: %s\n",
+                     dir.c_str(), s.ToString().c_str());
+        why = s.ToString();
+        continue;
+      }
+      out->push_back(std::move(srcs[0]));
+      found = true;
+    }
+    if (!found)
+      return Status(Code::kCorrupt, "no usable checkpoint of shard " +
+                                        std::to_string(i) + " under " +
+                                        shard_dirs[i] + " (last: " + why + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
+                                            const ModelSpec& spec,
+                                            const std::string& storage) {
+  // Everything is checked before anything is created.
+  uint32_t n = 0;
+  std::vector<ShardSource> sources;
+  if (Exists(dir + "/MANIFEST") || !Exists(dir)) {
+    SHARDPS_RETURN_IF_ERROR(ReadManifest(dir, spec, &n, &sources));
+    if (sources.size() != n)
+      return Corrupt(dir + " holds " + std::to_string(sources.size()) +
+                     " of the model's " + std::to_string(n) + " shards");
+    for (const ShardSource& src : sources)
+      SHARDPS_RETURN_IF_ERROR(VerifyFile(dir + "/" + src.record.file,
+                                         src.record.bytes, src.record.crc));
+  } else {
+    SHARDPS_RETURN_IF_ERROR(PickNewestPerShard(dir, spec, &n, &sources));
+  }
+  std::vector<ShardRecord> records;
+  for (uint32_t i = 0; i < n; ++i) {
+    records.push_back(sources[i].record);
     const std::string target = Segment::PathFor(storage, spec.name, i, n);
     if (Exists(target))
       return Status(Code::kBusy, target +
@@ -378,7 +507,7 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
       return undo(Corrupt(
           records[i].file + " is " + std::to_string(records[i].bytes) +
           " bytes; this spec's shard needs " + std::to_string(data + meta)));
-    const std::string path = dir + "/" + records[i].file;
+    const std::string path = sources[i].dir + "/" + records[i].file;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return undo(ErrnoStatus("open " + path, errno));
     char* base = (*seg)->mutable_bytes();

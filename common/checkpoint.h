@@ -44,10 +44,19 @@ struct CheckpointSummary {
 Result<CheckpointSummary> WriteCheckpoint(
     const std::vector<std::string>& segment_paths, const std::string& dir);
 
-// Rebuilds every shard's segment of `spec` under `storage` from the
-// checkpoint in `dir`. Refuses, changing nothing, a checkpoint of another
-// spec (kSpecMismatch), a damaged one (kCorrupt, with the file and reason)
-// and existing segments (kBusy).
+// Writes a checkpoint of one shard's segment to `dir`, in the same format
+// (its MANIFEST lists just that shard). What `serve --checkpoint-dir` does.
+Result<CheckpointSummary> WriteShardCheckpoint(const std::string& segment_path,
+                                               const std::string& dir);
+
+// Rebuilds every shard's segment of `spec` under `storage` from `dir`:
+// either one checkpoint holding every shard, or a `serve --checkpoint-dir`
+// root (dir/shard-I-of-N/<time>/), from which each shard's newest
+// checkpoint that verifies is taken (older ones are tried when the newest
+// is damaged; the ones skipped are named on stderr). Refuses, changing
+// nothing, a checkpoint of another spec (kSpecMismatch), a damaged one
+// (kCorrupt, with the file and reason), a shard missing (kNotFound) and
+// existing segments (kBusy).
 Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
                                             const ModelSpec& spec,
                                             const std::string& storage);

@@ -132,12 +132,21 @@ class ShardServer::Impl {
     });
   }
 
+  Status StartCheckpoints() {
+    if (options_.checkpoint.root.empty()) return Status::Ok();
+    checkpointer_ = std::make_unique<Checkpointer>(
+        segment_path_, options_.shard, options_.shards, options_.checkpoint);
+    return checkpointer_->Start();
+  }
+
   void Stop() {
     if (!frontend_.joinable()) return;
     stop_.Signal();
     frontend_.join();
     pool_.Stop();
     segment_->MarkCleanShutdown();
+    // Every update is in: the last checkpoint is exact.
+    if (checkpointer_) checkpointer_->Stop(/*final=*/true);
   }
 
   const std::string& endpoint() const { return endpoint_; }
@@ -222,6 +231,7 @@ class ShardServer::Impl {
   zmq::socket_t monitor_;  // PAIR end of socket_'s monitor
   std::string endpoint_;
   std::thread frontend_;
+  std::unique_ptr<Checkpointer> checkpointer_;
   const std::chrono::steady_clock::time_point started_;
 
   // Frontend-thread state below: touched by the frontend only.
@@ -901,6 +911,7 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
                              std::move(journal).value(), report,
                              std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
+  SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());
   impl->Start();
   return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));
 }

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/segment.h"
+#include "server/checkpointer.h"
 #include "server/queue_service.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
@@ -49,6 +50,9 @@ struct ServerOptions {
   // Test-only fault: the n-th journaled block update writes half the block
   // and SIGKILLs the server (UpdatePool::SetFaultKillMidUpdate).
   uint64_t fault_kill_mid_update = 0;
+  // Periodic checkpoints of this shard (see Checkpointer); off when
+  // checkpoint.root is empty.
+  CheckpointOptions checkpoint;
 };
 
 class ShardServer {

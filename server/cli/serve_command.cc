@@ -23,6 +23,9 @@ struct ServeFlags {
   std::vector<std::string> queues;  // NAME:SLOTS:SLOT_BYTES
   uint32_t fault_drop_push_replies = 0;
   uint64_t fault_kill_mid_update = 0;
+  std::string checkpoint_dir;
+  std::string checkpoint_every = "10m";
+  uint32_t checkpoint_keep = 3;
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -54,6 +57,14 @@ int RunServe(const ServeFlags& flags) {
   options.segment_path = flags.segment;
   options.fault_drop_push_replies = flags.fault_drop_push_replies;
   options.fault_kill_mid_update = flags.fault_kill_mid_update;
+  if (!flags.checkpoint_dir.empty()) {
+    auto every = ParseDuration(flags.checkpoint_every);
+    if (!every.ok())
+      return ReportError("serve", every.status().WithContext(
+                                      "--checkpoint-every"));
+    options.checkpoint = {flags.checkpoint_dir, *every, flags.checkpoint_keep};
+  }
+  const CheckpointOptions checkpoint = options.checkpoint;
   const ConsistencySpec consistency = options.spec.consistency;
   auto server = ShardServer::Start(std::move(options));
   if (!server.ok()) return ReportError("serve", server.status());
@@ -69,6 +80,12 @@ int RunServe(const ServeFlags& flags) {
   for (const QueueOption& q : queues)
     std::fprintf(stderr, "shardps serve: hosting queue '%s' at %s\n",
                  q.name.c_str(), (*server)->queue_path(q.name).c_str());
+  if (!checkpoint.root.empty())
+    std::fprintf(stderr,
+                 "shardps serve: checkpoints every %s to %s/shard-%u-of-%u, "
+                 "keeping %u\n",
+                 flags.checkpoint_every.c_str(), checkpoint.root.c_str(),
+                 flags.shard, flags.shards, checkpoint.keep);
   if (consistency.waits())
     std::fprintf(stderr, "shardps serve: %s with %u workers\n",
                  consistency.ModeName().c_str(), consistency.workers);
@@ -125,6 +142,19 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->add_option("--queue", flags->queues,
                   "Host a batch queue NAME:SLOTS:SLOT_BYTES for remote "
                   "producers (repeatable)");
+  auto* dir = cmd->add_option(
+      "--checkpoint-dir", flags->checkpoint_dir,
+      "Write this shard's checkpoints under DIR/shard-I-of-N/ (a durable or "
+      "write-once mount); restore with `shardps restore --from DIR`");
+  cmd->add_option("--checkpoint-every", flags->checkpoint_every,
+                  "Time between checkpoints: 500ms, 30s, 10m, 2h")
+      ->capture_default_str()
+      ->needs(dir);
+  cmd->add_option("--checkpoint-keep", flags->checkpoint_keep,
+                  "Newest checkpoints to keep")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000u))
+      ->needs(dir);
   // Test-only fault injection: no help text, not for production.
   cmd->add_option("--fault-drop-push-replies", flags->fault_drop_push_replies)
       ->group("");

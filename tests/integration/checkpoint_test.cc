@@ -1,10 +1,14 @@
 // Checkpoint and restore through the CLI against real servers: the restored
 // model equals the checkpointed one (weights, Adam state, table rows,
 // clocks), and damaged or mismatching checkpoints are refused untouched.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -14,7 +18,32 @@
 namespace shardps::testing {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+// Finished checkpoints (not *.partial-*) under a shard's checkpoint dir,
+// oldest first.
+std::vector<std::string> Checkpoints(const std::string& shard_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(shard_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".partial-") == std::string::npos)
+      out.push_back(shard_dir + "/" + name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void FlipByte(const std::string& path, long offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(offset);
+  char c = 0;
+  f.read(&c, 1);
+  f.seekp(offset);
+  c = static_cast<char>(c ^ 0x40);
+  f.write(&c, 1);
+}
 
 constexpr const char* kSpec = R"([model]
 name = "ckpt"
@@ -129,16 +158,7 @@ TEST_CASE("damaged or foreign checkpoints are refused and nothing is made",
   CHECK(r.status.code == 2);
   CHECK_THAT(r.err, Catch::Matchers::Contains("spec mismatch"));
   // One flipped byte in a shard file: refused by its checksum.
-  {
-    std::fstream f(ckpt + "/shard-1-of-2.ckpt",
-                   std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(100);
-    char c = 0;
-    f.read(&c, 1);
-    f.seekp(100);
-    c = static_cast<char>(c ^ 0x40);
-    f.write(&c, 1);
-  }
+  FlipByte(ckpt + "/shard-1-of-2.ckpt", 100);
   r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
            "--storage", dir.File("b")});
   CHECK(r.status.code == 2);
@@ -150,6 +170,73 @@ TEST_CASE("damaged or foreign checkpoints are refused and nothing is made",
   r = Run({kShardpsBinary, "restore", "--from", dir.File("nope"), "--spec",
            spec, "--storage", dir.File("b")});
   CHECK(r.status.code == 2);
+}
+
+TEST_CASE(
+    "servers checkpoint themselves periodically, keep the newest, and "
+    "restore takes each shard's newest good one",
+    "[integration][checkpoint]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), kSpec);
+  const std::string root = dir.File("durable");
+  Model final_model;
+  {
+    auto started = LocalCluster::Start(
+        spec, dir.File("a"), 2, dir.File("a.toml"),
+        {"--checkpoint-dir", root, "--checkpoint-every", "150ms",
+         "--checkpoint-keep", "2"});
+    INFO(started.status().ToString());
+    REQUIRE(started.ok());
+    auto& cluster = *started;
+    auto client = Client::Connect(cluster->info());
+    REQUIRE(client.ok());
+    Train(**client, 4);
+    // Several periods pass; only the newest 2 of each shard stay.
+    CHECK(cluster->server(0).process->WaitForStderr("checkpoint ", seconds(5)));
+    std::this_thread::sleep_for(milliseconds(700));
+    for (const char* shard : {"/shard-0-of-2", "/shard-1-of-2"}) {
+      INFO(shard);
+      CHECK(Checkpoints(root + shard).size() == 2);
+    }
+    Train(**client, 2);
+    final_model = Read(**client);
+    // A clean stop writes one last, exact checkpoint.
+    for (uint32_t i = 0; i < 2; ++i) {
+      REQUIRE(cluster->server(i).process->Signal(SIGTERM));
+      const auto exit = cluster->server(i).process->Wait(kExitTimeout);
+      REQUIRE(exit.has_value());
+      CHECK(exit->ok());
+    }
+  }
+  RunResult r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
+                     "--storage", dir.File("b")});
+  INFO(r.err);
+  REQUIRE(r.status.ok());
+  {
+    auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
+    auto client = Client::Connect(cluster->info());
+    REQUIRE(client.ok());
+    const Model restored = Read(**client);
+    CHECK(restored.w == final_model.w);
+    CHECK(restored.rows == final_model.rows);
+  }
+
+  // The newest of shard 0 damaged: restore says so and takes the one before.
+  const std::vector<std::string> shard0 = Checkpoints(root + "/shard-0-of-2");
+  REQUIRE(shard0.size() == 2);
+  FlipByte(shard0.back() + "/shard-0-of-2.ckpt", 5000);
+  r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
+           "--storage", dir.File("c")});
+  INFO(r.err);
+  REQUIRE(r.status.ok());
+  CHECK_THAT(r.err, Catch::Matchers::Contains("skipping " + shard0.back()));
+  // Both shards' checkpoints damaged beyond use: refused, nothing made.
+  FlipByte(shard0.front() + "/shard-0-of-2.ckpt", 5000);
+  r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
+           "--storage", dir.File("d")});
+  CHECK(r.status.code == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("no usable checkpoint of shard 0"));
+  CHECK_FALSE(std::filesystem::exists(dir.File("d") + "/ckpt/shard-1-of-2.seg"));
 }
 
 }  // namespace

@@ -1,0 +1,156 @@
+#include "server/checkpointer.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+#include "common/checkpoint.h"
+#include "common/posix_file.h"
+
+namespace shardps {
+
+namespace {
+
+// Sorts by time as text: 20261125T101500.123Z.
+std::string UtcStamp() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      now.time_since_epoch())
+                      .count();
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%04d%02d%02dT%02d%02d%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status(Code::kIoError, "mkdir " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+// A `.partial-<pid>` left by a writer that died.
+bool AbandonedPartial(const std::string& name) {
+  const size_t at = name.find(".partial-");
+  if (at == std::string::npos) return false;
+  const long pid = std::atol(name.c_str() + at + 9);
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  const std::string unit = end != nullptr ? end : "";
+  double ms = -1;
+  if (unit == "ms") ms = v;
+  if (unit == "s" || unit.empty()) ms = v * 1e3;
+  if (unit == "m") ms = v * 60e3;
+  if (unit == "h") ms = v * 3600e3;
+  if (text.empty() || end == text.c_str() || ms < 0 || ms > 1e12)
+    return Status(Code::kInvalidArgument,
+                  "'" + text +
+                      "' is not a duration: use e.g. 500ms, 30s, 10m or 2h");
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+Checkpointer::Checkpointer(std::string segment_path, uint32_t shard,
+                           uint32_t shards, CheckpointOptions options)
+    : segment_path_(std::move(segment_path)),
+      options_(std::move(options)),
+      shard_dir_(options_.root + "/shard-" + std::to_string(shard) + "-of-" +
+                 std::to_string(shards)) {}
+
+Checkpointer::~Checkpointer() { Stop(false); }
+
+Status Checkpointer::Start() {
+  if (options_.every.count() <= 0)
+    return Status(Code::kInvalidArgument,
+                  "--checkpoint-every must be a positive duration");
+  if (options_.keep == 0)
+    return Status(Code::kInvalidArgument, "--checkpoint-keep must be >= 1");
+  SHARDPS_RETURN_IF_ERROR(MakeDirs(shard_dir_));
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void Checkpointer::Stop(bool final) {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    if (final) {
+      Status s = WriteOne();
+      if (!s.ok())
+        std::fprintf(stderr, "shardps serve: final checkpoint failed: %s\n",
+                     s.ToString().c_str());
+    }
+  }
+}
+
+void Checkpointer::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (cv_.wait_for(lock, options_.every, [this] { return stopping_; }))
+      return;
+    lock.unlock();
+    Status s = WriteOne();
+    if (!s.ok())
+      // The server goes on serving; the next period tries again.
+      std::fprintf(stderr, "shardps serve: checkpoint failed: %s\n",
+                   s.ToString().c_str());
+    lock.lock();
+  }
+}
+
+Status Checkpointer::WriteOne() {
+  const auto start = std::chrono::steady_clock::now();
+  auto done = WriteShardCheckpoint(segment_path_, shard_dir_ + "/" + UtcStamp());
+  if (!done.ok()) return done.status();
+  const double secs = std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  std::fprintf(stderr, "shardps serve: checkpoint %s (%llu bytes, %.2f s)\n",
+               done->dir.c_str(), static_cast<unsigned long long>(done->bytes),
+               secs);
+  Prune();
+  return Status::Ok();
+}
+
+void Checkpointer::Prune() {
+  std::vector<std::string> done;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(shard_dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (AbandonedPartial(name)) {
+      std::filesystem::remove_all(e.path(), ec);
+    } else if (name.find(".partial-") == std::string::npos) {
+      done.push_back(name);
+    }
+  }
+  std::sort(done.begin(), done.end());
+  for (size_t i = 0; i + options_.keep < done.size(); ++i) {
+    std::filesystem::remove_all(shard_dir_ + "/" + done[i], ec);
+    if (ec)
+      std::fprintf(stderr, "shardps serve: cannot remove old checkpoint %s: %s\n",
+                   done[i].c_str(), ec.message().c_str());
+  }
+}
+
+}  // namespace shardps

@@ -1,0 +1,72 @@
+// Checkpointer: a shard server's own periodic checkpoints
+// (`serve --checkpoint-dir DIR --checkpoint-every T --checkpoint-keep K`).
+//
+// Every T, a background thread writes a checkpoint of this shard to
+// DIR/shard-I-of-N/<UTC time>/ (WriteShardCheckpoint: new files, fsync,
+// rename into place, so it suits write-once mounts), then deletes all but
+// the newest K there. One more is written at a clean shutdown, after the
+// last update, so it is exact. `shardps restore --from DIR` takes each
+// shard's newest.
+//
+// The copy reads the segment like any reader (seqlocks), so pushes go on
+// while it runs; it costs one sequential read of the segment per period.
+//
+// Thread-safety: Start/Stop from the owner.
+#ifndef SHARDPS_SERVER_CHECKPOINTER_H_
+#define SHARDPS_SERVER_CHECKPOINTER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "shardps/status.h"
+
+namespace shardps {
+
+struct CheckpointOptions {
+  std::string root;  // DIR; empty: no periodic checkpoints
+  std::chrono::milliseconds every{0};
+  uint32_t keep = 3;
+};
+
+// "500ms", "30s", "10m", "2h" or a plain number of seconds.
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+class Checkpointer {
+ public:
+  Checkpointer(std::string segment_path, uint32_t shard, uint32_t shards,
+               CheckpointOptions options);
+  ~Checkpointer();  // Stop(false)
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Creates DIR/shard-I-of-N (kIoError if it cannot) and starts the timer.
+  Status Start();
+  // Stops the timer; with `final`, writes one last checkpoint first.
+  // REQUIRES for an exact final checkpoint: the server stopped updating.
+  void Stop(bool final);
+
+  // Writes one checkpoint now and prunes; what the timer calls.
+  Status WriteOne();
+
+  const std::string& shard_dir() const { return shard_dir_; }
+
+ private:
+  void Loop();
+  void Prune();
+
+  const std::string segment_path_;
+  const CheckpointOptions options_;
+  const std::string shard_dir_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SERVER_CHECKPOINTER_H_
