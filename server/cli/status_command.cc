@@ -75,15 +75,17 @@ void PrintWorkers(const std::vector<ShardStats>& stats) {
 }
 
 void PrintTable(const std::vector<ShardStats>& stats) {
-  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %10s\n", "shard",
+  // "refused": CURVE handshakes the shard turned away (unauthorized keys,
+  // peers without CURVE); always 0 on a server without CURVE.
+  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %10s %8s\n", "shard",
               "endpoint", "model", "blocks", "pushes", "pulls", "updates",
-              "errors", "uptime");
+              "errors", "uptime", "refused");
   for (const ShardStats& s : stats)
     std::printf("%-5u %-26s %-12s %6u %9" PRIu64 " %9" PRIu64 " %11" PRIu64
-                " %7" PRIu64 " %9.1fs\n",
+                " %7" PRIu64 " %9.1fs %8" PRIu64 "\n",
                 s.shard, s.endpoint.c_str(), s.model.c_str(), s.blocks,
                 s.pushes, s.pulls, s.updates_applied, s.errors,
-                static_cast<double>(s.uptime_ms) / 1000.0);
+                static_cast<double>(s.uptime_ms) / 1000.0, s.auth_refusals);
   if (!stats.empty()) PrintWorkers(stats);
 }
 
@@ -109,12 +111,13 @@ void PrintJson(const std::vector<ShardStats>& stats) {
         ", \"errors\": %" PRIu64 ", \"bytes_in\": %" PRIu64
         ", \"bytes_out\": %" PRIu64 ", \"uptime_ms\": %" PRIu64
         ", \"consistency\": %s, \"applied_clock\": %" PRId64
-        ", \"waiting\": %u, \"workers\": %s}",
+        ", \"waiting\": %u, \"auth_refusals\": %" PRIu64
+        ", \"workers\": %s}",
         i == 0 ? "" : ",", s.shard, JsonString(s.endpoint).c_str(),
         JsonString(s.model).c_str(), s.pid, s.blocks, s.threads, s.pushes,
         s.pulls, s.updates_applied, s.errors, s.bytes_in, s.bytes_out,
         s.uptime_ms, JsonString(s.consistency).c_str(), s.applied_clock,
-        s.waiting, WorkersJson(s).c_str());
+        s.waiting, s.auth_refusals, WorkersJson(s).c_str());
   }
   std::printf("\n]}\n");
 }

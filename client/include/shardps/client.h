@@ -97,6 +97,9 @@ struct ShardStats {
   int64_t applied_clock = 0;                // bsp: clocks applied on this shard
   std::vector<WorkerStats> workers_detail;  // one per worker
   uint32_t waiting = 0;  // requests parked for slower workers
+  // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
+  // it runs without CURVE or is older than this field.
+  uint64_t auth_refusals = 0;
 };
 
 class Client {
@@ -105,7 +108,10 @@ class Client {
   // same spec hash, shard count and indices as listed. Errors: kUnavailable
   // when a shard does not answer within connect_timeout, kSpecMismatch when
   // shards disagree or differ from options.expect_spec_hash or the cluster
-  // file's spec_hash.
+  // file's spec_hash, kInvalidArgument for incomplete or malformed CURVE
+  // keys (including a cluster file naming a server_key when the options have
+  // no client key pair). A client whose key the servers do not accept gets
+  // no answer at all: Connect fails after connect_timeout.
   static Result<std::unique_ptr<Client>> Connect(const ClusterInfo& cluster,
                                                  ClientOptions options = {});
   static Result<std::unique_ptr<Client>> Connect(
