@@ -19,10 +19,17 @@ constexpr std::string_view kZ85Alphabet =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     ".-:+=^!/*?&<>()[]{}@%$#";
 
-// One line of a key file with its comment and surrounding blanks removed.
+// One line of a key file without its comment and surrounding blanks. '#' is
+// also a Z85 character, so a comment starts only at a '#' that begins the
+// line or follows a blank: "KEY  # alice" is KEY, "ab#cd" stays whole.
 std::string_view StripLine(std::string_view line) {
-  const size_t hash = line.find('#');
-  if (hash != std::string_view::npos) line = line.substr(0, hash);
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '#' &&
+        (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+      line = line.substr(0, i);
+      break;
+    }
+  }
   const char* blanks = " \t\r";
   const size_t first = line.find_first_not_of(blanks);
   if (first == std::string_view::npos) return {};
@@ -30,7 +37,7 @@ std::string_view StripLine(std::string_view line) {
   return line.substr(first, last - first + 1);
 }
 
-// Calls `fn(line_number, stripped)` for every non-blank line.
+// Calls `fn(line_number, stripped)` for every line with something on it.
 template <typename Fn>
 void ForEachKeyLine(std::string_view text, Fn fn) {
   size_t number = 0;
@@ -47,6 +54,8 @@ void ForEachKeyLine(std::string_view text, Fn fn) {
 
 // Why `line` is not a key, for error messages; empty when it is one.
 std::string KeyProblem(std::string_view line) {
+  if (line.find_first_of(" \t") != std::string_view::npos)
+    return "expected one key per line, got '" + std::string(line) + "'";
   if (line.size() != kCurveKeyChars)
     return "expected a 40-character Z85 key, got " +
            std::to_string(line.size()) + " characters";

@@ -1,8 +1,9 @@
 // CURVE key files: generating, writing and reading the Z85 keys that
 // authenticate and encrypt ZeroMQ connections (see docs/security.md).
 //
-// File formats (text; '#' starts a comment that runs to the end of the line;
-// blank lines are ignored):
+// File formats (text; a '#' at the start of a line or after a blank starts a
+// comment that runs to the end of the line -- '#' alone is not enough, it is
+// also a Z85 character; blank lines are ignored):
 //   PREFIX.key  the secret key: exactly one 40-character Z85 key. Written
 //               0600; refused when group or others may read it.
 //   PREFIX.pub  the public key: exactly one Z85 key. Written 0644.

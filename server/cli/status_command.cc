@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
 #include "server/cli/json.h"
 #include "shardps/client.h"
 
@@ -17,6 +18,7 @@ struct StatusFlags {
   std::string cluster;
   bool json = false;
   int timeout_ms = 3000;
+  ClientCurveFlags curve;
 };
 
 const char* StateName(WorkerStats::State state) {
@@ -126,6 +128,8 @@ int RunStatus(const StatusFlags& flags) {
   ClientOptions options;
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  Status keys = ApplyClientCurveFlags(flags.curve, &options);
+  if (!keys.ok()) return ReportError("status", keys);
   auto client = Client::Connect(flags.cluster, options);
   if (!client.ok()) return ReportError("status", client.status());
   auto stats = (*client)->Stats();
@@ -149,6 +153,7 @@ void RegisterStatus(CLI::App& app, int* exit_code) {
                   "How long to wait for the shards")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  AddClientCurveFlags(cmd, &flags->curve);
   cmd->callback([flags, exit_code] { *exit_code = RunStatus(*flags); });
 }
 
