@@ -703,8 +703,10 @@ void ShardServer::Impl::OnMonitorEvent() {
       clocks_.Disconnected(static_cast<int>(fd),
                            std::chrono::steady_clock::now());
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && zap_ != nullptr)
-      zap_->CountNoCurve(std::string(
-          static_cast<const char*>(address.data()), address.size()));
+      zap_->CountFailedHandshake(
+          std::string(static_cast<const char*>(address.data()),
+                      address.size()),
+          fd);  // for this event the value is the protocol error
   }
 }
 

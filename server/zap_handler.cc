@@ -123,8 +123,14 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
   socket_.send(zmq::message_t(), zmq::send_flags::none);     // metadata
 }
 
-void ZapHandler::CountNoCurve(const std::string& peer_address) {
-  Refuse("peer without CURVE", peer_address);
+void ZapHandler::CountFailedHandshake(const std::string& peer_address,
+                                      uint32_t protocol_error) {
+  const char* who = "a failed CURVE handshake";
+  if (protocol_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+    who = "a peer without CURVE";
+  if (protocol_error == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+    who = "a peer using another server key";
+  Refuse(who, peer_address);
 }
 
 void ZapHandler::Refuse(const std::string& who, const std::string& address) {

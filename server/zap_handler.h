@@ -48,16 +48,19 @@ class ZapHandler {
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
-  // Handshakes refused so far: unknown keys (seen here) plus peers that
-  // spoke no CURVE at all (reported through CountNoCurve).
+  // Handshakes refused so far: unknown keys (seen here) plus those that
+  // failed earlier (reported through CountFailedHandshake).
   uint64_t refusals() const {
     // relaxed: a statistic; nothing is published through it.
     return refusals_.load(std::memory_order_relaxed);
   }
 
-  // Counts and logs a handshake that failed before reaching ZAP because the
-  // peer did not use CURVE (the server's socket monitor sees these).
-  void CountNoCurve(const std::string& peer_address);
+  // Counts and logs a handshake that failed before reaching ZAP: the peer
+  // spoke no CURVE, or encrypted to another server key. `protocol_error` is
+  // the ZMQ_PROTOCOL_ERROR_* value of ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL,
+  // which the server's socket monitor sees.
+  void CountFailedHandshake(const std::string& peer_address,
+                            uint32_t protocol_error);
 
  private:
   using Key = std::array<uint8_t, 32>;

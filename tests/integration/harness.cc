@@ -60,6 +60,7 @@ std::vector<std::string> ServeArgv(const ServeArgs& args) {
     argv.push_back("--storage");
     argv.push_back(args.storage);
   }
+  argv.insert(argv.end(), args.extra.begin(), args.extra.end());
   return argv;
 }
 

@@ -51,6 +51,7 @@ struct ServeArgs {
   uint32_t shards = 1;
   std::string listen = "tcp://127.0.0.1:*";
   std::string storage;
+  std::vector<std::string> extra;  // more flags, e.g. the CURVE ones
 };
 
 std::vector<std::string> ServeArgv(const ServeArgs& args);
