@@ -28,6 +28,9 @@ struct SuiteOptions {
   std::vector<uint64_t> sparse_dims;    // sparse table row widths
   uint64_t stream_rows = 200000;        // stream: rows of the series
   uint64_t stream_batches_used = 200;   // stream: batches training takes
+  // transport and latency over tcp: also run every shardps figure against
+  // CURVE servers and report it beside the plain one (ratio = CURVE cost).
+  bool curve = false;
 };
 
 SuiteOptions DefaultSuite();
