@@ -14,6 +14,7 @@
 #include "common/curve_keys.h"
 #include "protocol_generated.h"
 #include "shardps/client.h"
+#include "shardps/cluster.h"
 #include "tests/integration/harness.h"
 
 namespace shardps::testing {
@@ -303,6 +304,64 @@ TEST_CASE("serve and keygen reject unsafe or malformed key files",
     CHECK(r.status.code == 2);
   }
   (void)server;
+}
+
+}  // namespace
+}  // namespace shardps::testing
+
+namespace shardps::testing {
+namespace {
+
+TEST_CASE("launch passes CURVE to its servers and names their key",
+          "[curve][integration]") {
+  TempDir dir;
+  const CurveKeyPair server = KeyGen(dir, "server");
+  const CurveKeyPair client = KeyGen(dir, "client");
+  KeyGen(dir, "stranger");
+  WriteFileBytes(dir.File("authorized"), client.public_key + "\n");
+  const std::string spec = WriteSpec(
+      dir.File("spec.toml"),
+      SpecText("lc", kBlockFloats, 0.5, {{"w", {kFloats}, "zeros"}}));
+  const std::string cluster_file = dir.File("cluster.toml");
+  auto launch = ChildProcess::Spawn(
+      {kShardpsBinary, "launch", "--spec", spec, "--shards", "2",
+       "--cluster-file", cluster_file, "--storage", dir.File("storage"),
+       "--curve-secret-key", dir.File("server.key"), "--authorized-keys",
+       dir.File("authorized")});
+  REQUIRE(launch.ok());
+  const auto ready = (*launch)->ReadLineContaining("ready", kStartTimeout);
+  INFO("launch stderr: " << (*launch)->Stderr());
+  REQUIRE(ready.has_value());
+
+  auto info = LoadCluster(cluster_file);
+  REQUIRE(info.ok());
+  CHECK(info->server_key == server.public_key);
+
+  const RunResult ok = Run({kShardpsBinary, "push", "--cluster", cluster_file,
+                            "--tensor", "w", "--fill", "1", "--curve-key",
+                            dir.File("client")});
+  INFO(ok.err);
+  CHECK(ok.status.ok());
+  // No key pair for a CURVE cluster: refused locally, with the fix.
+  const RunResult keyless =
+      Run({kShardpsBinary, "status", "--cluster", cluster_file});
+  CHECK(keyless.status.code == 2);
+  CHECK_THAT(keyless.err, Contains("--curve-key"));
+  // A key the servers do not know: no answer, so the call times out.
+  const RunResult stranger =
+      Run({kShardpsBinary, "push", "--cluster", cluster_file, "--tensor", "w",
+           "--fill", "100", "--curve-key", dir.File("stranger"),
+           "--timeout-ms", "700"});
+  CHECK(stranger.status.code == 1);
+
+  auto trainer = Client::Connect(cluster_file, KeyedOptions(client));
+  REQUIRE(trainer.ok());
+  for (float v : PullAll(**trainer)) REQUIRE(v == -0.5f);  // one push of 1s
+  auto stats = (*trainer)->Stats();
+  REQUIRE(stats.ok());
+  uint64_t refusals = 0;
+  for (const ShardStats& s : *stats) refusals += s.auth_refusals;
+  CHECK(refusals >= 2);  // the stranger, once per shard
 }
 
 }  // namespace
