@@ -25,9 +25,11 @@ int RunRole(int argc, char** argv) {
   const std::string role = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (role == "__raw-sink" && args.size() == 1) return RunRawSink(args[0]);
-  if (role == "__server" && args.size() == 5)
+  if (role == "__server" && (args.size() == 5 || args.size() == 7))
     return RunBenchServer(args[0], std::stoul(args[1]), std::stoul(args[2]),
-                          args[3], std::stoul(args[4]));
+                          args[3], std::stoul(args[4]),
+                          args.size() == 7 ? args[5] : "",
+                          args.size() == 7 ? args[6] : "");
   if (role == "__client") return RunClientRole(args);
   if (role == "__cop-worker") return RunCoprocessorWorkerRole(args);
   std::fprintf(stderr, "shardps-bench: unknown role %s\n", role.c_str());
@@ -55,6 +57,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"all", "transport", "latency", "sparse", "apply",
                              "coprocessor", "stream", "exactly-once"}));
   app.add_flag("--quick", quick, "Small, fast suite (a smoke test)");
+  bool curve = false;
+  app.add_flag("--curve", curve,
+               "transport/latency: also measure shardps with CURVE on (tcp) "
+               "and report each figure against the plain one");
   app.add_option("--seconds", seconds, "Time per measurement")
       ->check(CLI::Range(0.01, 60.0));
   app.add_option("--json", json, "Write every figure as JSON here");
@@ -67,6 +73,7 @@ int main(int argc, char** argv) {
 
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
   if (seconds > 0) options.seconds = seconds;
+  options.curve = curve;
   Report report;
   for (const std::string& w : workloads) {
     Status s = w == "transport"     ? RunTransport(options, &report)

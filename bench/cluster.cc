@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/curve_keys.h"
 #include "server/shard_server.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
@@ -30,7 +31,8 @@ void RemoveTree(const std::string& dir) {
 Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                                          const std::string& transport,
                                          uint32_t threads,
-                                         const std::string& extra_spec) {
+                                         const std::string& extra_spec,
+                                         bool curve) {
   BenchCluster c;
   auto dir = MakeTempDir();
   if (!dir.ok()) return dir.status();
@@ -46,13 +48,28 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                            << extra_spec;
   ClusterInfo info;
   info.model = "bench";
+  std::vector<std::string> curve_args;
+  if (curve) {
+    auto server = GenerateCurveKeyPair();
+    auto client = GenerateCurveKeyPair();
+    if (!server.ok()) return server.status();
+    if (!client.ok()) return client.status();
+    SHARDPS_RETURN_IF_ERROR(WriteCurveKeyFiles(*server, c.dir_ + "/server"));
+    SHARDPS_RETURN_IF_ERROR(WriteCurveKeyFiles(*client, c.dir_ + "/client"));
+    std::ofstream(c.dir_ + "/authorized") << client->public_key << "\n";
+    info.server_key = server->public_key;
+    c.curve_key_ = c.dir_ + "/client";
+    curve_args = {c.dir_ + "/server.key", c.dir_ + "/authorized"};
+  }
   for (uint32_t i = 0; i < shards; ++i) {
     const std::string listen =
         transport == "ipc" ? "ipc://" + c.dir_ + "/shard-" + std::to_string(i)
                            : "tcp://127.0.0.1:*";
-    auto child =
-        Child::Spawn({"__server", spec_file, std::to_string(i),
-                      std::to_string(shards), listen, std::to_string(threads)});
+    std::vector<std::string> args = {"__server", spec_file, std::to_string(i),
+                                     std::to_string(shards), listen,
+                                     std::to_string(threads)};
+    args.insert(args.end(), curve_args.begin(), curve_args.end());
+    auto child = Child::Spawn(args);
     if (!child.ok()) return child.status();
     c.servers_.push_back(std::move(child).value());
     auto ep = AwaitEndpoint(c.servers_.back());
@@ -86,7 +103,8 @@ BenchCluster::~BenchCluster() {
 
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
                    uint32_t shards, const std::string& listen,
-                   uint32_t threads) {
+                   uint32_t threads, const std::string& curve_secret_key,
+                   const std::string& authorized_keys) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -103,6 +121,19 @@ int RunBenchServer(const std::string& spec_file, uint32_t shard,
   options.shards = shards;
   options.listen = listen;
   options.threads = threads;
+  if (!curve_secret_key.empty()) {
+    auto pair = LoadCurveSecretKey(curve_secret_key);
+    auto keys = LoadAuthorizedKeys(authorized_keys);
+    if (!pair.ok() || !keys.ok()) {
+      std::fprintf(stderr, "%s\n",
+                   (!pair.ok() ? pair.status() : keys.status())
+                       .ToString()
+                       .c_str());
+      return 2;
+    }
+    options.curve_secret_key = pair->secret_key;
+    options.authorized_keys = *keys;
+  }
   auto server = ShardServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());

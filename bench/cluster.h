@@ -18,10 +18,13 @@ class BenchCluster {
   // One tensor "t" of `floats` floats, SGD, 1 MiB blocks. `transport` is
   // "tcp" or "ipc".
   // `extra_spec` is appended to the spec (e.g. a [[table]]).
+  // `curve`: the servers run with CURVE (fresh keys in the cluster's
+  // directory) and curve_key() names the one client key they accept.
   static Result<BenchCluster> Start(uint64_t floats, uint32_t shards,
                                     const std::string& transport,
                                     uint32_t threads = 1,
-                                    const std::string& extra_spec = "");
+                                    const std::string& extra_spec = "",
+                                    bool curve = false);
   BenchCluster() = default;
   BenchCluster(BenchCluster&&) = default;
   BenchCluster& operator=(BenchCluster&&) = default;
@@ -29,10 +32,13 @@ class BenchCluster {
 
   const std::string& cluster_file() const { return cluster_file_; }
   const std::string& dir() const { return dir_; }
+  // Prefix of the authorized client key (PREFIX.key); empty without CURVE.
+  const std::string& curve_key() const { return curve_key_; }
 
  private:
   std::string dir_;
   std::string cluster_file_;
+  std::string curve_key_;
   std::vector<Child> servers_;
 };
 
@@ -48,10 +54,12 @@ Result<Sink> StartSink(const std::string& transport, const std::string& dir);
 Result<std::string> MakeTempDir();
 void RemoveTree(const std::string& dir);
 
-// The server role: runs a ShardServer until SIGTERM.
+// The server role: runs a ShardServer until SIGTERM, with CURVE when
+// `curve_secret_key` (a .key file) is non-empty.
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
                    uint32_t shards, const std::string& listen,
-                   uint32_t threads);
+                   uint32_t threads, const std::string& curve_secret_key = "",
+                   const std::string& authorized_keys = "");
 
 }  // namespace shardps::bench
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <zmq.hpp>
 
+#include "common/curve_keys.h"
 #include "common/zmq_util.h"
 #include "shardps/client.h"
 
@@ -150,11 +151,17 @@ Result<LoadResult> RawLoad(const std::string& endpoint, const LoadSpec& spec) {
 }
 
 Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
-                               const std::string& tensor,
-                               const LoadSpec& spec) {
+                               const std::string& tensor, const LoadSpec& spec,
+                               const std::string& curve_key) {
   ClientOptions options;
   options.request_timeout = std::chrono::seconds(60);
   options.exactly_once = spec.exactly_once;
+  if (!curve_key.empty()) {
+    auto pair = LoadCurveKeyPair(curve_key);
+    if (!pair.ok()) return pair.status();
+    options.curve_public_key = pair->public_key;
+    options.curve_secret_key = pair->secret_key;
+  }
   auto client = Client::Connect(cluster_file, options);
   if (!client.ok()) return client.status();
   const size_t floats = spec.bytes / sizeof(float);

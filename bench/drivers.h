@@ -42,8 +42,11 @@ Result<LoadResult> RawLoad(const std::string& endpoint, const LoadSpec& spec);
 
 // The shardps figure: Push/Pull/PushPull of the whole tensor `tensor`
 // (spec.bytes / 4 floats) through a Client connected to `cluster_file`.
+// `curve_key`: the client's CURVE key (PREFIX of PREFIX.key) for servers
+// that run with CURVE (the cluster file names their key); empty: plain.
 Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
-                               const std::string& tensor, const LoadSpec& spec);
+                               const std::string& tensor, const LoadSpec& spec,
+                               const std::string& curve_key = "");
 
 // The sparse figure: PushRows (spec.direction kPush) or PullRows (kPull) of
 // `ids_per_request` ids of table `table` (dim floats per row), drawn

@@ -1,6 +1,7 @@
 // transport and latency workloads: shardps Push/Pull/PushPull against raw
 // ZeroMQ between the same processes, sizes and transports.
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,11 +90,23 @@ Figure Throughput(const std::string& name, const LoadSpec& spec,
   return f;
 }
 
+// A CURVE twin of a plain cluster, when the suite asks for one (tcp only:
+// CURVE is pointless on ipc, whose peers are this host's users).
+Result<std::optional<BenchCluster>> MaybeCurveCluster(
+    const SuiteOptions& o, uint64_t floats, const std::string& transport) {
+  if (!o.curve || transport != "tcp") return std::optional<BenchCluster>();
+  auto c = BenchCluster::Start(floats, 1, transport, 1, "", /*curve=*/true);
+  if (!c.ok()) return c.status();
+  return std::optional<BenchCluster>(std::move(c).value());
+}
+
 Status SizeSweep(const SuiteOptions& o, const std::string& transport,
                  const Sink& sink, Report* report) {
   for (uint64_t size : o.sizes) {
     auto cluster = BenchCluster::Start(size / sizeof(float), 1, transport);
     if (!cluster.ok()) return cluster.status();
+    auto curve = MaybeCurveCluster(o, size / sizeof(float), transport);
+    if (!curve.ok()) return curve.status();
     for (int inflight : o.inflight) {
       std::fprintf(stderr, "transport: %s %s, %d in flight\n",
                    transport.c_str(), SizeName(size).c_str(), inflight);
@@ -114,6 +127,14 @@ Status SizeSweep(const SuiteOptions& o, const std::string& transport,
         if (!ps.ok()) return ps.status();
         report->Add(Throughput(DirectionName(d), spec, transport, 1, 1, *ps,
                                *raw, "raw zmq zero-copy"));
+        if (*curve) {
+          auto secured = ShardpsLoad((*curve)->cluster_file(), "t", spec,
+                                     (*curve)->curve_key());
+          if (!secured.ok()) return secured.status();
+          report->Add(Throughput(std::string(DirectionName(d)) + "-curve",
+                                 spec, transport, 1, 1, *secured, *ps,
+                                 "shardps without CURVE"));
+        }
       }
     }
   }
@@ -188,6 +209,8 @@ Status RunLatency(const SuiteOptions& o, Report* report) {
                    SizeName(bytes).c_str());
       auto cluster = BenchCluster::Start(bytes / sizeof(float), 1, transport);
       if (!cluster.ok()) return cluster.status();
+      auto curve = MaybeCurveCluster(o, bytes / sizeof(float), transport);
+      if (!curve.ok()) return curve.status();
       for (Direction d : {Direction::kPush, Direction::kPull}) {
         const LoadSpec spec{d, bytes, 1, o.seconds, true};
         auto raw = RawLoad(sink->endpoint, spec);
@@ -200,6 +223,20 @@ Status RunLatency(const SuiteOptions& o, Report* report) {
                                   Percentile(ps->latencies_us, 0.5), raw50));
         report->Add(LatencyFigure(DirectionName(d), bytes, transport, "p99",
                                   Percentile(ps->latencies_us, 0.99), raw99));
+        if (*curve) {
+          auto secured = ShardpsLoad((*curve)->cluster_file(), "t", spec,
+                                     (*curve)->curve_key());
+          if (!secured.ok()) return secured.status();
+          for (const char* stat : {"p50", "p99"}) {
+            const double p = stat[1] == '5' ? 0.5 : 0.99;
+            Figure f = LatencyFigure(std::string(DirectionName(d)) + "-curve",
+                                     bytes, transport, stat,
+                                     Percentile(secured->latencies_us, p),
+                                     Percentile(ps->latencies_us, p));
+            f.ceiling_name = std::string("shardps without CURVE ") + stat;
+            report->Add(f);
+          }
+        }
       }
     }
     sink->child.Stop();

@@ -29,6 +29,9 @@ struct SuiteOptions {
   uint64_t stream_rows = 200000;        // stream: rows of the series
   uint64_t stream_batches_used = 200;   // stream: batches training takes
   std::vector<uint64_t> exactly_once_sizes;  // exactly-once push payloads
+  // transport and latency over tcp: also run every shardps figure against
+  // CURVE servers and report it beside the plain one (ratio = CURVE cost).
+  bool curve = false;
 };
 
 SuiteOptions DefaultSuite();

@@ -12,6 +12,7 @@
 
 #include "client/call_state.h"
 #include "client/io_thread.h"
+#include "common/curve_keys.h"
 #include "common/malloc_tuning.h"
 #include "common/optimizers.h"
 
@@ -208,6 +209,45 @@ Status Handle::WaitFor(std::chrono::milliseconds timeout) const {
 
 bool Handle::Done() const { return !state_ || state_->Done(); }
 
+namespace {
+
+// Completes and checks the CURVE keys before any socket exists: libzmq would
+// reject a malformed key with an exception on the I/O thread, and a missing
+// client key pair would only show up as a silent timeout.
+Status ResolveCurveOptions(const ClusterInfo& cluster, ClientOptions* options) {
+  if (options->curve_server_key.empty())
+    options->curve_server_key = cluster.server_key;
+  const bool server = !options->curve_server_key.empty();
+  const bool pub = !options->curve_public_key.empty();
+  const bool sec = !options->curve_secret_key.empty();
+  if (!server && !pub && !sec) return Status::Ok();
+  if (!pub || !sec)
+    return Status(Code::kInvalidArgument,
+                  "the servers use CURVE (a server key is set) but this "
+                  "client has no key pair: set ClientOptions::"
+                  "curve_public_key and curve_secret_key (CLI: --curve-key "
+                  "PREFIX); see docs/security.md");
+  if (!server)
+    return Status(Code::kInvalidArgument,
+                  "a CURVE client key pair needs the servers' public key: set "
+                  "ClientOptions::curve_server_key (CLI: --server-key FILE) "
+                  "or server_key in the cluster file");
+  if (!IsCurveKey(options->curve_server_key))
+    return Status(Code::kInvalidArgument,
+                  "the CURVE server key is not a 40-character Z85 key");
+  auto derived = CurvePublicKeyOf(options->curve_secret_key);
+  if (!derived.ok())
+    return Status(Code::kInvalidArgument,
+                  "the CURVE client secret key is not a 40-character Z85 key");
+  if (*derived != options->curve_public_key)
+    return Status(Code::kInvalidArgument,
+                  "the CURVE client public key does not belong to its secret "
+                  "key");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Client>> Client::Connect(const std::string& cluster_file,
                                                 ClientOptions options) {
   auto cluster = LoadCluster(cluster_file);
@@ -219,6 +259,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
                                                 ClientOptions options) {
   if (cluster.shards.empty())
     return Status(Code::kInvalidArgument, "cluster lists no shards");
+  SHARDPS_RETURN_IF_ERROR(ResolveCurveOptions(cluster, &options));
   if (options.tune_malloc) TuneMallocForBlocks();
   std::unique_ptr<Client> client(new Client());
   client->io_ = std::make_unique<IoThread>(cluster.shards, options);
@@ -589,6 +630,7 @@ Result<std::vector<ShardStats>> Client::Stats() {
           out.waiting = s->waiting();
           out.duplicates = s->duplicates();
           out.exactly_once_clients = s->exactly_once_clients();
+          out.auth_refusals = s->auth_refusals();
           return Status::Ok();
         };
       });

@@ -104,6 +104,13 @@ void IoThread::OpenLink(Link& link) {
   link.socket->set(zmq::sockopt::rcvhwm, 0);
   link.socket->set(zmq::sockopt::reconnect_ivl, 50);
   link.socket->set(zmq::sockopt::reconnect_ivl_max, 1000);
+  if (!options_.curve_server_key.empty()) {
+    // Keys were validated by Client::Connect; a refused key shows up as no
+    // handshake (parts wait, then time out), never as an error here.
+    link.socket->set(zmq::sockopt::curve_serverkey, options_.curve_server_key);
+    link.socket->set(zmq::sockopt::curve_publickey, options_.curve_public_key);
+    link.socket->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+  }
   const std::string monitor_ep =
       "inproc://shardps-monitor-" + std::to_string(client_id_) + "-" +
       std::to_string(link.index) + "-" + std::to_string(link.generation);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/posix_file.h"
 #include "shardps/cluster.h"
 
@@ -209,7 +210,8 @@ Result<std::vector<ShardAddress>> ParseShards(const toml::node* node) {
 Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
   for (const auto& [name, value] : root) {
     const std::string_view k = name.str();
-    if (k != "model" && k != "spec_hash" && k != "shard") {
+    if (k != "model" && k != "spec_hash" && k != "server_key" &&
+        k != "shard") {
       return Invalid(std::string(k), "unknown key");
     }
   }
@@ -224,6 +226,15 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
     Result<uint64_t> parsed = ParseSpecHash(*hash);
     if (!parsed.ok()) return parsed.status();
     cluster.spec_hash = *parsed;
+  }
+
+  if (const toml::node* key = root.get("server_key")) {
+    Result<std::string> text = RequireString(key, "server_key");
+    if (!text.ok()) return text.status();
+    if (!IsCurveKey(*text))
+      return Invalid("server_key", "must be a 40-character Z85 CURVE public "
+                                   "key (the servers' .pub file)");
+    cluster.server_key = std::move(*text);
   }
 
   Result<std::vector<ShardAddress>> shards = ParseShards(root.get("shard"));
@@ -262,6 +273,7 @@ std::string ClusterInfo::ToToml() const {
   if (spec_hash) {
     out += "spec_hash = " + QuoteToml(FormatSpecHash(*spec_hash)) + "\n";
   }
+  if (!server_key.empty()) out += "server_key = " + QuoteToml(server_key) + "\n";
   for (const ShardAddress& shard : shards) {
     out += "\n[[shard]]\n";
     out += "index = " + std::to_string(shard.index) + "\n";

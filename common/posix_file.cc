@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -15,6 +17,28 @@ Status ErrnoStatus(const std::string& what, int err) {
   if (err == ENOENT) code = Code::kNotFound;
   if (err == EWOULDBLOCK) code = Code::kBusy;
   return Status(code, what + ": " + std::strerror(err));
+}
+
+Status CheckPrivateFile(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    return Status(Code::kIoError, "stat " + path + ": " + std::strerror(errno));
+  if (st.st_uid != ::geteuid())
+    return Status(Code::kPermissionDenied,
+                  path + " is owned by uid " + std::to_string(st.st_uid) +
+                      ", not by this server's uid " +
+                      std::to_string(::geteuid()) +
+                      "; refusing to serve a file another user controls");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o",
+                  static_cast<unsigned>(st.st_mode & 07777));
+    return Status(Code::kPermissionDenied,
+                  path + " has mode " + mode +
+                      ": group or others may write it; refusing to serve it "
+                      "(chmod 600 " + path + ")");
+  }
+  return Status::Ok();
 }
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {

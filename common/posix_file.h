@@ -16,6 +16,12 @@ namespace shardps {
 // kIoError otherwise; message "<what>: <strerror>".
 Status ErrnoStatus(const std::string& what, int err);
 
+// Refuses a shared file a server is about to write through (segment, queue)
+// when another user owns it or group/others may write it: either could
+// change the model behind the server's back. kPermissionDenied saying what
+// to fix; kIoError when fstat fails.
+Status CheckPrivateFile(int fd, const std::string& path);
+
 class UniqueFd {
  public:
   UniqueFd() = default;

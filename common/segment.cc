@@ -532,6 +532,9 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   }
   if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  // Before the lock and the mapping: a file another user controls is never
+  // touched, not even its header.
+  SHARDPS_RETURN_IF_ERROR(CheckPrivateFile(fd.get(), path));
   SHARDPS_RETURN_IF_ERROR(LockExclusive(fd.get(), path));
 
   auto map = MapAndValidate(fd.get(), path, true, /*populate=*/true);

@@ -34,6 +34,8 @@ const char* CodeName(Code code) {
       return "closed";
     case Code::kResourceExhausted:
       return "resource exhausted";
+    case Code::kPermissionDenied:
+      return "permission denied";
   }
   return "unknown code";
 }

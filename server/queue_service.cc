@@ -1,8 +1,12 @@
 #include "server/queue_service.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstring>
+
+#include "common/posix_file.h"
 
 namespace shardps {
 
@@ -52,15 +56,26 @@ Result<QueueOption> QueueOption::Parse(const std::string& text) {
   return o;
 }
 
+// An existing queue file is refused like a segment when another user owns it
+// or others may write it. Checked on its own descriptor just before
+// BatchQueue::Open; swapping the file in between needs write access to the
+// directory, which the server created 0700.
+static Status CheckPrivateQueue(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  return CheckPrivateFile(fd.get(), path);
+}
+
 Result<std::unique_ptr<QueueService>> QueueService::Open(
     const std::string& dir, const std::vector<QueueOption>& options) {
   auto service = std::make_unique<QueueService>();
   for (const QueueOption& o : options) {
     const std::string path = dir + "/" + o.name + ".queue";
     struct stat st;
-    auto q = ::stat(path.c_str(), &st) == 0
-                 ? BatchQueue::Open(path)
-                 : BatchQueue::Create(path, o.slots, o.slot_bytes);
+    const bool exists = ::stat(path.c_str(), &st) == 0;
+    if (exists) SHARDPS_RETURN_IF_ERROR(CheckPrivateQueue(path));
+    auto q = exists ? BatchQueue::Open(path)
+                    : BatchQueue::Create(path, o.slots, o.slot_bytes);
     if (!q.ok()) return q.status();
     if ((*q)->slots() != o.slots || (*q)->slot_bytes() != o.slot_bytes)
       return Status(Code::kInvalidArgument,

@@ -16,9 +16,11 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/curve_keys.h"
 #include "common/seqlock.h"
 #include "common/wire.h"
 #include "common/zmq_util.h"
+#include "server/bind_policy.h"
 #include "server/buffer_pool.h"
 #include "server/client_slots.h"
 #include "server/clock_keeper.h"
@@ -27,6 +29,7 @@
 #include "server/request_validator.h"
 #include "server/table_service.h"
 #include "server/update_pool.h"
+#include "server/zap_handler.h"
 
 namespace shardps {
 
@@ -100,7 +103,20 @@ class ShardServer::Impl {
     const uint64_t max_frame = options_.max_frame_bytes != 0
                                    ? options_.max_frame_bytes
                                    : 2 * block_bytes + 65536;
+    const bool curve = !options_.curve_secret_key.empty();
+    if (curve) {
+      // The handler must exist before the bind: a CURVE socket whose context
+      // has no ZAP handler admits every key.
+      auto zap = ZapHandler::Start(context_, options_.authorized_keys);
+      if (!zap.ok()) return zap.status();
+      zap_ = std::move(zap).value();
+    }
     try {
+      if (curve) {
+        socket_.set(zmq::sockopt::curve_server, 1);
+        socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+        socket_.set(zmq::sockopt::zap_domain, "shardps");
+      }
       socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame));
       socket_.set(zmq::sockopt::linger, 0);
       socket_.set(zmq::sockopt::sndhwm, 0);
@@ -110,8 +126,13 @@ class ShardServer::Impl {
       const std::string monitor_address =
           "inproc://shardps-monitor-" +
           std::to_string(reinterpret_cast<uintptr_t>(this));
+      // With CURVE, failed handshakes too: a peer speaking no CURVE never
+      // reaches the ZAP handler, so the monitor counts it.
+      const int events =
+          ZMQ_EVENT_DISCONNECTED |
+          (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL : 0);
       if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(),
-                             ZMQ_EVENT_DISCONNECTED) != 0)
+                             events) != 0)
         throw zmq::error_t();
       monitor_.connect(monitor_address);
     } catch (const zmq::error_t& e) {
@@ -227,6 +248,9 @@ class ShardServer::Impl {
   TableService tables_;
   WakeEvent stop_;
   zmq::context_t context_{1};
+  // Declared after context_ and before socket_: it must start before socket_
+  // binds and stop only after socket_ is closed (see ZapHandler).
+  std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t socket_;
   zmq::socket_t monitor_;  // PAIR end of socket_'s monitor
   std::string endpoint_;
@@ -721,6 +745,11 @@ void ShardServer::Impl::OnMonitorEvent() {
     if (id == ZMQ_EVENT_DISCONNECTED)
       clocks_.Disconnected(static_cast<int>(fd),
                            std::chrono::steady_clock::now());
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && zap_ != nullptr)
+      zap_->CountFailedHandshake(
+          std::string(static_cast<const char*>(address.data()),
+                      address.size()),
+          fd);  // for this event the value is the protocol error
   }
 }
 
@@ -817,7 +846,8 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
       builder_.CreateString(c.ModeName()), c.workers, clocks_.applied(),
       builder_.CreateVector(clocks), builder_.CreateVector(states),
       builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()),
-      pool_.duplicates(), client_slots_.used());
+      pool_.duplicates(), client_slots_.used(),
+      zap_ != nullptr ? zap_->refusals() : 0);
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_stats(stats);
@@ -879,6 +909,13 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
                                               std::to_string(options.shards));
   if (options.threads == 0 || options.threads > 256)
     return Status(Code::kInvalidArgument, "--threads must be 1..256");
+  if (!options.curve_secret_key.empty() &&
+      !IsCurveKey(options.curve_secret_key))
+    return Status(Code::kInvalidArgument,
+                  "the CURVE secret key is not a 40-character Z85 key");
+  SHARDPS_RETURN_IF_ERROR(CheckBindPolicy(options.listen,
+                                          !options.curve_secret_key.empty(),
+                                          options.allow_insecure_bind));
   SHARDPS_RETURN_IF_ERROR(ValidateModelSpec(options.spec));
   const ConsistencySpec& consistency = options.spec.consistency;
   if (consistency.waits() && consistency.workers == 0)

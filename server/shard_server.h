@@ -53,12 +53,23 @@ struct ServerOptions {
   // Periodic checkpoints of this shard (see Checkpointer); off when
   // checkpoint.root is empty.
   CheckpointOptions checkpoint;
+
+  // CURVE (docs/security.md). A non-empty Z85 secret key encrypts every
+  // connection and admits only clients whose public key is listed in
+  // `authorized_keys` (Z85; must then be non-empty). Costs one handshake per
+  // connection plus symmetric encryption of every frame.
+  std::string curve_secret_key;
+  std::vector<std::string> authorized_keys;
+  // Without CURVE, a `listen` endpoint other than loopback/ipc is refused
+  // unless this is set (then a warning is printed).
+  bool allow_insecure_bind = false;
 };
 
 class ShardServer {
  public:
   // Opens (or creates) the segment, binds, starts the pool and frontend.
-  // Errors: those of Segment::OpenForServing, or kIoError for a bind failure.
+  // Errors: those of Segment::OpenForServing, kIoError for a bind failure,
+  // kInvalidArgument for bad CURVE keys or an insecure non-loopback bind.
   static Result<std::unique_ptr<ShardServer>> Start(ServerOptions options);
 
   // Stops accepting requests, finishes and answers those in flight, stops

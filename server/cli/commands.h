@@ -19,6 +19,7 @@ void RegisterTensorIo(CLI::App& app, int* exit_code);  // pull and push
 void RegisterFeed(CLI::App& app, int* exit_code);
 void RegisterQueue(CLI::App& app, int* exit_code);
 void RegisterCheckpoint(CLI::App& app, int* exit_code);  // and restore
+void RegisterKeygen(CLI::App& app, int* exit_code);
 
 // Prints "shardps <command>: <status>" to stderr and returns the exit code
 // for it (2 for bad input, 1 otherwise).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
 #include "shardps/batch_queue.h"
 #include "shardps/client.h"
 #include "shardps/windowing.h"
@@ -31,6 +32,7 @@ struct FeedFlags {
   bool skip_bad_rows = false;
   int timeout_ms = 60000;
   uint64_t producer_id = 0;
+  ClientCurveFlags curve;  // remote queues only
 };
 
 // Where batches go: a queue file on this host, or a queue a shard server
@@ -229,6 +231,14 @@ int RunFeed(const FeedFlags& flags) {
     cluster.shards.push_back({0, flags.queue.substr(0, slash), ""});
     ClientOptions options;
     options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+    Status keys = ApplyClientCurveFlags(flags.curve, &options);
+    if (!keys.ok()) return ReportError("feed", keys);
+    if (!options.curve_public_key.empty() && options.curve_server_key.empty())
+      return ReportError(
+          "feed", Status(Code::kInvalidArgument,
+                         "--curve-key with a remote --queue needs "
+                         "--server-key (there is no cluster file to name "
+                         "it)"));
     auto client = Client::Connect(cluster, options);
     if (!client.ok()) return ReportError("feed", client.status());
     sink = std::make_unique<RemoteSink>(std::move(client).value(),
@@ -308,6 +318,7 @@ void RegisterFeed(CLI::App& app, int* exit_code) {
   cmd->add_option("--producer-id", flags->producer_id,
                   "Tags this feed's batches")
       ->capture_default_str();
+  AddClientCurveFlags(cmd, &flags->curve);
   cmd->add_option("input", flags->input, "CSV file, or - for stdin")
       ->capture_default_str();
   cmd->callback([flags, exit_code] { *exit_code = RunFeed(*flags); });

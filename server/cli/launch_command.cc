@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
 #include "server/cli/commands.h"
@@ -42,6 +43,9 @@ struct LaunchFlags {
   uint32_t workers = 0;  // 0: the spec's
   std::string storage;
   std::string host = "127.0.0.1";
+  std::string curve_secret_key;  // passed through to every server
+  std::string authorized_keys;
+  bool insecure = false;
 };
 
 struct Shard {
@@ -72,6 +76,11 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
     args.push_back("--workers");
     args.push_back(std::to_string(flags.workers));
   }
+  if (!flags.curve_secret_key.empty()) {
+    args.insert(args.end(), {"--curve-secret-key", flags.curve_secret_key,
+                             "--authorized-keys", flags.authorized_keys});
+  }
+  if (flags.insecure) args.push_back("--insecure");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -185,6 +194,14 @@ int RunLaunch(LaunchFlags flags) {
   ClusterInfo cluster;
   cluster.model = spec->name;
   cluster.spec_hash = SpecHash(*spec);
+  if (!flags.curve_secret_key.empty()) {
+    // The servers' public key goes into the cluster file, so clients and
+    // `shardps status` need only their own key pair. Loading it here also
+    // reports a bad key file once, before any server starts.
+    auto pair = LoadCurveSecretKey(flags.curve_secret_key);
+    if (!pair.ok()) return ReportError("launch", pair.status());
+    cluster.server_key = pair->public_key;
+  }
   for (uint32_t i = 0; i < flags.shards; ++i) {
     shards[i].index = i;
     Status st = StartShard(flags, flags.shards, "tcp://" + flags.host + ":*",
@@ -267,6 +284,17 @@ void RegisterLaunch(CLI::App& app, int* exit_code) {
                   "Number of workers for bsp/ssp clocks (overrides the "
                   "spec's consistency.workers)")
       ->check(CLI::Range(1u, 64u));
+  CLI::Option* secret = cmd->add_option(
+      "--curve-secret-key", flags->curve_secret_key,
+      "Enable CURVE on every server with this secret key file; its public "
+      "key is written to the cluster file");
+  CLI::Option* authorized =
+      cmd->add_option("--authorized-keys", flags->authorized_keys,
+                      "With CURVE: client public keys allowed to connect");
+  secret->needs(authorized);
+  authorized->needs(secret);
+  cmd->add_flag("--insecure", flags->insecure,
+                "Allow a non-loopback --host without CURVE");
   cmd->callback([flags, exit_code] { *exit_code = RunLaunch(*flags); });
 }
 

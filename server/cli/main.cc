@@ -15,6 +15,7 @@ int ReportError(const char* command, const Status& status) {
     case Code::kSpecMismatch:
     case Code::kCorrupt:
     case Code::kUnimplemented:
+    case Code::kPermissionDenied:
       return 2;
     default:
       return 1;
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   shardps::cli::RegisterFeed(app, &exit_code);
   shardps::cli::RegisterQueue(app, &exit_code);
   shardps::cli::RegisterCheckpoint(app, &exit_code);
+  shardps::cli::RegisterKeygen(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

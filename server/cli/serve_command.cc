@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/curve_keys.h"
 #include "server/cli/commands.h"
 #include "server/shard_server.h"
 
@@ -26,7 +27,27 @@ struct ServeFlags {
   std::string checkpoint_dir;
   std::string checkpoint_every = "10m";
   uint32_t checkpoint_keep = 3;
+  std::string curve_secret_key;     // file
+  std::string authorized_keys;      // file
+  bool insecure = false;
 };
+
+// Loads the key files named by the CURVE flags into `options`.
+Status LoadCurveFlags(const ServeFlags& flags, ServerOptions* options) {
+  if (flags.curve_secret_key.empty()) return Status::Ok();
+  auto pair = LoadCurveSecretKey(flags.curve_secret_key);
+  if (!pair.ok()) return pair.status();
+  auto keys = LoadAuthorizedKeys(flags.authorized_keys);
+  if (!keys.ok()) return keys.status();
+  if (keys->empty())
+    return Status(Code::kInvalidArgument,
+                  flags.authorized_keys +
+                      ": no keys: no client could connect (add clients' "
+                      ".pub keys, one per line)");
+  options->curve_secret_key = pair->secret_key;
+  options->authorized_keys = std::move(keys).value();
+  return Status::Ok();
+}
 
 int RunServe(const ServeFlags& flags) {
   // Block the stop signals before any thread exists, so every thread
@@ -65,6 +86,10 @@ int RunServe(const ServeFlags& flags) {
     options.checkpoint = {flags.checkpoint_dir, *every, flags.checkpoint_keep};
   }
   const CheckpointOptions checkpoint = options.checkpoint;
+  options.allow_insecure_bind = flags.insecure;
+  Status curve = LoadCurveFlags(flags, &options);
+  if (!curve.ok()) return ReportError("serve", curve);
+  const size_t authorized = options.authorized_keys.size();
   const ConsistencySpec consistency = options.spec.consistency;
   auto server = ShardServer::Start(std::move(options));
   if (!server.ok()) return ReportError("serve", server.status());
@@ -86,6 +111,10 @@ int RunServe(const ServeFlags& flags) {
                  "keeping %u\n",
                  flags.checkpoint_every.c_str(), checkpoint.root.c_str(),
                  flags.shard, flags.shards, checkpoint.keep);
+  if (authorized > 0)
+    std::fprintf(stderr,
+                 "shardps serve: CURVE on, %zu authorized client key(s)\n",
+                 authorized);
   if (consistency.waits())
     std::fprintf(stderr, "shardps serve: %s with %u workers\n",
                  consistency.ModeName().c_str(), consistency.workers);
@@ -160,6 +189,18 @@ void RegisterServe(CLI::App& app, int* exit_code) {
       ->group("");
   cmd->add_option("--fault-kill-mid-update", flags->fault_kill_mid_update)
       ->group("");
+  CLI::Option* secret = cmd->add_option(
+      "--curve-secret-key", flags->curve_secret_key,
+      "Enable CURVE: this server's secret key file (from `shardps keygen`); "
+      "every connection is encrypted and authenticated");
+  CLI::Option* authorized = cmd->add_option(
+      "--authorized-keys", flags->authorized_keys,
+      "With CURVE: file of client public keys (Z85, one per line) allowed "
+      "to connect");
+  secret->needs(authorized);
+  authorized->needs(secret);
+  cmd->add_flag("--insecure", flags->insecure,
+                "Allow listening on a non-loopback address without CURVE");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 

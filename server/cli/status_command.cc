@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
 #include "server/cli/json.h"
 #include "shardps/client.h"
 
@@ -17,6 +18,7 @@ struct StatusFlags {
   std::string cluster;
   bool json = false;
   int timeout_ms = 3000;
+  ClientCurveFlags curve;
 };
 
 const char* StateName(WorkerStats::State state) {
@@ -76,16 +78,18 @@ void PrintWorkers(const std::vector<ShardStats>& stats) {
 
 void PrintTable(const std::vector<ShardStats>& stats) {
   // "retried": block updates skipped because the block already had that
-  // exactly-once push (a client sent it again).
-  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %8s %10s\n", "shard",
-              "endpoint", "model", "blocks", "pushes", "pulls", "updates",
-              "errors", "retried", "uptime");
+  // exactly-once push (a client sent it again). "refused": CURVE handshakes
+  // the shard turned away (unauthorized keys, peers without CURVE); always 0
+  // on a server without CURVE.
+  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %8s %10s %8s\n",
+              "shard", "endpoint", "model", "blocks", "pushes", "pulls",
+              "updates", "errors", "retried", "uptime", "refused");
   for (const ShardStats& s : stats)
     std::printf("%-5u %-26s %-12s %6u %9" PRIu64 " %9" PRIu64 " %11" PRIu64
-                " %7" PRIu64 " %8" PRIu64 " %9.1fs\n",
+                " %7" PRIu64 " %8" PRIu64 " %9.1fs %8" PRIu64 "\n",
                 s.shard, s.endpoint.c_str(), s.model.c_str(), s.blocks,
                 s.pushes, s.pulls, s.updates_applied, s.errors, s.duplicates,
-                static_cast<double>(s.uptime_ms) / 1000.0);
+                static_cast<double>(s.uptime_ms) / 1000.0, s.auth_refusals);
   if (!stats.empty()) PrintWorkers(stats);
 }
 
@@ -111,13 +115,14 @@ void PrintJson(const std::vector<ShardStats>& stats) {
         ", \"errors\": %" PRIu64 ", \"bytes_in\": %" PRIu64
         ", \"bytes_out\": %" PRIu64 ", \"uptime_ms\": %" PRIu64
         ", \"consistency\": %s, \"applied_clock\": %" PRId64
-        ", \"waiting\": %u, \"workers\": %s, \"duplicates\": %" PRIu64
+        ", \"waiting\": %u, \"auth_refusals\": %" PRIu64
+        ", \"workers\": %s, \"duplicates\": %" PRIu64
         ", \"exactly_once_clients\": %u}",
         i == 0 ? "" : ",", s.shard, JsonString(s.endpoint).c_str(),
         JsonString(s.model).c_str(), s.pid, s.blocks, s.threads, s.pushes,
         s.pulls, s.updates_applied, s.errors, s.bytes_in, s.bytes_out,
         s.uptime_ms, JsonString(s.consistency).c_str(), s.applied_clock,
-        s.waiting, WorkersJson(s).c_str(), s.duplicates,
+        s.waiting, s.auth_refusals, WorkersJson(s).c_str(), s.duplicates,
         s.exactly_once_clients);
   }
   std::printf("\n]}\n");
@@ -127,6 +132,8 @@ int RunStatus(const StatusFlags& flags) {
   ClientOptions options;
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  Status keys = ApplyClientCurveFlags(flags.curve, &options);
+  if (!keys.ok()) return ReportError("status", keys);
   auto client = Client::Connect(flags.cluster, options);
   if (!client.ok()) return ReportError("status", client.status());
   auto stats = (*client)->Stats();
@@ -150,6 +157,7 @@ void RegisterStatus(CLI::App& app, int* exit_code) {
                   "How long to wait for the shards")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  AddClientCurveFlags(cmd, &flags->curve);
   cmd->callback([flags, exit_code] { *exit_code = RunStatus(*flags); });
 }
 

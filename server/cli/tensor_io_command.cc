@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
 #include "server/npy.h"
 #include "shardps/client.h"
 
@@ -20,6 +21,7 @@ struct TensorIoFlags {
   std::string file;            // pull --out / push --in
   std::optional<double> fill;  // push --fill
   int timeout_ms = 30000;
+  ClientCurveFlags curve;
 };
 
 std::string ShapeString(const std::vector<uint64_t>& shape) {
@@ -33,6 +35,7 @@ Result<std::unique_ptr<Client>> ConnectFor(const TensorIoFlags& flags) {
   ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  SHARDPS_RETURN_IF_ERROR(ApplyClientCurveFlags(flags.curve, &options));
   return Client::Connect(flags.cluster, options);
 }
 
@@ -116,6 +119,7 @@ void AddCommon(CLI::App* cmd, TensorIoFlags* flags) {
   cmd->add_option("--timeout-ms", flags->timeout_ms, "Request deadline")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  AddClientCurveFlags(cmd, &flags->curve);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 namespace shardps {
 namespace {
 
+using Catch::Matchers::Contains;
 using test::TempDir;
 
 void WriteText(const std::string& path, const std::string& text) {
@@ -32,6 +33,7 @@ std::string ReadText(const std::string& path) {
 void CheckEqual(const ClusterInfo& a, const ClusterInfo& b) {
   CHECK(a.model == b.model);
   CHECK(a.spec_hash == b.spec_hash);
+  CHECK(a.server_key == b.server_key);
   REQUIRE(a.shards.size() == b.shards.size());
   for (size_t i = 0; i < a.shards.size(); ++i) {
     INFO("shard " << i);
@@ -87,6 +89,25 @@ TEST_CASE("cluster file round-trips without a spec hash or segments",
   Result<ClusterInfo> parsed = ParseCluster(cluster.ToToml());
   REQUIRE(parsed.ok());
   CheckEqual(*parsed, cluster);
+}
+
+TEST_CASE("cluster file round-trips the servers' CURVE key", "[cluster]") {
+  ClusterInfo cluster = TwoShards();
+  // Z85 uses '#', '$' and '"'-free punctuation; all must survive TOML.
+  cluster.server_key = "k0I:zvR$8<o4pdosFdSp/&hjde2o@Dyza+:7+t[F";
+  Result<ClusterInfo> parsed = ParseCluster(cluster.ToToml());
+  INFO(parsed.status().ToString());
+  REQUIRE(parsed.ok());
+  CheckEqual(*parsed, cluster);
+}
+
+TEST_CASE("cluster file rejects a server_key that is not a Z85 key",
+          "[cluster]") {
+  Result<ClusterInfo> parsed = ParseCluster(
+      "model = \"m\"\nserver_key = \"short\"\n[[shard]]\nindex = 0\n"
+      "endpoint = \"tcp://127.0.0.1:1\"\n");
+  CHECK(parsed.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(parsed.status().message(), Contains("server_key"));
 }
 
 TEST_CASE("cluster file round-trips strings that need escaping", "[cluster]") {

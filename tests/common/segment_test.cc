@@ -184,6 +184,43 @@ TEST_CASE("segment file is created mode 0600 in a private directory",
   CHECK(files == 1);
 }
 
+TEST_CASE("segment writable by group or others is refused for serving",
+          "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = Segment::PathFor(dir.path(), spec.name, 0, 1);
+  MustOpen(spec, 0, 1, path).reset();
+  const std::vector<char> before = test::ReadBytes(path);
+  for (mode_t mode : {0620, 0602, 0666}) {
+    INFO("mode " << std::oct << mode);
+    REQUIRE(::chmod(path.c_str(), mode) == 0);
+    SegmentOpenReport report;
+    auto seg = Open(spec, 0, 1, path, &report);
+    CHECK(seg.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(seg.status().message(), Contains("chmod 600"));
+  }
+  CHECK(test::ReadBytes(path) == before);  // refused before touching it
+  REQUIRE(::chmod(path.c_str(), 0644) == 0);  // others may read: fine
+  MustOpen(spec, 0, 1, path);
+}
+
+TEST_CASE("segment owned by another user is refused for serving",
+          "[segment]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to give a file to another user; skipped");
+    return;
+  }
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = Segment::PathFor(dir.path(), spec.name, 0, 1);
+  MustOpen(spec, 0, 1, path).reset();
+  REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);  // nobody
+  SegmentOpenReport report;
+  auto seg = Open(spec, 0, 1, path, &report);
+  CHECK(seg.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(seg.status().message(), Contains("owned by uid 65534"));
+}
+
 TEST_CASE("segment header describes the spec and shard", "[segment]") {
   test::TempDir dir;
   const ModelSpec spec = SegSpec(dir.path());

@@ -51,7 +51,7 @@ struct ServeArgs {
   uint32_t shards = 1;
   std::string listen = "tcp://127.0.0.1:*";
   std::string storage;
-  std::vector<std::string> extra;  // more flags, e.g. fault switches
+  std::vector<std::string> extra;  // more flags: CURVE, fault switches
 };
 
 std::vector<std::string> ServeArgv(const ServeArgs& args);

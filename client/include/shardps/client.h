@@ -101,6 +101,9 @@ struct ShardStats {
   // push (a retry), and clients holding an exactly-once slot on the shard.
   uint64_t duplicates = 0;
   uint32_t exactly_once_clients = 0;
+  // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
+  // it runs without CURVE or is older than this field.
+  uint64_t auth_refusals = 0;
 };
 
 class Client {
@@ -109,7 +112,10 @@ class Client {
   // same spec hash, shard count and indices as listed. Errors: kUnavailable
   // when a shard does not answer within connect_timeout, kSpecMismatch when
   // shards disagree or differ from options.expect_spec_hash or the cluster
-  // file's spec_hash.
+  // file's spec_hash, kInvalidArgument for incomplete or malformed CURVE
+  // keys (including a cluster file naming a server_key when the options have
+  // no client key pair). A client whose key the servers do not accept gets
+  // no answer at all: Connect fails after connect_timeout.
   static Result<std::unique_ptr<Client>> Connect(const ClusterInfo& cluster,
                                                  ClientOptions options = {});
   static Result<std::unique_ptr<Client>> Connect(

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace shardps {
 
@@ -70,6 +71,17 @@ struct ClientOptions {
   // (tools, evaluators): its calls never wait for clocks, and it may not
   // push to a bsp model or call Clock.
   int worker = -1;
+
+  // CURVE (docs/security.md): Z85 keys, 40 characters each. To talk to
+  // servers started with --curve-secret-key, set this client's key pair
+  // (its public key must be in the servers' authorized keys) and the
+  // servers' public key. Every connection is then authenticated and
+  // encrypted, at the cost of a handshake per connection and encryption of
+  // every frame. Empty: plain connections. curve_server_key may stay empty
+  // when the cluster file names the servers' key (server_key).
+  std::string curve_server_key;
+  std::string curve_public_key;
+  std::string curve_secret_key;
 };
 
 }  // namespace shardps

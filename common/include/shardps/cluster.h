@@ -4,6 +4,8 @@
 //
 //   model = "demo"
 //   spec_hash = "0x1234abcd5678ef00"   # optional; checked by clients
+//   server_key = "<40-char Z85>"       # optional; the servers' CURVE public
+//                                      # key (docs/security.md)
 //
 //   [[shard]]
 //   index = 0
@@ -37,6 +39,10 @@ struct ShardAddress {
 struct ClusterInfo {
   std::string model;
   std::optional<uint64_t> spec_hash;
+  // The shard servers' CURVE public key (Z85), when they run with CURVE;
+  // clients use it unless ClientOptions::curve_server_key overrides it.
+  // Empty: plain connections.
+  std::string server_key;
   std::vector<ShardAddress> shards;  // sorted by index, indices 0..N-1
 
   // Renders the TOML text ParseCluster reads back.

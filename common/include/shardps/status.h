@@ -34,10 +34,11 @@ enum class Code : uint8_t {
   kInternal = 12,           // a shardps bug; please report it
   kClosed = 13,             // the queue was closed; nothing more will come
   kResourceExhausted = 14,  // a bounded resource is full (table rows)
+  kPermissionDenied = 15,   // a file's owner or mode is unsafe (key, segment)
 };
 
 // The highest code; a peer sending a larger one sent a malformed reply.
-inline constexpr Code kLastCode = Code::kResourceExhausted;
+inline constexpr Code kLastCode = Code::kPermissionDenied;
 
 // Short lower-case name of a code, e.g. "size mismatch".
 const char* CodeName(Code code);

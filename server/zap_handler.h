@@ -1,0 +1,91 @@
+// ZapHandler: the ZeroMQ authentication (ZAP, RFC 27) handler of one shard
+// server. It decides which CURVE clients may complete a handshake: only those
+// whose public key is in the authorized set. A refused client never gets a
+// connection, so it can send nothing and receives nothing.
+//
+// libzmq finds the handler by the fixed endpoint inproc://zeromq.zap.01 in
+// the socket's context, so there is at most one ZapHandler per context, and
+// it must be running before the CURVE socket binds: a CURVE socket whose
+// context has no handler accepts every key.
+//
+// Threads: the handler owns a REP socket serviced by its own thread. The
+// refusal counter may be read from any thread; CountNoCurve is for the
+// thread that owns the monitored socket (the server's frontend).
+#ifndef SHARDPS_SERVER_ZAP_HANDLER_H_
+#define SHARDPS_SERVER_ZAP_HANDLER_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "server/completion_queue.h"
+#include "shardps/status.h"
+
+namespace shardps {
+
+class ZapHandler {
+ public:
+  // Binds the ZAP endpoint in `context` and starts the handler thread.
+  // `authorized_keys` are Z85 public keys; an empty set is refused with
+  // kInvalidArgument (nobody could connect). kIoError when the endpoint is
+  // taken (another handler in this context). `context` must outlive the
+  // handler.
+  static Result<std::unique_ptr<ZapHandler>> Start(
+      zmq::context_t& context, const std::vector<std::string>& authorized_keys);
+
+  // Stops and joins the thread and closes the socket. Idempotent.
+  void Stop();
+  ~ZapHandler();
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  // Handshakes refused so far: unknown keys (seen here) plus those that
+  // failed earlier (reported through CountFailedHandshake).
+  uint64_t refusals() const {
+    // relaxed: a statistic; nothing is published through it.
+    return refusals_.load(std::memory_order_relaxed);
+  }
+
+  // Counts and logs a handshake that failed before reaching ZAP: the peer
+  // spoke no CURVE, or encrypted to another server key. `protocol_error` is
+  // the ZMQ_PROTOCOL_ERROR_* value of ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL,
+  // which the server's socket monitor sees.
+  void CountFailedHandshake(const std::string& peer_address,
+                            uint32_t protocol_error);
+
+ private:
+  using Key = std::array<uint8_t, 32>;
+
+  ZapHandler(zmq::socket_t socket, std::set<Key> keys);
+  void Loop();
+  void HandleRequest(std::vector<zmq::message_t>& frames);
+  // Counts one refusal and logs it, at most once per second per `who`, with
+  // the number of attempts since the last line.
+  void Refuse(const std::string& who, const std::string& address);
+
+  const std::set<Key> keys_;
+  zmq::socket_t socket_;  // REP on inproc://zeromq.zap.01; handler thread only
+  WakeEvent stop_;
+  std::thread thread_;
+  std::atomic<uint64_t> refusals_{0};
+
+  struct LogState {
+    std::chrono::steady_clock::time_point last;
+    uint64_t unreported = 0;
+  };
+  std::mutex log_mu_;  // Refuse runs on the handler and the frontend thread
+  std::map<std::string, LogState> log_;  // guarded by log_mu_
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SERVER_ZAP_HANDLER_H_
