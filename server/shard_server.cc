@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
+#include <unordered_set>
 #include <new>
 #include <thread>
 #include <utility>
@@ -45,6 +46,15 @@ constexpr size_t kCachedReplyBytes = 256 << 20;
 // Requests parked for slower workers (bsp/ssp). Each holds its frames, so
 // the cap bounds memory when clients pile up requests behind a straggler.
 constexpr size_t kMaxParked = 4096;
+
+// Messages ZeroMQ buffers per connection before it stops reading that
+// connection's socket: a client sending faster than the server applies is
+// slowed down by TCP instead of growing the server's memory.
+constexpr int kPeerRecvHwm = 128;
+
+// Updates handed to the pool and not yet finished. At the cap the frontend
+// stops taking requests until some finish, for the same reason.
+constexpr uint64_t kMaxUpdatesInFlight = 1024;
 
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
@@ -120,6 +130,7 @@ class ShardServer::Impl {
       socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame));
       socket_.set(zmq::sockopt::linger, 0);
       socket_.set(zmq::sockopt::sndhwm, 0);
+      socket_.set(zmq::sockopt::rcvhwm, kPeerRecvHwm);
       socket_.bind(options_.listen);
       endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
       // Disconnect events tell `status` which workers left, by socket fd.
@@ -278,6 +289,9 @@ class ShardServer::Impl {
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   uint64_t push_replies_ = 0;  // for options_.fault_drop_push_replies
+  // Connections that have sent a request, by socket fd (ZMQ_SRCFD); a
+  // disconnect (socket monitor) removes one.
+  std::unordered_set<int> peers_;
 };
 
 void ShardServer::Impl::Loop() {
@@ -289,6 +303,9 @@ void ShardServer::Impl::Loop() {
   };
   std::vector<zmq::message_t> frames;
   for (;;) {
+    // At the cap, requests wait in ZeroMQ (and then TCP) until updates
+    // finish: backpressure rather than memory.
+    items[0].events = in_flight_ < kMaxUpdatesInFlight ? ZMQ_POLLIN : 0;
     int timeout = PollTimeoutMs();
     // Pushes waiting for queue space are retried every few milliseconds.
     if (queues_->waiting() > 0)
@@ -340,6 +357,19 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     return;
   }
   const wire::Request& req = **parsed;
+  const int fd = frames[1].get(ZMQ_SRCFD);
+  if (fd >= 0 && peers_.count(fd) == 0) {
+    if (peers_.size() >= options_.max_clients) {
+      SendError(identity, req.request_id(),
+                Status(Code::kResourceExhausted,
+                       "this shard already serves " +
+                           std::to_string(options_.max_clients) +
+                           " connections (serve --max-clients); retry after "
+                           "another client disconnects"));
+      return;
+    }
+    peers_.insert(fd);
+  }
   // A Hello without a model name is a client discovering what we serve.
   const bool discovery = req.op() == wire::Op::Hello &&
                          (req.model() == nullptr || req.model()->size() == 0);
@@ -742,9 +772,11 @@ void ShardServer::Impl::OnMonitorEvent() {
     uint32_t fd;
     std::memcpy(&id, event.data(), sizeof(id));
     std::memcpy(&fd, static_cast<const char*>(event.data()) + 2, sizeof(fd));
-    if (id == ZMQ_EVENT_DISCONNECTED)
+    if (id == ZMQ_EVENT_DISCONNECTED) {
       clocks_.Disconnected(static_cast<int>(fd),
                            std::chrono::steady_clock::now());
+      peers_.erase(static_cast<int>(fd));
+    }
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && zap_ != nullptr)
       zap_->CountFailedHandshake(
           std::string(static_cast<const char*>(address.data()),

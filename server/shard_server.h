@@ -50,6 +50,11 @@ struct ServerOptions {
   // Test-only fault: the n-th journaled block update writes half the block
   // and SIGKILLs the server (UpdatePool::SetFaultKillMidUpdate).
   uint64_t fault_kill_mid_update = 0;
+  // Connections served at once; requests on more are refused with
+  // kResourceExhausted until one disconnects. Bounds the server's memory
+  // together with the per-connection receive limit (kPeerRecvHwm messages
+  // of at most max_frame_bytes each).
+  uint32_t max_clients = 1024;
   // Periodic checkpoints of this shard (see Checkpointer); off when
   // checkpoint.root is empty.
   CheckpointOptions checkpoint;

@@ -27,6 +27,7 @@ struct ServeFlags {
   std::string checkpoint_dir;
   std::string checkpoint_every = "10m";
   uint32_t checkpoint_keep = 3;
+  uint32_t max_clients = 1024;
   std::string curve_secret_key;     // file
   std::string authorized_keys;      // file
   bool insecure = false;
@@ -78,6 +79,7 @@ int RunServe(const ServeFlags& flags) {
   options.segment_path = flags.segment;
   options.fault_drop_push_replies = flags.fault_drop_push_replies;
   options.fault_kill_mid_update = flags.fault_kill_mid_update;
+  options.max_clients = flags.max_clients;
   if (!flags.checkpoint_dir.empty()) {
     auto every = ParseDuration(flags.checkpoint_every);
     if (!every.ok())
@@ -171,6 +173,10 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->add_option("--queue", flags->queues,
                   "Host a batch queue NAME:SLOTS:SLOT_BYTES for remote "
                   "producers (repeatable)");
+  cmd->add_option("--max-clients", flags->max_clients,
+                  "Connections served at once; more are refused")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
   auto* dir = cmd->add_option(
       "--checkpoint-dir", flags->checkpoint_dir,
       "Write this shard's checkpoints under DIR/shard-I-of-N/ (a durable or "
