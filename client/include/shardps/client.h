@@ -137,6 +137,11 @@ class Client {
   // shard's optimizer. Zero-copy: REQUIRES `grad` stays alive and unchanged
   // until the handle is done. A wrong `count` or unknown tensor fails the
   // handle at once (kSizeMismatch, kNotFound).
+  // With ClientOptions::exactly_once (the default) a shard that restarts or
+  // does not answer gets the same push again until it acknowledges it or
+  // request_timeout passes, and applies it once: OK means applied exactly
+  // once; an error means it may or may not have been (see
+  // docs/reliability.md).
   Handle Push(std::string_view tensor, const float* grad, size_t count);
 
   // Fetches the whole tensor into `out` (`count` floats). Each block is a
