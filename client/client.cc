@@ -580,6 +580,23 @@ Handle Client::Clock() {
                          [clock](uint32_t, Part* p) { p->clock = clock; });
 }
 
+Result<std::vector<std::string>> Client::Checkpoint() {
+  auto dirs =
+      std::make_shared<std::vector<std::string>>(io_->shards().size());
+  Handle call =
+      SendToAllShards(*io_, wire::Op::Checkpoint, [&](uint32_t i, Part* p) {
+        p->on_reply = [dirs, i](const wire::Reply& r) {
+          if (r.message() == nullptr || r.message()->size() == 0)
+            return Status(Code::kBadMessage,
+                          "Checkpoint reply names no directory");
+          (*dirs)[i] = r.message()->str();
+          return Status::Ok();
+        };
+      });
+  SHARDPS_RETURN_IF_ERROR(call.Wait());
+  return std::move(*dirs);
+}
+
 Result<std::vector<ShardStats>> Client::Stats() {
   const auto& shards = io_->shards();
   auto results = std::make_shared<std::vector<ShardStats>>(shards.size());

@@ -96,30 +96,52 @@ void Checkpointer::Stop(bool final) {
     cv_.notify_one();
     thread_.join();
     if (final) {
-      Status s = WriteOne();
-      if (!s.ok())
+      Result<std::string> dir = WriteOne();
+      if (!dir.ok())
         std::fprintf(stderr, "shardps serve: final checkpoint failed: %s\n",
-                     s.ToString().c_str());
+                     dir.status().ToString().c_str());
     }
   }
+}
+
+void Checkpointer::Request(uint64_t token) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.push_back(token);
+  }
+  cv_.notify_one();
+}
+
+std::vector<Checkpointer::Finished> Checkpointer::TakeFinished() {
+  done_event_.Clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Finished> out;
+  out.swap(finished_);
+  return out;
 }
 
 void Checkpointer::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (cv_.wait_for(lock, options_.every, [this] { return stopping_; }))
-      return;
+    cv_.wait_for(lock, options_.every,
+                 [this] { return stopping_ || !requests_.empty(); });
+    if (stopping_) return;
+    std::vector<uint64_t> asked;
+    asked.swap(requests_);
     lock.unlock();
-    Status s = WriteOne();
-    if (!s.ok())
+    // One checkpoint answers every request that arrived before it started.
+    Result<std::string> dir = WriteOne();
+    if (!dir.ok())
       // The server goes on serving; the next period tries again.
       std::fprintf(stderr, "shardps serve: checkpoint failed: %s\n",
-                   s.ToString().c_str());
+                   dir.status().ToString().c_str());
     lock.lock();
+    for (uint64_t token : asked) finished_.push_back({token, dir});
+    if (!asked.empty()) done_event_.Signal();
   }
 }
 
-Status Checkpointer::WriteOne() {
+Result<std::string> Checkpointer::WriteOne() {
   const auto start = std::chrono::steady_clock::now();
   auto done = WriteShardCheckpoint(segment_path_, shard_dir_ + "/" + UtcStamp());
   if (!done.ok()) return done.status();
@@ -130,7 +152,7 @@ Status Checkpointer::WriteOne() {
                done->dir.c_str(), static_cast<unsigned long long>(done->bytes),
                secs);
   Prune();
-  return Status::Ok();
+  return done->dir;
 }
 
 void Checkpointer::Prune() {

@@ -8,10 +8,16 @@
 // last update, so it is exact. `shardps restore --from DIR` takes each
 // shard's newest.
 //
+// A client can also ask for one now (the Checkpoint op, `shardps checkpoint
+// --remote`): Request queues it for the same thread, and the result comes
+// back through TakeFinished when done_fd() is readable, so the server's
+// frontend never waits for the disk.
+//
 // The copy reads the segment like any reader (seqlocks), so pushes go on
 // while it runs; it costs one sequential read of the segment per period.
 //
-// Thread-safety: Start/Stop from the owner.
+// Thread-safety: Start/Stop from the owner; Request, TakeFinished and
+// done_fd from any one thread (the frontend).
 #ifndef SHARDPS_SERVER_CHECKPOINTER_H_
 #define SHARDPS_SERVER_CHECKPOINTER_H_
 
@@ -21,7 +27,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "server/completion_queue.h"
 #include "shardps/status.h"
 
 namespace shardps {
@@ -49,8 +57,18 @@ class Checkpointer {
   // REQUIRES for an exact final checkpoint: the server stopped updating.
   void Stop(bool final);
 
-  // Writes one checkpoint now and prunes; what the timer calls.
-  Status WriteOne();
+  // Writes one checkpoint now and prunes; returns its directory.
+  Result<std::string> WriteOne();
+
+  // A checkpoint asked for by a client, identified by `token`.
+  void Request(uint64_t token);
+  struct Finished {
+    uint64_t token;
+    Result<std::string> dir;
+  };
+  // Requests done since the last call; clears done_fd().
+  std::vector<Finished> TakeFinished();
+  int done_fd() const { return done_event_.fd(); }
 
   const std::string& shard_dir() const { return shard_dir_; }
 
@@ -64,7 +82,10 @@ class Checkpointer {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
+  std::vector<uint64_t> requests_;  // guarded by mu_
+  std::vector<Finished> finished_;  // guarded by mu_
+  WakeEvent done_event_;
 };
 
 }  // namespace shardps

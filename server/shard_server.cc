@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
+#include <unordered_map>
 #include <unordered_set>
 #include <new>
 #include <thread>
@@ -232,6 +233,10 @@ class ShardServer::Impl {
   void HandleRows(const wire::Request& req,
                   std::vector<zmq::message_t>& frames);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
+  // A client's Checkpoint: queued for the checkpointer thread, answered by
+  // FinishCheckpoints with the new checkpoint's directory.
+  void HandleCheckpoint(const wire::Request& req, zmq::message_t& identity);
+  void FinishCheckpoints();
 
   // Sends [identity, header, payload...]; a vanished client is not an error.
   void SendReply(zmq::message_t& identity,
@@ -292,14 +297,21 @@ class ShardServer::Impl {
   // Connections that have sent a request, by socket fd (ZMQ_SRCFD); a
   // disconnect (socket monitor) removes one.
   std::unordered_set<int> peers_;
+  // Checkpoint requests being written: token -> (identity, request id).
+  std::unordered_map<uint64_t, std::pair<zmq::message_t, uint64_t>>
+      checkpoint_requests_;
+  uint64_t next_checkpoint_token_ = 1;
 };
 
 void ShardServer::Impl::Loop() {
-  zmq_pollitem_t items[4] = {
+  // Without periodic checkpoints the last item watches nothing.
+  zmq_pollitem_t items[5] = {
       {socket_.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, completions_.fd(), ZMQ_POLLIN, 0},
       {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
       {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, checkpointer_ ? checkpointer_->done_fd() : stop_.fd(),
+       static_cast<short>(checkpointer_ ? ZMQ_POLLIN : 0), 0},
   };
   std::vector<zmq::message_t> frames;
   for (;;) {
@@ -310,10 +322,11 @@ void ShardServer::Impl::Loop() {
     // Pushes waiting for queue space are retried every few milliseconds.
     if (queues_->waiting() > 0)
       timeout = timeout < 0 ? 2 : std::min(timeout, 2);
-    PollItems(items, 4, timeout);
+    PollItems(items, 5, timeout);
     if (queues_->waiting() > 0) queues_->Retry(queue_reply_);
     if (items[2].revents & ZMQ_POLLIN) break;
     if (items[3].revents & ZMQ_POLLIN) OnMonitorEvent();
+    if (items[4].revents & ZMQ_POLLIN) FinishCheckpoints();
     if (items[1].revents & ZMQ_POLLIN) FinishUpdates();
     if (!parked_.empty()) ExpireParked();
     if (items[0].revents & ZMQ_POLLIN) {
@@ -391,6 +404,9 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
       return;
     case wire::Op::QueuePush:
       queues_->Push(req, frames, queue_reply_);
+      return;
+    case wire::Op::Checkpoint:
+      HandleCheckpoint(req, identity);
       return;
     case wire::Op::Push:
     case wire::Op::Pull:
@@ -782,6 +798,44 @@ void ShardServer::Impl::OnMonitorEvent() {
           std::string(static_cast<const char*>(address.data()),
                       address.size()),
           fd);  // for this event the value is the protocol error
+  }
+}
+
+void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
+                                         zmq::message_t& identity) {
+  if (!checkpointer_) {
+    SendError(identity, req.request_id(),
+              Status(Code::kInvalidArgument,
+                     "this shard was started without --checkpoint-dir, so "
+                     "it has nowhere to write a checkpoint"));
+    return;
+  }
+  const uint64_t token = next_checkpoint_token_++;
+  zmq::message_t who;
+  who.copy(identity);
+  checkpoint_requests_.emplace(token,
+                               std::make_pair(std::move(who), req.request_id()));
+  checkpointer_->Request(token);
+}
+
+void ShardServer::Impl::FinishCheckpoints() {
+  for (Checkpointer::Finished& f : checkpointer_->TakeFinished()) {
+    auto it = checkpoint_requests_.find(f.token);
+    if (it == checkpoint_requests_.end()) continue;
+    auto& [identity, request_id] = it->second;
+    if (!f.dir.ok()) {
+      SendError(identity, request_id, f.dir.status());
+    } else {
+      // The reply's message names the checkpoint written.
+      builder_.Clear();
+      auto dir = builder_.CreateString(*f.dir);
+      wire::ReplyBuilder reply(builder_);
+      reply.add_request_id(request_id);
+      reply.add_message(dir);
+      builder_.Finish(reply.Finish());
+      SendReply(identity, builder_, nullptr);
+    }
+    checkpoint_requests_.erase(it);
   }
 }
 

@@ -1,11 +1,14 @@
 // `shardps checkpoint` and `shardps restore`: write a cluster's segments to a
 // new checkpoint directory, and rebuild segments from one.
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "common/checkpoint.h"
+#include "server/cli/curve_flags.h"
 #include "server/cli/commands.h"
+#include "shardps/client.h"
 #include "shardps/cluster.h"
 
 namespace shardps::cli {
@@ -14,9 +17,30 @@ namespace {
 
 struct CheckpointFlags {
   std::string cluster, to, from, spec, storage;
+  bool remote = false;
+  int timeout_ms = 600000;
+  ClientCurveFlags curve;
 };
 
+// Every shard writes a checkpoint into its own --checkpoint-dir.
+int RunRemoteCheckpoint(const CheckpointFlags& flags) {
+  ClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  if (Status keys = ApplyClientCurveFlags(flags.curve, &options); !keys.ok())
+    return ReportError("checkpoint", keys);
+  auto client = Client::Connect(flags.cluster, options);
+  if (!client.ok()) return ReportError("checkpoint", client.status());
+  auto dirs = (*client)->Checkpoint();
+  if (!dirs.ok()) return ReportError("checkpoint", dirs.status());
+  for (size_t i = 0; i < dirs->size(); ++i)
+    std::printf("shard %zu: %s\n", i, (*dirs)[i].c_str());
+  std::printf(
+      "restore with: shardps restore --from <checkpoint-dir> --spec SPEC\n");
+  return 0;
+}
+
 int RunCheckpoint(const CheckpointFlags& flags) {
+  if (flags.remote) return RunRemoteCheckpoint(flags);
   auto cluster = LoadCluster(flags.cluster);
   if (!cluster.ok()) return ReportError("checkpoint", cluster.status());
   std::vector<std::string> segments;
@@ -61,9 +85,27 @@ void RegisterCheckpoint(CLI::App& app, int* exit_code) {
       "checkpoint", "Write every shard's state to a new checkpoint directory");
   cp->add_option("--cluster", flags->cluster, "Cluster file with segments")
       ->required();
-  cp->add_option("--to", flags->to, "New directory (must not exist)")
-      ->required();
-  cp->callback([flags, exit_code] { *exit_code = RunCheckpoint(*flags); });
+  auto* to = cp->add_option("--to", flags->to,
+                            "New directory (must not exist), written from "
+                            "the shards' segments on this host");
+  auto* remote = cp->add_flag(
+      "--remote", flags->remote,
+      "Ask every shard to checkpoint into its own --checkpoint-dir instead "
+      "(works from any host)");
+  to->excludes(remote);
+  cp->add_option("--timeout-ms", flags->timeout_ms,
+                 "With --remote: how long to wait for the shards")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400000));
+  AddClientCurveFlags(cp, &flags->curve);
+  cp->callback([flags, exit_code, to, remote] {
+    if (to->count() == 0 && remote->count() == 0) {
+      std::fprintf(stderr, "shardps checkpoint: give --to DIR or --remote\n");
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = RunCheckpoint(*flags);
+  });
 
   CLI::App* restore = app.add_subcommand(
       "restore", "Rebuild a model's segments from a checkpoint");

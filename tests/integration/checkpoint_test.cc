@@ -239,5 +239,57 @@ TEST_CASE(
   CHECK_FALSE(std::filesystem::exists(dir.File("d") + "/ckpt/shard-1-of-2.seg"));
 }
 
+TEST_CASE("checkpoint --remote makes every shard checkpoint itself",
+          "[integration][checkpoint]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), kSpec);
+  const std::string root = dir.File("durable");
+  Model at_checkpoint;
+  {
+    // No timer to speak of: only the client's request makes a checkpoint.
+    auto started = LocalCluster::Start(
+        spec, dir.File("a"), 2, dir.File("a.toml"),
+        {"--checkpoint-dir", root, "--checkpoint-every", "10h"});
+    INFO(started.status().ToString());
+    REQUIRE(started.ok());
+    auto client = Client::Connect((*started)->info());
+    REQUIRE(client.ok());
+    Train(**client, 3);
+    at_checkpoint = Read(**client);
+    // The cluster file lists endpoints only: this works from any host.
+    ClusterInfo remote = (*started)->info();
+    for (ShardAddress& s : remote.shards) s.segment.clear();
+    REQUIRE(SaveCluster(remote, dir.File("remote.toml")).ok());
+    const RunResult r = Run({kShardpsBinary, "checkpoint", "--cluster",
+                             dir.File("remote.toml"), "--remote"});
+    INFO(r.err);
+    REQUIRE(r.status.ok());
+    CHECK_THAT(r.out, Catch::Matchers::Contains("shard 0: " + root +
+                                                "/shard-0-of-2/"));
+    CHECK(Checkpoints(root + "/shard-0-of-2").size() == 1);
+    CHECK(Checkpoints(root + "/shard-1-of-2").size() == 1);
+    Train(**client, 2);  // after the checkpoint: not in it
+    // Killed, not stopped: no final checkpoint; the remote one is newest.
+    for (uint32_t i = 0; i < 2; ++i)
+      REQUIRE((*started)->server(i).process->Signal(SIGKILL));
+  }
+  const RunResult r = Run({kShardpsBinary, "restore", "--from", root, "--spec",
+                           spec, "--storage", dir.File("b")});
+  INFO(r.err);
+  REQUIRE(r.status.ok());
+  auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
+  auto client = Client::Connect(cluster->info());
+  REQUIRE(client.ok());
+  const Model restored = Read(**client);
+  CHECK(restored.w == at_checkpoint.w);
+  CHECK(restored.rows == at_checkpoint.rows);
+
+  // A shard without --checkpoint-dir says so.
+  const RunResult refused = Run(
+      {kShardpsBinary, "checkpoint", "--cluster", dir.File("b.toml"), "--remote"});
+  CHECK(refused.status.code != 0);
+  CHECK_THAT(refused.err, Catch::Matchers::Contains("--checkpoint-dir"));
+}
+
 }  // namespace
 }  // namespace shardps::testing

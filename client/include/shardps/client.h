@@ -203,6 +203,14 @@ class Client {
   // Asks every shard for its counters (blocking, up to request_timeout).
   Result<std::vector<ShardStats>> Stats();
 
+  // Asks every shard to checkpoint itself now into its own --checkpoint-dir
+  // (on the shard's host, e.g. a shared durable mount) and returns the
+  // directories written, by shard. Blocking, up to request_timeout; a
+  // checkpoint still being written then completes anyway. Errors:
+  // kInvalidArgument from a shard started without --checkpoint-dir, or the
+  // shard's write error. Not retried (it would write another checkpoint).
+  Result<std::vector<std::string>> Checkpoint();
+
  private:
   Client() = default;
   // `op` is a wire::Op; kept as int so this header needs no generated code.
