@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -102,6 +103,31 @@ void WriteRequest(const fs::path& path, wire::Op op,
   Write(path, in.data(), in.size());
 }
 
+// The table fuzzer's input: frame count, 2-byte lengths (header first),
+// then the frames. `ids` are rows of its "emb" table (dim 4).
+void WriteRows(const fs::path& path, wire::Op op,
+               const std::vector<uint64_t>& ids, wire::DType dtype,
+               size_t grad_bytes_per_row) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto model = fbb.CreateString("fz");
+  auto table = fbb.CreateString("emb");
+  fbb.Finish(wire::CreateRequest(fbb, op, 1, 2, model, table, 0, dtype));
+  std::vector<std::vector<uint8_t>> frames;
+  frames.emplace_back(fbb.GetBufferPointer(),
+                      fbb.GetBufferPointer() + fbb.GetSize());
+  frames.emplace_back(ids.size() * sizeof(uint64_t));
+  std::memcpy(frames.back().data(), ids.data(), frames.back().size());
+  if (op == wire::Op::PushRows)
+    frames.emplace_back(ids.size() * grad_bytes_per_row, uint8_t{0x3c});
+  std::vector<uint8_t> in{static_cast<uint8_t>(frames.size() - 1)};
+  for (const auto& f : frames) {
+    in.push_back(static_cast<uint8_t>(f.size() & 0xff));
+    in.push_back(static_cast<uint8_t>(f.size() >> 8));
+  }
+  for (const auto& f : frames) in.insert(in.end(), f.begin(), f.end());
+  Write(path, in.data(), in.size());
+}
+
 void WriteReply(const fs::path& path) {
   flatbuffers::FlatBufferBuilder fbb;
   auto message = fbb.CreateString("block 9 of 'w' is out of range");
@@ -134,6 +160,15 @@ int main(int argc, char** argv) {
   WriteRequest(req / "pull", wire::Op::Pull, {0, 4}, {});
   WriteRequest(req / "push_elsewhere", wire::Op::Push, {1}, {4096});
   WriteReply(req / "reply");
+
+  std::vector<uint64_t> ids;  // rows that live on shard 0 of 2, one twice
+  for (uint64_t id = 1; ids.size() < 3; ++id)
+    if (shardps::JumpHash(id, 2) == 0) ids.push_back(id);
+  ids.push_back(ids[0]);
+  const fs::path rows = out / "table_rows_fuzzer";
+  WriteRows(rows / "push_f32", wire::Op::PushRows, ids, wire::DType::F32, 16);
+  WriteRows(rows / "push_bf16", wire::Op::PushRows, ids, wire::DType::BF16, 8);
+  WriteRows(rows / "pull", wire::Op::PullRows, ids, wire::DType::F32, 0);
 
   char tmp[] = "/tmp/shardps-seeds-XXXXXX";
   if (::mkdtemp(tmp) == nullptr) return 1;

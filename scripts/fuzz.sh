@@ -24,8 +24,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 build=${BUILD_DIR:-build-fuzz}
-targets=(request_fuzzer model_spec_fuzzer cluster_file_fuzzer segment_fuzzer
-         manifest_fuzzer csv_fuzzer queue_fuzzer)
+targets=(request_fuzzer table_rows_fuzzer model_spec_fuzzer
+         cluster_file_fuzzer segment_fuzzer manifest_fuzzer csv_fuzzer
+         queue_fuzzer)
 [[ ${#only[@]} -gt 0 ]] && targets=("${only[@]}")
 
 # -O1 without NDEBUG: asserts stay on, so a peer's bytes reaching one is a
