@@ -153,7 +153,8 @@ void PushMany(Client& client, float value, int pushes, Status* failure) {
   }
 }
 
-TEST_CASE("client concurrent pushes from many threads all apply", "[client]") {
+TEST_CASE("client concurrent pushes from many threads all apply",
+          "[client][concurrency]") {
   const uint32_t threads = GENERATE(1u, 2u);
   INFO(threads << " update threads");
   test::InProcessCluster cluster(2, threads, ClientSpec);
