@@ -217,9 +217,12 @@ Result<uint64_t> Number(const std::map<std::string, std::string>& kv,
 // "c0,c1,...": signed clocks, as WriteShard renders them.
 Status ParseClocks(const std::string& key, const std::string& text,
                    std::vector<int64_t>* clocks) {
-  for (size_t p = 0; p < text.size();) {
+  if (text.empty()) return Status::Ok();  // no worker has a clock yet
+  // Every comma separates two clocks: "1," and ",1" have an empty one.
+  for (size_t p = 0;;) {
     size_t comma = text.find(',', p);
-    if (comma == std::string::npos) comma = text.size();
+    const bool last = comma == std::string::npos;
+    if (last) comma = text.size();
     const std::string item = text.substr(p, comma - p);
     const size_t digits_from = !item.empty() && item[0] == '-' ? 1 : 0;
     const bool digits =
@@ -235,9 +238,9 @@ Status ParseClocks(const std::string& key, const std::string& text,
       return Corrupt("MANIFEST " + key + " has more than " +
                      std::to_string(kMaxWorkers) + " clocks");
     clocks->push_back(v);
+    if (last) return Status::Ok();
     p = comma + 1;
   }
-  return Status::Ok();
 }
 
 // Streams `path` once to check its size and CRC against the manifest.

@@ -56,6 +56,10 @@ TEST_CASE("checkpoint manifest refuses worker clocks that are not numbers",
                  "bad clock 'x'");
   RequireCorrupt(kHead + kShard0 + "shard.0.worker_clocks = 1,,2\n",
                  "bad clock ''");
+  RequireCorrupt(kHead + kShard0 + "shard.0.worker_clocks = 1,\n",
+                 "bad clock ''");
+  RequireCorrupt(kHead + kShard0 + "shard.0.worker_clocks = -\n",
+                 "bad clock '-'");
   std::string many;
   for (int i = 0; i < 65; ++i) many += (i ? ",1" : "1");
   RequireCorrupt(kHead + kShard0 + "shard.0.worker_clocks = " + many + "\n",
