@@ -9,7 +9,8 @@
 # The seeds in fuzz/corpus/<target>/ are copied to a temp dir first, so a run
 # never changes the repository. Exits non-zero when any target crashes,
 # printing the reproducer; rerun it with build-fuzz/fuzz/<target> <file>.
-# JOBS=N limits the build's parallelism (default: every core).
+# JOBS=N limits the build's parallelism, FUZZ_JOBS=N how many targets run
+# at once (default for both: every core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,20 +42,34 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/shardps-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 crashes="$build/crashes"
 mkdir -p "$crashes"
-failed=()
-for t in "${targets[@]}"; do
+# One target per core at a time; each writes its own log.
+run_target() {
+  local t=$1
   mkdir -p "$work/$t"
   cp -r "fuzz/corpus/$t/." "$work/$t/" 2>/dev/null || true
-  echo "== $t: ${seconds}s"
   # Reproducers (crash-*, leak-*, timeout-*, oom-*) land in $crashes/$t-*.
-  if ! "$build/fuzz/$t" "$work/$t" -max_total_time="$seconds" \
-       -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
-       -artifact_prefix="$crashes/$t-" >"$work/$t.log" 2>&1; then
+  local rc=0
+  "$build/fuzz/$t" "$work/$t" -max_total_time="$seconds" \
+    -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
+    -artifact_prefix="$crashes/$t-" >"$work/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$work/$t.rc"
+}
+lanes=${FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+  while [[ $(jobs -rp | wc -l) -ge $lanes ]]; do wait -n || true; done
+  echo "== $t: ${seconds}s"
+  run_target "$t" &
+done
+wait
+
+failed=()
+for t in "${targets[@]}"; do
+  if [[ "$(cat "$work/$t.rc" 2>/dev/null)" != 0 ]]; then
+    echo "== $t crashed:"
     tail -n 60 "$work/$t.log"
     failed+=("$t")
   else
-    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' \
-      "$work/$t.log" || true
+    echo "== $t: $(grep -E '^Done' "$work/$t.log" || echo 'no summary')"
   fi
 done
 
