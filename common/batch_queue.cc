@@ -110,6 +110,13 @@ Status ValidateQueue(const QueueHeader& h, uint64_t size) {
 
 }  // namespace
 
+Status ValidateQueueImage(const char* data, size_t size) {
+  if (size < kQueueHeaderBytes)
+    return Status(Code::kCorrupt, "not a shardps batch queue (" +
+                                      std::to_string(size) + " bytes)");
+  return ValidateQueue(*reinterpret_cast<const QueueHeader*>(data), size);
+}
+
 BatchQueue::BatchQueue(std::string path, int fd, char* base, uint64_t bytes)
     : path_(std::move(path)),
       fd_(fd),
@@ -193,7 +200,7 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Open(const std::string& path) {
   void* map =
       ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (map == MAP_FAILED) return ErrnoStatus("mmap " + path, errno);
-  Status valid = ValidateQueue(*static_cast<const QueueHeader*>(map), size);
+  Status valid = ValidateQueueImage(static_cast<const char*>(map), size);
   if (!valid.ok()) {
     ::munmap(map, size);
     return valid.WithContext(path);
@@ -267,7 +274,8 @@ Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
 Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
                           uint64_t producer_id, uint64_t producer_seq) {
   SlotHeader& s = slot(w.slot_);
-  const bool fits = shape.bytes() <= header_->slot_bytes;
+  const bool fits = ShapeFitsSlot(shape.batch, shape.window, shape.features,
+                                  shape.horizon, header_->slot_bytes);
   // A batch that does not fit is committed as skipped: the ticket must
   // still pass through the ring, or consumers would wait on it forever.
   s.ticket = w.ticket_;
@@ -300,7 +308,8 @@ Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
 Status BatchQueue::Push(const BatchShape& shape, const float* features,
                         const float* labels, std::chrono::milliseconds timeout,
                         uint64_t producer_id, uint64_t producer_seq) {
-  if (shape.bytes() > header_->slot_bytes)
+  if (!ShapeFitsSlot(shape.batch, shape.window, shape.features, shape.horizon,
+                     header_->slot_bytes))
     return Status(Code::kSizeMismatch,
                   "batch of " + std::to_string(shape.bytes()) +
                       " bytes does not fit a slot of " +
@@ -394,7 +403,8 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
       s.reader_pid.store(::getpid(), std::memory_order_release);
       const BatchShape shape{s.batch, s.window, s.features, s.horizon};
       if (shape.window > (1u << 24) || shape.features > (1u << 24) ||
-          shape.bytes() > h.slot_bytes) {
+          !ShapeFitsSlot(shape.batch, shape.window, shape.features,
+                         shape.horizon, h.slot_bytes)) {
         // A shape that does not fit its slot (a buggy writer or a damaged
         // file) is never handed out: skip it like a dead producer's.
         s.reader_pid.store(0, std::memory_order_relaxed);

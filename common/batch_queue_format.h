@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "shardps/status.h"
+
 namespace shardps {
 
 inline constexpr char kQueueMagic[8] = {'S', 'P', 'S', 'Q', 'U', 'E', 'U', 'E'};
@@ -79,6 +81,23 @@ static_assert(std::is_standard_layout_v<QueueHeader>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<int32_t>::is_always_lock_free);
+
+// True when a batch [batch, window, features] + [batch, horizon] of float32
+// fits `slot_bytes`. Exact in 128 bits: the shape may come from a slot header
+// another process wrote (or a damaged file), and the 64-bit product of three
+// 32-bit dimensions can wrap around to a small number that seems to fit.
+inline bool ShapeFitsSlot(uint32_t batch, uint32_t window, uint32_t features,
+                          uint32_t horizon, uint64_t slot_bytes) {
+  using Wide = unsigned __int128;
+  const Wide floats = Wide{batch} * window * features + Wide{batch} * horizon;
+  return floats * sizeof(float) <= slot_bytes;
+}
+
+// Checks a queue file image before any offset in it is trusted: magic,
+// version, header checksum, slot sizes and that they add up to `size`.
+// kCorrupt with the reason if not. Used by BatchQueue::Open; exposed for
+// tests and fuzzing. `data` must hold `size` readable bytes.
+Status ValidateQueueImage(const char* data, size_t size);
 
 }  // namespace shardps
 

@@ -89,21 +89,11 @@ class SequentialWriter {
   uint64_t bytes_ = 0;
 };
 
-struct ShardRecord {
-  uint32_t index = 0;
-  std::string file;
-  uint64_t bytes = 0;
-  uint32_t crc = 0;
-  uint64_t updates_applied = 0;
-  int64_t applied_clock = 0;
-  std::vector<int64_t> clocks;
-};
-
 // Shard file layout: the data region [data_offset, file_bytes) with each
 // block's weights a seqlock-consistent copy, then the version region
 // [versions_offset, data_offset) with each block's version as copied.
 Status WriteShard(const Segment& seg, const std::string& path,
-                  ShardRecord* record) {
+                  CheckpointShard* record) {
   auto out = SequentialWriter::Create(path);
   if (!out.ok()) return out.status();
   const SegmentHeader& h = seg.header();
@@ -156,11 +146,11 @@ Status WriteShard(const Segment& seg, const std::string& path,
 // `shards` is the model's shard count; `records` the shards this checkpoint
 // holds (all of them, or one for a shard server's own checkpoint).
 std::string ManifestText(const SegmentHeader& h,
-                         const std::vector<ShardRecord>& records) {
+                         const std::vector<CheckpointShard>& records) {
   std::string m = "format = " + std::to_string(kCheckpointFormat) +
                   "\nmodel = " + h.model + "\nspec_hash = " + Hex(h.spec_hash) +
                   "\nshards = " + std::to_string(h.shard_count) + "\n";
-  for (const ShardRecord& r : records) {
+  for (const CheckpointShard& r : records) {
     const std::string k = "shard." + std::to_string(r.index) + ".";
     std::string clocks;
     for (int64_t c : r.clocks)
@@ -179,38 +169,80 @@ std::string ManifestText(const SegmentHeader& h,
 Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
 
 // "key = value" lines; anything else is a corrupt manifest.
-Result<std::map<std::string, std::string>> ParseManifest(
-    const std::string& path) {
-  auto text = ReadFileToString(path);
-  if (!text.ok()) return text.status();
+Result<std::map<std::string, std::string>> ManifestKeys(std::string_view text) {
   std::map<std::string, std::string> kv;
   size_t start = 0, line = 0;
-  while (start < text->size()) {
-    size_t end = text->find('\n', start);
-    if (end == std::string::npos) end = text->size();
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
     ++line;
-    const std::string l = text->substr(start, end - start);
+    const std::string_view l = text.substr(start, end - start);
     start = end + 1;
     if (l.empty()) continue;
     const size_t eq = l.find(" = ");
-    if (eq == std::string::npos)
-      return Corrupt(path + ": line " + std::to_string(line) +
+    if (eq == std::string_view::npos)
+      return Corrupt("MANIFEST line " + std::to_string(line) +
                      " is not 'key = value'");
-    kv[l.substr(0, eq)] = l.substr(eq + 3);
+    kv[std::string(l.substr(0, eq))] = std::string(l.substr(eq + 3));
   }
   return kv;
 }
 
+const std::string* Find(const std::map<std::string, std::string>& kv,
+                        const std::string& key) {
+  auto it = kv.find(key);
+  return it == kv.end() ? nullptr : &it->second;
+}
+
+// Digits only, with an optional 0x before hex ones (spec_hash is written
+// that way): strtoull alone would also take a sign and spaces, and wrap.
 Result<uint64_t> Number(const std::map<std::string, std::string>& kv,
                         const std::string& key, int base = 10) {
-  auto it = kv.find(key);
-  if (it == kv.end()) return Corrupt("MANIFEST lacks " + key);
-  char* end = nullptr;
-  const uint64_t v = std::strtoull(it->second.c_str(), &end, base);
-  if (it->second.empty() || *end != '\0')
-    return Corrupt("MANIFEST " + key + " = '" + it->second +
-                   "' is not a number");
+  const std::string* text = Find(kv, key);
+  if (text == nullptr) return Corrupt("MANIFEST lacks " + key);
+  std::string_view d = *text;
+  if (base == 16 && d.size() > 2 && d[0] == '0' && (d[1] == 'x' || d[1] == 'X'))
+    d.remove_prefix(2);
+  const bool digits =
+      !d.empty() && std::all_of(d.begin(), d.end(), [&](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return base == 16 ? std::isxdigit(u) != 0 : std::isdigit(u) != 0;
+      });
+  errno = 0;
+  const uint64_t v =
+      digits ? std::strtoull(std::string(d).c_str(), nullptr, base) : 0;
+  if (!digits || errno == ERANGE)
+    return Corrupt("MANIFEST " + key + " = '" + *text + "' is not a number");
   return v;
+}
+
+// "c0,c1,...": signed clocks, as WriteShard renders them.
+Status ParseClocks(const std::string& key, const std::string& text,
+                   std::vector<int64_t>* clocks) {
+  if (text.empty()) return Status::Ok();  // no worker has a clock yet
+  // Every comma separates two clocks: "1," and ",1" have an empty one.
+  for (size_t p = 0;;) {
+    size_t comma = text.find(',', p);
+    const bool last = comma == std::string::npos;
+    if (last) comma = text.size();
+    const std::string item = text.substr(p, comma - p);
+    const size_t digits_from = !item.empty() && item[0] == '-' ? 1 : 0;
+    const bool digits =
+        item.size() > digits_from &&
+        std::all_of(item.begin() + digits_from, item.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) != 0;
+        });
+    errno = 0;
+    const long long v = digits ? std::strtoll(item.c_str(), nullptr, 10) : 0;
+    if (!digits || errno == ERANGE)
+      return Corrupt("MANIFEST " + key + " has a bad clock '" + item + "'");
+    if (clocks->size() == kMaxWorkers)
+      return Corrupt("MANIFEST " + key + " has more than " +
+                     std::to_string(kMaxWorkers) + " clocks");
+    clocks->push_back(v);
+    if (last) return Status::Ok();
+    p = comma + 1;
+  }
 }
 
 // Streams `path` once to check its size and CRC against the manifest.
@@ -247,6 +279,57 @@ Status ReadInto(int fd, char* dst, uint64_t n, const std::string& path) {
 
 }  // namespace
 
+Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
+  auto kv = ManifestKeys(text);
+  if (!kv.ok()) return kv.status();
+  auto format = Number(*kv, "format");
+  if (!format.ok()) return format.status();
+  if (*format != kCheckpointFormat)
+    return Corrupt("checkpoint format " + std::to_string(*format) +
+                   " (this build reads " + std::to_string(kCheckpointFormat) +
+                   ")");
+  CheckpointManifest m;
+  const std::string* model = Find(*kv, "model");
+  if (model == nullptr) return Corrupt("MANIFEST lacks model");
+  m.model = *model;
+  auto hash = Number(*kv, "spec_hash", 16);
+  if (!hash.ok()) return hash.status();
+  m.spec_hash = *hash;
+  auto shards = Number(*kv, "shards");
+  if (!shards.ok()) return shards.status();
+  if (*shards == 0 || *shards > 4096)
+    return Corrupt("MANIFEST shards = " + std::to_string(*shards) +
+                   " (want 1..4096)");
+  const auto n = static_cast<uint32_t>(*shards);
+  m.shard_count = n;
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string k = "shard." + std::to_string(i) + ".";
+    // A shard server's own checkpoint holds only its shard.
+    if (Find(*kv, k + "file") == nullptr && Find(*kv, k + "bytes") == nullptr)
+      continue;
+    CheckpointShard& r = m.shards.emplace_back();
+    r.index = i;
+    auto bytes = Number(*kv, k + "bytes");
+    auto crc = Number(*kv, k + "crc32c", 16);
+    auto updates = Number(*kv, k + "updates_applied");
+    auto applied = Number(*kv, k + "applied_clock");
+    for (const auto* v : {&bytes, &crc, &updates, &applied})
+      if (!v->ok()) return v->status();
+    if (*crc > UINT32_MAX || *applied > uint64_t{INT64_MAX})
+      return Corrupt("MANIFEST " + k + "crc32c or applied_clock out of range");
+    r.file = ShardFile(i, n);
+    r.bytes = *bytes;
+    r.crc = static_cast<uint32_t>(*crc);
+    r.updates_applied = *updates;
+    r.applied_clock = static_cast<int64_t>(*applied);
+    if (const std::string* clocks = Find(*kv, k + "worker_clocks"))
+      SHARDPS_RETURN_IF_ERROR(ParseClocks(k + "worker_clocks", *clocks,
+                                          &r.clocks));
+  }
+  if (m.shards.empty()) return Corrupt("MANIFEST lists no shard");
+  return m;
+}
+
 namespace {
 
 // Writes `segs` (shards of one model) as a checkpoint in `dir`: files in
@@ -260,9 +343,9 @@ Result<CheckpointSummary> WriteSegments(
   const std::string tmp = dir + ".partial-" + std::to_string(::getpid());
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return ErrnoStatus("mkdir " + tmp, errno);
-  std::vector<ShardRecord> records(segs.size());
+  std::vector<CheckpointShard> records(segs.size());
   auto fail = [&](const Status& s) {
-    for (const ShardRecord& r : records)
+    for (const CheckpointShard& r : records)
       if (!r.file.empty()) ::unlink((tmp + "/" + r.file).c_str());
     ::unlink((tmp + "/MANIFEST").c_str());
     ::rmdir(tmp.c_str());
@@ -330,63 +413,24 @@ namespace {
 // One shard to restore: the checkpoint directory holding it, and its record.
 struct ShardSource {
   std::string dir;
-  ShardRecord record;
+  CheckpointShard record;
 };
 
 // Reads `dir`/MANIFEST, a checkpoint of `spec`: the model's shard count and
 // the shards this checkpoint holds (all, or one for a server's own).
 Status ReadManifest(const std::string& dir, const ModelSpec& spec,
                     uint32_t* shards, std::vector<ShardSource>* out) {
-  auto kv = ParseManifest(dir + "/MANIFEST");
-  if (!kv.ok()) return kv.status().WithContext("checkpoint " + dir);
-  auto format = Number(*kv, "format");
-  if (!format.ok()) return format.status();
-  if (*format != kCheckpointFormat)
-    return Corrupt(dir + ": checkpoint format " + std::to_string(*format) +
-                   " (this build reads " + std::to_string(kCheckpointFormat) +
-                   ")");
-  auto hash = Number(*kv, "spec_hash", 16);
-  auto count = Number(*kv, "shards");
-  if (!hash.ok()) return hash.status();
-  if (!count.ok()) return count.status();
-  const std::string model = kv->count("model") ? kv->at("model") : "";
-  if (*hash != SpecHash(spec) || model != spec.name)
-    return Status(Code::kSpecMismatch, dir + " holds model '" + model +
-                                           "' spec " + Hex(*hash) + ", not '" +
-                                           spec.name + "' spec " +
-                                           Hex(SpecHash(spec)));
-  if (*count == 0 || *count > 4096) return Corrupt(dir + ": bad shard count");
-  *shards = static_cast<uint32_t>(*count);
-  for (uint32_t i = 0; i < *shards; ++i) {
-    const std::string k = "shard." + std::to_string(i) + ".";
-    if (kv->count(k + "bytes") == 0) continue;  // not in this checkpoint
-    ShardSource src;
-    src.dir = dir;
-    ShardRecord& r = src.record;
-    auto bytes = Number(*kv, k + "bytes");
-    auto crc = Number(*kv, k + "crc32c", 16);
-    auto updates = Number(*kv, k + "updates_applied");
-    auto applied = Number(*kv, k + "applied_clock");
-    for (const auto* v : {&bytes, &crc, &updates, &applied})
-      if (!v->ok()) return v->status();
-    r.index = i;
-    r.file = ShardFile(i, *shards);
-    r.bytes = *bytes;
-    r.crc = static_cast<uint32_t>(*crc);
-    r.updates_applied = *updates;
-    r.applied_clock = static_cast<int64_t>(*applied);
-    const std::string clocks =
-        kv->count(k + "worker_clocks") ? kv->at(k + "worker_clocks") : "";
-    for (size_t p = 0; p < clocks.size();) {
-      size_t comma = clocks.find(',', p);
-      if (comma == std::string::npos) comma = clocks.size();
-      r.clocks.push_back(std::atoll(clocks.substr(p, comma - p).c_str()));
-      p = comma + 1;
-    }
-    if (r.clocks.size() > kMaxWorkers)
-      return Corrupt(dir + ": too many worker clocks");
-    out->push_back(std::move(src));
-  }
+  auto text = ReadFileToString(dir + "/MANIFEST");
+  if (!text.ok()) return text.status().WithContext("checkpoint " + dir);
+  auto manifest = ParseCheckpointManifest(*text);
+  if (!manifest.ok()) return manifest.status().WithContext(dir);
+  if (manifest->spec_hash != SpecHash(spec) || manifest->model != spec.name)
+    return Status(Code::kSpecMismatch,
+                  dir + " holds model '" + manifest->model + "' spec " +
+                      Hex(manifest->spec_hash) + ", not '" + spec.name +
+                      "' spec " + Hex(SpecHash(spec)));
+  *shards = manifest->shard_count;
+  for (CheckpointShard& s : manifest->shards) out->push_back({dir, std::move(s)});
   return Status::Ok();
 }
 
@@ -478,7 +522,7 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
   } else {
     SHARDPS_RETURN_IF_ERROR(PickNewestPerShard(dir, spec, &n, &sources));
   }
-  std::vector<ShardRecord> records;
+  std::vector<CheckpointShard> records;
   for (uint32_t i = 0; i < n; ++i) {
     records.push_back(sources[i].record);
     const std::string target = Segment::PathFor(storage, spec.name, i, n);

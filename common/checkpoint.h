@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardps/model_spec.h"
@@ -37,6 +38,33 @@ struct CheckpointSummary {
   uint32_t shards = 0;
   uint64_t bytes = 0;
 };
+
+// One shard's line group of a MANIFEST.
+struct CheckpointShard {
+  uint32_t index = 0;  // which shard of the model
+  std::string file;    // shard-I-of-N.ckpt
+  uint64_t bytes = 0;
+  uint32_t crc = 0;
+  uint64_t updates_applied = 0;
+  int64_t applied_clock = 0;
+  std::vector<int64_t> clocks;  // at most kMaxWorkers
+};
+
+// A MANIFEST as read, before it is compared with any spec.
+struct CheckpointManifest {
+  std::string model;
+  uint64_t spec_hash = 0;
+  uint32_t shard_count = 0;  // the model's shards, 1..4096
+  // The shards this checkpoint holds, by index: all of them, or one for a
+  // shard server's own checkpoint (`serve --checkpoint-dir`).
+  std::vector<CheckpointShard> shards;
+};
+
+// Parses the text of a MANIFEST. Every key is checked (present, a number in
+// range) before the caller trusts it; anything else is kCorrupt naming the
+// line or key. Pure: the files the manifest names are not touched. Exposed
+// for RestoreCheckpoint, tests and fuzzing.
+Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text);
 
 // Writes a checkpoint of the segments `segment_paths` (shard i's at index
 // i, all of one model) to `dir`. kBusy if `dir` exists; kIoError for a

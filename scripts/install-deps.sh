@@ -23,6 +23,8 @@ readonly PACKAGES=(
   python3
   zlib1g-dev
   dataset-fashion-mnist
+  clang               # scripts/fuzz.sh: libFuzzer needs clang
+  libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
 )
 
 # Prints the packages dpkg does not report as fully installed.

@@ -119,7 +119,8 @@ TEST_CASE("client push then pull gives init minus lr times grad", "[client]") {
                       test::InitialTensor(cluster.spec().tensors[1])) == -1);
 }
 
-TEST_CASE("client pushpull returns the updated values", "[client]") {
+TEST_CASE("client pushpull returns the updated values",
+          "[client][concurrency]") {
   test::InProcessCluster cluster(2, 2, ClientSpec);
   auto client = MustConnect(cluster.info());
   const TensorSpec& w = cluster.spec().tensors[0];
@@ -153,7 +154,8 @@ void PushMany(Client& client, float value, int pushes, Status* failure) {
   }
 }
 
-TEST_CASE("client concurrent pushes from many threads all apply", "[client]") {
+TEST_CASE("client concurrent pushes from many threads all apply",
+          "[client][concurrency]") {
   const uint32_t threads = GENERATE(1u, 2u);
   INFO(threads << " update threads");
   test::InProcessCluster cluster(2, threads, ClientSpec);

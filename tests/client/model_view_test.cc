@@ -118,7 +118,8 @@ TEST_CASE("model view Matrix has the tensor's shape", "[model_view]") {
   CHECK(b->cols() == 1);
 }
 
-TEST_CASE("model view shows pushed updates without reopening", "[model_view]") {
+TEST_CASE("model view shows pushed updates without reopening",
+          "[model_view][concurrency]") {
   test::InProcessCluster cluster(3, 2, DefaultViewSpec);
   auto view = MustOpen(cluster.segment_paths());
   auto client = MustConnect(cluster.info());

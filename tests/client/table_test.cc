@@ -157,7 +157,8 @@ TEST_CASE("bad row requests fail at once", "[table]") {
         Code::kInvalidArgument);
 }
 
-TEST_CASE("concurrent clients pushing rows all apply", "[table]") {
+TEST_CASE("concurrent clients pushing rows all apply",
+          "[table][concurrency]") {
   test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
     return TableModel(storage, 1000, "sgd");
   });

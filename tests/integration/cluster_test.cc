@@ -89,7 +89,7 @@ void RequireAllExitedCleanly(std::vector<WorkerProcess>& workers) {
 
 TEST_CASE(
     "cluster applies every push exactly once across 3 shards and 4 workers",
-    "[integration]") {
+    "[integration][concurrency]") {
   TempDir dir;
   auto cluster = StartCluster(dir,
                               SpecText("exact", kBlockFloats, 1.0,
@@ -151,7 +151,7 @@ TEST_CASE(
 }
 
 TEST_CASE("model view in the test process sees every acknowledged update",
-          "[integration]") {
+          "[integration][concurrency]") {
   TempDir dir;
   auto cluster = StartCluster(dir,
                               SpecText("view", kBlockFloats, 1.0,

@@ -67,7 +67,7 @@ std::vector<std::string> ReadToDone(ChildProcess& worker) {
 }
 
 TEST_CASE("bsp applies every clock once with the exact sum of all workers",
-          "[integration][consistency]") {
+          "[integration][consistency][concurrency]") {
   TempDir dir;
   constexpr int kWorkers = 3, kClocks = 6;
   auto cluster = StartCluster(
@@ -160,7 +160,7 @@ TEST_CASE("bsp refuses pushes from non-workers and out-of-range workers",
 }
 
 TEST_CASE("ssp lets a fast worker run at most s clocks ahead",
-          "[integration][consistency]") {
+          "[integration][consistency][concurrency]") {
   TempDir dir;
   auto cluster = StartCluster(
       dir,

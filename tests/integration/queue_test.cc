@@ -69,7 +69,7 @@ uint64_t TakeOne(BatchQueue& q) {
 }
 
 TEST_CASE("queue keeps each producer's order with no loss or duplicates",
-          "[integration][queue]") {
+          "[integration][queue][concurrency]") {
   TempDir dir;
   auto q = CreateQueue(dir, 8);
   constexpr int kProducers = 3;
@@ -221,7 +221,7 @@ TEST_CASE("opening a file that is not a queue fails cleanly",
 }
 
 TEST_CASE("a remote producer's pushes wait for space and stop at close",
-          "[integration][queue]") {
+          "[integration][queue][concurrency]") {
   TempDir dir;
   const std::string spec = WriteSpec(
       dir.File("spec.toml"), SpecText("qhost", 1024, 1.0, {{"t", {8}}}));
