@@ -17,7 +17,8 @@ ctest_args=()
 case "${1:-}" in
   --sanitize)
     build=${BUILD_DIR:-build-asan}
-    extra=(-DSHARDPS_SANITIZE=address,undefined)
+    # The bench is not a test: its smoke run is in the plain build.
+    extra=(-DSHARDPS_SANITIZE=address,undefined -DSHARDPS_BUILD_BENCH=OFF)
     ;;
   --tsan|--tsan-full)
     build=${BUILD_DIR:-build-tsan}
