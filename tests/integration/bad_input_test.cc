@@ -24,6 +24,15 @@
 namespace shardps::testing {
 namespace {
 
+// Under AddressSanitizer the server's freed memory sits in ASan's
+// quarantine (256 MiB by default) before it is reused, so its RSS grows by
+// up to that much without any leak.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int64_t kAllocatorHoldBytes = int64_t{256} << 20;
+#else
+constexpr int64_t kAllocatorHoldBytes = 0;
+#endif
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -373,7 +382,7 @@ TEST_CASE("server answers bad messages with errors and keeps its model intact",
                                      << rss_end);
   REQUIRE(rss_warm > 0);
   REQUIRE(rss_end > 0);
-  CHECK(rss_end - rss_warm < int64_t{64} << 20);
+  CHECK(rss_end - rss_warm < (int64_t{64} << 20) + kAllocatorHoldBytes);
 
   // A frame beyond the server's size limit: ZeroMQ may drop the connection
   // instead of answering; either way the server must carry on.
