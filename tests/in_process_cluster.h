@@ -5,6 +5,7 @@
 #define SHARDPS_TESTS_IN_PROCESS_CLUSTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -22,8 +23,10 @@ class InProcessCluster {
  public:
   // `make_spec` receives the storage directory and returns the model spec;
   // the servers are started at once (throws if any fails to start).
+  // `tweak`, if given, adjusts each server's options first (fault switches).
   template <typename SpecFactory>
-  InProcessCluster(uint32_t shards, uint32_t threads, SpecFactory make_spec)
+  InProcessCluster(uint32_t shards, uint32_t threads, SpecFactory make_spec,
+                   const std::function<void(ServerOptions&)>& tweak = {})
       : spec_(make_spec(dir_.path())) {
     for (uint32_t i = 0; i < shards; ++i) {
       ServerOptions options;
@@ -32,6 +35,7 @@ class InProcessCluster {
       options.shards = shards;
       options.threads = threads;
       options.listen = "tcp://127.0.0.1:*";
+      if (tweak) tweak(options);
       auto server = ShardServer::Start(std::move(options));
       if (!server.ok())
         throw std::runtime_error("shard " + std::to_string(i) + ": " +
