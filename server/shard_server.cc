@@ -189,6 +189,9 @@ class ShardServer::Impl {
  private:
   void Loop();
   void HandleMessage(std::vector<zmq::message_t>& frames);
+  // Counts connection `fd` (ZMQ_SRCFD) among the served ones; false when it
+  // is new and options_.max_clients are already served.
+  bool AdmitConnection(int fd);
   void HandleDense(const wire::Request& req,
                    std::vector<zmq::message_t>& frames);
   void HandlePull(const wire::Request& req, zmq::message_t& identity,
@@ -371,17 +374,14 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
   }
   const wire::Request& req = **parsed;
   const int fd = frames[1].get(ZMQ_SRCFD);
-  if (fd >= 0 && peers_.count(fd) == 0) {
-    if (peers_.size() >= options_.max_clients) {
-      SendError(identity, req.request_id(),
-                Status(Code::kResourceExhausted,
-                       "this shard already serves " +
-                           std::to_string(options_.max_clients) +
-                           " connections (serve --max-clients); retry after "
-                           "another client disconnects"));
-      return;
-    }
-    peers_.insert(fd);
+  if (!AdmitConnection(fd)) {
+    SendError(identity, req.request_id(),
+              Status(Code::kResourceExhausted,
+                     "this shard already serves " +
+                         std::to_string(options_.max_clients) +
+                         " connections (serve --max-clients); retry after "
+                         "another client disconnects"));
+    return;
   }
   // A Hello without a model name is a client discovering what we serve.
   const bool discovery = req.op() == wire::Op::Hello &&
@@ -418,8 +418,7 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
         return;
       }
       if (req.worker() >= 0)
-        clocks_.Seen(req.worker(), frames[1].get(ZMQ_SRCFD),
-                     std::chrono::steady_clock::now());
+        clocks_.Seen(req.worker(), fd, std::chrono::steady_clock::now());
       if (req.op() == wire::Op::Clock) {
         HandleClock(req, frames);
       } else {
@@ -433,6 +432,13 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
           Status(Code::kUnimplemented, std::string("op ") + OpName(req.op()) +
                                            " is not served by this version"));
   }
+}
+
+bool ShardServer::Impl::AdmitConnection(int fd) {
+  if (fd < 0 || peers_.count(fd) != 0) return true;
+  if (peers_.size() >= options_.max_clients) return false;
+  peers_.insert(fd);
+  return true;
 }
 
 void ShardServer::Impl::HandleDense(const wire::Request& req,
