@@ -139,10 +139,15 @@ class ShardServer::Impl {
           "inproc://shardps-monitor-" +
           std::to_string(reinterpret_cast<uintptr_t>(this));
       // With CURVE, failed handshakes too: a peer speaking no CURVE never
-      // reaches the ZAP handler, so the monitor counts it.
+      // reaches the ZAP handler, so the monitor counts it. Such a peer sees
+      // the mismatch in our greeting as early as we see it in its own, and
+      // when it hangs up first we learn only that the connection ended
+      // mid-handshake (FAILED_NO_DETAIL), so that is counted too.
       const int events =
           ZMQ_EVENT_DISCONNECTED |
-          (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL : 0);
+          (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                 : 0);
       if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(),
                              events) != 0)
         throw zmq::error_t();
@@ -799,11 +804,13 @@ void ShardServer::Impl::OnMonitorEvent() {
                            std::chrono::steady_clock::now());
       peers_.erase(static_cast<int>(fd));
     }
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && zap_ != nullptr)
-      zap_->CountFailedHandshake(
-          std::string(static_cast<const char*>(address.data()),
-                      address.size()),
-          fd);  // for this event the value is the protocol error
+    if (zap_ == nullptr) continue;
+    const std::string peer(static_cast<const char*>(address.data()),
+                           address.size());
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+      zap_->CountFailedHandshake(peer, fd);  // the value is the protocol error
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+      zap_->CountAbandonedHandshake(peer);
   }
 }
 

@@ -107,9 +107,9 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
       Key key;
       std::memcpy(key.data(), frames[6].data(), key.size());
       allowed = keys_.count(key) != 0;
-      who = "client key " + Z85(key.data());
+      who = "client key " + Z85(key.data()) + " not authorized";
     } else {
-      who = "mechanism " + mechanism;
+      who = "mechanism " + mechanism + " not accepted";
     }
   }
   if (!allowed) Refuse(who, address);
@@ -125,12 +125,16 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
 
 void ZapHandler::CountFailedHandshake(const std::string& peer_address,
                                       uint32_t protocol_error) {
-  const char* who = "a failed CURVE handshake";
+  const char* who = "CURVE handshake failed";
   if (protocol_error == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-    who = "a peer without CURVE";
+    who = "peer speaks no CURVE";
   if (protocol_error == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
-    who = "a peer using another server key";
+    who = "peer encrypts to another server key";
   Refuse(who, peer_address);
+}
+
+void ZapHandler::CountAbandonedHandshake(const std::string& peer_address) {
+  Refuse("peer hung up during the handshake", peer_address);
 }
 
 void ZapHandler::Refuse(const std::string& who, const std::string& address) {
@@ -145,7 +149,7 @@ void ZapHandler::Refuse(const std::string& who, const std::string& address) {
   if (!fresh && now - state.last < kLogInterval) return;
   state.last = now;
   std::fprintf(stderr,
-               "shardps serve: refused connection from %s: %s not authorized "
+               "shardps serve: refused connection from %s: %s "
                "(%llu attempt%s since the last report)\n",
                address.empty() ? "unknown address" : address.c_str(),
                who.c_str(), static_cast<unsigned long long>(state.unreported),

@@ -49,7 +49,8 @@ class ZapHandler {
   ZapHandler& operator=(const ZapHandler&) = delete;
 
   // Handshakes refused so far: unknown keys (seen here) plus those that
-  // failed earlier (reported through CountFailedHandshake).
+  // failed earlier or were abandoned (reported through CountFailedHandshake
+  // and CountAbandonedHandshake).
   uint64_t refusals() const {
     // relaxed: a statistic; nothing is published through it.
     return refusals_.load(std::memory_order_relaxed);
@@ -62,13 +63,20 @@ class ZapHandler {
   void CountFailedHandshake(const std::string& peer_address,
                             uint32_t protocol_error);
 
+  // Counts and logs a connection that ended before its handshake completed
+  // (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL): most often a peer without CURVE
+  // that saw the mismatch in our greeting and hung up before we read its
+  // own. Same thread rule as CountFailedHandshake.
+  void CountAbandonedHandshake(const std::string& peer_address);
+
  private:
   using Key = std::array<uint8_t, 32>;
 
   ZapHandler(zmq::socket_t socket, std::set<Key> keys);
   void Loop();
   void HandleRequest(std::vector<zmq::message_t>& frames);
-  // Counts one refusal and logs it, at most once per second per `who`, with
+  // Counts one refusal and logs it (`who` is the whole reason, e.g. "client
+  // key X not authorized"), at most once per second per `who`, with
   // the number of attempts since the last line.
   void Refuse(const std::string& who, const std::string& address);
 
