@@ -57,6 +57,9 @@ constexpr int kPeerRecvHwm = 128;
 // stops taking requests until some finish, for the same reason.
 constexpr uint64_t kMaxUpdatesInFlight = 1024;
 
+// Checkpoint requests waiting for the checkpointer; more get kBusy.
+constexpr size_t kMaxCheckpointRequests = 64;
+
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
   return ::realpath(path.c_str(), buf) != nullptr ? std::string(buf) : path;
@@ -187,6 +190,14 @@ class ShardServer::Impl {
     if (checkpointer_) checkpointer_->Stop(/*final=*/true);
   }
 
+  Status ReloadAuthorizedKeys(const std::vector<std::string>& keys) {
+    if (zap_ == nullptr)
+      return Status(Code::kInvalidArgument,
+                    "CURVE is off on this shard: there are no authorized "
+                    "keys to reload");
+    return zap_->SetAuthorizedKeys(keys);
+  }
+
   const std::string& endpoint() const { return endpoint_; }
   const std::string& segment_path() const { return segment_path_; }
   const SegmentOpenReport& report() const { return report_; }
@@ -197,6 +208,10 @@ class ShardServer::Impl {
   // Counts connection `fd` (ZMQ_SRCFD) among the served ones; false when it
   // is new and options_.max_clients are already served.
   bool AdmitConnection(int fd);
+  // With CURVE, once the authorized keys were replaced: whether the key the
+  // request's connection was admitted with is still listed. `header` is the
+  // request's header frame, which carries the connection's metadata.
+  bool KeyStillAuthorized(zmq::message_t& header);
   void HandleDense(const wire::Request& req,
                    std::vector<zmq::message_t>& frames);
   void HandlePull(const wire::Request& req, zmq::message_t& identity,
@@ -388,6 +403,13 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
                          "another client disconnects"));
     return;
   }
+  if (!KeyStillAuthorized(frames[1])) {
+    SendError(identity, req.request_id(),
+              Status(Code::kPermissionDenied,
+                     "this client's CURVE key was removed from the shard's "
+                     "authorized keys"));
+    return;
+  }
   // A Hello without a model name is a client discovering what we serve.
   const bool discovery = req.op() == wire::Op::Hello &&
                          (req.model() == nullptr || req.model()->size() == 0);
@@ -444,6 +466,16 @@ bool ShardServer::Impl::AdmitConnection(int fd) {
   if (peers_.size() >= options_.max_clients) return false;
   peers_.insert(fd);
   return true;
+}
+
+bool ShardServer::Impl::KeyStillAuthorized(zmq::message_t& header) {
+  // Until the first reload every connection was admitted by the current set.
+  if (zap_ == nullptr || zap_->generation() == 0) return true;
+  // zmq_msg_gets, not message_t::gets: a missing property is not an error.
+  const char* user_id = zmq_msg_gets(header.handle(), "User-Id");
+  const char* address = zmq_msg_gets(header.handle(), "Peer-Address");
+  return zap_->StillAuthorized(user_id != nullptr ? user_id : "",
+                               address != nullptr ? address : "");
 }
 
 void ShardServer::Impl::HandleDense(const wire::Request& req,
@@ -823,6 +855,15 @@ void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
                      "it has nowhere to write a checkpoint"));
     return;
   }
+  // Each waiting request holds its identity until the checkpoint is
+  // written (seconds); a bound keeps a flood of them from growing the map.
+  if (checkpoint_requests_.size() >= kMaxCheckpointRequests) {
+    SendError(identity, req.request_id(),
+              Status(Code::kBusy,
+                     "too many checkpoint requests are already waiting for "
+                     "this shard; retry when they finish"));
+    return;
+  }
   const uint64_t token = next_checkpoint_token_++;
   zmq::message_t who;
   who.copy(identity);
@@ -1061,6 +1102,10 @@ const std::string& ShardServer::segment_path() const {
 }
 const SegmentOpenReport& ShardServer::open_report() const {
   return impl_->report();
+}
+Status ShardServer::ReloadAuthorizedKeys(
+    const std::vector<std::string>& keys) {
+  return impl_->ReloadAuthorizedKeys(keys);
 }
 std::string ShardServer::queue_path(const std::string& name) const {
   const std::string& seg = impl_->segment_path();

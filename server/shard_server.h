@@ -82,6 +82,13 @@ class ShardServer {
   void Stop();
   ~ShardServer();
 
+  // Replaces the CURVE authorized keys (Z85). New handshakes are judged by
+  // the new list at once; a connection admitted under a key that is no
+  // longer listed gets kPermissionDenied from its next request. On
+  // kInvalidArgument (CURVE is off, a key is not Z85, the list is empty)
+  // the old list stays. Thread-safe.
+  Status ReloadAuthorizedKeys(const std::vector<std::string>& keys);
+
   // The bound endpoint with any wildcard port resolved.
   const std::string& endpoint() const;
   const std::string& segment_path() const;

@@ -30,20 +30,27 @@ std::string Z85(const uint8_t* key) {
 
 }  // namespace
 
-Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(
-    zmq::context_t& context, const std::vector<std::string>& authorized_keys) {
-  if (authorized_keys.empty())
+Result<std::set<ZapHandler::Key>> ZapHandler::ParseKeys(
+    const std::vector<std::string>& z85_keys) {
+  if (z85_keys.empty())
     return Status(Code::kInvalidArgument,
                   "the authorized-keys list is empty: no client could "
                   "connect");
   std::set<Key> keys;
-  for (const std::string& z85 : authorized_keys) {
+  for (const std::string& z85 : z85_keys) {
     Key key;
     if (z85.size() != 40 || zmq_z85_decode(key.data(), z85.c_str()) == nullptr)
       return Status(Code::kInvalidArgument,
                     "not a Z85 public key: '" + z85 + "'");
     keys.insert(key);
   }
+  return keys;
+}
+
+Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(
+    zmq::context_t& context, const std::vector<std::string>& authorized_keys) {
+  auto keys = ParseKeys(authorized_keys);
+  if (!keys.ok()) return keys.status();
   zmq::socket_t socket(context, zmq::socket_type::rep);
   try {
     socket.set(zmq::sockopt::linger, 0);
@@ -53,7 +60,7 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(
                   std::string("cannot start the ZAP handler: ") + e.what());
   }
   std::unique_ptr<ZapHandler> handler(
-      new ZapHandler(std::move(socket), std::move(keys)));
+      new ZapHandler(std::move(socket), std::move(keys).value()));
   // The socket moves to the handler thread here; starting a thread is a full
   // barrier, which is all ZeroMQ asks of a socket that changes threads.
   handler->thread_ = std::thread([h = handler.get()] { h->Loop(); });
@@ -100,14 +107,19 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
   const std::string request_id = frames.size() > 1 ? FrameText(frames[1]) : "";
   const std::string address = frames.size() > 3 ? FrameText(frames[3]) : "";
   bool allowed = false;
+  std::string user_id;  // the key, for StillAuthorized
   std::string who = "malformed ZAP request";
   if (well_formed) {
     const std::string mechanism = FrameText(frames[5]);
     if (mechanism == "CURVE" && frames.size() >= 7 && frames[6].size() == 32) {
       Key key;
       std::memcpy(key.data(), frames[6].data(), key.size());
-      allowed = keys_.count(key) != 0;
-      who = "client key " + Z85(key.data()) + " not authorized";
+      {
+        std::lock_guard<std::mutex> lock(keys_mu_);
+        allowed = keys_.count(key) != 0;
+      }
+      user_id = Z85(key.data());
+      who = "client key " + user_id + " not authorized";
     } else {
       who = "mechanism " + mechanism + " not accepted";
     }
@@ -119,8 +131,38 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
   socket_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
   socket_.send(zmq::buffer(code, 3), zmq::send_flags::sndmore);
   socket_.send(zmq::buffer(text, std::strlen(text)), zmq::send_flags::sndmore);
-  socket_.send(zmq::message_t(), zmq::send_flags::sndmore);  // user id
+  socket_.send(zmq::buffer(allowed ? user_id : std::string()),
+               zmq::send_flags::sndmore);
   socket_.send(zmq::message_t(), zmq::send_flags::none);     // metadata
+}
+
+Status ZapHandler::SetAuthorizedKeys(
+    const std::vector<std::string>& authorized_keys) {
+  auto keys = ParseKeys(authorized_keys);
+  if (!keys.ok()) return keys.status();
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    keys_ = std::move(keys).value();
+  }
+  generation_.fetch_add(1, std::memory_order_release);
+  return Status::Ok();
+}
+
+bool ZapHandler::StillAuthorized(const char* user_id,
+                                 const std::string& address) {
+  // user_id is NUL-terminated (a ZeroMQ property), so it decodes in place:
+  // no allocation on the admitted path.
+  Key key;
+  bool known = false;
+  if (std::strlen(user_id) == 40 &&
+      zmq_z85_decode(key.data(), user_id) != nullptr) {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    known = keys_.count(key) != 0;
+  }
+  if (!known)
+    Refuse("client key " + std::string(user_id) + " no longer authorized",
+           address);
+  return known;
 }
 
 void ZapHandler::CountFailedHandshake(const std::string& peer_address,

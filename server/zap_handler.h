@@ -9,8 +9,13 @@
 // context has no handler accepts every key.
 //
 // Threads: the handler owns a REP socket serviced by its own thread. The
-// refusal counter may be read from any thread; CountNoCurve is for the
-// thread that owns the monitored socket (the server's frontend).
+// authorized set may be replaced and queried from any thread (a mutex, taken
+// once per handshake and, after a replacement, once per request); the
+// refusal counter may be read from any thread.
+//
+// An admitted client's messages carry its Z85 public key as their ZeroMQ
+// "User-Id" property, so the server can refuse requests of a connection
+// whose key was removed after it connected (see StillAuthorized).
 #ifndef SHARDPS_SERVER_ZAP_HANDLER_H_
 #define SHARDPS_SERVER_ZAP_HANDLER_H_
 
@@ -42,6 +47,24 @@ class ZapHandler {
   static Result<std::unique_ptr<ZapHandler>> Start(
       zmq::context_t& context, const std::vector<std::string>& authorized_keys);
 
+  // Replaces the authorized set; handshakes from now on are judged by it.
+  // All or nothing: on kInvalidArgument (a key that is not Z85, or an empty
+  // list) the old set stays. Thread-safe.
+  Status SetAuthorizedKeys(const std::vector<std::string>& authorized_keys);
+
+  // How many times SetAuthorizedKeys has replaced the set. While 0, every
+  // open connection was admitted under the current set and need not be
+  // checked again. Thread-safe.
+  uint64_t generation() const {
+    // acquire: pairs with the release in SetAuthorizedKeys.
+    return generation_.load(std::memory_order_acquire);
+  }
+
+  // Whether `user_id` (the "User-Id" of a request: the Z85 key its
+  // connection was admitted with; NUL-terminated, never null) is in the
+  // current set. Counts and logs a refusal when not. Thread-safe.
+  bool StillAuthorized(const char* user_id, const std::string& address);
+
   // Stops and joins the thread and closes the socket. Idempotent.
   void Stop();
   ~ZapHandler();
@@ -72,6 +95,10 @@ class ZapHandler {
  private:
   using Key = std::array<uint8_t, 32>;
 
+  // Decodes Z85 keys; kInvalidArgument names the first bad one or an
+  // empty list.
+  static Result<std::set<Key>> ParseKeys(const std::vector<std::string>& z85);
+
   ZapHandler(zmq::socket_t socket, std::set<Key> keys);
   void Loop();
   void HandleRequest(std::vector<zmq::message_t>& frames);
@@ -80,7 +107,9 @@ class ZapHandler {
   // the number of attempts since the last line.
   void Refuse(const std::string& who, const std::string& address);
 
-  const std::set<Key> keys_;
+  mutable std::mutex keys_mu_;
+  std::set<Key> keys_;  // guarded by keys_mu_
+  std::atomic<uint64_t> generation_{0};
   zmq::socket_t socket_;  // REP on inproc://zeromq.zap.01; handler thread only
   WakeEvent stop_;
   std::thread thread_;

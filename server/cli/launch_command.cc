@@ -87,11 +87,14 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus("fork", errno);
   if (pid == 0) {
-    // Child: stdout to the pipe, signals back to default, then exec.
+    // Child: stdout to the pipe, signals back to default, then exec. SIGHUP
+    // stays blocked: one forwarded before `serve` installs its own handling
+    // then waits, pending, instead of killing the starting server.
     ::dup2(write_end.get(), STDOUT_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    sigset_t hup_only;
+    sigemptyset(&hup_only);
+    sigaddset(&hup_only, SIGHUP);
+    ::sigprocmask(SIG_SETMASK, &hup_only, nullptr);
     ::execv("/proc/self/exe", argv.data());
     std::perror("shardps launch: exec");
     ::_exit(127);
@@ -179,12 +182,14 @@ int RunLaunch(LaunchFlags flags) {
   }
   flags.storage = spec->storage;
 
-  // SIGCHLD, SIGINT and SIGTERM arrive through a signalfd, one at a time.
+  // SIGCHLD, SIGINT, SIGTERM and SIGHUP arrive through a signalfd, one at a
+  // time.
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
   if (!sfd.valid())
@@ -229,6 +234,12 @@ int RunLaunch(LaunchFlags flags) {
   for (bool running = true; running;) {
     signalfd_siginfo info;
     if (::read(sfd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    if (info.ssi_signo == SIGHUP) {
+      // Each shard re-reads --authorized-keys (see `serve`).
+      for (const Shard& s : shards)
+        if (s.pid > 0) ::kill(s.pid, SIGHUP);
+      continue;
+    }
     if (info.ssi_signo != SIGCHLD) {
       std::fprintf(stderr, "shardps launch: stopping %u shard(s)\n",
                    flags.shards);

@@ -1,4 +1,5 @@
-// `shardps serve`: run one shard server until SIGINT or SIGTERM.
+// `shardps serve`: run one shard server until SIGINT or SIGTERM; SIGHUP
+// re-reads the CURVE authorized keys.
 #include <signal.h>
 
 #include <cstdio>
@@ -50,14 +51,39 @@ Status LoadCurveFlags(const ServeFlags& flags, ServerOptions* options) {
   return Status::Ok();
 }
 
+// SIGHUP: re-reads --authorized-keys. A file that does not load (missing,
+// unsafe mode, a bad line, no keys) leaves the running list as it was.
+void ReloadAuthorizedKeys(const ServeFlags& flags, ShardServer& server) {
+  if (flags.authorized_keys.empty()) {
+    std::fprintf(stderr,
+                 "shardps serve: SIGHUP ignored: CURVE is off, there are no "
+                 "authorized keys to reload\n");
+    return;
+  }
+  auto keys = LoadAuthorizedKeys(flags.authorized_keys);
+  Status s = keys.ok() ? server.ReloadAuthorizedKeys(*keys) : keys.status();
+  if (!s.ok()) {
+    std::fprintf(stderr,
+                 "shardps serve: SIGHUP: kept the previous authorized keys: "
+                 "%s\n",
+                 s.ToString().c_str());
+    return;
+  }
+  std::fprintf(stderr,
+               "shardps serve: SIGHUP: reloaded %zu authorized client key(s) "
+               "from %s\n",
+               keys->size(), flags.authorized_keys.c_str());
+}
+
 int RunServe(const ServeFlags& flags) {
-  // Block the stop signals before any thread exists, so every thread
+  // Block the signals we handle before any thread exists, so every thread
   // inherits the mask and sigwait below is the only place they arrive.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   auto spec = LoadModelSpec(flags.spec);
@@ -136,7 +162,11 @@ int RunServe(const ServeFlags& flags) {
                  static_cast<unsigned long long>(r.torn_blocks));
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    ReloadAuthorizedKeys(flags, **server);
+  }
   std::fprintf(stderr, "shardps serve: %s, shutting down\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*server)->Stop();
@@ -202,7 +232,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   CLI::Option* authorized = cmd->add_option(
       "--authorized-keys", flags->authorized_keys,
       "With CURVE: file of client public keys (Z85, one per line) allowed "
-      "to connect");
+      "to connect; SIGHUP re-reads it");
   secret->needs(authorized);
   authorized->needs(secret);
   cmd->add_flag("--insecure", flags->insecure,

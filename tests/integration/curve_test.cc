@@ -1,6 +1,8 @@
 // CURVE end to end through real `shardps serve` processes: an authorized
 // client works; a client with an unknown key, or with no CURVE at all, gets
-// no reply, changes nothing, and is counted in the servers' auth_refusals.
+// no reply, changes nothing, and is counted in the servers' auth_refusals;
+// SIGHUP rotates the authorized keys of running servers.
+#include <signal.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
@@ -241,6 +243,79 @@ TEST_CASE("curve server refuses unknown keys and plain clients silently",
   CHECK(logged);
 }
 
+// Rewrites the authorized-keys file the servers were started with, then
+// sends each SIGHUP and waits until each logged `outcome`.
+void ReloadKeys(CurveCluster& c, const std::string& contents,
+                const std::string& outcome) {
+  WriteFileBytes(c.dir.File("authorized"), contents);
+  for (ServerProcess& s : c.servers) {
+    REQUIRE(s.process->Signal(SIGHUP));
+    INFO("server stderr: " << s.process->Stderr());
+    REQUIRE(s.process->WaitForStderr(outcome, seconds(10)));
+  }
+}
+
+TEST_CASE("SIGHUP rotates the authorized keys of running servers",
+          "[curve][integration]") {
+  CurveCluster c;
+  StartCurveCluster(c);
+  const CurveKeyPair rotated = KeyGen(c.dir, "rotated");
+  auto old_trainer = Client::Connect(c.info, KeyedOptions(c.client));
+  INFO(old_trainer.status().ToString());
+  REQUIRE(old_trainer.ok());
+  std::vector<float> ones(kFloats, 1.0f);
+  REQUIRE((*old_trainer)->Push("w", ones.data(), ones.size()).Wait().ok());
+
+  // The new list names only the rotated key.
+  ReloadKeys(c, rotated.public_key + "\n",
+             "SIGHUP: reloaded 1 authorized client key(s)");
+  auto new_trainer = Client::Connect(c.info, KeyedOptions(rotated));
+  INFO(new_trainer.status().ToString());
+  REQUIRE(new_trainer.ok());
+  REQUIRE((*new_trainer)->Push("w", ones.data(), ones.size()).Wait().ok());
+  const std::vector<float> before = PullAll(**new_trainer);
+  for (float v : before) REQUIRE(v == -1.0f);  // two pushes of 1, lr 0.5
+
+  // The removed key's open connection is refused from its next request,
+  // with a reason, and changes nothing.
+  const Status revoked =
+      (*old_trainer)->Push("w", ones.data(), ones.size()).Wait();
+  CHECK(revoked.code() == Code::kPermissionDenied);
+  CHECK_THAT(revoked.message(), Contains("authorized keys"));
+  const std::vector<float> after = PullAll(**new_trainer);
+  CHECK(std::memcmp(after.data(), before.data(),
+                    before.size() * sizeof(float)) == 0);
+  auto stats = (*new_trainer)->Stats();
+  REQUIRE(stats.ok());
+  uint64_t refusals = 0;
+  for (const ShardStats& s : *stats) refusals += s.auth_refusals;
+  CHECK(refusals >= kShards);  // the revoked push, once per shard
+  // And it cannot come back through a new handshake.
+  ClientOptions options = KeyedOptions(c.client);
+  options.connect_timeout = milliseconds(700);
+  CHECK_FALSE(Client::Connect(c.info, options).ok());
+
+  // A file that does not load leaves the running list alone.
+  ReloadKeys(c, "not a key\n", "SIGHUP: kept the previous authorized keys");
+  CHECK((*new_trainer)->Push("w", ones.data(), ones.size()).Wait().ok());
+}
+
+TEST_CASE("SIGHUP without CURVE is logged and ignored", "[curve][integration]") {
+  TempDir dir;
+  ServeArgs args;
+  args.spec = WriteSpec(
+      dir.File("spec.toml"),
+      SpecText("plain", kBlockFloats, 0.5, {{"w", {kFloats}, "zeros"}}));
+  args.storage = dir.File("storage");
+  auto server = StartServer(args);
+  INFO(server.status().ToString());
+  REQUIRE(server.ok());
+  REQUIRE(server->process->Signal(SIGHUP));
+  CHECK(server->process->WaitForStderr("SIGHUP ignored: CURVE is off",
+                                       seconds(10)));
+  CHECK(server->process->Running());
+}
+
 TEST_CASE("serve refuses a non-loopback bind without CURVE unless insecure",
           "[curve][integration]") {
   TempDir dir;
@@ -374,6 +449,23 @@ TEST_CASE("launch passes CURVE to its servers and names their key",
   uint64_t refusals = 0;
   for (const ShardStats& s : *stats) refusals += s.auth_refusals;
   CHECK(refusals >= 2);  // the stranger, once per shard
+
+  // launch forwards SIGHUP: both shards re-read the authorized keys.
+  REQUIRE((*launch)->Signal(SIGHUP));
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  size_t reloads = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string err = (*launch)->Stderr();
+    reloads = 0;
+    for (size_t at = err.find("SIGHUP: reloaded"); at != std::string::npos;
+         at = err.find("SIGHUP: reloaded", at + 1))
+      ++reloads;
+    if (reloads == 2) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  INFO("launch stderr: " << (*launch)->Stderr());
+  CHECK(reloads == 2);
+  CHECK((*launch)->Running());
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ enum class Code : uint8_t {
   kInternal = 12,           // a shardps bug; please report it
   kClosed = 13,             // the queue was closed; nothing more will come
   kResourceExhausted = 14,  // a bounded resource is full (table rows)
-  kPermissionDenied = 15,   // a file's owner or mode is unsafe (key, segment)
+  kPermissionDenied = 15,   // unsafe file owner or mode; a revoked CURVE key
 };
 
 // The highest code; a peer sending a larger one sent a malformed reply.
