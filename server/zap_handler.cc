@@ -160,7 +160,10 @@ bool ZapHandler::StillAuthorized(const char* user_id,
     known = keys_.count(key) != 0;
   }
   if (!known)
-    Refuse("client key " + std::string(user_id) + " no longer authorized",
+    Refuse(*user_id == '\0'
+               ? std::string("a request without a CURVE key after a reload")
+               : "client key " + std::string(user_id) +
+                     " no longer authorized",
            address);
   return known;
 }

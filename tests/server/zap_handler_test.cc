@@ -63,7 +63,9 @@ TEST_CASE("zap handler keys may be replaced while requests are checked",
   std::atomic<bool> done{false};
   std::atomic<int> failed_sets{0};  // Catch2 asserts on this thread only
   // b is in every set the writer installs, so it must never be refused.
+  std::atomic<bool> reading{false};
   std::thread writer([&] {
+    while (!reading) std::this_thread::yield();  // overlap the two loops
     for (int i = 0; i < 2000; ++i)
       if (!h.SetAuthorizedKeys(i % 2 ? std::vector<std::string>{b}
                                      : std::vector<std::string>{a, b})
@@ -72,6 +74,7 @@ TEST_CASE("zap handler keys may be replaced while requests are checked",
     done = true;
   });
   uint64_t checks = 0, b_refused = 0;
+  reading = true;
   while (!done) {
     if (!h.StillAuthorized(b.c_str(), "")) ++b_refused;
     ++checks;
