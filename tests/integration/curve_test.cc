@@ -140,6 +140,30 @@ std::vector<float> PullAll(Client& client) {
   return w;
 }
 
+// Refused handshakes counted by all shards so far.
+uint64_t TotalRefusals(Client& client) {
+  auto stats = client.Stats();
+  INFO(stats.status().ToString());
+  REQUIRE(stats.ok());
+  uint64_t total = 0;
+  for (const ShardStats& s : *stats) total += s.auth_refusals;
+  return total;
+}
+
+// Waits up to 10 s for the shards' refusal count to reach `at_least` and
+// returns the last count. A refusal is counted by the server's ZAP handler
+// or socket monitor, possibly after the refused client gave up: on a busy
+// machine that can come a little after the client's timeout.
+uint64_t WaitForRefusals(Client& client, uint64_t at_least) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  uint64_t refusals = TotalRefusals(client);
+  while (refusals < at_least && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+    refusals = TotalRefusals(client);
+  }
+  return refusals;
+}
+
 TEST_CASE("curve server serves an authorized client", "[curve][integration]") {
   CurveCluster c;
   StartCurveCluster(c);
@@ -178,15 +202,7 @@ TEST_CASE("curve server refuses unknown keys and plain clients silently",
   for (size_t i = 0; i < kFloats; ++i) grad[i] = static_cast<float>(i % 7);
   REQUIRE((*trainer)->Push("w", grad.data(), grad.size()).Wait().ok());
   const std::vector<float> before = PullAll(**trainer);
-  auto RefusalsSoFar = [&] {
-    auto stats = (*trainer)->Stats();
-    INFO(stats.status().ToString());
-    REQUIRE(stats.ok());
-    uint64_t total = 0;
-    for (const ShardStats& s : *stats) total += s.auth_refusals;
-    return total;
-  };
-  const uint64_t refusals_before = RefusalsSoFar();
+  const uint64_t refusals_before = TotalRefusals(**trainer);
   CHECK(refusals_before == 0);
 
   SECTION("a client library with an unknown key times out") {
@@ -225,17 +241,7 @@ TEST_CASE("curve server refuses unknown keys and plain clients silently",
   REQUIRE(after.size() == before.size());
   CHECK(std::memcmp(after.data(), before.data(),
                     before.size() * sizeof(float)) == 0);
-  // The refusal is counted and logged by the server's ZAP handler and
-  // socket monitor, after the handshake the client gave up on: on a busy
-  // machine that can come a little later than the client's timeout.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  uint64_t refusals = RefusalsSoFar();
-  while (refusals == refusals_before &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(50));
-    refusals = RefusalsSoFar();
-  }
-  CHECK(refusals > refusals_before);
+  CHECK(WaitForRefusals(**trainer, refusals_before + 1) > refusals_before);
   bool logged = false;
   for (ServerProcess& s : c.servers)
     logged = logged || s.process->WaitForStderr("refused connection",
@@ -285,11 +291,8 @@ TEST_CASE("SIGHUP rotates the authorized keys of running servers",
   const std::vector<float> after = PullAll(**new_trainer);
   CHECK(std::memcmp(after.data(), before.data(),
                     before.size() * sizeof(float)) == 0);
-  auto stats = (*new_trainer)->Stats();
-  REQUIRE(stats.ok());
-  uint64_t refusals = 0;
-  for (const ShardStats& s : *stats) refusals += s.auth_refusals;
-  CHECK(refusals >= kShards);  // the revoked push, once per shard
+  // Counted before the error was sent, so no wait.
+  CHECK(TotalRefusals(**new_trainer) >= kShards);  // once per shard
   // And it cannot come back through a new handshake.
   ClientOptions options = KeyedOptions(c.client);
   options.connect_timeout = milliseconds(700);
@@ -444,11 +447,7 @@ TEST_CASE("launch passes CURVE to its servers and names their key",
   auto trainer = Client::Connect(cluster_file, KeyedOptions(client));
   REQUIRE(trainer.ok());
   for (float v : PullAll(**trainer)) REQUIRE(v == -0.5f);  // one push of 1s
-  auto stats = (*trainer)->Stats();
-  REQUIRE(stats.ok());
-  uint64_t refusals = 0;
-  for (const ShardStats& s : *stats) refusals += s.auth_refusals;
-  CHECK(refusals >= 2);  // the stranger, once per shard
+  CHECK(WaitForRefusals(**trainer, 2) >= 2);  // the stranger, per shard
 
   // launch forwards SIGHUP: both shards re-read the authorized keys.
   REQUIRE((*launch)->Signal(SIGHUP));
