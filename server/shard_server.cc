@@ -11,7 +11,6 @@
 #include <cstring>
 #include <list>
 #include <unordered_map>
-#include <unordered_set>
 #include <new>
 #include <thread>
 #include <utility>
@@ -205,13 +204,14 @@ class ShardServer::Impl {
  private:
   void Loop();
   void HandleMessage(std::vector<zmq::message_t>& frames);
-  // Counts connection `fd` (ZMQ_SRCFD) among the served ones; false when it
-  // is new and options_.max_clients are already served.
-  bool AdmitConnection(int fd);
-  // With CURVE, once the authorized keys were replaced: whether the key the
-  // request's connection was admitted with is still listed. `header` is the
-  // request's header frame, which carries the connection's metadata.
-  bool KeyStillAuthorized(zmq::message_t& header);
+  // Whether a request from connection `fd` (ZMQ_SRCFD, -1 when unknown)
+  // may be served: kResourceExhausted when the connection is new and
+  // options_.max_clients are already served; with CURVE, kPermissionDenied
+  // when the key it was admitted with was removed by a reload since. The
+  // key is checked once per connection per reload, not per request.
+  // `header` is the request's header frame: it carries the connection's
+  // metadata (its key as "User-Id").
+  Status AdmitRequest(int fd, zmq::message_t& header);
   void HandleDense(const wire::Request& req,
                    std::vector<zmq::message_t>& frames);
   void HandlePull(const wire::Request& req, zmq::message_t& identity,
@@ -317,9 +317,14 @@ class ShardServer::Impl {
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   uint64_t push_replies_ = 0;  // for options_.fault_drop_push_replies
-  // Connections that have sent a request, by socket fd (ZMQ_SRCFD); a
-  // disconnect (socket monitor) removes one.
-  std::unordered_set<int> peers_;
+  // Connections that have sent a request, by socket fd (ZMQ_SRCFD), with
+  // the CURVE key generation each was last checked at (AdmitRequest); a
+  // disconnect (socket monitor) removes one. A connection that reuses an
+  // fd before the old one's disconnect arrives may inherit its generation
+  // G, and that is sound: it was accepted after the old connection closed,
+  // so after reload G, and its handshake was judged by set G or a later one
+  // (which would bump the generation and force a check).
+  std::unordered_map<int, uint64_t> peers_;
   // Checkpoint requests being written: token -> (identity, request id).
   std::unordered_map<uint64_t, std::pair<zmq::message_t, uint64_t>>
       checkpoint_requests_;
@@ -394,20 +399,9 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
   }
   const wire::Request& req = **parsed;
   const int fd = frames[1].get(ZMQ_SRCFD);
-  if (!AdmitConnection(fd)) {
-    SendError(identity, req.request_id(),
-              Status(Code::kResourceExhausted,
-                     "this shard already serves " +
-                         std::to_string(options_.max_clients) +
-                         " connections (serve --max-clients); retry after "
-                         "another client disconnects"));
-    return;
-  }
-  if (!KeyStillAuthorized(frames[1])) {
-    SendError(identity, req.request_id(),
-              Status(Code::kPermissionDenied,
-                     "this client's CURVE key was removed from the shard's "
-                     "authorized keys"));
+  Status admitted = AdmitRequest(fd, frames[1]);
+  if (!admitted.ok()) {
+    SendError(identity, req.request_id(), admitted);
     return;
   }
   // A Hello without a model name is a client discovering what we serve.
@@ -461,21 +455,37 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
   }
 }
 
-bool ShardServer::Impl::AdmitConnection(int fd) {
-  if (fd < 0 || peers_.count(fd) != 0) return true;
-  if (peers_.size() >= options_.max_clients) return false;
-  peers_.insert(fd);
-  return true;
-}
-
-bool ShardServer::Impl::KeyStillAuthorized(zmq::message_t& header) {
+Status ShardServer::Impl::AdmitRequest(int fd, zmq::message_t& header) {
+  // The key generation this connection was last checked at (0: none).
+  uint64_t* checked_at = nullptr;
+  if (fd >= 0) {
+    auto it = peers_.find(fd);
+    if (it == peers_.end()) {
+      if (peers_.size() >= options_.max_clients)
+        return Status(Code::kResourceExhausted,
+                      "this shard already serves " +
+                          std::to_string(options_.max_clients) +
+                          " connections (serve --max-clients); retry after "
+                          "another client disconnects");
+      it = peers_.emplace(fd, 0).first;
+    }
+    checked_at = &it->second;
+  }
+  if (zap_ == nullptr) return Status::Ok();
   // Until the first reload every connection was admitted by the current set.
-  if (zap_ == nullptr || zap_->generation() == 0) return true;
+  const uint64_t generation = zap_->generation();
+  if (generation == 0 || (checked_at != nullptr && *checked_at == generation))
+    return Status::Ok();
   // zmq_msg_gets, not message_t::gets: a missing property is not an error.
   const char* user_id = zmq_msg_gets(header.handle(), "User-Id");
   const char* address = zmq_msg_gets(header.handle(), "Peer-Address");
-  return zap_->StillAuthorized(user_id != nullptr ? user_id : "",
-                               address != nullptr ? address : "");
+  if (!zap_->StillAuthorized(user_id != nullptr ? user_id : "",
+                             address != nullptr ? address : ""))
+    return Status(Code::kPermissionDenied,
+                  "this client's CURVE key was removed from the shard's "
+                  "authorized keys");
+  if (checked_at != nullptr) *checked_at = generation;
+  return Status::Ok();
 }
 
 void ShardServer::Impl::HandleDense(const wire::Request& req,

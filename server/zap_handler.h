@@ -10,7 +10,7 @@
 //
 // Threads: the handler owns a REP socket serviced by its own thread. The
 // authorized set may be replaced and queried from any thread (a mutex, taken
-// once per handshake and, after a replacement, once per request); the
+// once per handshake and, after a replacement, once per connection); the
 // refusal counter may be read from any thread.
 //
 // An admitted client's messages carry its Z85 public key as their ZeroMQ
