@@ -102,8 +102,15 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return OsError("pipe2");
   const int err = ::memfd_create("child-stderr", MFD_CLOEXEC);
-  if (err < 0) {
+  // O_APPEND: the child and its children (the servers `launch` starts)
+  // share this open file and its offset, and a memfd, unlike a file opened
+  // by path, gets no kernel lock around that offset. Two servers logging at
+  // the same moment then wrote at the same offset and one line was lost
+  // (the "launch forwards SIGHUP" check saw one reload of two). With
+  // O_APPEND each write goes to the end under the inode lock.
+  if (err < 0 || ::fcntl(err, F_SETFL, O_APPEND) != 0) {
     const Status status = OsError("memfd_create");
+    if (err >= 0) ::close(err);
     ::close(out[0]);
     ::close(out[1]);
     return status;
