@@ -7,20 +7,55 @@
 #                                 # tests labelled `concurrency` (client and
 #                                 # servers as threads of one process)
 #   scripts/test.sh --tsan-full   # ... and the multi-process ones too
+#
+# Flake hunting (combine with any of the above):
+#   --repeat N     run every test up to N times; a test stops at its first
+#                  failure, and the run fails (ctest --repeat until-fail:N)
+#   --load K       keep K busy loops running beside the tests, so timing
+#                  assumptions break here rather than on a loaded CI machine
+#   -R REGEX       only the tests whose names match (ctest -R)
+# e.g. scripts/test.sh --sanitize --repeat 30 --load 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+mode=plain
+repeat=1
+load=0
+filter=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --sanitize|--tsan|--tsan-full) mode=${1#--} ;;
+    --repeat|--load)
+      [[ $# -ge 2 && "$2" =~ ^[0-9]+$ && "$2" -ge 1 ]] ||
+        { echo "test.sh: $1 needs a positive count" >&2; usage; }
+      [[ "$1" == --repeat ]] && repeat=$2 || load=$2
+      shift ;;
+    -R)
+      [[ $# -ge 2 ]] || { echo "test.sh: -R needs a regex" >&2; usage; }
+      filter=(-R "$2")
+      shift ;;
+    -h|--help) usage ;;
+    *) echo "test.sh: unknown option '$1'" >&2; usage ;;
+  esac
+  shift
+done
 
 build=${BUILD_DIR:-build}
 extra=()
 targets=(all)
 ctest_args=()
-case "${1:-}" in
-  --sanitize)
+case "$mode" in
+  sanitize)
     build=${BUILD_DIR:-build-asan}
     # The bench is not a test: its smoke run is in the plain build.
     extra=(-DSHARDPS_SANITIZE=address,undefined -DSHARDPS_BUILD_BENCH=OFF)
     ;;
-  --tsan|--tsan-full)
+  tsan|tsan-full)
     build=${BUILD_DIR:-build-tsan}
     # Only what the concurrency tests run: no bench, no examples. TSan sees
     # the threads of one process only, so the in-process tests (client, io
@@ -31,7 +66,7 @@ case "${1:-}" in
            -DSHARDPS_BUILD_EXAMPLES=OFF)
     targets=(shardps_unit_tests)
     ctest_args=(-L '^concurrency$')
-    if [[ "$1" == --tsan-full ]]; then
+    if [[ "$mode" == tsan-full ]]; then
       targets+=(shardps_integration_tests)
       ctest_args=(-L concurrency)
     fi
@@ -45,5 +80,23 @@ esac
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON "${extra[@]}"
 cmake --build "$build" --parallel "${JOBS:-$(nproc)}" --target "${targets[@]}"
+
+# Busy loops, killed by pid however the run ends.
+load_pids=()
+stop_load() {
+  if [[ ${#load_pids[@]} -gt 0 ]]; then
+    kill "${load_pids[@]}" 2>/dev/null || true
+    wait "${load_pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop_load EXIT
+for ((i = 0; i < load; i++)); do
+  (while :; do :; done) &
+  load_pids+=($!)
+done
+
 cd "$build"
-ctest --output-on-failure --timeout 300 --parallel 2 "${ctest_args[@]}"
+if [[ "$repeat" -gt 1 ]]; then
+  ctest_args+=(--repeat "until-fail:$repeat")
+fi
+ctest --output-on-failure --timeout 300 --parallel 2 "${ctest_args[@]}" "${filter[@]}"
