@@ -1,5 +1,6 @@
 #include "common/table_index.h"
 
+#include <algorithm>
 #include <string>
 
 namespace shardps {
@@ -20,6 +21,27 @@ Status TableIndex::BadRow(uint32_t row_plus_one) const {
                                     std::to_string(row_plus_one - 1) +
                                     " beyond capacity " +
                                     std::to_string(entry_.capacity));
+}
+
+Status TableIndex::CheckRoom(uint64_t new_rows) {
+  const uint64_t rows = counters_.rows.load(std::memory_order_relaxed);
+  if (new_rows <= entry_.capacity - std::min(rows, entry_.capacity))
+    return Status::Ok();
+  counters_.full_refusals.fetch_add(1, std::memory_order_relaxed);
+  return Status(
+      Code::kResourceExhausted,
+      "table '" + std::string(entry_.name) + "' is full on this shard (" +
+          std::to_string(entry_.capacity) + " rows, " + std::to_string(rows) +
+          " in use, " + std::to_string(new_rows) +
+          " more needed): raise its capacity in the spec");
+}
+
+Result<RowSlot*> TableIndex::FindToUpdate(uint64_t id) {
+  auto found = Find(id);
+  if (!found.ok()) return found.status();
+  // The slots are ours (slots_ is not const); Find only promised not to
+  // write them.
+  return const_cast<RowSlot*>(*found);
 }
 
 Result<const RowSlot*> TableIndex::Find(uint64_t id) const {

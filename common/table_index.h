@@ -30,6 +30,15 @@ class TableIndex {
   // kCorrupt when the index names a row beyond capacity (a damaged file).
   Result<const RowSlot*> Find(uint64_t id) const;
 
+  // The writer's Find: the same lookup, with a slot it may update.
+  // REQUIRES: the caller is the table's only writer.
+  Result<RowSlot*> FindToUpdate(uint64_t id);
+
+  // kResourceExhausted (counted as a refusal) unless `new_rows` more rows
+  // fit on this shard. A request that creates rows calls it with all of
+  // them first, so a refusal creates none.
+  Status CheckRoom(uint64_t new_rows);
+
   // The slot holding `id`, creating the row when missing: `init(row)` must
   // write the new row's values and optimizer state before the row is
   // published. kResourceExhausted when the shard's rows are all taken.
@@ -64,14 +73,7 @@ Result<RowSlot*> TableIndex::FindOrInsert(uint64_t id, InitRow init) {
         slot.row_plus_one.load(std::memory_order_relaxed);  // we wrote it
     if (row_plus_one == 0) {
       const uint64_t row = counters_.rows.load(std::memory_order_relaxed);
-      if (row >= entry_.capacity) {
-        counters_.full_refusals.fetch_add(1, std::memory_order_relaxed);
-        return Status(Code::kResourceExhausted,
-                      "table '" + std::string(entry_.name) +
-                          "' is full on this shard (" +
-                          std::to_string(entry_.capacity) +
-                          " rows): raise its capacity in the spec");
-      }
+      SHARDPS_RETURN_IF_ERROR(CheckRoom(1));
       init(static_cast<uint32_t>(row));
       slot.id = id;
       slot.updates = 0;

@@ -80,7 +80,7 @@ void TouchReply(const shardps::wire::Reply& reply) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::unique_ptr<shardps::Segment> segment = MakeSegment();
-  static const shardps::RequestValidator validator(*segment);
+  static shardps::RequestValidator validator(*segment);
   if (size < 1) return 0;
   const size_t frames = data[0] % 16;
   if (size < 1 + 2 * frames) return 0;

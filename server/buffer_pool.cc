@@ -9,9 +9,11 @@ BufferPool::BufferPool(size_t buffer_bytes, size_t max_cached_bytes)
     : buffer_bytes_(buffer_bytes),
       max_cached_(std::max<size_t>(1, max_cached_bytes / buffer_bytes)) {}
 
-zmq::message_t BufferPool::Message(size_t bytes) {
+zmq::message_t BufferPool::Message(size_t bytes,
+                                   ReplyBudget::Account* account) {
+  const bool pooled = Pooled(bytes);
   Buffer buffer;
-  {
+  if (pooled) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!free_.empty()) {
       buffer = std::move(free_.back());
@@ -19,16 +21,24 @@ zmq::message_t BufferPool::Message(size_t bytes) {
     }
   }
   if (!buffer) {
-    buffer.reset(static_cast<char*>(std::malloc(buffer_bytes_)));
+    const size_t length = pooled ? buffer_bytes_ : bytes;
+    buffer.reset(static_cast<char*>(std::malloc(sizeof(Prefix) + length)));
     if (!buffer) throw std::bad_alloc();
   }
+  const size_t charged = Footprint(bytes);
+  new (buffer.get()) Prefix{this, account, charged, pooled};
+  if (account != nullptr) account->Charge(charged);
   // Ownership passes to the message; Release takes it back.
-  return zmq::message_t(buffer.release(), bytes, &BufferPool::Release, this);
+  return zmq::message_t(buffer.release() + sizeof(Prefix), bytes,
+                        &BufferPool::Release, nullptr);
 }
 
-void BufferPool::Release(void* data, void* hint) {
-  Buffer buffer(static_cast<char*>(data));
-  auto* pool = static_cast<BufferPool*>(hint);
+void BufferPool::Release(void* data, void* /*hint*/) {
+  Buffer buffer(static_cast<char*>(data) - sizeof(Prefix));
+  const Prefix prefix = *reinterpret_cast<const Prefix*>(buffer.get());
+  if (prefix.account != nullptr) prefix.account->Release(prefix.charged);
+  if (!prefix.pooled) return;
+  BufferPool* pool = prefix.pool;
   std::lock_guard<std::mutex> lock(pool->mu_);
   if (pool->free_.size() < pool->max_cached_)
     pool->free_.push_back(std::move(buffer));

@@ -4,7 +4,8 @@
 
 namespace shardps {
 
-RequestValidator::RequestValidator(const Segment& segment) : segment_(segment) {
+RequestValidator::RequestValidator(const Segment& segment)
+    : segment_(segment), named_(segment.num_blocks(), 0) {
   for (uint32_t i = 0; i < segment.num_tensors(); ++i)
     tensors_.emplace(segment.tensor(i).name, i);
 }
@@ -33,7 +34,18 @@ Result<uint32_t> RequestValidator::FindTensor(
 
 Status RequestValidator::ValidateDense(const wire::Request& req,
                                        const std::vector<size_t>& payload_sizes,
-                                       std::vector<uint32_t>* local) const {
+                                       std::vector<uint32_t>* local) {
+  local->clear();
+  Status s = CheckBlocks(req, payload_sizes, local);
+  // Clears the marks this request set, whether it passed or not.
+  for (uint32_t l : *local) named_[l] = 0;
+  if (!s.ok()) local->clear();
+  return s;
+}
+
+Status RequestValidator::CheckBlocks(const wire::Request& req,
+                                     const std::vector<size_t>& payload_sizes,
+                                     std::vector<uint32_t>* local) {
   SHARDPS_RETURN_IF_ERROR(CheckModel(req.model()));
   auto tensor = FindTensor(req.tensor());
   if (!tensor.ok()) return tensor.status();
@@ -64,7 +76,6 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
                                          " payload frames for " +
                                          std::to_string(want_frames) +
                                          " expected");
-  local->clear();
   for (size_t i = 0; i < blocks->size(); ++i) {
     const uint32_t b = blocks->Get(static_cast<flatbuffers::uoffset_t>(i));
     if (b >= t.num_blocks)
@@ -78,6 +89,11 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
                     "block " + std::to_string(b) + " of '" + t.name +
                         "' does not live on shard " +
                         std::to_string(segment_.header().shard_index));
+    if (named_[l] != 0)
+      return Status(Code::kInvalidArgument,
+                    std::string(OpName(req.op())) + " names block " +
+                        std::to_string(b) + " of '" + t.name +
+                        "' twice; name each block once");
     const uint64_t bytes = segment_.block(l).num_floats * element_bytes;
     if (has_payload && payload_sizes[i] != bytes)
       return Status(Code::kSizeMismatch,
@@ -86,6 +102,7 @@ Status RequestValidator::ValidateDense(const wire::Request& req,
                         wire::EnumNameDType(req.dtype()) +
                         ", payload frame has " +
                         std::to_string(payload_sizes[i]));
+    named_[l] = 1;
     local->push_back(static_cast<uint32_t>(l));
   }
   return Status::Ok();

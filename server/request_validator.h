@@ -4,7 +4,8 @@
 // Every problem a peer can cause is a Status with a message naming the
 // tensor, block and sizes involved; the frontend sends it back as the reply.
 //
-// Thread-safety: immutable after construction; the frontend owns it.
+// Thread-safety: one thread (the frontend) at a time: ValidateDense reuses
+// scratch memory, so it allocates nothing per request.
 #ifndef SHARDPS_SERVER_REQUEST_VALIDATOR_H_
 #define SHARDPS_SERVER_REQUEST_VALIDATOR_H_
 
@@ -38,18 +39,28 @@ class RequestValidator {
   // one block per frame for pushes (float32, float16 or bfloat16 as the
   // header's dtype says), no frames for pulls (whose replies are float32). On
   // success fills `local` with the segment's block index for each named block.
+  // A block named twice is refused (kInvalidArgument): a pull would copy it
+  // twice into reply memory, and a push would apply it once or twice
+  // depending on exactly-once.
   Status ValidateDense(const wire::Request& req,
                        const std::vector<size_t>& payload_sizes,
-                       std::vector<uint32_t>* local) const;
+                       std::vector<uint32_t>* local);
 
   // kSpecMismatch unless `model` names this segment's model.
   Status CheckModel(const flatbuffers::String* model) const;
 
  private:
   Result<uint32_t> FindTensor(const flatbuffers::String* name) const;
+  // ValidateDense's checks; marks each block in named_ as it goes.
+  Status CheckBlocks(const wire::Request& req,
+                     const std::vector<size_t>& payload_sizes,
+                     std::vector<uint32_t>* local);
 
   const Segment& segment_;
   std::unordered_map<std::string, uint32_t> tensors_;
+  // By local block: 1 while the request being validated names it. All 0
+  // between calls.
+  std::vector<uint8_t> named_;
 };
 
 }  // namespace shardps

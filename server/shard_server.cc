@@ -27,6 +27,7 @@
 #include "server/clock_keeper.h"
 #include "server/completion_queue.h"
 #include "server/pending_update.h"
+#include "server/reply_budget.h"
 #include "server/request_validator.h"
 #include "server/table_service.h"
 #include "server/update_pool.h"
@@ -52,6 +53,17 @@ constexpr size_t kMaxParked = 4096;
 // slowed down by TCP instead of growing the server's memory.
 constexpr int kPeerRecvHwm = 128;
 
+// Replies ZeroMQ queues per connection; later ones are dropped (the
+// client's requests time out). Only a client that does not read its
+// replies reaches it (the client library reads every reply at once); it
+// bounds the small replies (errors, acks) such a client can pile up, as
+// ReplyBudget bounds the large ones.
+constexpr int kPeerSendHwm = 4096;
+
+// Longest error message sent: messages quote names from the request, and a
+// header may be 64 KiB.
+constexpr size_t kMaxErrorMessageBytes = 1024;
+
 // Updates handed to the pool and not yet finished. At the cap the frontend
 // stops taking requests until some finish, for the same reason.
 constexpr uint64_t kMaxUpdatesInFlight = 1024;
@@ -69,6 +81,30 @@ std::vector<float> ClipNorms(const ModelSpec& spec) {
   for (const TensorSpec& t : spec.tensors)
     out.push_back(static_cast<float>(spec.OptimizerFor(t).clip_norm));
   return out;
+}
+
+uint64_t MaxFrameBytes(const ServerOptions& options, const Segment& segment) {
+  return options.max_frame_bytes != 0
+             ? options.max_frame_bytes
+             : 2 * segment.header().block_floats * sizeof(float) + 65536;
+}
+
+// The largest reply payload one request can make this shard hold: a pull
+// of every local block of one tensor, or a PullRows of as many ids as one
+// frame can carry.
+uint64_t LargestReplyBytes(const Segment& segment, const BufferPool& buffers,
+                           uint64_t max_frame) {
+  std::vector<uint64_t> by_tensor(segment.num_tensors(), 0);
+  for (uint32_t l = 0; l < segment.num_blocks(); ++l)
+    by_tensor[segment.block(l).tensor] +=
+        buffers.Footprint(segment.block(l).num_floats * sizeof(float));
+  uint64_t largest = 0;
+  for (uint64_t bytes : by_tensor) largest = std::max(largest, bytes);
+  const uint64_t ids = std::min<uint64_t>(kMaxRowsPerRequest, max_frame / 8);
+  for (uint32_t i = 0; i < segment.num_tables(); ++i)
+    largest = std::max<uint64_t>(
+        largest, buffers.Footprint(ids * segment.table(i).dim * sizeof(float)));
+  return largest;
 }
 
 int64_t UnixMs() {
@@ -99,6 +135,12 @@ class ShardServer::Impl {
         validator_(*segment_),
         reply_buffers_(segment_->header().block_floats * sizeof(float),
                        kCachedReplyBytes),
+        largest_reply_(LargestReplyBytes(*segment_, reply_buffers_,
+                                         MaxFrameBytes(options_, *segment_))),
+        reply_budget_(
+            std::max(options_.max_reply_bytes_per_client, largest_reply_),
+            std::max({options_.max_reply_bytes,
+                      options_.max_reply_bytes_per_client, largest_reply_})),
         pool_(*segment_, options_.spec, *journal_, completions_,
               options_.threads),
         client_slots_(*segment_),
@@ -112,10 +154,7 @@ class ShardServer::Impl {
   ~Impl() { Stop(); }
 
   Status Bind() {
-    const uint64_t block_bytes = segment_->header().block_floats * 4;
-    const uint64_t max_frame = options_.max_frame_bytes != 0
-                                   ? options_.max_frame_bytes
-                                   : 2 * block_bytes + 65536;
+    const uint64_t max_frame = MaxFrameBytes(options_, *segment_);
     const bool curve = !options_.curve_secret_key.empty();
     if (curve) {
       // The handler must exist before the bind: a CURVE socket whose context
@@ -132,7 +171,7 @@ class ShardServer::Impl {
       }
       socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame));
       socket_.set(zmq::sockopt::linger, 0);
-      socket_.set(zmq::sockopt::sndhwm, 0);
+      socket_.set(zmq::sockopt::sndhwm, kPeerSendHwm);
       socket_.set(zmq::sockopt::rcvhwm, kPeerRecvHwm);
       socket_.bind(options_.listen);
       endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
@@ -276,9 +315,11 @@ class ShardServer::Impl {
   const std::unique_ptr<UpdateJournal> journal_;
   const SegmentOpenReport report_;
   const std::string segment_path_;
-  const RequestValidator validator_;
-  // Declared before context_: it must outlive every message ZeroMQ holds.
+  RequestValidator validator_;  // frontend thread only
+  // Declared before context_: they must outlive every message ZeroMQ holds.
   BufferPool reply_buffers_;
+  const uint64_t largest_reply_;  // bytes; see LargestReplyBytes
+  ReplyBudget reply_budget_;
   CompletionQueue completions_;
   UpdatePool pool_;
   ClientSlots client_slots_;  // frontend thread only
@@ -302,6 +343,8 @@ class ShardServer::Impl {
   flatbuffers::FlatBufferBuilder builder_{1024};
   std::vector<uint32_t> local_;
   std::vector<size_t> payload_sizes_;
+  // The account the request being handled charges its reply buffers to.
+  ReplyBudget::Account* reply_account_ = nullptr;
   std::vector<PendingUpdate*> finished_;
   std::list<Parked> parked_;  // a list: replays may park more while we walk
   const QueueService::Reply queue_reply_ =
@@ -517,6 +560,20 @@ void ShardServer::Impl::HandleDense(const wire::Request& req,
       return;
     }
   }
+  // The reply's buffers must fit the budget: a PushPull is refused before
+  // it applies anything.
+  reply_account_ = reply_budget_.For(frames[1].get(ZMQ_SRCFD));
+  if (req.op() != wire::Op::Push) {
+    uint64_t reply_bytes = 0;
+    for (uint32_t l : local_)
+      reply_bytes += reply_buffers_.Footprint(segment_->block(l).num_floats *
+                                              sizeof(float));
+    Status room = reply_budget_.Admit(*reply_account_, reply_bytes);
+    if (!room.ok()) {
+      SendError(frames[0], req.request_id(), room);
+      return;
+    }
+  }
   if (req.op() == wire::Op::Pull) {
     HandlePull(req, frames[0], local_);
   } else {
@@ -554,7 +611,7 @@ void ShardServer::Impl::HandlePull(const wire::Request& req,
   blocks.reserve(local.size());
   for (uint32_t l : local) {
     const uint64_t bytes = segment_->block(l).num_floats * sizeof(float);
-    zmq::message_t msg = reply_buffers_.Message(bytes);
+    zmq::message_t msg = reply_buffers_.Message(bytes, reply_account_);
     uint64_t version;
     // The frontend is the only source of new block updates, and it is busy
     // here, so the pool's queue for this block drains and the retry ends.
@@ -599,7 +656,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
     pending->out.reserve(local.size());
     for (uint32_t l : local)
       pending->out.push_back(reply_buffers_.Message(
-          segment_->block(l).num_floats * sizeof(float)));
+          segment_->block(l).num_floats * sizeof(float), reply_account_));
   }
   // `req` points into scratch_, not into the frames, so moving them is safe.
   pending->identity = std::move(frames[0]);
@@ -845,6 +902,7 @@ void ShardServer::Impl::OnMonitorEvent() {
       clocks_.Disconnected(static_cast<int>(fd),
                            std::chrono::steady_clock::now());
       peers_.erase(static_cast<int>(fd));
+      reply_budget_.Disconnected(static_cast<int>(fd));
     }
     if (zap_ == nullptr) continue;
     const std::string peer(static_cast<const char*>(address.data()),
@@ -917,23 +975,33 @@ void ShardServer::Impl::Reply(PendingUpdate& done) {
 
 void ShardServer::Impl::HandleRows(const wire::Request& req,
                                    std::vector<zmq::message_t>& frames) {
+  // Like dense requests, a refused one counts as an error only.
   if (req.op() == wire::Op::PushRows) {
-    ++pushes_;
     Status s = tables_.PushRows(req, frames);
     if (!s.ok()) {
       SendError(frames[0], req.request_id(), s);
       return;
     }
+    ++pushes_;
     SendReply(frames[0], OkHeader(req.request_id()), nullptr);
     return;
   }
-  ++pulls_;
   std::vector<zmq::message_t> payload(1);
-  Status s = tables_.PullRows(req, frames, &payload[0]);
+  ReplyBudget::Account* account = reply_budget_.For(frames[1].get(ZMQ_SRCFD));
+  Status s = tables_.PullRows(
+      req, frames,
+      [this, account](size_t bytes, zmq::message_t* out) {
+        SHARDPS_RETURN_IF_ERROR(
+            reply_budget_.Admit(*account, reply_buffers_.Footprint(bytes)));
+        *out = reply_buffers_.Message(bytes, account);
+        return Status::Ok();
+      },
+      &payload[0]);
   if (!s.ok()) {
     SendError(frames[0], req.request_id(), s);
     return;
   }
+  ++pulls_;
   bytes_out_ += payload[0].size();
   SendReply(frames[0], OkHeader(req.request_id()), &payload);
 }
@@ -1021,7 +1089,9 @@ void ShardServer::Impl::SendError(zmq::message_t& identity, uint64_t request_id,
                                   const Status& status) {
   ++errors_;
   builder_.Clear();
-  auto message = builder_.CreateString(status.message());
+  const std::string& text = status.message();
+  auto message = builder_.CreateString(
+      text.data(), std::min(text.size(), kMaxErrorMessageBytes));
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(request_id);
   reply.add_code(static_cast<uint8_t>(status.code()));

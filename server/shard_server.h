@@ -55,6 +55,15 @@ struct ServerOptions {
   // together with the per-connection receive limit (kPeerRecvHwm messages
   // of at most max_frame_bytes each).
   uint32_t max_clients = 1024;
+  // Reply payload (pulled blocks and rows) the server holds for clients
+  // that have not read it yet: per connection and in total. A Pull,
+  // PushPull or PullRows whose reply would pass either bound is refused
+  // with kBusy and changes nothing. Each bound is raised to the largest
+  // single reply this shard can make, so that reply always fits a
+  // connection that holds nothing. See docs/reliability.md for the
+  // server's memory bound.
+  uint64_t max_reply_bytes_per_client = uint64_t{256} << 20;
+  uint64_t max_reply_bytes = uint64_t{1} << 30;
   // Periodic checkpoints of this shard (see Checkpointer); off when
   // checkpoint.root is empty.
   CheckpointOptions checkpoint;

@@ -15,6 +15,12 @@ Status Invalid(const std::string& message) {
   return Status(Code::kInvalidArgument, message);
 }
 
+uint64_t IdAt(const char* ids, uint64_t i) {
+  uint64_t id;
+  std::memcpy(&id, ids + i * sizeof(id), sizeof(id));  // may be unaligned
+  return id;
+}
+
 uint64_t NextPowerOfTwo(uint64_t x) {
   uint64_t p = 1;
   while (p < x) p <<= 1;
@@ -67,30 +73,48 @@ Status TableService::Check(const wire::Request& req,
   return Status::Ok();
 }
 
-Status TableService::ResolveRows(Table& table, const zmq::message_t& ids,
-                                 uint64_t n) {
+Status TableService::LookUpRows(Table& table, const zmq::message_t& ids,
+                                uint64_t n) {
   const SegmentHeader& h = segment_.header();
   const char* bytes = static_cast<const char*>(ids.data());
   slots_.resize(n);
-  const uint64_t dim = table.entry->dim;
+  missing_.clear();
   // Lookups run kPrefetchAhead ids behind their slots' prefetches.
   constexpr uint64_t kPrefetchAhead = 8;
-  auto id_at = [bytes](uint64_t i) {
-    uint64_t id;
-    std::memcpy(&id, bytes + i * sizeof(id), sizeof(id));  // may be unaligned
-    return id;
-  };
   for (uint64_t i = 0; i < std::min(n, kPrefetchAhead); ++i)
-    table.index.Prefetch(id_at(i));
+    table.index.Prefetch(IdAt(bytes, i));
   for (uint64_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) table.index.Prefetch(id_at(i + kPrefetchAhead));
-    const uint64_t id = id_at(i);
+    if (i + kPrefetchAhead < n)
+      table.index.Prefetch(IdAt(bytes, i + kPrefetchAhead));
+    const uint64_t id = IdAt(bytes, i);
     const uint32_t owner = JumpHash(id, h.shard_count);
     if (owner != h.shard_index)
       return Invalid("id " + std::to_string(id) + " of table '" +
                      table.entry->name + "' belongs to shard " +
                      std::to_string(owner) + ", not " +
                      std::to_string(h.shard_index));
+    auto slot = table.index.FindToUpdate(id);
+    if (!slot.ok()) return slot.status();
+    slots_[i] = *slot;
+    if (*slot == nullptr) missing_.push_back(id);
+  }
+  if (missing_.empty()) return Status::Ok();
+  // A new id named several times needs one row.
+  std::sort(missing_.begin(), missing_.end());
+  const uint64_t new_rows = static_cast<uint64_t>(
+      std::unique(missing_.begin(), missing_.end()) - missing_.begin());
+  return table.index.CheckRoom(new_rows);
+}
+
+Status TableService::CreateRows(Table& table, const zmq::message_t& ids,
+                                uint64_t n) {
+  if (missing_.empty()) return Status::Ok();
+  const char* bytes = static_cast<const char*>(ids.data());
+  const uint64_t dim = table.entry->dim;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (slots_[i] != nullptr) continue;
+    const uint64_t id = IdAt(bytes, i);
+    // Room was checked for every new row, so only a damaged index fails.
     auto slot = table.index.FindOrInsert(id, [&](uint32_t row) {
       float* w = Row(table, row);
       FillInitialRow(*table.spec, id, w);
@@ -139,7 +163,8 @@ Status TableService::PushRows(const wire::Request& req,
                       std::to_string(dim) + " need " + std::to_string(want) +
                       " gradient bytes, got " +
                       std::to_string(frames[3].size()));
-  SHARDPS_RETURN_IF_ERROR(ResolveRows(*table, frames[2], n));
+  SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
+  SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
 
   const float* grads = static_cast<const float*>(frames[3].data());
   if (req.dtype() != wire::DType::F32) {
@@ -204,13 +229,15 @@ Status TableService::PushRows(const wire::Request& req,
 
 Status TableService::PullRows(const wire::Request& req,
                               const std::vector<zmq::message_t>& frames,
+                              const ReplyAllocator& allocate,
                               zmq::message_t* out) {
   Table* table = nullptr;
   uint64_t n = 0;
   SHARDPS_RETURN_IF_ERROR(Check(req, frames, 3, &table, &n));
-  SHARDPS_RETURN_IF_ERROR(ResolveRows(*table, frames[2], n));
+  SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
   const uint64_t dim = table->entry->dim;
-  out->rebuild(n * dim * sizeof(float));
+  SHARDPS_RETURN_IF_ERROR(allocate(n * dim * sizeof(float), out));
+  SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
   auto* rows = static_cast<float*>(out->data());
   for (uint64_t i = 0; i < n; ++i) {
     const uint32_t row =

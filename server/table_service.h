@@ -18,6 +18,7 @@
 #define SHARDPS_SERVER_TABLE_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -40,15 +41,21 @@ class TableService {
   TableService(Segment& segment, const ModelSpec& spec);
 
   // Applies a PushRows. `frames` are [identity, header, ids, grads]. On an
-  // error nothing has been applied (rows may have been created).
+  // error nothing has changed: no row was created or updated.
   Status PushRows(const wire::Request& req,
                   const std::vector<zmq::message_t>& frames);
 
+  // Makes a reply frame of `bytes` into *out, or refuses (then the request
+  // fails with its Status and changes nothing).
+  using ReplyAllocator =
+      std::function<Status(size_t bytes, zmq::message_t* out)>;
+
   // Answers a PullRows: `frames` are [identity, header, ids]; `out` becomes
-  // the reply's rows frame.
+  // the reply's rows frame, made by `allocate` once the ids are checked and
+  // before any missing row is created (all or none).
   Status PullRows(const wire::Request& req,
                   const std::vector<zmq::message_t>& frames,
-                  zmq::message_t* out);
+                  const ReplyAllocator& allocate, zmq::message_t* out);
 
  private:
   struct Table {
@@ -65,9 +72,16 @@ class TableService {
   Status Check(const wire::Request& req,
                const std::vector<zmq::message_t>& frames, size_t want_frames,
                Table** table, uint64_t* n);
-  // Finds or creates the row of every id (into slots_), checking that each
-  // id belongs to this shard.
-  Status ResolveRows(Table& table, const zmq::message_t& ids, uint64_t n);
+  // A request is all or none: LookUpRows checks every id and that the new
+  // rows all fit before CreateRows creates any.
+  // Finds the row of every id (into slots_, nullptr where missing, and the
+  // missing ids into missing_), checking that each id belongs to this shard
+  // and that the distinct missing ones fit (kResourceExhausted). Changes
+  // nothing.
+  Status LookUpRows(Table& table, const zmq::message_t& ids, uint64_t n);
+  // Creates the rows LookUpRows found missing, completing slots_.
+  // REQUIRES: LookUpRows succeeded for the same ids.
+  Status CreateRows(Table& table, const zmq::message_t& ids, uint64_t n);
   float* Row(const Table& table, uint32_t row) const;
   void ApplyRow(Table& table, RowSlot& slot, const float* grad);
 
@@ -75,11 +89,12 @@ class TableService {
   std::vector<Table> tables_;
   // Per-request scratch, reused so a request allocates nothing per row.
   std::vector<RowSlot*> slots_;
-  std::vector<float> widened_;    // 16-bit gradients as float32
-  std::vector<float> summed_;     // duplicates' summed gradients
-  std::vector<uint64_t> seen_;    // open-addressing set: row + 1, or 0
-  std::vector<uint32_t> leader_;  // per seen_ slot: first position
-  std::vector<int32_t> sum_of_;   // per position: row of summed_, or -1
+  std::vector<uint64_t> missing_;  // ids with no row yet, sorted once
+  std::vector<float> widened_;     // 16-bit gradients as float32
+  std::vector<float> summed_;      // duplicates' summed gradients
+  std::vector<uint64_t> seen_;     // open-addressing set: row + 1, or 0
+  std::vector<uint32_t> leader_;   // per seen_ slot: first position
+  std::vector<int32_t> sum_of_;    // per position: row of summed_, or -1
 };
 
 }  // namespace shardps

@@ -29,8 +29,11 @@ struct ServeFlags {
   std::string checkpoint_every = "10m";
   uint32_t checkpoint_keep = 3;
   uint32_t max_clients = 1024;
-  std::string curve_secret_key;     // file
-  std::string authorized_keys;      // file
+  uint64_t max_reply_bytes_per_client =
+      ServerOptions{}.max_reply_bytes_per_client;
+  uint64_t max_reply_bytes = ServerOptions{}.max_reply_bytes;
+  std::string curve_secret_key;  // file
+  std::string authorized_keys;   // file
   bool insecure = false;
 };
 
@@ -106,11 +109,13 @@ int RunServe(const ServeFlags& flags) {
   options.fault_drop_push_replies = flags.fault_drop_push_replies;
   options.fault_kill_mid_update = flags.fault_kill_mid_update;
   options.max_clients = flags.max_clients;
+  options.max_reply_bytes_per_client = flags.max_reply_bytes_per_client;
+  options.max_reply_bytes = flags.max_reply_bytes;
   if (!flags.checkpoint_dir.empty()) {
     auto every = ParseDuration(flags.checkpoint_every);
     if (!every.ok())
-      return ReportError("serve", every.status().WithContext(
-                                      "--checkpoint-every"));
+      return ReportError("serve",
+                         every.status().WithContext("--checkpoint-every"));
     options.checkpoint = {flags.checkpoint_dir, *every, flags.checkpoint_keep};
   }
   const CheckpointOptions checkpoint = options.checkpoint;
@@ -207,6 +212,18 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                   "Connections served at once; more are refused")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
+  cmd->add_option("--max-reply-bytes-per-client",
+                  flags->max_reply_bytes_per_client,
+                  "Reply payload held for one connection that has not read "
+                  "it (e.g. 256MiB); a pull past it gets kBusy. Raised to "
+                  "the largest single reply")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  cmd->add_option("--max-reply-bytes", flags->max_reply_bytes,
+                  "Reply payload held for all connections together (e.g. "
+                  "1GiB); a pull past it gets kBusy")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   auto* dir = cmd->add_option(
       "--checkpoint-dir", flags->checkpoint_dir,
       "Write this shard's checkpoints under DIR/shard-I-of-N/ (a durable or "

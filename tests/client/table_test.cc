@@ -10,7 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/segment.h"
 #include "shardps/client.h"
+#include "shardps/model_spec.h"
 #include "shardps/model_view.h"
 #include "tests/in_process_cluster.h"
 #include "tests/test_util.h"
@@ -143,6 +145,102 @@ TEST_CASE("a full table refuses new rows and keeps the old ones", "[table]") {
   for (float v : rows) CHECK(v == -0.5f);
 }
 
+// Rows in use on each shard, read from the shards' segments.
+std::vector<uint64_t> RowsInUse(const test::InProcessCluster& cluster) {
+  std::vector<uint64_t> rows;
+  for (const std::string& path : cluster.segment_paths()) {
+    auto segment = Segment::OpenReadOnly(path);
+    INFO(segment.status().ToString());
+    REQUIRE(segment.ok());
+    REQUIRE((*segment)->num_tables() == 1);
+    rows.push_back((*segment)->table_counters(0).rows.load());
+  }
+  return rows;
+}
+
+uint64_t CapacityOfShard(const test::InProcessCluster& cluster,
+                         uint32_t shard) {
+  auto segment = Segment::OpenReadOnly(cluster.segment_paths().at(shard));
+  REQUIRE(segment.ok());
+  return (*segment)->table(0).capacity;
+}
+
+// The first `count` ids, counting up from `from`, that live on `shard`.
+std::vector<uint64_t> IdsOnShard(uint32_t shard, uint32_t shards, uint64_t from,
+                                 size_t count) {
+  std::vector<uint64_t> ids;
+  for (uint64_t id = from; ids.size() < count; ++id)
+    if (JumpHash(id, shards) == shard) ids.push_back(id);
+  return ids;
+}
+
+TEST_CASE("a refused row request creates no rows on the full shard",
+          "[table]") {
+  const uint32_t shards = GENERATE(1u, 3u);
+  INFO(shards << " shards");
+  test::InProcessCluster cluster(shards, 1, [](const std::string& storage) {
+    return TableModel(storage, 1000, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  // Shard 0 one row short of full.
+  const uint64_t capacity = CapacityOfShard(cluster, 0);
+  std::vector<uint64_t> ids = IdsOnShard(0, shards, 0, capacity + 1);
+  const uint64_t new1 = ids[capacity - 1], new2 = ids[capacity];
+  ids.resize(capacity - 1);
+  std::vector<float> grads(ids.size() * kDim, 1.0f);
+  REQUIRE(client->PushRows("emb", ids.data(), ids.size(), grads.data())
+              .Wait()
+              .ok());
+  const std::vector<uint64_t> rows_before = RowsInUse(cluster);
+  REQUIRE(rows_before[0] == capacity - 1);
+  auto stats_before = client->Stats();
+  REQUIRE(stats_before.ok());
+
+  // One existing row and two new ones: only one of them fits. With more
+  // shards, a new id of shard 1 too: that shard's part is applied (it has
+  // room), shard 0's is not.
+  std::vector<uint64_t> refused = {ids[16], new1, new2};
+  if (shards > 1) refused.push_back(IdsOnShard(1, shards, 0, 1)[0]);
+  std::vector<float> g(refused.size() * kDim, 1.0f);
+  Status push =
+      client->PushRows("emb", refused.data(), refused.size(), g.data()).Wait();
+  CHECK(push.code() == Code::kResourceExhausted);
+  CHECK_THAT(push.ToString(), Contains("is full"));
+  std::vector<uint64_t> rows_now = RowsInUse(cluster);
+  CHECK(rows_now[0] == rows_before[0]);
+  if (shards > 1) CHECK(rows_now[1] == rows_before[1] + 1);
+  Status pull =
+      client->PullRows("emb", refused.data(), refused.size(), g.data()).Wait();
+  CHECK(pull.code() == Code::kResourceExhausted);
+  CHECK(RowsInUse(cluster) == rows_now);
+
+  // Refused row requests count as neither pushes nor pulls (like dense
+  // ones); errors do count them.
+  auto stats_after = client->Stats();
+  REQUIRE(stats_after.ok());
+  CHECK((*stats_after)[0].pushes == (*stats_before)[0].pushes);
+  CHECK((*stats_after)[0].pulls == (*stats_before)[0].pulls);
+  CHECK((*stats_after)[0].errors == (*stats_before)[0].errors + 2);
+
+  // The existing row was not stepped; the one row that fits still does.
+  CHECK(MustPullRows(*client, {ids[16]}) == std::vector<float>(kDim, -0.5f));
+  REQUIRE(client->PushRows("emb", &new1, 1, g.data()).Wait().ok());
+  CHECK(RowsInUse(cluster)[0] == capacity);
+}
+
+TEST_CASE("a row pull creates the rows it names, the repeated ones once",
+          "[table]") {
+  test::InProcessCluster cluster(1, 1, [](const std::string& storage) {
+    return TableModel(storage, 3, "sgd");
+  });
+  auto client = MustConnect(cluster.info());
+  // Three distinct new ids fit exactly, however often each is named.
+  const std::vector<uint64_t> ids = {4, 5, 4, 6, 5, 4};
+  const std::vector<float> rows = MustPullRows(*client, ids);
+  for (float v : rows) CHECK(v == 0.5f);
+  CHECK(RowsInUse(cluster) == std::vector<uint64_t>{3});
+}
+
 TEST_CASE("bad row requests fail at once", "[table]") {
   test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
     return TableModel(storage, 100, "sgd");
@@ -157,8 +255,7 @@ TEST_CASE("bad row requests fail at once", "[table]") {
         Code::kInvalidArgument);
 }
 
-TEST_CASE("concurrent clients pushing rows all apply",
-          "[table][concurrency]") {
+TEST_CASE("concurrent clients pushing rows all apply", "[table][concurrency]") {
   test::InProcessCluster cluster(2, 1, [](const std::string& storage) {
     return TableModel(storage, 1000, "sgd");
   });

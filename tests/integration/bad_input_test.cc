@@ -227,6 +227,20 @@ std::vector<BadCase> BadCases() {
   add("pull with a payload frame",
       {header([](HeaderFields& f) { f.op = uint8_t(wire::Op::Pull); }), block},
       Code::kBadMessage);
+  // Each repeat of a block would cost a block-sized reply buffer (issue
+  // 12: 1,024 repeats held 1 GiB); a repeated push block would be applied
+  // once or twice depending on exactly-once.
+  add("pull naming block 0 1,024 times", {header([](HeaderFields& f) {
+        f.op = uint8_t(wire::Op::Pull);
+        f.blocks.assign(1024, 0);
+      })},
+      Code::kInvalidArgument);
+  add("push naming block 2 twice",
+      {header([](HeaderFields& f) {
+         f.blocks = {2, 0, 2};
+       }),
+       block, block, block},
+      Code::kInvalidArgument);
   add("no blocks named", {header([](HeaderFields& f) { f.blocks.clear(); })},
       Code::kInvalidArgument);
   add("wrong model name",

@@ -232,6 +232,32 @@ TEST_CASE("validator refuses too many blocks in one request", "[validator]") {
               Code::kInvalidArgument, "max");
 }
 
+TEST_CASE("validator refuses a request that names a block twice",
+          "[validator]") {
+  ValidatorFixture f(0);
+  RequireCode(f.Validate(f.Request(wire::Op::Pull, "w", {2, 0, 2}), {}),
+              Code::kInvalidArgument, "block 2 of 'w' twice");
+  RequireCode(
+      f.Validate(f.Request(wire::Op::Push, "w", {4, 4}), {kLastW, kLastW}),
+      Code::kInvalidArgument, "block 4 of 'w' twice");
+  RequireCode(f.Validate(f.Request(wire::Op::PushPull, "w", {0, 2, 4, 0}),
+                         {kFull, kFull, kLastW, kFull}),
+              Code::kInvalidArgument, "block 0 of 'w' twice");
+  // The request: block 0, 1,024 times.
+  const std::vector<uint32_t> zeros(1024, 0);
+  RequireCode(f.Validate(f.Request(wire::Op::Pull, "w", zeros), {}),
+              Code::kInvalidArgument, "block 0 of 'w' twice");
+  // A refusal, whatever its cause, leaves nothing behind for the next
+  // request: each block may be named once again.
+  RequireCode(f.Validate(f.Request(wire::Op::Pull, "w", {0, 2, 5}), {}),
+              Code::kInvalidArgument, "out of range");
+  Status s = f.Validate(f.Request(wire::Op::Pull, "w", {4, 2, 0}), {});
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(f.local() == std::vector<uint32_t>{2, 1, 0});
+  REQUIRE(f.Validate(f.Request(wire::Op::Pull, "w", {0, 2, 4}), {}).ok());
+}
+
 TEST_CASE("validator replaces the local list on every success", "[validator]") {
   ValidatorFixture f(0);
   REQUIRE(f.Validate(f.Request(wire::Op::Pull, "w", {0, 2, 4}), {}).ok());
