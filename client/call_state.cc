@@ -1,5 +1,6 @@
 #include "client/call_state.h"
 
+#include <algorithm>
 #include <memory>
 
 namespace shardps::client_internal {
@@ -19,6 +20,68 @@ void CallState::PartDone(const Status& status) {
   if (!status.ok() && status_.ok()) status_ = status;
   --parts_left_;
   if (DoneLocked()) cv_.notify_all();
+}
+
+void CallState::PartDone(const Status& status, uint32_t shard,
+                         ShardOutcome::State state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (parts_left_ == 0) return;
+  if (!status.ok() && status_.ok()) status_ = status;
+  if (!what_.empty()) outcomes_.push_back({shard, state, status});
+  if (--parts_left_ == 0 && !what_.empty() && !status_.ok() &&
+      outcomes_.size() > 1)
+    status_ = SummaryLocked();
+  if (DoneLocked()) cv_.notify_all();
+}
+
+Status CallState::SummaryLocked() const {
+  std::vector<ShardOutcome> sorted = outcomes_;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ShardOutcome& a, const ShardOutcome& b) {
+              return a.shard < b.shard;
+            });
+  // "shard 1" or "shards 0, 2", and the first status among them.
+  auto list = [&sorted](ShardOutcome::State state, Status* first) {
+    std::string names;
+    size_t n = 0;
+    for (const ShardOutcome& o : sorted) {
+      if (o.state != state) continue;
+      if (n++ == 0 && first != nullptr) *first = o.status;
+      names += (names.empty() ? "" : ", ") + std::to_string(o.shard);
+    }
+    return n == 0 ? std::string() : (n == 1 ? "shard " : "shards ") + names;
+  };
+  Status not_applied_status, unknown_status;
+  const std::string not_applied =
+      list(ShardOutcome::State::kNotApplied, &not_applied_status);
+  const std::string unknown =
+      list(ShardOutcome::State::kUnknown, &unknown_status);
+  const std::string applied = list(ShardOutcome::State::kApplied, nullptr);
+  std::string message = what_;
+  if (!not_applied.empty())
+    message += " not applied on " + not_applied + " (" +
+               not_applied_status.ToString() + ");";
+  if (!unknown.empty())
+    message += " maybe applied on " + unknown + " (" +
+               unknown_status.ToString() + ");";
+  if (applied.empty()) {
+    message += " applied on no shard";
+  } else {
+    message += " applied on " + applied +
+               "; retrying the whole push may apply it twice there";
+  }
+  return Status(status_.code(), message);
+}
+
+std::vector<ShardOutcome> CallState::outcomes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!DoneLocked()) return {};
+  std::vector<ShardOutcome> sorted = outcomes_;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ShardOutcome& a, const ShardOutcome& b) {
+              return a.shard < b.shard;
+            });
+  return sorted;
 }
 
 void CallState::FrameHeld() {

@@ -14,7 +14,10 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
+#include "shardps/client.h"
 #include "shardps/status.h"
 
 namespace shardps::client_internal {
@@ -30,6 +33,18 @@ class CallState {
 
   // Records one part's outcome; the first error becomes the call's status.
   void PartDone(const Status& status);
+  // Push/PushPull parts: records which shard the part went to and whether
+  // it was applied (see ShardOutcome). When some parts fail, the call's
+  // status names the shards that applied it and those that did not.
+  void PartDone(const Status& status, uint32_t shard,
+                ShardOutcome::State state);
+
+  // Makes this call report per-shard outcomes (Push/PushPull): `what` names
+  // it in messages, e.g. "push of 'w'". REQUIRES: before submission.
+  void ReportShards(std::string what) { what_ = std::move(what); }
+  // Per-shard outcomes, sorted by shard; empty until done or when the call
+  // does not report them.
+  std::vector<ShardOutcome> outcomes() const;
   void FrameHeld();
   void FrameReleased();
 
@@ -49,14 +64,18 @@ class CallState {
 
  private:
   bool DoneLocked() const { return parts_left_ == 0 && frames_held_ == 0; }
+  // The call's status from its parts' outcomes (what_ set, a part failed).
+  Status SummaryLocked() const;
 
   const Clock::time_point deadline_;
   std::shared_ptr<const void> owned_;  // set before submission, then const
+  std::string what_;                   // set before submission, then const
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  int parts_left_;       // guarded by mu_
-  int frames_held_ = 0;  // guarded by mu_
-  Status status_;        // guarded by mu_
+  int parts_left_;                      // guarded by mu_
+  int frames_held_ = 0;                 // guarded by mu_
+  Status status_;                       // guarded by mu_
+  std::vector<ShardOutcome> outcomes_;  // guarded by mu_
 };
 
 }  // namespace shardps::client_internal

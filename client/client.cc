@@ -209,6 +209,11 @@ Status Handle::WaitFor(std::chrono::milliseconds timeout) const {
 
 bool Handle::Done() const { return !state_ || state_->Done(); }
 
+std::vector<ShardOutcome> Handle::shard_outcomes() const {
+  if (!state_) return {};
+  return state_->outcomes();
+}
+
 namespace {
 
 // Completes and checks the CURVE keys before any socket exists: libzmq would
@@ -404,6 +409,8 @@ Handle Client::Dense(int op_code, std::string_view tensor, const float* grad,
   auto call =
       std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
   if (narrowed) call->KeepAlive(std::move(narrowed));
+  if (op != wire::Op::Pull)
+    call->ReportShards(std::string(OpName(op)) + " of '" + t->name + "'");
   for (Part& p : parts) p.call = call;
   io_->Submit(std::move(parts));
   return Handle(std::move(call));

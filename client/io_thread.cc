@@ -18,6 +18,10 @@ namespace {
 
 using Clock = CallState::Clock;
 
+// How long a closing client waits for its shards to confirm its slots are
+// given back (at most its request_timeout).
+constexpr std::chrono::seconds kReleaseWait{1};
+
 uint64_t RandomClientId() {
   std::random_device rd;
   const uint64_t id = (uint64_t{rd()} << 32) ^ rd();
@@ -174,6 +178,7 @@ void IoThread::Loop() {
   std::vector<uint64_t> ids;
   for (auto& [id, part] : parts_) ids.push_back(id);
   for (uint64_t id : ids) Finish(id, closed);
+  ReleaseSlots();
   for (Link& link : links_) CloseLink(link);
 }
 
@@ -189,7 +194,8 @@ void IoThread::TakeSubmissions() {
 void IoThread::Send(Part part) {
   Link& link = links_[part.shard];
   if (stopping_.load(std::memory_order_acquire)) {
-    part.call->PartDone(Status(Code::kUnavailable, "client closed"));
+    part.call->PartDone(Status(Code::kUnavailable, "client closed"),
+                        part.shard, ShardOutcome::State::kNotApplied);
     return;
   }
   part.retriable = IsRetriable(part.op, options_.exactly_once);
@@ -197,7 +203,8 @@ void IoThread::Send(Part part) {
     part.call->PartDone(Status(Code::kUnavailable,
                                "shard " + std::to_string(link.index) + " at " +
                                    link.endpoint + " is not connected (" +
-                                   Describe(part) + "); retry later"));
+                                   Describe(part) + "); retry later"),
+                        part.shard, ShardOutcome::State::kNotApplied);
     return;
   }
   const uint64_t id = part.request_id;
@@ -271,7 +278,13 @@ void IoThread::Transmit(Part& part) {
   req.add_clock(part.clock);
   req.add_grad_norm(part.grad_norm);
   req.add_worker(static_cast<int16_t>(options_.worker));
-  if (part.seq != 0) req.add_seq(part.seq);
+  if (part.seq != 0) {
+    req.add_seq(part.seq);
+    // Retries of this push end at its deadline, request_timeout after the
+    // call; the shard keeps our slot that long after our last push.
+    req.add_retry_horizon_ms(static_cast<uint32_t>(std::min<int64_t>(
+        options_.request_timeout.count(), kMaxRetryHorizonMs)));
+  }
   if (part.tensor != nullptr) {
     req.add_tensor(tensor);
     req.add_blocks(blocks);
@@ -334,6 +347,8 @@ void IoThread::Transmit(Part& part) {
       }
     }
     part.sent = true;
+    ++part.attempts;
+    if (part.seq != 0) link.holds_slot = true;
     if (part.retriable) Arm(part, Clock::now() + options_.attempt_timeout);
   } catch (const zmq::error_t& e) {
     Finish(part.request_id,
@@ -371,6 +386,9 @@ void IoThread::OnMonitorEvent(Link& link) {
 }
 
 void IoThread::FailLink(Link& link, const Status& status) {
+  // The connection ended with numbered pushes unanswered: a copy sent on it
+  // may still be read by the shard after anything we send on the next one.
+  if (!link.unacked.empty()) link.release_safe = false;
   const auto now = Clock::now();
   std::vector<uint64_t> ids;
   for (auto& [id, part] : parts_) {
@@ -387,7 +405,8 @@ void IoThread::FailLink(Link& link, const Status& status) {
   for (uint64_t id : ids) Finish(id, status);
 }
 
-void IoThread::Finish(uint64_t request_id, const Status& status) {
+void IoThread::Finish(uint64_t request_id, const Status& status, bool replied,
+                      Code code) {
   auto it = parts_.find(request_id);
   if (it == parts_.end()) return;
   Part part = std::move(it->second);
@@ -395,10 +414,85 @@ void IoThread::Finish(uint64_t request_id, const Status& status) {
   deadlines_.erase({part.armed, request_id});
   if (part.seq != 0) {
     Link& link = links_[part.shard];
+    if (!replied && part.attempts > 0) link.release_safe = false;
     link.unacked.erase(part.seq);
     AdmitWindowWaiters(link);
   }
-  part.call->PartDone(status);
+  // A shard refuses a push before changing anything, but a refusal of a
+  // retry does not say what an earlier copy did.
+  ShardOutcome::State state = ShardOutcome::State::kUnknown;
+  if (replied && code == Code::kOk) {
+    state = ShardOutcome::State::kApplied;
+  } else if ((replied && part.attempts == 1) || part.attempts == 0) {
+    state = ShardOutcome::State::kNotApplied;
+  }
+  part.call->PartDone(status, part.shard, state);
+}
+
+void IoThread::ReleaseSlots() {
+  const auto deadline =
+      Clock::now() + std::min<Clock::duration>(kReleaseWait,
+                                               options_.request_timeout);
+  std::vector<uint64_t> waiting;  // request ids, by link
+  std::vector<size_t> pending;    // links whose answer has not come
+  for (size_t i = 0; i < links_.size(); ++i) {
+    Link& link = links_[i];
+    if (!link.holds_slot || !link.release_safe || !link.connected) continue;
+    builder_.Clear();
+    auto model = builder_.CreateString(model_);
+    wire::RequestBuilder req(builder_);
+    req.add_op(wire::Op::Release);
+    const uint64_t id =
+        next_request_id_.fetch_add(1, std::memory_order_relaxed);
+    req.add_request_id(id);
+    req.add_client_id(client_id_);
+    req.add_model(model);
+    builder_.Finish(req.Finish());
+    try {
+      // On the connection our pushes used, after them: the shard sees them
+      // first.
+      if (!link.socket->send(
+              zmq::buffer(builder_.GetBufferPointer(), builder_.GetSize()),
+              zmq::send_flags::dontwait))
+        continue;
+    } catch (const zmq::error_t&) {
+      continue;
+    }
+    waiting.push_back(id);
+    pending.push_back(i);
+  }
+  // Wait for the answers: closing a socket (linger 0) drops what it has not
+  // sent yet. Best effort: a shard that does not answer in time keeps the
+  // slot until our retry horizon ends.
+  std::vector<zmq_pollitem_t> items;
+  std::vector<zmq::message_t> frames;
+  while (!pending.empty() && Clock::now() < deadline) {
+    items.clear();
+    for (size_t i : pending)
+      items.push_back({links_[i].socket->handle(), 0, ZMQ_POLLIN, 0});
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - Clock::now());
+    PollItems(items.data(), static_cast<int>(items.size()),
+              std::max<long>(1, static_cast<long>(left.count())));
+    for (size_t k = pending.size(); k-- > 0;) {
+      if (!(items[k].revents & ZMQ_POLLIN)) continue;
+      Link& link = links_[pending[k]];
+      try {
+        while (RecvMultipartNow(*link.socket, &frames)) {
+          if (frames.empty()) continue;
+          auto reply = ParseReply(frames[0].data(), frames[0].size(), scratch_);
+          if (reply.ok() && (*reply)->request_id() == waiting[k]) {
+            pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(k));
+            waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
+            break;
+          }
+        }
+      } catch (const zmq::error_t&) {
+        pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(k));
+        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
+      }
+    }
+  }
 }
 
 void IoThread::ExpireDeadlines() {
@@ -460,7 +554,7 @@ void IoThread::OnReply(Link& link) {
     // Late replies (after a timeout) and replies on the wrong link are dropped.
     if (it == parts_.end() || it->second.shard != link.index) continue;
     Status status = CompletePart(it->second, **reply, frames);
-    Finish(it->first, status);
+    Finish(it->first, status, /*replied=*/true, CodeFromWire((*reply)->code()));
   }
 }
 

@@ -21,7 +21,9 @@
 // Exactly-once pushes: each Push/PushPull part gets the next sequence number
 // of its shard when first sent and keeps it through retries; a shard never
 // has kDedupeWindow or more numbered pushes unanswered (later ones wait), so
-// the server's dedupe window always covers a retry.
+// the server's dedupe window always covers a retry. Each numbered push tells
+// the shard its retry horizon (request_timeout). On close, the thread sends
+// Release to every shard whose slot it may give back (see Link).
 #ifndef SHARDPS_CLIENT_IO_THREAD_H_
 #define SHARDPS_CLIENT_IO_THREAD_H_
 
@@ -75,6 +77,8 @@ struct Part {
   // `deadline` and the attempt's timeout; the key in deadlines_).
   uint64_t seq = 0;
   bool retriable = false;
+  uint32_t attempts = 0;  // times sent whole
+
   CallState::Clock::time_point armed;
 };
 
@@ -117,6 +121,13 @@ class IoThread {
     uint64_t next_seq = 1;
     std::set<uint64_t> unacked;
     std::vector<uint64_t> window_wait;
+    // The shard holds an exactly-once slot for us (a numbered push was
+    // sent), and whether giving it back on close is safe: false once a
+    // numbered push went unanswered (given up, or its connection ended
+    // first), since a copy of it may still reach the shard later, and only
+    // the slot remembers it was applied.
+    bool holds_slot = false;
+    bool release_safe = true;
   };
 
   void Loop();
@@ -137,7 +148,12 @@ class IoThread {
   // Fails the link's parts in flight with `status`, except retriable ones
   // still within their deadline, which wait for the next handshake.
   void FailLink(Link& link, const Status& status);
-  void Finish(uint64_t request_id, const Status& status);
+  // `replied`: the shard answered with `code` (else no answer came).
+  void Finish(uint64_t request_id, const Status& status, bool replied = false,
+              Code code = Code::kOk);
+  // On close: gives back the exactly-once slot of every shard where that is
+  // safe (Link::release_safe), waiting at most kReleaseWait for answers.
+  void ReleaseSlots();
   Status CompletePart(Part& part, const wire::Reply& reply,
                       std::vector<zmq::message_t>& frames);
   long PollTimeoutMs() const;

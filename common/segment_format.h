@@ -44,7 +44,8 @@ inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 // 3: bsp accumulators, per-block clocks, the shard's applied clock, sparse
 //    tables.
 // 4: exactly-once push windows (client slots, per-block dedupe windows).
-inline constexpr uint32_t kSegmentFormatVersion = 4;
+// 5: ClientSlot carries its client's retry horizon (32 bytes).
+inline constexpr uint32_t kSegmentFormatVersion = 5;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kPageBytes = 4096;
@@ -53,13 +54,20 @@ inline constexpr uint64_t kHugeAlignThreshold = 64ull << 20;
 inline constexpr size_t kNameBytes = 64;  // names are <= 63 chars + NUL
 inline constexpr size_t kMaxWorkers = 64;
 // Clients that can push exactly-once to one shard at a time (see
-// ClientSlot); a slot idle for kDedupeSlotIdleMs may be given to another.
+// ClientSlot). A slot is given back when its client closes, or when its
+// client can no longer retry (see kRetryHorizonMarginMs).
 inline constexpr uint32_t kDedupeSlots = 128;
 // How far behind a client's newest push a retry may be and still be
 // recognised; the client never has more pushes than this unacknowledged per
 // shard.
 inline constexpr uint64_t kDedupeWindow = 64;
-inline constexpr int64_t kDedupeSlotIdleMs = 10 * 60 * 1000;
+// The longest retry horizon a client may claim for its slot (its
+// request_timeout; 0 or more claims this): no client pins a slot longer.
+inline constexpr int64_t kMaxRetryHorizonMs = 10 * 60 * 1000;
+// A slot whose client's last push arrived more than its retry horizon plus
+// this margin ago can go to another client: every retry was sent before
+// the horizon ended, and the margin covers its time on the way.
+inline constexpr int64_t kRetryHorizonMarginMs = 10 * 1000;
 
 struct SegmentHeader {
   // ---- immutable, covered by header_crc ----
@@ -161,10 +169,14 @@ struct alignas(64) TableCounters {
 };
 
 // One client of the exactly-once protocol on this shard. Written by the
-// serving frontend only (claims and last_seen), read by `inspect`.
+// serving frontend only (claims, last_seen, horizon), read by `inspect`.
 struct ClientSlot {
   std::atomic<uint64_t> client_id;     // 0: free
-  std::atomic<int64_t> last_seen_ms;   // unix ms of its last push
+  std::atomic<int64_t> last_seen_ms;   // unix ms (server clock) of its last push
+  // How long after first sending a push the client may retry it (its
+  // request_timeout), ms, at most kMaxRetryHorizonMs.
+  std::atomic<int64_t> retry_horizon_ms;
+  uint64_t reserved;
 };
 
 // Which of one client's pushes a block has had applied, by the per-shard
@@ -201,7 +213,7 @@ static_assert(std::atomic<double>::is_always_lock_free);
 static_assert(sizeof(BlockVersion) == 64);
 static_assert(sizeof(RowSlot) == 16);
 static_assert(sizeof(TableCounters) == 64);
-static_assert(sizeof(ClientSlot) == 16);
+static_assert(sizeof(ClientSlot) == 32);
 static_assert(sizeof(DedupeWindow) == 32);
 static_assert(kDedupeWindow <= 64, "one uint64 of bits per window");
 static_assert(std::atomic<uint32_t>::is_always_lock_free);

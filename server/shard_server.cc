@@ -299,6 +299,8 @@ class ShardServer::Impl {
   // FinishCheckpoints with the new checkpoint's directory.
   void HandleCheckpoint(const wire::Request& req, zmq::message_t& identity);
   void FinishCheckpoints();
+  // A closing client gives back its exactly-once slot (ClientSlots::Release).
+  void HandleRelease(const wire::Request& req, zmq::message_t& identity);
 
   // Sends [identity, header, payload...]; a vanished client is not an error.
   void SendReply(zmq::message_t& identity,
@@ -472,6 +474,9 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     case wire::Op::Checkpoint:
       HandleCheckpoint(req, identity);
       return;
+    case wire::Op::Release:
+      HandleRelease(req, identity);
+      return;
     case wire::Op::Push:
     case wire::Op::Pull:
     case wire::Op::PushPull:
@@ -635,7 +640,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   uint32_t slot = 0;
   const uint64_t seq = req.client_id() != 0 ? req.seq() : 0;
   if (seq != 0) {
-    auto claimed = client_slots_.Acquire(req.client_id(), UnixMs());
+    auto claimed = client_slots_.Acquire(req.client_id(),
+                                         req.retry_horizon_ms(), UnixMs());
     if (!claimed.ok()) {
       SendError(frames[0], req.request_id(), claimed.status());
       return;
@@ -730,6 +736,7 @@ void ShardServer::Impl::FinishUpdates() {
 
 void ShardServer::Impl::Finish(PendingUpdate& done) {
   if (!done.bsp_apply) {
+    if (done.seq != 0) client_slots_.PushDone(done.slot);
     Reply(done);
     return;
   }
@@ -938,6 +945,20 @@ void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
   checkpoint_requests_.emplace(token,
                                std::make_pair(std::move(who), req.request_id()));
   checkpointer_->Request(token);
+}
+
+void ShardServer::Impl::HandleRelease(const wire::Request& req,
+                                      zmq::message_t& identity) {
+  if (req.client_id() == 0) {
+    SendError(identity, req.request_id(),
+              Status(Code::kInvalidArgument,
+                     "Release needs the client id whose slot it gives back"));
+    return;
+  }
+  // Unknown ids (never pushed here, already released) are answered OK too:
+  // the client's wish, no slot held, already holds.
+  (void)client_slots_.Release(req.client_id());
+  SendReply(identity, OkHeader(req.request_id()), nullptr);
 }
 
 void ShardServer::Impl::FinishCheckpoints() {

@@ -161,6 +161,10 @@ Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
   if (args.retry) argv.push_back("--retry");
   if (args.until_signal) argv.push_back("--until-signal");
   if (args.at_least_once) argv.push_back("--at-least-once");
+  if (args.client_id != 0) {
+    argv.push_back("--client-id");
+    argv.push_back(std::to_string(args.client_id));
+  }
   auto child = ChildProcess::Spawn(argv);
   if (!child.ok()) return child.status();
   WorkerProcess worker;

@@ -110,6 +110,7 @@ struct WorkerArgs {
   bool until_signal = false;
   int timeout_ms = 5000;
   bool at_least_once = false;  // ClientOptions::exactly_once = false
+  uint64_t client_id = 0;      // ClientOptions::client_id (0: random)
 };
 
 // A running shardps_test_worker and what its stdout has said so far.

@@ -48,6 +48,7 @@ struct WorkerFlags {
   bool until_signal = false;
   int timeout_ms = 5000;
   bool at_least_once = false;
+  uint64_t client_id = 0;
 };
 
 // Pause between retries: a shard that is down fails pushes at once, and a
@@ -92,6 +93,7 @@ int RunWorker(const WorkerFlags& flags) {
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.exactly_once = !flags.at_least_once;
+  options.client_id = flags.client_id;
   auto client = shardps::Client::Connect(flags.cluster, options);
   if (!client.ok()) {
     std::fprintf(stderr, "test_worker: connect: %s\n",
@@ -153,6 +155,8 @@ int main(int argc, char** argv) {
                "Client without exactly-once retries: outages fail pushes");
   app.add_option("--timeout-ms", flags.timeout_ms, "Client deadlines")
       ->check(CLI::Range(1, 600000));
+  app.add_option("--client-id", flags.client_id,
+                 "ClientOptions::client_id (0: random)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

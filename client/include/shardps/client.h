@@ -38,6 +38,19 @@ class CallState;
 class IoThread;
 }  // namespace client_internal
 
+// How one shard's share of a Push or PushPull ended (Handle::shard_outcomes).
+struct ShardOutcome {
+  enum class State : uint8_t {
+    kApplied,     // the shard acknowledged it: applied exactly once
+    kNotApplied,  // never sent, or refused by the shard before any change
+    kUnknown,     // no answer (timeout, lost connection, client closed), or
+                  // refused after a retry: it may or may not be applied
+  };
+  uint32_t shard = 0;
+  State state = State::kUnknown;
+  Status status;  // OK when applied; otherwise what this shard's part got
+};
+
 // A waitable result of an asynchronous call. Copyable; all copies share one
 // call. Thread-safe.
 class Handle {
@@ -54,6 +67,13 @@ class Handle {
   Status WaitFor(std::chrono::milliseconds timeout) const;
 
   bool Done() const;
+
+  // Push/PushPull of a tensor, once Done(): how each shard that holds part
+  // of the tensor took its share, by shard. A failed push split over
+  // several shards may be applied on some and not others; Wait()'s message
+  // then names both (retrying the whole push applies it twice where it was
+  // applied). Empty before Done() and for other calls.
+  std::vector<ShardOutcome> shard_outcomes() const;
 
   explicit Handle(std::shared_ptr<client_internal::CallState> state)
       : state_(std::move(state)) {}
@@ -122,6 +142,11 @@ class Client {
       const std::string& cluster_file, ClientOptions options = {});
 
   // Fails calls still in flight with kUnavailable and stops the I/O thread.
+  // Then gives back this client's exactly-once slot on every shard where
+  // every push it sent was answered, waiting at most 1 s (or
+  // request_timeout) for the shards; a shard with a push left unanswered
+  // keeps the slot until no retry of it can arrive (request_timeout + 10 s
+  // after the last push; docs/reliability.md).
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

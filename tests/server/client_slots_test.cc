@@ -1,0 +1,140 @@
+#include "server/client_slots.h"
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "common/segment.h"
+#include "tests/test_util.h"
+
+namespace shardps {
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000'000;  // unix ms
+constexpr int64_t kHorizon = 2000;
+
+std::unique_ptr<Segment> OpenShard(const std::string& storage) {
+  ModelSpec spec = test::MakeSpec("slots", storage, {{"w", {100}, "zeros", 0}});
+  REQUIRE(ValidateModelSpec(spec).ok());
+  SegmentOpenReport report;
+  auto seg =
+      Segment::OpenForServing(spec, 0, 1, storage + "/shard.seg", &report);
+  INFO(seg.status().ToString());
+  REQUIRE(seg.ok());
+  return std::move(seg).value();
+}
+
+// Fills every slot with clients 1..kDedupeSlots, each with one push done.
+void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms) {
+  for (uint64_t c = 1; c <= kDedupeSlots; ++c) {
+    auto slot = slots.Acquire(c, horizon_ms, now_ms);
+    REQUIRE(slot.ok());
+    slots.PushDone(*slot);
+  }
+}
+
+TEST_CASE("ClientSlots refuses a new client while every client can retry",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  Fill(slots, kHorizon, kNow);
+  CHECK(slots.used() == kDedupeSlots);
+  const int64_t expiry = kNow + kHorizon + kRetryHorizonMarginMs;
+  auto refused = slots.Acquire(999, kHorizon, expiry);
+  CHECK(refused.status().code() == Code::kResourceExhausted);
+  CHECK(refused.status().message().find("frees up in 1 s") !=
+        std::string::npos);
+  // Known clients keep their slots meanwhile.
+  auto again = slots.Acquire(5, kHorizon, expiry);
+  REQUIRE(again.ok());
+  slots.PushDone(*again);
+  // One ms past the horizon and margin of client 1's last push, no retry of
+  // it can arrive: its slot goes to the new client, the refreshed one stays.
+  auto taken = slots.Acquire(999, kHorizon, expiry + 1);
+  REQUIRE(taken.ok());
+  CHECK(seg->client_slot(*taken).client_id.load() == 999);
+  CHECK(seg->client_slot(*taken).retry_horizon_ms.load() == kHorizon);
+  CHECK(slots.used() == kDedupeSlots);
+  CHECK(*slots.Acquire(5, kHorizon, expiry + 1) == *again);
+}
+
+TEST_CASE("ClientSlots caps the retry horizon a client claims",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  // 0 (an old client that does not say) and too long both mean the cap.
+  Fill(slots, 0, kNow);
+  auto slot = slots.Acquire(1, int64_t{1} << 40, kNow);
+  REQUIRE(slot.ok());
+  slots.PushDone(*slot);
+  CHECK(seg->client_slot(*slot).retry_horizon_ms.load() == kMaxRetryHorizonMs);
+  const int64_t expiry = kNow + kMaxRetryHorizonMs + kRetryHorizonMarginMs;
+  CHECK(!slots.Acquire(999, kHorizon, expiry).ok());
+  CHECK(slots.Acquire(999, kHorizon, expiry + 1).ok());
+}
+
+TEST_CASE("ClientSlots frees a released slot once its pushes are done",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  Fill(slots, kMaxRetryHorizonMs, kNow);
+  // Client 7 has a push still being applied when it releases.
+  auto busy = slots.Acquire(7, kMaxRetryHorizonMs, kNow);
+  REQUIRE(busy.ok());
+  CHECK(slots.Release(7));
+  CHECK(seg->client_slot(*busy).client_id.load() == 7);
+  CHECK(!slots.Acquire(999, kHorizon, kNow).ok());
+  slots.PushDone(*busy);
+  CHECK(seg->client_slot(*busy).client_id.load() == 0);
+  CHECK(slots.used() == kDedupeSlots - 1);
+  auto taken = slots.Acquire(999, kHorizon, kNow);
+  REQUIRE(taken.ok());
+  CHECK(*taken == *busy);
+  // A release of an id that holds no slot changes nothing.
+  slots.PushDone(*taken);
+  CHECK(!slots.Release(7));
+  CHECK(!slots.Release(123456));
+  CHECK(slots.used() == kDedupeSlots);
+}
+
+TEST_CASE("ClientSlots never expires a slot with a push in flight",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  Fill(slots, kHorizon, kNow);
+  // Every client starts another push and none finishes.
+  for (uint64_t c = 1; c <= kDedupeSlots; ++c)
+    REQUIRE(slots.Acquire(c, kHorizon, kNow).ok());
+  auto refused = slots.Acquire(999, kHorizon, kNow + 3600 * 1000);
+  CHECK(refused.status().code() == Code::kResourceExhausted);
+}
+
+TEST_CASE("ClientSlots keep their clients and horizons across a restart",
+          "[client_slots]") {
+  test::TempDir dir;
+  uint32_t slot = 0;
+  {
+    auto seg = OpenShard(dir.path());
+    ClientSlots slots(*seg);
+    Fill(slots, kHorizon, kNow);
+    auto s = slots.Acquire(3, kHorizon, kNow);
+    REQUIRE(s.ok());
+    slot = *s;
+  }
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  CHECK(slots.used() == kDedupeSlots);
+  CHECK(*slots.Acquire(3, kHorizon, kNow + 1) == slot);
+  // The restarted server counts from the stored last pushes.
+  CHECK(!slots.Acquire(999, kHorizon, kNow + kHorizon).ok());
+  CHECK(
+      slots.Acquire(999, kHorizon, kNow + kHorizon + kRetryHorizonMarginMs + 1)
+          .ok());
+}
+
+}  // namespace
+}  // namespace shardps
