@@ -134,6 +134,7 @@ Status WriteShard(const Segment& seg, const std::string& path,
   SHARDPS_RETURN_IF_ERROR(out->Finish());
   record->bytes = out->bytes();
   record->crc = out->crc();
+  record->segment_identity = seg.identity();
   record->updates_applied = h.updates_applied.load();
   record->applied_clock = h.applied_clock.load();
   for (size_t w = 0; w < kMaxWorkers; ++w)
@@ -161,7 +162,8 @@ std::string ManifestText(const SegmentHeader& h,
          "bytes = " + std::to_string(r.bytes) + "\n" + k + "crc32c = " + crc +
          "\n" + k + "updates_applied = " + std::to_string(r.updates_applied) +
          "\n" + k + "applied_clock = " + std::to_string(r.applied_clock) +
-         "\n" + k + "worker_clocks = " + clocks + "\n";
+         "\n" + k + "worker_clocks = " + clocks + "\n" + k +
+         "segment_identity = " + r.segment_identity.ToString() + "\n";
   }
   return m;
 }
@@ -325,6 +327,14 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
     if (const std::string* clocks = Find(*kv, k + "worker_clocks"))
       SHARDPS_RETURN_IF_ERROR(ParseClocks(k + "worker_clocks", *clocks,
                                           &r.clocks));
+    // Absent from manifests written before segments had identities.
+    if (const std::string* id = Find(*kv, k + "segment_identity")) {
+      auto parsed = ParseSegmentId(*id);
+      if (!parsed.ok())
+        return Corrupt("MANIFEST " + k +
+                       "segment_identity: " + parsed.status().message());
+      r.segment_identity = *parsed;
+    }
   }
   if (m.shards.empty()) return Corrupt("MANIFEST lists no shard");
   return m;
@@ -359,6 +369,7 @@ Result<CheckpointSummary> WriteSegments(
     Status s = WriteShard(*segs[i], tmp + "/" + records[i].file, &records[i]);
     if (!s.ok()) return fail(s);
     summary.bytes += records[i].bytes;
+    summary.sources.push_back(records[i].segment_identity);
   }
   auto manifest = SequentialWriter::Create(tmp + "/MANIFEST");
   if (!manifest.ok()) return fail(manifest.status());
@@ -565,6 +576,8 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
           w < records[i].clocks.size() ? records[i].clocks[w] : 0);
     (*seg)->MarkCleanShutdown();
     summary.bytes += records[i].bytes;
+    summary.sources.push_back(records[i].segment_identity);
+    summary.restored.push_back((*seg)->identity());
   }
   summary.dir = dir;
   summary.shards = n;

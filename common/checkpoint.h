@@ -4,7 +4,8 @@
 // A checkpoint is a directory:
 //   MANIFEST                 "key = value" lines: format, model, spec hash,
 //                            shard count, creation time, and per shard its
-//                            file, size, CRC-32C, clocks and update count
+//                            file, size, CRC-32C, clocks, update count and
+//                            the identity of the segment it was taken from
 //   shard-I-of-N.ckpt        the segment from its version array to its end
 //                            (block versions, table counters, weights,
 //                            optimizer state, accumulators, table rows)
@@ -28,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/segment_id.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
 
@@ -37,6 +39,11 @@ struct CheckpointSummary {
   std::string dir;
   uint32_t shards = 0;
   uint64_t bytes = 0;
+  // Per shard written or restored, in shard order: the identity of the
+  // segment the checkpoint was taken from (empty if its manifest predates
+  // the field), and for a restore the identity of the segment made from it.
+  std::vector<SegmentId> sources;
+  std::vector<SegmentId> restored;
 };
 
 // One shard's line group of a MANIFEST.
@@ -48,6 +55,10 @@ struct CheckpointShard {
   uint64_t updates_applied = 0;
   int64_t applied_clock = 0;
   std::vector<int64_t> clocks;  // at most kMaxWorkers
+  // The segment it was taken from; empty in manifests written before it
+  // was recorded. Shown, never required to match: a restore makes new
+  // segments, with new identities.
+  SegmentId segment_identity;
 };
 
 // A MANIFEST as read, before it is compared with any spec.

@@ -63,6 +63,10 @@ class Segment {
   int fd() const { return fd_.get(); }
   bool writable() const { return writable_; }
 
+  // Random, fixed at creation: tells this segment from any other, including
+  // one recreated at the same path (see SegmentId).
+  SegmentId identity() const { return header_->identity; }
+
   const SegmentHeader& header() const { return *header_; }
   SegmentHeader& mutable_header() { return *header_; }  // REQUIRES writable()
 
@@ -150,6 +154,11 @@ class Segment {
   // destructor clear owner_pid: a refused open must leave the file as it was.
   bool claimed_ = false;
 };
+
+// The identity in the header of the segment file at `path`, read with
+// one pread (no mapping, no lock), after checking magic, format version and
+// header checksum. Errors: those of open(2) (kNotFound...), kCorrupt.
+Result<SegmentId> ReadSegmentIdentity(const std::string& path);
 
 // Checks a header and directory image for internal consistency: magic,
 // version, checksums, every offset inside `file_bytes`. Exposed for tests and

@@ -964,7 +964,8 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
       h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
       builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
       builder_.CreateString(HostName()), builder_.CreateString(c.ModeName()),
-      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables));
+      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables),
+      segment_->identity().hi, segment_->identity().lo);
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_hello(hello);

@@ -62,6 +62,9 @@ int RunCheckpoint(const CheckpointFlags& flags) {
   if (!done.ok()) return ReportError("checkpoint", done.status());
   std::printf("checkpoint of %u shard(s), %llu bytes, in %s\n", done->shards,
               static_cast<unsigned long long>(done->bytes), done->dir.c_str());
+  for (size_t i = 0; i < done->sources.size(); ++i)
+    std::printf("shard %zu: from segment %s\n", i,
+                done->sources[i].ToString().c_str());
   return 0;
 }
 
@@ -74,6 +77,12 @@ int RunRestore(const CheckpointFlags& flags) {
   if (!done.ok()) return ReportError("restore", done.status());
   std::printf("restored %u shard(s) of '%s' under %s/%s\n", done->shards,
               spec->name.c_str(), storage.c_str(), spec->name.c_str());
+  // New segments, new identities; the source is shown, not required.
+  for (size_t i = 0; i < done->restored.size(); ++i)
+    std::printf("shard %zu: new segment %s, from segment %s\n", i,
+                done->restored[i].ToString().c_str(),
+                done->sources[i].empty() ? "(not recorded)"
+                                         : done->sources[i].ToString().c_str());
   return 0;
 }
 

@@ -148,6 +148,7 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors,
   std::printf("segment        %s\n", seg.path().c_str());
   std::printf("model          %s (spec 0x%016" PRIx64 ", format %u)\n", h.model,
               h.spec_hash, h.format_version);
+  std::printf("identity       %s\n", seg.identity().ToString().c_str());
   std::printf("shard          %u of %u\n", h.shard_index, h.shard_count);
   std::printf("block size     %" PRIu64 " floats\n", h.block_floats);
   std::printf("optimizer      %s lr=%g\n", h.optimizer, h.lr.load());
@@ -203,7 +204,8 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors,
   const SegmentHeader& h = seg.header();
   std::printf(
       "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
-      "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
+      "\", \"format_version\": %u, \"identity\": \"%s\", \"shard\": %u, "
+      "\"shards\": %u, "
       "\"block_floats\": %" PRIu64
       ", \"optimizer\": %s, \"lr\": %s, "
       "\"file_bytes\": %" PRIu64
@@ -212,11 +214,11 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors,
       ", \"owner_pid\": %d, \"clean_shutdown\": %s, "
       "\"worker_clocks\": %s, \"applied_clock\": %" PRId64 ", \"tensors\": [",
       JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
-      h.format_version, h.shard_index, h.shard_count, h.block_floats,
-      JsonString(h.optimizer).c_str(), JsonNumber(h.lr.load()).c_str(),
-      h.file_bytes, h.num_blocks, h.updates_applied.load(), h.opens.load(),
-      h.unclean_opens.load(), h.owner_pid.load(),
-      h.clean_shutdown.load() ? "true" : "false",
+      h.format_version, seg.identity().ToString().c_str(), h.shard_index,
+      h.shard_count, h.block_floats, JsonString(h.optimizer).c_str(),
+      JsonNumber(h.lr.load()).c_str(), h.file_bytes, h.num_blocks,
+      h.updates_applied.load(), h.opens.load(), h.unclean_opens.load(),
+      h.owner_pid.load(), h.clean_shutdown.load() ? "true" : "false",
       ClocksText(WorkerClocks(h), true).c_str(), h.applied_clock.load());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSummary& t = tensors[i];
