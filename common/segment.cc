@@ -460,6 +460,31 @@ Result<std::unique_ptr<Segment>> Segment::OpenReadOnly(
       new Segment(path, std::move(fd), std::move(map).value(), false));
 }
 
+Result<std::unique_ptr<Segment>> Segment::OpenExclusive(
+    const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  SHARDPS_RETURN_IF_ERROR(CheckPrivateFile(fd.get(), path));
+  SHARDPS_RETURN_IF_ERROR(LockExclusive(fd.get(), path));
+  auto map = MapAndValidate(fd.get(), path, /*writable=*/true,
+                            /*populate=*/false);
+  if (!map.ok()) return map.status();
+  return std::unique_ptr<Segment>(
+      new Segment(path, std::move(fd), std::move(map).value(), true));
+}
+
+Result<bool> Segment::HeldByServer() const {
+  // Our own lock (a writable Segment holds LOCK_EX on this very open file):
+  // asking for LOCK_SH on it would convert, not test, the lock.
+  if (writable_) return true;
+  if (::flock(fd_.get(), LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd_.get(), LOCK_UN);
+    return false;
+  }
+  if (errno == EWOULDBLOCK) return true;
+  return ErrnoStatus("flock " + path_, errno);
+}
+
 Result<SegmentId> ReadSegmentIdentity(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(path, errno);

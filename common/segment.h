@@ -55,6 +55,13 @@ class Segment {
   // Maps an existing segment read-only after validating it.
   static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::string& path);
 
+  // Maps an existing segment read-write under its exclusive flock, like a
+  // server, but without claiming it (owner pid, open counts and the clean
+  // flag stay as they are): for repairing a segment no server holds.
+  // Errors: kBusy when a server holds it; those of OpenReadOnly.
+  static Result<std::unique_ptr<Segment>> OpenExclusive(
+      const std::string& path);
+
   ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
@@ -66,6 +73,13 @@ class Segment {
   // Random, fixed at creation: tells this segment from any other, including
   // one recreated at the same path (see SegmentId).
   SegmentId identity() const { return header_->identity; }
+
+  // Whether a server holds the segment's exclusive flock now (a live
+  // server always does; a dead one's lock went with its process). Tested
+  // with a non-blocking shared lock that is released at once, so a server
+  // starting in that instant may see kBusy. A writable Segment is its own
+  // server: true. kIoError if flock fails otherwise.
+  Result<bool> HeldByServer() const;
 
   const SegmentHeader& header() const { return *header_; }
   SegmentHeader& mutable_header() { return *header_; }  // REQUIRES writable()

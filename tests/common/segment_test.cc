@@ -643,6 +643,34 @@ TEST_CASE("segment identity reads refuse what is not a current segment",
   }
 }
 
+TEST_CASE("segment tells whether a server holds its lock", "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = dir.File("s.seg");
+  {
+    auto server = MustOpen(spec, 0, 2, path);
+    auto ro = Segment::OpenReadOnly(path);
+    REQUIRE(ro.ok());
+    auto held = (*ro)->HeldByServer();
+    REQUIRE(held.ok());
+    CHECK(*held);
+    // Asking did not take the server's lock away.
+    CHECK(Segment::OpenExclusive(path).status().code() == Code::kBusy);
+  }
+  // The recorded pid of a crashed owner does not make it a server.
+  SimulateCrashedOwner(path);
+  auto ro = Segment::OpenReadOnly(path);
+  REQUIRE(ro.ok());
+  REQUIRE((*ro)->header().owner_pid.load() != 0);
+  auto held = (*ro)->HeldByServer();
+  REQUIRE(held.ok());
+  CHECK_FALSE(*held);
+  // Nor did the test leave a lock behind.
+  auto repairer = Segment::OpenExclusive(path);
+  INFO(repairer.status().ToString());
+  CHECK(repairer.ok());
+}
+
 TEST_CASE("segment OpenReadOnly reports a missing file", "[segment]") {
   test::TempDir dir;
   auto ro = Segment::OpenReadOnly(dir.File("nothing.seg"));
