@@ -1,7 +1,5 @@
 #include "shardps/client.h"
 
-#include <unistd.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <cinttypes>
@@ -15,6 +13,7 @@
 #include "common/curve_keys.h"
 #include "common/malloc_tuning.h"
 #include "common/optimizers.h"
+#include "common/segment.h"
 
 namespace shardps {
 
@@ -30,10 +29,13 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-std::string LocalHostName() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof(buf) - 1);
-  return buf;
+// Whether the file at `path` opens on this host and is the segment the
+// shard serves (same identity), not merely a file at the same path: another
+// host's /dev/shm, or a segment recreated there, is someone else's.
+bool IsServedSegment(const std::string& path, const SegmentId& served) {
+  if (path.empty() || served.empty()) return false;
+  auto found = ReadSegmentIdentity(path);
+  return found.ok() && *found == served;
 }
 
 Handle FailedHandle(const Status& status) {
@@ -55,7 +57,7 @@ struct HelloResult {
   std::vector<std::string> optimizers;  // per tensor
   std::vector<float> clip_norms;        // per tensor
   std::string segment;
-  std::string hostname;
+  SegmentId segment_id;  // empty if the server sent none
   std::string consistency;
   uint32_t workers = 0;
   std::vector<int64_t> clocks;  // per worker
@@ -75,7 +77,7 @@ Status ReadHello(const wire::Reply& reply, HelloResult* out) {
   out->block_floats = h->block_floats();
   out->optimizer = h->optimizer() ? h->optimizer()->str() : "";
   out->segment = h->segment() ? h->segment()->str() : "";
-  out->hostname = h->hostname() ? h->hostname()->str() : "";
+  out->segment_id = SegmentId{h->segment_id_hi(), h->segment_id_lo()};
   out->consistency = h->consistency() ? h->consistency()->str() : "async";
   out->workers = h->workers();
   if (h->clocks() != nullptr)
@@ -315,9 +317,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
       clock = std::min(clock, h.clocks[static_cast<size_t>(options.worker)]);
     client->clock_.store(clock, std::memory_order_relaxed);
   }
-  const std::string here = LocalHostName();
   for (const HelloResult& h : *hellos)
-    client->local_segments_.push_back(h.hostname == here ? h.segment : "");
+    client->local_segments_.push_back(
+        IsServedSegment(h.segment, h.segment_id) ? h.segment : "");
   return client;
 }
 

@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 
 #include <cerrno>
-#include <thread>
 #include <utility>
 
 #include "common/posix_file.h"
@@ -188,15 +187,13 @@ Status ModelView::Copy(std::string_view name, float* out, size_t count,
     const size_t start = layout.BlockStart(b);
     const size_t bytes = layout.BlockLength(t, b) * sizeof(float);
     uint64_t version;
-    // The writer is another process we cannot wait on; retry, yielding,
-    // until the copy is clean or the caller's patience runs out.
-    while (!TryReadConsistent(seg.version(local), seg.block_data(local),
-                              out + start, bytes, &version)) {
-      if (std::chrono::steady_clock::now() > deadline)
-        return Status(Code::kTimeout, "block " + std::to_string(b) + " of '" +
-                                          t.name + "' kept changing");
-      std::this_thread::yield();
-    }
+    // The writer is another process we cannot wait on: retry until the copy
+    // is clean or the caller's patience runs out.
+    Status read = ReadConsistent(seg.version(local), seg.block_data(local),
+                                 out + start, bytes, deadline, &version);
+    if (!read.ok())
+      return read.WithContext("block " + std::to_string(b) + " of '" + t.name +
+                              "' in " + seg.path());
   }
   return Status::Ok();
 }

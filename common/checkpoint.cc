@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "common/checksum.h"
 #include "common/posix_file.h"
@@ -89,10 +88,65 @@ class SequentialWriter {
   uint64_t bytes_ = 0;
 };
 
+// "block 3 of 'w' in /dev/shm/m/shard-0-of-1.seg"
+std::string BlockName(const Segment& seg, uint32_t local) {
+  const BlockEntry& b = seg.block(local);
+  return "block " + std::to_string(b.block) + " of '" +
+         seg.tensor(b.tensor).name + "' in " + seg.path();
+}
+
+// The first block whose version is odd (mid-update), or -1.
+int64_t FirstTornBlock(const Segment& seg) {
+  for (uint32_t i = 0; i < seg.num_blocks(); ++i)
+    if (seg.version(i).seq.load(std::memory_order_acquire) & 1) return i;
+  return -1;
+}
+
+// Opens `path` for reading a checkpoint. With a server holding the lock, a
+// briefly odd block is its writer at work and the reads retry. With none,
+// an odd block stays odd forever: it is repaired through options.repair
+// and the segment opened again, or refused.
+Result<std::unique_ptr<Segment>> OpenToCheckpoint(
+    const std::string& path, const CheckpointWriteOptions& options) {
+  auto seg = Segment::OpenReadOnly(path);
+  if (!seg.ok()) return seg.status();
+  auto held = (*seg)->HeldByServer();
+  if (!held.ok()) return held.status();
+  const int64_t torn = FirstTornBlock(**seg);
+  if (*held || torn < 0) return seg;
+  const std::string what =
+      BlockName(**seg, static_cast<uint32_t>(torn)) +
+      " was left mid-update by a server that died, and no server holds the "
+      "segment";
+  if (!options.repair)
+    return Status(Code::kCorrupt,
+                  what +
+                      "; start `shardps serve` on it to put it back from "
+                      "its journal, then checkpoint again");
+  seg->reset();
+  Status repaired = options.repair(path);
+  if (!repaired.ok()) {
+    if (repaired.code() != Code::kBusy)
+      return repaired.WithContext(what + "; repairing it failed");
+    // A server took the segment meanwhile; it repairs the block itself.
+  }
+  seg = Segment::OpenReadOnly(path);
+  if (!seg.ok()) return seg.status();
+  held = (*seg)->HeldByServer();
+  if (!held.ok()) return held.status();
+  const int64_t still = FirstTornBlock(**seg);
+  if (!*held && still >= 0)
+    return Status(Code::kCorrupt,
+                  BlockName(**seg, static_cast<uint32_t>(still)) +
+                      " is still mid-update after the repair");
+  return seg;
+}
+
 // Shard file layout: the data region [data_offset, file_bytes) with each
 // block's weights a seqlock-consistent copy, then the version region
 // [versions_offset, data_offset) with each block's version as copied.
 Status WriteShard(const Segment& seg, const std::string& path,
+                  const CheckpointWriteOptions& options,
                   CheckpointShard* record) {
   auto out = SequentialWriter::Create(path);
   if (!out.ok()) return out.status();
@@ -106,9 +160,11 @@ Status WriteShard(const Segment& seg, const std::string& path,
     if (b.data_offset != cursor)
       return Status(Code::kInternal, "segment blocks are not contiguous");
     copy.resize(b.data_bytes);
-    while (!TryReadConsistent(seg.version(i), seg.block_data(i), copy.data(),
-                              b.data_bytes, &versions[i]))
-      std::this_thread::yield();
+    Status read = ReadConsistent(
+        seg.version(i), seg.block_data(i), copy.data(), b.data_bytes,
+        std::chrono::steady_clock::now() + options.block_read_timeout,
+        &versions[i]);
+    if (!read.ok()) return read.WithContext(BlockName(seg, i));
     SHARDPS_RETURN_IF_ERROR(out->Write(copy.data(), copy.size()));
     // The rest up to the next block (optimizer state, accumulator) or, for
     // the last block, to the end of the file (the tables).
@@ -134,6 +190,7 @@ Status WriteShard(const Segment& seg, const std::string& path,
   SHARDPS_RETURN_IF_ERROR(out->Finish());
   record->bytes = out->bytes();
   record->crc = out->crc();
+  record->segment_identity = seg.identity();
   record->updates_applied = h.updates_applied.load();
   record->applied_clock = h.applied_clock.load();
   for (size_t w = 0; w < kMaxWorkers; ++w)
@@ -161,7 +218,8 @@ std::string ManifestText(const SegmentHeader& h,
          "bytes = " + std::to_string(r.bytes) + "\n" + k + "crc32c = " + crc +
          "\n" + k + "updates_applied = " + std::to_string(r.updates_applied) +
          "\n" + k + "applied_clock = " + std::to_string(r.applied_clock) +
-         "\n" + k + "worker_clocks = " + clocks + "\n";
+         "\n" + k + "worker_clocks = " + clocks + "\n" + k +
+         "segment_identity = " + r.segment_identity.ToString() + "\n";
   }
   return m;
 }
@@ -325,6 +383,14 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
     if (const std::string* clocks = Find(*kv, k + "worker_clocks"))
       SHARDPS_RETURN_IF_ERROR(ParseClocks(k + "worker_clocks", *clocks,
                                           &r.clocks));
+    // Absent from manifests written before segments had identities.
+    if (const std::string* id = Find(*kv, k + "segment_identity")) {
+      auto parsed = ParseSegmentId(*id);
+      if (!parsed.ok())
+        return Corrupt("MANIFEST " + k +
+                       "segment_identity: " + parsed.status().message());
+      r.segment_identity = *parsed;
+    }
   }
   if (m.shards.empty()) return Corrupt("MANIFEST lists no shard");
   return m;
@@ -335,7 +401,8 @@ namespace {
 // Writes `segs` (shards of one model) as a checkpoint in `dir`: files in
 // DIR.partial-<pid>, fsync-ed, then renamed into place.
 Result<CheckpointSummary> WriteSegments(
-    const std::vector<std::unique_ptr<Segment>>& segs, const std::string& dir) {
+    const std::vector<std::unique_ptr<Segment>>& segs, const std::string& dir,
+    const CheckpointWriteOptions& options) {
   if (Exists(dir))
     return Status(Code::kBusy, dir +
                                    " exists; checkpoints are written once, "
@@ -344,11 +411,10 @@ Result<CheckpointSummary> WriteSegments(
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return ErrnoStatus("mkdir " + tmp, errno);
   std::vector<CheckpointShard> records(segs.size());
+  // Whatever was written so far goes, whichever step failed.
   auto fail = [&](const Status& s) {
-    for (const CheckpointShard& r : records)
-      if (!r.file.empty()) ::unlink((tmp + "/" + r.file).c_str());
-    ::unlink((tmp + "/MANIFEST").c_str());
-    ::rmdir(tmp.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(tmp, ignored);
     return s;
   };
   CheckpointSummary summary;
@@ -356,9 +422,11 @@ Result<CheckpointSummary> WriteSegments(
     const SegmentHeader& h = segs[i]->header();
     records[i].index = h.shard_index;
     records[i].file = ShardFile(h.shard_index, h.shard_count);
-    Status s = WriteShard(*segs[i], tmp + "/" + records[i].file, &records[i]);
+    Status s =
+        WriteShard(*segs[i], tmp + "/" + records[i].file, options, &records[i]);
     if (!s.ok()) return fail(s);
     summary.bytes += records[i].bytes;
+    summary.sources.push_back(records[i].segment_identity);
   }
   auto manifest = SequentialWriter::Create(tmp + "/MANIFEST");
   if (!manifest.ok()) return fail(manifest.status());
@@ -381,12 +449,13 @@ Result<CheckpointSummary> WriteSegments(
 }  // namespace
 
 Result<CheckpointSummary> WriteCheckpoint(
-    const std::vector<std::string>& segment_paths, const std::string& dir) {
+    const std::vector<std::string>& segment_paths, const std::string& dir,
+    const CheckpointWriteOptions& options) {
   if (segment_paths.empty())
     return Status(Code::kInvalidArgument, "no segments to checkpoint");
   std::vector<std::unique_ptr<Segment>> segs;
   for (size_t i = 0; i < segment_paths.size(); ++i) {
-    auto seg = Segment::OpenReadOnly(segment_paths[i]);
+    auto seg = OpenToCheckpoint(segment_paths[i], options);
     if (!seg.ok()) return seg.status();
     const SegmentHeader& h = (*seg)->header();
     if (h.shard_index != i || h.shard_count != segment_paths.size() ||
@@ -396,16 +465,17 @@ Result<CheckpointSummary> WriteCheckpoint(
                         " of the same model as the others");
     segs.push_back(std::move(seg).value());
   }
-  return WriteSegments(segs, dir);
+  return WriteSegments(segs, dir, options);
 }
 
-Result<CheckpointSummary> WriteShardCheckpoint(const std::string& segment_path,
-                                               const std::string& dir) {
-  auto seg = Segment::OpenReadOnly(segment_path);
+Result<CheckpointSummary> WriteShardCheckpoint(
+    const std::string& segment_path, const std::string& dir,
+    const CheckpointWriteOptions& options) {
+  auto seg = OpenToCheckpoint(segment_path, options);
   if (!seg.ok()) return seg.status();
   std::vector<std::unique_ptr<Segment>> segs;
   segs.push_back(std::move(seg).value());
-  return WriteSegments(segs, dir);
+  return WriteSegments(segs, dir, options);
 }
 
 namespace {
@@ -565,6 +635,8 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
           w < records[i].clocks.size() ? records[i].clocks[w] : 0);
     (*seg)->MarkCleanShutdown();
     summary.bytes += records[i].bytes;
+    summary.sources.push_back(records[i].segment_identity);
+    summary.restored.push_back((*seg)->identity());
   }
   summary.dir = dir;
   summary.shards = n;

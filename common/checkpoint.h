@@ -4,7 +4,8 @@
 // A checkpoint is a directory:
 //   MANIFEST                 "key = value" lines: format, model, spec hash,
 //                            shard count, creation time, and per shard its
-//                            file, size, CRC-32C, clocks and update count
+//                            file, size, CRC-32C, clocks, update count and
+//                            the identity of the segment it was taken from
 //   shard-I-of-N.ckpt        the segment from its version array to its end
 //                            (block versions, table counters, weights,
 //                            optimizer state, accumulators, table rows)
@@ -19,15 +20,25 @@
 // update newer than its weights; table rows are copied as they are. Stop the
 // trainers first (or use bsp clocks) for a checkpoint of one exact moment.
 //
-// Thread-safety: free functions; the segments are only read.
+// A block left mid-update (odd version) by a server that died is never
+// copied: with no server holding the segment's lock it is repaired first
+// (CheckpointWriteOptions::repair) or the checkpoint is refused, naming it.
+// Every block read has a deadline, and a failed checkpoint leaves no
+// DIR.partial-<pid> behind.
+//
+// Thread-safety: free functions; the segments are only read (a repair, if
+// asked for, writes a segment no server holds).
 #ifndef SHARDPS_COMMON_CHECKPOINT_H_
 #define SHARDPS_COMMON_CHECKPOINT_H_
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/segment_id.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
 
@@ -37,6 +48,11 @@ struct CheckpointSummary {
   std::string dir;
   uint32_t shards = 0;
   uint64_t bytes = 0;
+  // Per shard written or restored, in shard order: the identity of the
+  // segment the checkpoint was taken from (empty if its manifest predates
+  // the field), and for a restore the identity of the segment made from it.
+  std::vector<SegmentId> sources;
+  std::vector<SegmentId> restored;
 };
 
 // One shard's line group of a MANIFEST.
@@ -48,6 +64,10 @@ struct CheckpointShard {
   uint64_t updates_applied = 0;
   int64_t applied_clock = 0;
   std::vector<int64_t> clocks;  // at most kMaxWorkers
+  // The segment it was taken from; empty in manifests written before it
+  // was recorded. Shown, never required to match: a restore makes new
+  // segments, with new identities.
+  SegmentId segment_identity;
 };
 
 // A MANIFEST as read, before it is compared with any spec.
@@ -66,16 +86,35 @@ struct CheckpointManifest {
 // for RestoreCheckpoint, tests and fuzzing.
 Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text);
 
+struct CheckpointWriteOptions {
+  // How long to wait for a consistent copy of one block. A live server's
+  // writers leave a block odd for microseconds; past this the checkpoint
+  // fails (kTimeout or kCorrupt, naming the block) rather than hang.
+  std::chrono::milliseconds block_read_timeout{2000};
+  // Called for a segment that has a block left mid-update while no server
+  // holds its lock (its server died inside an update). It must put the
+  // segment back as a server opening it would (the update journal is the
+  // server's: common/ cannot reach it), or return why it cannot; the
+  // checkpoint then reads the segment again. Empty: such a segment is
+  // refused with kCorrupt naming the block.
+  std::function<Status(const std::string& segment_path)> repair;
+};
+
 // Writes a checkpoint of the segments `segment_paths` (shard i's at index
 // i, all of one model) to `dir`. kBusy if `dir` exists; kIoError for a
-// failed write; errors of Segment::OpenReadOnly for the segments.
+// failed write; errors of Segment::OpenReadOnly for the segments; kCorrupt
+// for a torn block no repair fixed; kTimeout or kCorrupt for a block that
+// gave no consistent copy within options.block_read_timeout. On any error
+// nothing is left at `dir` or `dir`.partial-<pid>.
 Result<CheckpointSummary> WriteCheckpoint(
-    const std::vector<std::string>& segment_paths, const std::string& dir);
+    const std::vector<std::string>& segment_paths, const std::string& dir,
+    const CheckpointWriteOptions& options = {});
 
 // Writes a checkpoint of one shard's segment to `dir`, in the same format
 // (its MANIFEST lists just that shard). What `serve --checkpoint-dir` does.
-Result<CheckpointSummary> WriteShardCheckpoint(const std::string& segment_path,
-                                               const std::string& dir);
+Result<CheckpointSummary> WriteShardCheckpoint(
+    const std::string& segment_path, const std::string& dir,
+    const CheckpointWriteOptions& options = {});
 
 // Rebuilds every shard's segment of `spec` under `storage` from `dir`:
 // either one checkpoint holding every shard, or a `serve --checkpoint-dir`

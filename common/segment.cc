@@ -460,6 +460,53 @@ Result<std::unique_ptr<Segment>> Segment::OpenReadOnly(
       new Segment(path, std::move(fd), std::move(map).value(), false));
 }
 
+Result<std::unique_ptr<Segment>> Segment::OpenExclusive(
+    const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path, errno);
+  SHARDPS_RETURN_IF_ERROR(CheckPrivateFile(fd.get(), path));
+  SHARDPS_RETURN_IF_ERROR(LockExclusive(fd.get(), path));
+  auto map = MapAndValidate(fd.get(), path, /*writable=*/true,
+                            /*populate=*/false);
+  if (!map.ok()) return map.status();
+  return std::unique_ptr<Segment>(
+      new Segment(path, std::move(fd), std::move(map).value(), true));
+}
+
+Result<bool> Segment::HeldByServer() const {
+  // Our own lock (a writable Segment holds LOCK_EX on this very open file):
+  // asking for LOCK_SH on it would convert, not test, the lock.
+  if (writable_) return true;
+  if (::flock(fd_.get(), LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd_.get(), LOCK_UN);
+    return false;
+  }
+  if (errno == EWOULDBLOCK) return true;
+  return ErrnoStatus("flock " + path_, errno);
+}
+
+Result<SegmentId> ReadSegmentIdentity(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(path, errno);
+  // Only the immutable part: the atomics after it are not ours to copy.
+  alignas(SegmentHeader) char buf[offsetof(SegmentHeader, updates_applied)];
+  const ssize_t r = ::pread(fd.get(), buf, sizeof(buf), 0);
+  if (r < 0) return ErrnoStatus("read " + path, errno);
+  if (static_cast<size_t>(r) != sizeof(buf))
+    return Status(Code::kCorrupt, path + ": too small for a segment header");
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(buf);
+  if (std::memcmp(h.magic, kSegmentMagic, sizeof(h.magic)) != 0)
+    return Status(Code::kCorrupt, path + ": not a shardps segment (bad magic)");
+  if (h.format_version != kSegmentFormatVersion)
+    return Status(Code::kCorrupt,
+                  path + ": unsupported segment format version " +
+                      std::to_string(h.format_version) + " (this build reads " +
+                      std::to_string(kSegmentFormatVersion) + ")");
+  if (h.header_crc != HeaderCrc(h))
+    return Status(Code::kCorrupt, path + ": header checksum mismatch");
+  return h.identity;
+}
+
 Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     const ModelSpec& spec, uint32_t shard, uint32_t shards,
     const std::string& path, SegmentOpenReport* report) {
@@ -508,6 +555,9 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
         std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now().time_since_epoch())
             .count());
+    auto identity = NewSegmentId();
+    if (!identity.ok()) return identity.status().WithContext(tmp);
+    h->identity = *identity;
     if (!plan.tables.empty())
       std::memcpy(base + want.directory_offset +
                       plan.tensors.size() * sizeof(TensorEntry) +

@@ -55,6 +55,13 @@ class Segment {
   // Maps an existing segment read-only after validating it.
   static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::string& path);
 
+  // Maps an existing segment read-write under its exclusive flock, like a
+  // server, but without claiming it (owner pid, open counts and the clean
+  // flag stay as they are): for repairing a segment no server holds.
+  // Errors: kBusy when a server holds it; those of OpenReadOnly.
+  static Result<std::unique_ptr<Segment>> OpenExclusive(
+      const std::string& path);
+
   ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
@@ -62,6 +69,17 @@ class Segment {
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }
   bool writable() const { return writable_; }
+
+  // Random, fixed at creation: tells this segment from any other, including
+  // one recreated at the same path (see SegmentId).
+  SegmentId identity() const { return header_->identity; }
+
+  // Whether a server holds the segment's exclusive flock now (a live
+  // server always does; a dead one's lock went with its process). Tested
+  // with a non-blocking shared lock that is released at once, so a server
+  // starting in that instant may see kBusy. A writable Segment is its own
+  // server: true. kIoError if flock fails otherwise.
+  Result<bool> HeldByServer() const;
 
   const SegmentHeader& header() const { return *header_; }
   SegmentHeader& mutable_header() { return *header_; }  // REQUIRES writable()
@@ -150,6 +168,11 @@ class Segment {
   // destructor clear owner_pid: a refused open must leave the file as it was.
   bool claimed_ = false;
 };
+
+// The identity in the header of the segment file at `path`, read with
+// one pread (no mapping, no lock), after checking magic, format version and
+// header checksum. Errors: those of open(2) (kNotFound...), kCorrupt.
+Result<SegmentId> ReadSegmentIdentity(const std::string& path);
 
 // Checks a header and directory image for internal consistency: magic,
 // version, checksums, every offset inside `file_bytes`. Exposed for tests and

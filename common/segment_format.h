@@ -37,6 +37,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "common/segment_id.h"
+
 namespace shardps {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
@@ -44,7 +46,10 @@ inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 // 3: bsp accumulators, per-block clocks, the shard's applied clock, sparse
 //    tables.
 // 4: exactly-once push windows (client slots, per-block dedupe windows).
-// 5: ClientSlot carries its client's retry horizon (32 bytes).
+// 5: a random 128-bit identity per segment (SegmentHeader::identity), so a
+//    journal, checkpoint or client can tell it from a segment recreated at
+//    the same path in the same millisecond; ClientSlot carries its client's
+//    retry horizon (32 bytes).
 inline constexpr uint32_t kSegmentFormatVersion = 5;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
@@ -93,7 +98,10 @@ struct SegmentHeader {
   uint64_t data_offset;
   uint64_t data_bytes;
   uint64_t file_bytes;
-  uint64_t created_unix_ms;
+  uint64_t created_unix_ms;  // for people; identity tells segments apart
+  // Drawn from the kernel's CSPRNG once, at creation; never changes. Two
+  // segments never share it, whatever their path, shard or creation time.
+  SegmentId identity;
   uint32_t directory_crc;
   uint32_t header_crc;  // CRC-32C of every byte before this field
 

@@ -70,6 +70,10 @@ constexpr uint64_t kMaxUpdatesInFlight = 1024;
 
 // Checkpoint requests waiting for the checkpointer; more get kBusy.
 constexpr size_t kMaxCheckpointRequests = 64;
+// How long a pull may wait for a consistent copy of one block. Its writers
+// are alive and finish an update in microseconds, so this is only reached
+// on a bug; it bounds the frontend's stall.
+constexpr std::chrono::seconds kPullReadDeadline{5};
 
 std::string AbsolutePath(const std::string& path) {
   char buf[PATH_MAX];
@@ -619,10 +623,19 @@ void ShardServer::Impl::HandlePull(const wire::Request& req,
     zmq::message_t msg = reply_buffers_.Message(bytes, reply_account_);
     uint64_t version;
     // The frontend is the only source of new block updates, and it is busy
-    // here, so the pool's queue for this block drains and the retry ends.
-    while (!TryReadConsistent(segment_->version(l), segment_->block_data(l),
-                              msg.data(), bytes, &version)) {
-      std::this_thread::yield();
+    // here, so the pool's queue for this block drains and the read succeeds
+    // at once; the deadline only fires on a bug, and then the pull gets an
+    // error instead of hanging the frontend.
+    Status read = ReadConsistent(
+        segment_->version(l), segment_->block_data(l), msg.data(), bytes,
+        std::chrono::steady_clock::now() + kPullReadDeadline, &version);
+    if (!read.ok()) {
+      const BlockEntry& b = segment_->block(l);
+      SendError(
+          identity, req.request_id(),
+          read.WithContext("pull of block " + std::to_string(b.block) +
+                           " of '" + segment_->tensor(b.tensor).name + "'"));
+      return;
     }
     bytes_out_ += bytes;
     payload.push_back(std::move(msg));
@@ -1053,7 +1066,8 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
       h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
       builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
       builder_.CreateString(HostName()), builder_.CreateString(c.ModeName()),
-      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables));
+      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables),
+      segment_->identity().hi, segment_->identity().lo);
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
   reply.add_hello(hello);

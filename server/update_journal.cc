@@ -15,7 +15,9 @@ namespace shardps {
 namespace {
 
 constexpr char kJournalMagic[8] = {'S', 'P', 'S', 'J', 'R', 'N', 'L', 0};
-constexpr uint32_t kJournalVersion = 1;
+// 2: names its segment by SegmentId instead of the creation time, which a
+//    segment recreated within the same millisecond shared.
+constexpr uint32_t kJournalVersion = 2;
 
 // Page 0 of the file: which segment the journal belongs to.
 struct JournalHeader {
@@ -23,7 +25,7 @@ struct JournalHeader {
   uint32_t version;
   uint32_t writers;
   uint64_t entry_bytes;
-  uint64_t segment_created_ms;
+  SegmentId segment;  // the identity of the segment it journals
   uint64_t spec_hash;
   uint32_t shard_index;
   uint32_t shard_count;
@@ -64,7 +66,7 @@ JournalHeader HeaderFor(const Segment& seg, uint32_t writers,
   h.version = kJournalVersion;
   h.writers = writers;
   h.entry_bytes = entry_bytes;
-  h.segment_created_ms = seg.header().created_unix_ms;
+  h.segment = seg.identity();
   h.spec_hash = seg.header().spec_hash;
   h.shard_index = seg.header().shard_index;
   h.shard_count = seg.header().shard_count;
@@ -75,15 +77,20 @@ JournalHeader HeaderFor(const Segment& seg, uint32_t writers,
 // Empty when `found` is this segment's journal of `size` bytes, else why not.
 std::string Mismatch(const JournalHeader& found, const Segment& seg,
                      uint64_t size) {
-  if (std::memcmp(found.magic, kJournalMagic, sizeof(found.magic)) != 0 ||
-      found.version != kJournalVersion || found.crc != HeaderCrc(found))
+  if (std::memcmp(found.magic, kJournalMagic, sizeof(found.magic)) != 0)
+    return "not a shardps journal, or a damaged one";
+  if (found.version != kJournalVersion)
+    return "journal format " + std::to_string(found.version) +
+           " (this build reads " + std::to_string(kJournalVersion) + ")";
+  if (found.crc != HeaderCrc(found))
     return "not a shardps journal, or a damaged one";
   const JournalHeader want = HeaderFor(seg, found.writers, found.entry_bytes);
-  if (found.segment_created_ms != want.segment_created_ms ||
-      found.spec_hash != want.spec_hash ||
+  if (found.segment != want.segment || found.spec_hash != want.spec_hash ||
       found.shard_index != want.shard_index ||
       found.shard_count != want.shard_count)
-    return "it belongs to another segment (older, or another shard)";
+    return "it belongs to another segment (" + found.segment.ToString() +
+           ", not " + want.segment.ToString() +
+           ": an older one at this path, or another shard)";
   if (found.writers == 0 || found.entry_bytes < kPageBytes ||
       found.entry_bytes % kPageBytes != 0 ||
       (size - kPageBytes) / found.entry_bytes != found.writers ||

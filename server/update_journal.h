@@ -44,9 +44,10 @@ class UpdateJournal {
 
   // Opens the journal of `segment`, first restoring any block a crashed
   // server left mid-update, then makes room for `writers` entries. A
-  // journal from another segment (older, or another shard) is discarded,
-  // with the reason in the report. REQUIRES: `segment` is opened for
-  // serving (no other writer) and outlives the journal.
+  // journal from another segment (another identity: an older segment at
+  // this path, even one created in the same millisecond, or another shard)
+  // is discarded, with the reason in the report. REQUIRES: `segment` is opened
+  // for serving (no other writer) and outlives the journal.
   static Result<std::unique_ptr<UpdateJournal>> Open(Segment& segment,
                                                      uint32_t writers,
                                                      JournalReport* report);

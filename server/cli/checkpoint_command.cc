@@ -6,8 +6,9 @@
 #include <vector>
 
 #include "common/checkpoint.h"
-#include "server/cli/curve_flags.h"
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
+#include "server/segment_repair.h"
 #include "shardps/client.h"
 #include "shardps/cluster.h"
 
@@ -58,10 +59,27 @@ int RunCheckpoint(const CheckpointFlags& flags) {
                                 "cluster file lists shards out of order"));
     segments.push_back(s.segment);
   }
-  auto done = WriteCheckpoint(segments, flags.to);
+  CheckpointWriteOptions options;
+  // A segment whose server died inside an update is put back from its
+  // journal first, as a server starting on it would.
+  options.repair = [](const std::string& path) {
+    SegmentRepairReport report;
+    Status s = RepairFromJournal(path, &report);
+    if (s.ok())
+      std::fprintf(stderr,
+                   "shardps checkpoint: %s: no server holds it; put back %llu "
+                   "block(s) a dead server left mid-update, from its journal\n",
+                   path.c_str(),
+                   static_cast<unsigned long long>(report.restored_blocks));
+    return s;
+  };
+  auto done = WriteCheckpoint(segments, flags.to, options);
   if (!done.ok()) return ReportError("checkpoint", done.status());
   std::printf("checkpoint of %u shard(s), %llu bytes, in %s\n", done->shards,
               static_cast<unsigned long long>(done->bytes), done->dir.c_str());
+  for (size_t i = 0; i < done->sources.size(); ++i)
+    std::printf("shard %zu: from segment %s\n", i,
+                done->sources[i].ToString().c_str());
   return 0;
 }
 
@@ -74,6 +92,12 @@ int RunRestore(const CheckpointFlags& flags) {
   if (!done.ok()) return ReportError("restore", done.status());
   std::printf("restored %u shard(s) of '%s' under %s/%s\n", done->shards,
               spec->name.c_str(), storage.c_str(), spec->name.c_str());
+  // New segments, new identities; the source is shown, not required.
+  for (size_t i = 0; i < done->restored.size(); ++i)
+    std::printf("shard %zu: new segment %s, from segment %s\n", i,
+                done->restored[i].ToString().c_str(),
+                done->sources[i].empty() ? "(not recorded)"
+                                         : done->sources[i].ToString().c_str());
   return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/checksum.h"
@@ -19,6 +18,10 @@
 namespace shardps::cli {
 
 namespace {
+
+// How long to wait for a consistent copy of one block before calling it
+// torn: a live writer needs microseconds, a dead one forever.
+constexpr std::chrono::seconds kBlockReadDeadline{1};
 
 struct InspectFlags {
   std::string segment;
@@ -32,7 +35,8 @@ struct TensorSummary {
   uint32_t crc = 0;      // CRC-32C of the local blocks' floats, in order
   double l2 = 0;         // L2 norm of the local blocks
   uint64_t updates = 0;  // block updates applied to the local blocks
-  bool torn = false;     // a block stayed mid-update (crashed writer)
+  bool torn = false;     // a block gave no consistent copy (see torn_why)
+  std::string torn_why;  // the first such block and why
   // L2 norm of each optimizer state slot (e.g. Adam's m, v) on this shard,
   // read without the seqlock: a diagnostic, it may mix two updates.
   std::vector<double> state_l2;
@@ -99,16 +103,18 @@ TensorSummary Summarise(const Segment& seg, uint32_t tensor) {
     copy.resize(b.num_floats);
     uint64_t version = 0;
     // A server killed mid-update leaves a block's version odd until the next
-    // server opens the segment; after a bounded wait, report it as torn.
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (!TryReadConsistent(seg.version(l), seg.block_data(l), copy.data(),
-                              b.num_floats * sizeof(float), &version)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        out.torn = true;
-        break;
-      }
-      std::this_thread::yield();
+    // server opens the segment; after a bounded wait, report it as torn
+    // (its sums then include the torn copy).
+    const Status read = ReadConsistent(
+        seg.version(l), seg.block_data(l), copy.data(),
+        b.num_floats * sizeof(float),
+        std::chrono::steady_clock::now() + kBlockReadDeadline, &version);
+    if (!read.ok()) {
+      if (!out.torn)
+        out.torn_why =
+            "block " + std::to_string(b.block) + ": " + read.message();
+      out.torn = true;
+      version = seg.version(l).seq.load(std::memory_order_acquire);
     }
     out.crc = Crc32c(copy.data(), b.num_floats * sizeof(float), out.crc);
     const Eigen::Map<const Eigen::ArrayXf> a(
@@ -142,12 +148,46 @@ std::string ClocksText(const std::vector<int64_t>& clocks, bool json) {
   return json ? "[" + s + "]" : s.empty() ? "none recorded" : s;
 }
 
-void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors,
+// Who serves the segment, told by its flock, never by the recorded pid
+// alone: a server killed with -9 leaves its pid behind, but its lock goes
+// with its process.
+struct ServerState {
+  bool known = true;     // false: the lock could not be tested
+  bool running = false;  // a process holds the segment's exclusive lock
+  std::string text;      // for the "server" line
+};
+
+ServerState FindServer(const Segment& seg) {
+  ServerState s;
+  const SegmentHeader& h = seg.header();
+  const int32_t pid = h.owner_pid.load(std::memory_order_relaxed);
+  const std::string pid_text = pid > 0 ? "pid " + std::to_string(pid) : "";
+  auto held = seg.HeldByServer();
+  if (!held.ok()) {
+    s.known = false;
+    s.text = "unknown (" + held.status().ToString() + ")";
+  } else if (*held) {
+    s.running = true;
+    s.text = "running" + (pid > 0 ? ", " + pid_text : "") +
+             " (holds the segment's lock)";
+  } else if (h.clean_shutdown.load(std::memory_order_acquire) != 0) {
+    s.text = "none (no server holds the segment's lock; clean shutdown)";
+  } else {
+    s.text = "none (no server holds the segment's lock; the last one" +
+             (pid > 0 ? ", " + pid_text + "," : "") +
+             " died without a clean shutdown)";
+  }
+  return s;
+}
+
+void PrintText(const Segment& seg, const ServerState& server,
+               const std::vector<TensorSummary>& tensors,
                const std::vector<TableSummary>& tables) {
   const SegmentHeader& h = seg.header();
   std::printf("segment        %s\n", seg.path().c_str());
   std::printf("model          %s (spec 0x%016" PRIx64 ", format %u)\n", h.model,
               h.spec_hash, h.format_version);
+  std::printf("identity       %s\n", seg.identity().ToString().c_str());
   std::printf("shard          %u of %u\n", h.shard_index, h.shard_count);
   std::printf("block size     %" PRIu64 " floats\n", h.block_floats);
   std::printf("optimizer      %s lr=%g\n", h.optimizer, h.lr.load());
@@ -165,11 +205,7 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors,
   if (bsp)
     std::printf("bsp            %" PRId64 " clocks applied\n",
                 h.applied_clock.load());
-  const int32_t pid = h.owner_pid.load();
-  std::printf("server         %s\n",
-              pid > 0 ? ("running, pid " + std::to_string(pid)).c_str()
-              : h.clean_shutdown.load() ? "none (clean shutdown)"
-                                        : "none (no clean shutdown recorded)");
+  std::printf("server         %s\n", server.text.c_str());
   std::printf("\n%-24s %-16s %-9s %7s %12s %10s %14s %10s  %s\n", "tensor",
               "shape", "optimizer", "blocks", "floats here", "crc32c",
               "l2 norm", "updates", "state l2 (per slot)");
@@ -180,6 +216,12 @@ void PrintText(const Segment& seg, const std::vector<TensorSummary>& tensors,
                 t.entry->optimizer, t.entry->local_blocks, t.entry->num_blocks,
                 t.floats_here, t.crc, t.l2, t.updates,
                 StateString(t.state_l2).c_str(), t.torn ? "  (torn)" : "");
+  for (const TensorSummary& t : tensors)
+    if (t.torn)
+      std::printf("torn: '%s' %s%s\n", t.entry->name, t.torn_why.c_str(),
+                  server.running ? ""
+                                 : " (a server started on the segment puts "
+                                   "it back from the journal)");
   if (tables.empty()) return;
   std::printf("\n%-24s %6s %-9s %21s %9s %14s  %s\n", "table", "dim",
               "optimizer", "rows here / capacity", "refusals", "l2 norm",
@@ -198,24 +240,32 @@ std::string StateJson(const std::vector<double>& norms) {
   return s;
 }
 
-void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors,
+void PrintJson(const Segment& seg, const ServerState& server,
+               const std::vector<TensorSummary>& tensors,
                const std::vector<TableSummary>& tables) {
   const SegmentHeader& h = seg.header();
   std::printf(
       "{\"segment\": %s, \"model\": %s, \"spec_hash\": \"0x%016" PRIx64
-      "\", \"format_version\": %u, \"shard\": %u, \"shards\": %u, "
+      "\", \"format_version\": %u, \"identity\": \"%s\", \"shard\": %u, "
+      "\"shards\": %u, "
       "\"block_floats\": %" PRIu64
       ", \"optimizer\": %s, \"lr\": %s, "
       "\"file_bytes\": %" PRIu64
       ", \"blocks\": %u, \"updates_applied\": %" PRIu64 ", \"opens\": %" PRIu64
       ", \"unclean_opens\": %" PRIu64
-      ", \"owner_pid\": %d, \"clean_shutdown\": %s, "
+      ", \"owner_pid\": %d, \"server_running\": %s, \"server\": %s, "
+      "\"clean_shutdown\": %s, "
       "\"worker_clocks\": %s, \"applied_clock\": %" PRId64 ", \"tensors\": [",
       JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
-      h.format_version, h.shard_index, h.shard_count, h.block_floats,
-      JsonString(h.optimizer).c_str(), JsonNumber(h.lr.load()).c_str(),
-      h.file_bytes, h.num_blocks, h.updates_applied.load(), h.opens.load(),
-      h.unclean_opens.load(), h.owner_pid.load(),
+      h.format_version, seg.identity().ToString().c_str(), h.shard_index,
+      h.shard_count, h.block_floats, JsonString(h.optimizer).c_str(),
+      JsonNumber(h.lr.load()).c_str(), h.file_bytes, h.num_blocks,
+      h.updates_applied.load(), h.opens.load(), h.unclean_opens.load(),
+      h.owner_pid.load(),
+      !server.known    ? "null"
+      : server.running ? "true"
+                       : "false",
+      JsonString(server.text).c_str(),
       h.clean_shutdown.load() ? "true" : "false",
       ClocksText(WorkerClocks(h), true).c_str(), h.applied_clock.load());
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -229,12 +279,12 @@ void PrintJson(const Segment& seg, const std::vector<TensorSummary>& tensors,
         "\"state_slots\": %u, \"blocks\": %u, "
         "\"blocks_here\": %u, \"floats_here\": %" PRIu64
         ", \"crc32c\": \"%08x\", \"l2_norm\": %s, \"updates\": %" PRIu64
-        ", \"torn\": %s, \"state_l2\": [%s]}",
+        ", \"torn\": %s, \"torn_reason\": %s, \"state_l2\": [%s]}",
         i == 0 ? "" : ",", JsonString(t.entry->name).c_str(), shape.c_str(),
         JsonString(t.entry->optimizer).c_str(), t.entry->state_slots,
         t.entry->num_blocks, t.entry->local_blocks, t.floats_here, t.crc,
         JsonNumber(t.l2).c_str(), t.updates, t.torn ? "true" : "false",
-        StateJson(t.state_l2).c_str());
+        JsonString(t.torn_why).c_str(), StateJson(t.state_l2).c_str());
   }
   std::printf("\n], \"tables\": [");
   for (size_t i = 0; i < tables.size(); ++i) {
@@ -260,10 +310,11 @@ int RunInspect(const InspectFlags& flags) {
   std::vector<TableSummary> tables;
   for (uint32_t i = 0; i < (*seg)->num_tables(); ++i)
     tables.push_back(SummariseTable(**seg, i));
+  const ServerState server = FindServer(**seg);
   if (flags.json) {
-    PrintJson(**seg, tensors, tables);
+    PrintJson(**seg, server, tensors, tables);
   } else {
-    PrintText(**seg, tensors, tables);
+    PrintText(**seg, server, tensors, tables);
   }
   return 0;
 }

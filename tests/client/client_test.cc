@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/segment.h"
 #include "tests/in_process_cluster.h"
 #include "tests/test_util.h"
 
@@ -268,6 +270,36 @@ TEST_CASE("client learns the layout and segments on connect", "[client]") {
   REQUIRE(client->layout().Find("w") != nullptr);
   CHECK(client->layout().Find("w")->shape == std::vector<uint64_t>{3, 1500});
   CHECK(client->local_segments() == cluster.segment_paths());
+}
+
+// Regression: a segment was "local" whenever the shard's hostname matched
+// ours, so a ModelView mapped whatever file lay at the reported path, even
+// another segment made there after the server had opened its own.
+TEST_CASE("client calls a segment local only if it is the one the shard serves",
+          "[client]") {
+  test::InProcessCluster cluster(2, 1, ClientSpec);
+  const std::vector<std::string> paths = cluster.segment_paths();
+  // Shard 0's file is moved aside (its server keeps it mapped) and a new
+  // segment of the same shard is made at the reported path.
+  REQUIRE(std::rename(paths[0].c_str(), (paths[0] + ".served").c_str()) == 0);
+  {
+    SegmentOpenReport report;
+    auto other =
+        Segment::OpenForServing(cluster.spec(), 0, 2, paths[0], &report);
+    INFO(other.status().ToString());
+    REQUIRE(other.ok());
+    REQUIRE(report.created);
+  }
+  auto client = MustConnect(cluster.info());
+  REQUIRE(client->local_segments().size() == 2);
+  CHECK(client->local_segments()[0].empty());
+  CHECK(client->local_segments()[1] == paths[1]);
+
+  // No file at all at the reported path: not local either.
+  REQUIRE(std::remove(paths[0].c_str()) == 0);
+  auto again = MustConnect(cluster.info());
+  CHECK(again->local_segments()[0].empty());
+  CHECK(again->local_segments()[1] == paths[1]);
 }
 
 TEST_CASE("client refuses a cluster with another spec", "[client]") {

@@ -39,6 +39,26 @@ TEST_CASE("checkpoint manifest parses what WriteCheckpoint writes",
   CHECK(s.updates_applied == 5);
   CHECK(s.applied_clock == 2);
   CHECK(s.clocks == std::vector<int64_t>{3, -1, 0});
+  CHECK(s.segment_identity.empty());  // older manifests have none
+}
+
+TEST_CASE("checkpoint manifest records the source segment's identity",
+          "[checkpoint]") {
+  auto m = ParseCheckpointManifest(
+      kHead + kShard0 +
+      "shard.0.segment_identity = 00112233445566778899aabbccddeeff\n");
+  INFO(m.status().ToString());
+  REQUIRE(m.ok());
+  const SegmentId id = m->shards[0].segment_identity;
+  CHECK(id.hi == 0x0011223344556677ull);
+  CHECK(id.lo == 0x8899aabbccddeeffull);
+  CHECK(id.ToString() == "00112233445566778899aabbccddeeff");
+  RequireCorrupt(kHead + kShard0 + "shard.0.segment_identity = 0011\n",
+                 "segment_identity");
+  RequireCorrupt(kHead + kShard0 +
+                     "shard.0.segment_identity = "
+                     "zz112233445566778899aabbccddeeff\n",
+                 "not 32 hex digits");
 }
 
 // Regression: a MANIFEST without a model line threw std::out_of_range out

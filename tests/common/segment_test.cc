@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
@@ -577,6 +578,97 @@ TEST_CASE("segment opens read-only while a server holds it", "[segment]") {
   CHECK(reader.block_data(1)[5] == -3.0f);
   // Readers hold no lock, so they never keep a server out.
   CHECK(server->header().owner_pid.load() == ::getpid());
+}
+
+TEST_CASE("segments get different identities that survive a reopen",
+          "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = dir.File("s.seg");
+  SegmentId first;
+  {
+    auto seg = MustOpen(spec, 0, 2, path);
+    first = seg->identity();
+    CHECK_FALSE(first.empty());
+    CHECK(first.ToString().size() == 32);
+    auto parsed = ParseSegmentId(first.ToString());
+    REQUIRE(parsed.ok());
+    CHECK(*parsed == first);
+  }
+  {
+    SegmentOpenReport report;
+    auto seg = MustOpen(spec, 0, 2, path, &report);
+    REQUIRE_FALSE(report.created);
+    CHECK(seg->identity() == first);
+  }
+  auto ro = Segment::OpenReadOnly(path);
+  REQUIRE(ro.ok());
+  CHECK((*ro)->identity() == first);
+  auto read = ReadSegmentIdentity(path);
+  REQUIRE(read.ok());
+  CHECK(*read == first);
+
+  // The same shard of the same spec made again at the same path, and
+  // another shard: new identities each time.
+  ro->reset();
+  REQUIRE(std::remove(path.c_str()) == 0);
+  const SegmentId again = MustOpen(spec, 0, 2, path)->identity();
+  const SegmentId other = MustOpen(spec, 1, 2, dir.File("t.seg"))->identity();
+  CHECK(again != first);
+  CHECK(other != first);
+  CHECK(other != again);
+}
+
+TEST_CASE("segment identity reads refuse what is not a current segment",
+          "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = dir.File("s.seg");
+  MustOpen(spec, 0, 2, path).reset();
+  CHECK(ReadSegmentIdentity(dir.File("missing.seg")).status().code() ==
+        Code::kNotFound);
+  SECTION("a format 4 segment") {
+    const uint32_t old = 4;
+    PatchFile(path, offsetof(SegmentHeader, format_version), &old, sizeof(old));
+    const Status s = ReadSegmentIdentity(path).status();
+    CHECK(s.code() == Code::kCorrupt);
+    CHECK_THAT(s.message(), Contains("unsupported segment format version 4"));
+    CHECK_THAT(Segment::OpenReadOnly(path).status().message(),
+               Contains("unsupported segment format version 4"));
+  }
+  SECTION("a damaged identity") {
+    FlipByte(path, offsetof(SegmentHeader, identity) + 3);
+    CHECK_THAT(ReadSegmentIdentity(path).status().message(),
+               Contains("header checksum"));
+  }
+}
+
+TEST_CASE("segment tells whether a server holds its lock", "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = dir.File("s.seg");
+  {
+    auto server = MustOpen(spec, 0, 2, path);
+    auto ro = Segment::OpenReadOnly(path);
+    REQUIRE(ro.ok());
+    auto held = (*ro)->HeldByServer();
+    REQUIRE(held.ok());
+    CHECK(*held);
+    // Asking did not take the server's lock away.
+    CHECK(Segment::OpenExclusive(path).status().code() == Code::kBusy);
+  }
+  // The recorded pid of a crashed owner does not make it a server.
+  SimulateCrashedOwner(path);
+  auto ro = Segment::OpenReadOnly(path);
+  REQUIRE(ro.ok());
+  REQUIRE((*ro)->header().owner_pid.load() != 0);
+  auto held = (*ro)->HeldByServer();
+  REQUIRE(held.ok());
+  CHECK_FALSE(*held);
+  // Nor did the test leave a lock behind.
+  auto repairer = Segment::OpenExclusive(path);
+  INFO(repairer.status().ToString());
+  CHECK(repairer.ok());
 }
 
 TEST_CASE("segment OpenReadOnly reports a missing file", "[segment]") {

@@ -8,10 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "common/segment.h"
 #include "shardps/client.h"
 #include "tests/integration/harness.h"
 
@@ -113,6 +114,15 @@ TEST_CASE("a restored checkpoint continues exactly where it was taken",
                               dir.File("a.toml"), "--to", ckpt});
     INFO(cp.err);
     REQUIRE(cp.status.ok());
+    // Each shard's source segment is recorded by its identity.
+    const std::string manifest = ReadFileBytes(ckpt + "/MANIFEST");
+    for (uint32_t i = 0; i < 2; ++i) {
+      auto id = ReadSegmentIdentity(cluster->info().shards[i].segment);
+      REQUIRE(id.ok());
+      CHECK_THAT(manifest, Catch::Matchers::Contains(
+                               "shard." + std::to_string(i) +
+                               ".segment_identity = " + id->ToString()));
+    }
     // A second checkpoint to the same place is refused: write once.
     CHECK(Run({kShardpsBinary, "checkpoint", "--cluster", dir.File("a.toml"),
                "--to", ckpt})

@@ -3,12 +3,17 @@
 // journal from another segment, changes nothing.
 #include "server/update_journal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/checksum.h"
 #include "common/dedupe_window.h"
 #include "common/segment.h"
 #include "tests/test_util.h"
@@ -60,6 +65,26 @@ void Scribble(Segment& seg, uint32_t b, uint32_t slot) {
   std::memset(seg.state_data(b, 1), 0x11, n * sizeof(float));
   seg.version(b).seq.fetch_add(1);
   DedupeRecord(seg.dedupe_window(b, slot), 42, 7);
+}
+
+// Gives the (closed) segment at `path` the creation time `ms`, as if it had
+// been created in that millisecond: rewrites the field and the header CRC.
+void SetCreatedMs(const std::string& path, uint64_t ms) {
+  std::vector<char> head(offsetof(SegmentHeader, header_crc));
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  bool ok = ::pread(fd, head.data(), head.size(), 0) ==
+            static_cast<ssize_t>(head.size());
+  std::memcpy(head.data() + offsetof(SegmentHeader, created_unix_ms), &ms,
+              sizeof(ms));
+  const uint32_t crc = Crc32c(head.data(), head.size());
+  ok = ok &&
+       ::pwrite(fd, head.data(), head.size(), 0) ==
+           static_cast<ssize_t>(head.size()) &&
+       ::pwrite(fd, &crc, sizeof(crc), offsetof(SegmentHeader, header_crc)) ==
+           static_cast<ssize_t>(sizeof(crc));
+  ::close(fd);
+  REQUIRE(ok);
 }
 
 TEST_CASE("journal puts back a block a crash left mid-update", "[journal]") {
@@ -145,6 +170,36 @@ TEST_CASE("journal of another segment is discarded with the reason",
   test::WriteBytes(UpdateJournal::PathFor(path), std::vector<char>(5000, 'x'));
   auto again = OpenJournal(*seg, 1, &report);
   CHECK(report.discarded.find("not a shardps journal") != std::string::npos);
+}
+
+// Regression: the journal named its segment by created_unix_ms, so a
+// segment deleted and recreated within one millisecond took over the old
+// journal's open entry and had a block "restored" from another segment.
+TEST_CASE("journal of a segment recreated in the same millisecond is discarded",
+          "[journal]") {
+  test::TempDir dir;
+  const ModelSpec spec = JournalSpec(dir.path());
+  const std::string path = dir.File("shard.seg");
+  uint64_t created_ms = 0;
+  {
+    auto seg = OpenShard(spec, path);
+    created_ms = seg->header().created_unix_ms;
+    JournalReport report;
+    auto journal = OpenJournal(*seg, 1, &report);
+    journal->Begin(0, 0, UpdateJournal::kNoSlot);
+    Scribble(*seg, 0, 0);
+  }
+  REQUIRE(std::remove(path.c_str()) == 0);
+  OpenShard(spec, path).reset();  // the new segment, closed again
+  SetCreatedMs(path, created_ms);
+  auto seg = OpenShard(spec, path);
+  REQUIRE(seg->header().created_unix_ms == created_ms);
+  const std::vector<float> fresh = Footprint(*seg, 0);
+  JournalReport report;
+  auto journal = OpenJournal(*seg, 1, &report);
+  CHECK(report.restored_blocks == 0);
+  CHECK(report.discarded.find("another segment") != std::string::npos);
+  CHECK(Footprint(*seg, 0) == fresh);
 }
 
 }  // namespace

@@ -154,8 +154,11 @@ class Client {
   const ModelLayout& layout() const;
   const std::string& model() const;
   uint64_t spec_hash() const;
-  // Segment paths the shards reported, when they run on this host (same
-  // hostname), else empty strings; what a ModelView needs.
+  // Per shard, the segment path it reported if the file there opens on this
+  // host (read-only, no lock) and carries the identity the shard reported
+  // at Connect; else an empty string (another host, a file recreated at
+  // that path, or an older server). What a ModelView needs. Never decided
+  // by hostname.
   std::vector<std::string> local_segments() const;
 
   // Sends `grad` (the whole tensor, `count` floats) to be applied by each

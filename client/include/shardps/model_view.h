@@ -60,7 +60,11 @@ class ModelView {
   Result<Eigen::Map<const RowMatrix>> Matrix(std::string_view name) const;
 
   // Copies the tensor into `out` (`count` floats), each block a consistent
-  // snapshot. kTimeout if a block was being rewritten throughout `timeout`.
+  // snapshot. `timeout` bounds the whole copy (default 5 s); past it, with
+  // `out` partly written: kTimeout if a block kept being rewritten,
+  // kCorrupt if a block stayed mid-update (its server died inside an
+  // update; the next server on the segment repairs it). The message names
+  // the block and the segment.
   Status Copy(
       std::string_view name, float* out, size_t count,
       std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
