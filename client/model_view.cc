@@ -213,9 +213,13 @@ Result<Eigen::Map<const Eigen::VectorXf>> ModelView::Row(std::string_view table,
   auto slot = rows.Find(id);
   if (!slot.ok()) return slot.status().WithContext(seg.path());
   if (*slot == nullptr)
-    return Status(Code::kNotFound, "table '" + std::string(table) +
-                                       "' has no row " + std::to_string(id) +
-                                       " yet");
+    return Status(Code::kNotFound,
+                  "table '" + std::string(table) + "' has no row " +
+                      std::to_string(id) +
+                      " yet: nobody pushed or pulled it, so it holds no "
+                      "memory to view; its value is the table's init "
+                      "(FillInitialRow with the servers' spec), which "
+                      "PullRows returns and creates");
   const uint32_t row =
       (*slot)->row_plus_one.load(std::memory_order_acquire) - 1;
   return Eigen::Map<const Eigen::VectorXf>(

@@ -94,8 +94,11 @@ Status ValidateQueue(const QueueHeader& h, uint64_t size) {
   if (std::memcmp(h.magic, kQueueMagic, sizeof(h.magic)) != 0)
     return Status(Code::kCorrupt, "not a shardps batch queue (bad magic)");
   if (h.format_version != kQueueFormatVersion)
-    return Status(Code::kCorrupt, "unsupported queue format version " +
-                                      std::to_string(h.format_version));
+    return Status(Code::kCorrupt,
+                  "unsupported queue format version " +
+                      std::to_string(h.format_version) + " (this build reads " +
+                      std::to_string(kQueueFormatVersion) +
+                      "; remove the file and create the queue again)");
   if (h.header_crc != QueueCrc(h))
     return Status(Code::kCorrupt, "queue header checksum mismatch");
   if (h.slot_count < 2 || h.slot_count > kMaxSlots || h.slot_bytes == 0 ||
@@ -131,7 +134,8 @@ BatchQueue::~BatchQueue() {
 
 Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
                                                        uint32_t slots,
-                                                       uint64_t slot_bytes) {
+                                                       uint64_t slot_bytes,
+                                                       uint32_t producers) {
   // One slot cannot work: "committed for ticket t" and "free for ticket
   // t + 1" would be the same sequence number.
   if (slots < 2 || slots > kMaxSlots)
@@ -164,6 +168,7 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
   h->slot_bytes = slot_bytes;
   h->slot_stride = stride;
   h->file_bytes = bytes;
+  h->producers = producers;
   h->created_unix_ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::system_clock::now().time_since_epoch())
@@ -211,6 +216,7 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Open(const std::string& path) {
 
 uint64_t BatchQueue::slot_bytes() const { return header_->slot_bytes; }
 uint32_t BatchQueue::slots() const { return header_->slot_count; }
+uint32_t BatchQueue::producers() const { return header_->producers; }
 
 SlotHeader& BatchQueue::slot(uint32_t i) const {
   return *reinterpret_cast<SlotHeader*>(base_ + kQueueHeaderBytes +
@@ -433,9 +439,18 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
     // Not committed: claimed by a producer still writing (or dead), or not
     // produced at all.
     if (RecoverDeadWriter(pos)) continue;
+    // `closed` is set (release) after every claim of the closing producer,
+    // so once it is seen, head counts every ticket that will ever exist.
     if (h.closed.load(std::memory_order_acquire) &&
-        h.head.load(std::memory_order_acquire) <= pos)
-      return Status(Code::kClosed, path_ + " is closed and drained");
+        h.head.load(std::memory_order_acquire) <= pos) {
+      const uint32_t ended = h.ended_producers.load(std::memory_order_relaxed);
+      return Status(Code::kClosed,
+                    path_ + (h.producers > 0 && ended >= h.producers
+                                 ? ": all " + std::to_string(h.producers) +
+                                       " producer(s) ended and the queue "
+                                       "is drained"
+                                 : " is closed and drained"));
+    }
     if (Clock::now() >= deadline)
       return Status(Code::kTimeout, "no batch in " + path_ + " within " +
                                         std::to_string(timeout.count()) +
@@ -464,6 +479,28 @@ void BatchQueue::Close() {
   header_->closed.store(1, std::memory_order_release);
   Bump(header_->space_events);
   Bump(header_->data_events);
+}
+
+Status BatchQueue::MarkEnd() {
+  QueueHeader& h = *header_;
+  if (h.producers == 0)
+    return Status(Code::kInvalidArgument,
+                  path_ +
+                      " was created without a producer count, so its stream "
+                      "ends only when it is closed (create it with "
+                      "`--producers N`, or close it)");
+  // acq_rel: this producer's commits happen before its mark, and the mark
+  // that completes the count sees every other producer's.
+  const uint32_t before =
+      h.ended_producers.fetch_add(1, std::memory_order_acq_rel);
+  if (before >= h.producers) {
+    h.ended_producers.fetch_sub(1, std::memory_order_relaxed);
+    return Status(Code::kInvalidArgument,
+                  path_ + ": all " + std::to_string(h.producers) +
+                      " producer(s) already marked their end");
+  }
+  if (before + 1 == h.producers) Close();
+  return Status::Ok();
 }
 
 bool BatchQueue::closed() const {
@@ -505,6 +542,8 @@ QueueStats BatchQueue::Stats() const {
   s.consumer_starved_s =
       static_cast<double>(h.consumer_starved_ns.load()) / 1e9;
   s.closed = h.closed.load(std::memory_order_relaxed) != 0;
+  s.producers = h.producers;
+  s.ended_producers = h.ended_producers.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -21,7 +21,9 @@
 namespace shardps {
 
 inline constexpr char kQueueMagic[8] = {'S', 'P', 'S', 'Q', 'U', 'E', 'U', 'E'};
-inline constexpr uint32_t kQueueFormatVersion = 1;
+// 2: `producers` (the stream's producer count) and `ended_producers` (their
+// end marks), so a consumer learns the end of a finite stream.
+inline constexpr uint32_t kQueueFormatVersion = 2;
 inline constexpr uint64_t kQueueHeaderBytes = 4096;
 inline constexpr uint64_t kSlotHeaderBytes = 256;
 inline constexpr uint64_t kQueueMetaBytes = 2048;
@@ -35,13 +37,16 @@ struct QueueHeader {
   uint64_t slot_stride;  // kSlotHeaderBytes + slot_bytes, page-rounded
   uint64_t file_bytes;
   uint64_t created_unix_ms;
-  uint32_t reserved;
+  uint32_t producers;   // producers whose end marks end the stream; 0: none
   uint32_t header_crc;  // CRC-32C of every byte before this field
 
   // ---- mutable ----
   alignas(64) std::atomic<uint64_t> head;  // next ticket producers claim
   alignas(64) std::atomic<uint64_t> tail;  // next ticket consumers take
   alignas(64) std::atomic<uint32_t> closed;
+  // End marks (BatchQueue::MarkEnd) so far; the producer that brings it to
+  // `producers` also sets `closed`.
+  std::atomic<uint32_t> ended_producers;
   // Futex words: bumped (and woken) when space frees up / a batch commits.
   std::atomic<uint32_t> space_events;
   std::atomic<uint32_t> data_events;

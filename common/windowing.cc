@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <sstream>
 
@@ -134,37 +136,156 @@ float Normalizer::Undo(size_t column, float value) const {
   return static_cast<float>(value * std_[column] + mean_[column]);
 }
 
-std::string Normalizer::ToText() const {
+Result<Normalizer> Normalizer::FromMoments(std::vector<double> mean,
+                                           std::vector<double> std) {
+  if (mean.size() != std.size())
+    return Status(Code::kInvalidArgument,
+                  "normaliser has " + std::to_string(mean.size()) +
+                      " means but " + std::to_string(std.size()) + " stds");
+  for (size_t c = 0; c < std.size(); ++c)
+    if (!std::isfinite(mean[c]) || !std::isfinite(std[c]) || !(std[c] > 0))
+      return Status(Code::kInvalidArgument,
+                    "normaliser column " + std::to_string(c) +
+                        ": mean must be finite and std finite and > 0");
+  Normalizer n;
+  n.mean_ = std::move(mean);
+  n.std_ = std::move(std);
+  return n;
+}
+
+namespace {
+
+template <typename T>
+void AppendList(std::ostringstream& out, const char* key,
+                const std::vector<T>& values) {
+  if (values.empty()) return;
+  out << (out.tellp() > 0 ? " " : "") << key << "=";
+  for (size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+}
+
+Status BadMetaKey(std::string_view key, std::string_view value,
+                  const char* want) {
+  return Status(Code::kInvalidArgument,
+                "stream metadata: '" + std::string(key) + "=" +
+                    std::string(value) + "': expected " + want);
+}
+
+bool ParseDoubles(std::string_view list, std::vector<double>* out) {
+  for (std::string_view f : SplitCommas(list)) {
+    const std::string s(f);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || errno == ERANGE) return false;
+    out->push_back(v);
+  }
+  return true;
+}
+
+bool ParseIndex(std::string_view field, uint32_t* out) {
+  if (field.empty() || field.size() > 10) return false;
+  uint64_t v = 0;
+  for (char c : field) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > UINT32_MAX) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+}  // namespace
+
+std::string FormatStreamMeta(const StreamMeta& meta) {
   std::ostringstream out;
   out.precision(17);
-  out << "mean=";
-  for (size_t c = 0; c < mean_.size(); ++c) out << (c ? "," : "") << mean_[c];
-  out << " std=";
-  for (size_t c = 0; c < std_.size(); ++c) out << (c ? "," : "") << std_[c];
+  const Normalizer& n = meta.normalizer;
+  std::vector<double> mean(n.columns()), stdev(n.columns());
+  for (size_t c = 0; c < n.columns(); ++c) {
+    mean[c] = n.mean(c);
+    stdev[c] = n.std(c);
+  }
+  AppendList(out, "mean", mean);
+  AppendList(out, "std", stdev);
+  out << (out.tellp() > 0 ? " " : "") << "target=" << meta.target;
+  AppendList(out, "columns", meta.columns);
+  if (meta.window > 0) out << " window=" << meta.window;
+  if (meta.horizon > 0) out << " horizon=" << meta.horizon;
   return out.str();
 }
 
-Result<Normalizer> Normalizer::FromText(const std::string& text) {
-  auto numbers = [](std::string_view list, std::vector<double>* out) {
-    for (std::string_view f : SplitCommas(list)) {
-      const std::string s(f);
-      char* end = nullptr;
-      const double v = std::strtod(s.c_str(), &end);
-      if (s.empty() || *end != '\0') return false;
-      out->push_back(v);
+Result<StreamMeta> ParseStreamMeta(std::string_view text) {
+  if (Trim(text).empty())
+    return Status(Code::kNotFound,
+                  "the queue has no stream metadata (no producer recorded "
+                  "any yet: `shardps feed` writes it before its first batch)");
+  StreamMeta meta;
+  std::vector<double> mean, stdev;
+  bool have_target = false, have_mean = false, have_std = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    if (text[pos] == ' ') {
+      ++pos;
+      continue;
     }
-    return true;
-  };
-  const size_t m = text.find("mean="), s = text.find(" std=");
-  Normalizer n;
-  if (m != 0 || s == std::string::npos ||
-      !numbers(std::string_view(text).substr(5, s - 5), &n.mean_) ||
-      !numbers(std::string_view(text).substr(s + 5), &n.std_) ||
-      n.mean_.size() != n.std_.size())
-    return Status(
-        Code::kInvalidArgument,
-        "normalisation text must be 'mean=a,b std=c,d', got '" + text + "'");
-  return n;
+    const size_t end = std::min(text.find(' ', pos), text.size());
+    const std::string_view pair = text.substr(pos, end - pos);
+    pos = end;
+    const size_t eq = pair.find('=');
+    if (eq == std::string_view::npos || eq == 0)
+      return Status(
+          Code::kInvalidArgument,
+          "stream metadata: '" + std::string(pair) + "' is not key=value");
+    const std::string_view key = pair.substr(0, eq),
+                           value = pair.substr(eq + 1);
+    if (key == "mean" || key == "std") {
+      std::vector<double>& list = key == "mean" ? mean : stdev;
+      list.clear();
+      if (!ParseDoubles(value, &list))
+        return BadMetaKey(key, value, "comma-separated numbers");
+      (key == "mean" ? have_mean : have_std) = true;
+    } else if (key == "target") {
+      if (!ParseIndex(value, &meta.target))
+        return BadMetaKey(key, value, "a column index");
+      have_target = true;
+    } else if (key == "columns") {
+      meta.columns.clear();
+      for (std::string_view f : SplitCommas(value)) {
+        uint32_t c = 0;
+        if (!ParseIndex(f, &c))
+          return BadMetaKey(key, value, "comma-separated column indices");
+        meta.columns.push_back(c);
+      }
+    } else if (key == "window" || key == "horizon") {
+      if (!ParseIndex(value, key == "window" ? &meta.window : &meta.horizon))
+        return BadMetaKey(key, value, "a count");
+    }
+    // Any other key: written by a newer producer; ignored.
+  }
+  if (!have_target)
+    return Status(Code::kInvalidArgument, "stream metadata: no 'target' key");
+  if (have_mean != have_std)
+    return Status(Code::kInvalidArgument,
+                  std::string("stream metadata: '") +
+                      (have_mean ? "mean" : "std") + "' without '" +
+                      (have_mean ? "std" : "mean") + "'");
+  if (have_mean) {
+    auto n = Normalizer::FromMoments(std::move(mean), std::move(stdev));
+    if (!n.ok()) return n.status().WithContext("stream metadata: mean/std");
+    meta.normalizer = std::move(n).value();
+    const size_t columns = meta.normalizer.columns();
+    if (meta.target >= columns)
+      return Status(Code::kInvalidArgument,
+                    "stream metadata: 'target=" + std::to_string(meta.target) +
+                        "' is outside the " + std::to_string(columns) +
+                        " normalised columns");
+    for (uint32_t c : meta.columns)
+      if (c >= columns)
+        return Status(Code::kInvalidArgument,
+                      "stream metadata: 'columns' names column " +
+                          std::to_string(c) + " of " + std::to_string(columns));
+  }
+  return meta;
 }
 
 Status ValidateWindowOptions(const WindowOptions& o, size_t columns) {

@@ -247,10 +247,12 @@ int Run(const Flags& flags) {
       break;  // epochs exhausted
     }
     if (norm.columns() == 0) {
-      const std::string meta = (*queue)->Meta();
-      auto parsed =
-          shardps::Normalizer::FromText(meta.substr(0, meta.find(" target=")));
-      if (parsed.ok()) norm = *parsed;
+      auto meta = shardps::ParseStreamMeta((*queue)->Meta());
+      if (!meta.ok()) {
+        failure = meta.status();
+        break;
+      }
+      norm = meta->normalizer;
     }
     const int rows = static_cast<int>(batch->shape().batch);
     x = Eigen::Map<const Matrix>(batch->features(), rows, kWindow);

@@ -30,6 +30,8 @@ struct FeedFlags {
   uint64_t seed = 1;
   bool no_header = false;
   bool skip_bad_rows = false;
+  bool end_at_eof = false;  // MarkEnd once the input is fed
+  bool drop_last = false;   // no short final batch
   int timeout_ms = 60000;
   uint64_t producer_id = 0;
   ClientCurveFlags curve;  // remote queues only
@@ -47,6 +49,8 @@ class Sink {
   virtual uint64_t slot_bytes() const = 0;  // 0: unknown here
   virtual Status RecordMeta(const std::string& text) = 0;
   virtual double blocked_s() const = 0;
+  // This producer's end mark (BatchQueue::MarkEnd).
+  virtual Status MarkEnd() = 0;
 };
 
 class LocalSink : public Sink {
@@ -64,11 +68,19 @@ class LocalSink : public Sink {
     return q_->Meta().empty() ? q_->SetMeta(text) : Status::Ok();
   }
   double blocked_s() const override { return q_->Stats().producer_blocked_s; }
+  Status MarkEnd() override { return q_->MarkEnd(); }
+  uint32_t producers() const { return q_->producers(); }
 
  private:
   std::unique_ptr<BatchQueue> q_;
   const std::chrono::milliseconds timeout_;
 };
+
+Status RemoteEndUnsupported() {
+  return Status(Code::kInvalidArgument,
+                "--end-at-eof needs a queue file on this host (a queue a "
+                "server hosts has no end marks yet)");
+}
 
 class RemoteSink : public Sink {
  public:
@@ -88,6 +100,7 @@ class RemoteSink : public Sink {
   uint64_t slot_bytes() const override { return 0; }
   Status RecordMeta(const std::string&) override { return Status::Ok(); }
   double blocked_s() const override { return waited_s_; }
+  Status MarkEnd() override { return RemoteEndUnsupported(); }
 
  private:
   std::unique_ptr<Client> client_;
@@ -98,6 +111,7 @@ class RemoteSink : public Sink {
 
 struct FeedResult {
   uint64_t rows = 0, windows = 0, batches = 0;
+  uint64_t dropped_windows = 0;  // --drop-last
   bool closed = false;
 };
 
@@ -148,10 +162,15 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   SHARDPS_RETURN_IF_ERROR(ResolveColumns(flags, csv, columns, &o));
   const Normalizer norm =
       flags.norm_rows > 0 ? Normalizer::Fit(head, columns) : Normalizer();
-  // The first producer records the normalisation for the trainer.
-  if (flags.norm_rows > 0)
-    SHARDPS_RETURN_IF_ERROR(queue.RecordMeta(
-        norm.ToText() + " target=" + std::to_string(o.target)));
+  // The first producer records the stream's description for the trainer
+  // (ParseStreamMeta reads it back).
+  StreamMeta meta;
+  meta.normalizer = norm;
+  meta.target = o.target;
+  meta.columns = o.features;
+  meta.window = o.window;
+  meta.horizon = o.horizon;
+  SHARDPS_RETURN_IF_ERROR(queue.RecordMeta(FormatStreamMeta(meta)));
 
   const BatchShape full{flags.batch, flags.window,
                         static_cast<uint32_t>(o.features.size()),
@@ -165,6 +184,11 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   BatchBuilder builder(flags.batch, flags.window, full.features, flags.horizon,
                        flags.shuffle, flags.seed);
   const auto on_batch = [&](const float* f, const float* l, uint32_t rows) {
+    // Only the final batch of a flush can be short.
+    if (flags.drop_last && rows < flags.batch) {
+      result.dropped_windows += rows;
+      return true;
+    }
     BatchShape shape = full;
     shape.batch = rows;
     Status s = queue.Push(shape, f, l, flags.producer_id, result.batches);
@@ -206,6 +230,10 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   if (going && !result.closed) builder.Flush(on_batch);
   if (!push_error.ok()) return push_error;
   result.windows = windower.windows();
+  // The end mark comes after the last push returned, so consumers that see
+  // the queue end have every batch of this feed before them.
+  if (flags.end_at_eof && !result.closed)
+    SHARDPS_RETURN_IF_ERROR(queue.MarkEnd());
   if (csv.skipped() > 0)
     std::fprintf(stderr, "shardps feed: skipped %llu bad row(s)\n",
                  static_cast<unsigned long long>(csv.skipped()));
@@ -221,6 +249,8 @@ int RunFeed(const FeedFlags& flags) {
   const size_t scheme = flags.queue.find("://");
   if (scheme != std::string::npos) {
     // ENDPOINT/NAME: a queue hosted by a shard server (serve --queue).
+    if (flags.end_at_eof)
+      return ReportError("feed", RemoteEndUnsupported());
     const size_t slash = flags.queue.rfind('/');
     if (slash <= scheme + 2 || slash + 1 == flags.queue.size())
       return ReportError("feed", Status(Code::kInvalidArgument,
@@ -246,6 +276,10 @@ int RunFeed(const FeedFlags& flags) {
   } else {
     auto queue = BatchQueue::Open(flags.queue);
     if (!queue.ok()) return ReportError("feed", queue.status());
+    // Refused before reading any input: marking at the end would fail
+    // after the whole file had been fed.
+    if (flags.end_at_eof && (*queue)->producers() == 0)
+      return ReportError("feed", (*queue)->MarkEnd());
     sink =
         std::make_unique<LocalSink>(std::move(queue).value(), flags.timeout_ms);
   }
@@ -272,7 +306,13 @@ int RunFeed(const FeedFlags& flags) {
       static_cast<unsigned long long>(result->windows),
       static_cast<unsigned long long>(result->rows), seconds,
       sink->blocked_s() - blocked_before,
-      result->closed ? "queue closed" : "input ended");
+      result->closed     ? "queue closed"
+      : flags.end_at_eof ? "input ended (end marked)"
+                         : "input ended");
+  if (result->dropped_windows > 0)
+    std::printf(
+        "dropped the last %llu window(s): a short batch (--drop-last)\n",
+        static_cast<unsigned long long>(result->dropped_windows));
   return 0;
 }
 
@@ -311,6 +351,12 @@ void RegisterFeed(CLI::App& app, int* exit_code) {
   cmd->add_flag("--no-header", flags->no_header, "The CSV has no header line");
   cmd->add_flag("--skip-bad-rows", flags->skip_bad_rows,
                 "Skip and count malformed rows instead of failing");
+  cmd->add_flag("--end-at-eof", flags->end_at_eof,
+                "At the end of the input, mark this producer's end; the "
+                "queue (created with --producers N) ends after N marks");
+  cmd->add_flag("--drop-last", flags->drop_last,
+                "Drop the final batch when it is short (fewer than --batch "
+                "windows) instead of sending it");
   cmd->add_option("--timeout-ms", flags->timeout_ms,
                   "Give up when the queue stays full this long")
       ->capture_default_str()

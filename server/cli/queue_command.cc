@@ -14,6 +14,7 @@ struct QueueFlags {
   std::string path;
   uint32_t slots = 16;
   uint64_t slot_bytes = 1 << 20;
+  uint32_t producers = 0;
   bool json = false;
 };
 
@@ -24,7 +25,8 @@ void PrintStats(const std::string& path, const QueueStats& s,
         "{\"queue\": %s, \"slots\": %u, \"slot_bytes\": %llu, \"produced\": "
         "%llu, \"consumed\": %llu, \"queued\": %llu, \"skipped\": %llu, "
         "\"refused\": %llu, \"producer_blocked_s\": %s, "
-        "\"consumer_starved_s\": %s, \"closed\": %s, \"meta\": %s}\n",
+        "\"consumer_starved_s\": %s, \"closed\": %s, \"producers\": %u, "
+        "\"ended_producers\": %u, \"meta\": %s}\n",
         JsonString(path).c_str(), s.slots,
         static_cast<unsigned long long>(s.slot_bytes),
         static_cast<unsigned long long>(s.produced),
@@ -34,7 +36,7 @@ void PrintStats(const std::string& path, const QueueStats& s,
         static_cast<unsigned long long>(s.refused),
         JsonNumber(s.producer_blocked_s).c_str(),
         JsonNumber(s.consumer_starved_s).c_str(), s.closed ? "true" : "false",
-        JsonString(meta).c_str());
+        s.producers, s.ended_producers, JsonString(meta).c_str());
     return;
   }
   std::printf("queue            %s%s\n", path.c_str(),
@@ -54,6 +56,9 @@ void PrintStats(const std::string& path, const QueueStats& s,
       "waiting          producers blocked %.3f s, consumers starved "
       "%.3f s\n",
       s.producer_blocked_s, s.consumer_starved_s);
+  if (s.producers > 0)
+    std::printf("producers        %u of %u ended\n", s.ended_producers,
+                s.producers);
   if (!meta.empty()) std::printf("meta             %s\n", meta.c_str());
 }
 
@@ -75,8 +80,15 @@ void RegisterQueue(CLI::App& app, int* exit_code) {
       ->add_option("--slot-bytes", flags->slot_bytes,
                    "Bytes of one batch (features + labels, float32)")
       ->capture_default_str();
+  create
+      ->add_option("--producers", flags->producers,
+                   "Producers that mark their end (feed --end-at-eof); the "
+                   "stream ends after that many marks. 0: only close ends it")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 1u << 20));
   create->callback([flags, exit_code] {
-    auto q = BatchQueue::Create(flags->path, flags->slots, flags->slot_bytes);
+    auto q = BatchQueue::Create(flags->path, flags->slots, flags->slot_bytes,
+                                flags->producers);
     if (!q.ok()) {
       *exit_code = ReportError("queue create", q.status());
       return;

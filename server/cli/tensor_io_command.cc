@@ -1,7 +1,12 @@
-// `shardps pull` and `shardps push`: move one tensor between a cluster and a
-// NumPy .npy file, through the same client library trainers use.
+// `shardps pull` and `shardps push`: move one tensor (or, for pull, rows of
+// a sparse table) between a cluster and a NumPy .npy file, through the same
+// client library trainers use.
 #include <Eigen/Core>
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +23,9 @@ namespace {
 struct TensorIoFlags {
   std::string cluster;
   std::string tensor;
+  std::string table;           // pull --table
+  std::vector<uint64_t> ids;   // pull --ids
+  std::string ids_file;        // pull --ids-file
   std::string file;            // pull --out / push --in
   std::optional<double> fill;  // push --fill
   int timeout_ms = 30000;
@@ -53,7 +61,105 @@ Result<const TensorLayout*> FindTensor(const Client& client,
   return t;
 }
 
+// Ids from --ids and --ids-file (numbers separated by commas or whitespace),
+// in the order given.
+Result<std::vector<uint64_t>> GatherIds(const TensorIoFlags& flags) {
+  std::vector<uint64_t> ids = flags.ids;
+  if (!flags.ids_file.empty()) {
+    std::ifstream in(flags.ids_file);
+    if (!in) return Status(Code::kNotFound, flags.ids_file + ": cannot open");
+    std::string word;
+    uint64_t line = 1;
+    char c;
+    const auto flush = [&]() -> Status {
+      if (word.empty()) return Status::Ok();
+      const bool digits = word.size() <= 20 &&
+                          std::all_of(word.begin(), word.end(), [](char d) {
+                            return d >= '0' && d <= '9';
+                          });
+      errno = 0;
+      const unsigned long long v =
+          digits ? std::strtoull(word.c_str(), nullptr, 10) : 0;
+      if (!digits || errno == ERANGE)
+        return Status(Code::kInvalidArgument,
+                      flags.ids_file + ":" + std::to_string(line) + ": '" +
+                          word + "' is not a row id (0..2^64-1)");
+      ids.push_back(v);
+      word.clear();
+      return Status::Ok();
+    };
+    while (in.get(c)) {
+      if (c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+        SHARDPS_RETURN_IF_ERROR(flush());
+        if (c == '\n') ++line;
+      } else {
+        word.push_back(c);
+      }
+    }
+    SHARDPS_RETURN_IF_ERROR(flush());
+  }
+  if (ids.empty())
+    return Status(Code::kInvalidArgument,
+                  "--table needs row ids: --ids 1,2,3 or --ids-file FILE");
+  return ids;
+}
+
+int RunPullRows(const TensorIoFlags& flags) {
+  auto ids = GatherIds(flags);
+  if (!ids.ok()) return ReportError("pull", ids.status());
+  auto client = ConnectFor(flags);
+  if (!client.ok()) return ReportError("pull", client.status());
+  const auto& tables = (*client)->tables();
+  const auto table =
+      std::find_if(tables.begin(), tables.end(),
+                   [&](const TableInfo& t) { return t.name == flags.table; });
+  if (table == tables.end()) {
+    std::string names;
+    for (const TableInfo& t : tables)
+      names += (names.empty() ? "" : ", ") + t.name;
+    return ReportError("pull",
+                       Status(Code::kNotFound,
+                              "unknown table '" + flags.table + "' (model '" +
+                                  (*client)->model() + "' has: " +
+                                  (names.empty() ? "no tables" : names) + ")"));
+  }
+  const uint64_t n = ids->size(), dim = table->dim;
+  std::vector<float> rows(n * dim);
+  Status s =
+      (*client)->PullRows(flags.table, ids->data(), n, rows.data()).Wait();
+  if (!s.ok()) return ReportError("pull", s);
+  if (!flags.file.empty()) {
+    Status w = WriteNpy(flags.file, {n, dim}, rows.data(), rows.size());
+    if (!w.ok()) return ReportError("pull", w);
+    std::printf("pulled %llu row(s) of table '%s' [%llu, %llu] into %s\n",
+                static_cast<unsigned long long>(n), flags.table.c_str(),
+                static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(dim), flags.file.c_str());
+    return 0;
+  }
+  std::printf("table %s rows %llu dim %llu\n", flags.table.c_str(),
+              static_cast<unsigned long long>(n),
+              static_cast<unsigned long long>(dim));
+  for (uint64_t r = 0; r < n && r < 20; ++r) {
+    std::printf("row %llu", static_cast<unsigned long long>((*ids)[r]));
+    for (uint64_t j = 0; j < dim && j < 8; ++j)
+      std::printf(" %.6g", static_cast<double>(rows[r * dim + j]));
+    std::printf("%s\n", dim > 8 ? " ..." : "");
+  }
+  if (n > 20)
+    std::printf("... (%llu more; --out writes all)\n",
+                static_cast<unsigned long long>(n - 20));
+  return 0;
+}
+
 int RunPull(const TensorIoFlags& flags) {
+  if (flags.tensor.empty() == flags.table.empty())
+    return ReportError("pull", Status(Code::kInvalidArgument,
+                                      "give exactly one of --tensor, --table"));
+  if (!flags.table.empty()) return RunPullRows(flags);
+  if (!flags.ids.empty() || !flags.ids_file.empty())
+    return ReportError("pull", Status(Code::kInvalidArgument,
+                                      "--ids and --ids-file go with --table"));
   auto client = ConnectFor(flags);
   if (!client.ok()) return ReportError("pull", client.status());
   auto t = FindTensor(**client, flags.tensor);
@@ -115,7 +221,6 @@ int RunPush(const TensorIoFlags& flags) {
 
 void AddCommon(CLI::App* cmd, TensorIoFlags* flags) {
   cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
-  cmd->add_option("--tensor", flags->tensor, "Tensor name")->required();
   cmd->add_option("--timeout-ms", flags->timeout_ms, "Request deadline")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
@@ -126,17 +231,28 @@ void AddCommon(CLI::App* cmd, TensorIoFlags* flags) {
 
 void RegisterTensorIo(CLI::App& app, int* exit_code) {
   auto pull = std::make_shared<TensorIoFlags>();
-  CLI::App* pull_cmd =
-      app.add_subcommand("pull", "Fetch a tensor (to a .npy file)");
+  CLI::App* pull_cmd = app.add_subcommand(
+      "pull", "Fetch a tensor, or rows of a table (to a .npy file)");
   AddCommon(pull_cmd, pull.get());
+  pull_cmd->add_option("--tensor", pull->tensor, "Tensor name");
+  pull_cmd->add_option("--table", pull->table,
+                       "Sparse table name (with --ids or --ids-file); rows "
+                       "nobody touched yet are created with the table's "
+                       "init, as a trainer's PullRows does");
+  pull_cmd->add_option("--ids", pull->ids, "Row ids, e.g. 1,2,3")
+      ->delimiter(',');
+  pull_cmd->add_option("--ids-file", pull->ids_file,
+                       "File of row ids (commas, spaces or newlines)");
   pull_cmd->add_option("--out", pull->file,
-                       "Write a float32 .npy here (else print a summary)");
+                       "Write a float32 .npy here: the tensor's shape, or "
+                       "[ids, dim] for rows (else print a summary)");
   pull_cmd->callback([pull, exit_code] { *exit_code = RunPull(*pull); });
 
   auto push = std::make_shared<TensorIoFlags>();
   CLI::App* push_cmd = app.add_subcommand(
       "push", "Push a gradient (the optimizer applies it) to a tensor");
   AddCommon(push_cmd, push.get());
+  push_cmd->add_option("--tensor", push->tensor, "Tensor name")->required();
   push_cmd->add_option("--fill", push->fill, "Every element of the gradient");
   push_cmd->add_option("--in", push->file, "Gradient from a float32 .npy");
   push_cmd->callback([push, exit_code] { *exit_code = RunPush(*push); });

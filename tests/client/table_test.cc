@@ -309,5 +309,36 @@ TEST_CASE("model view reads rows from the owning shard's segment", "[table]") {
   }
 }
 
+TEST_CASE(
+    "model view of an untouched row says so, and FillInitialRow gives what "
+    "PullRows creates",
+    "[table]") {
+  const auto spec_for = [](const std::string& storage) {
+    ModelSpec spec = TableModel(storage, 100, "sgd");
+    spec.tables[0].init = *InitSpec::Parse("normal:0.1");
+    spec.tables[0].seed = 9;
+    return spec;
+  };
+  test::InProcessCluster cluster(2, 1, spec_for);
+  auto view = ModelView::Open(cluster.info());
+  REQUIRE(view.ok());
+  const uint64_t id = 4242;
+  auto before = (*view)->Row("emb", id);
+  REQUIRE(before.status().code() == Code::kNotFound);
+  CHECK_THAT(before.status().message(), Contains("FillInitialRow"));
+  // The view created nothing: the row is still missing.
+  CHECK((*view)->Row("emb", id).status().code() == Code::kNotFound);
+
+  std::vector<float> init(kDim);
+  FillInitialRow(spec_for("unused").tables[0], id, init.data());
+  auto client = MustConnect(cluster.info());
+  const std::vector<float> pulled = MustPullRows(*client, {id});
+  CHECK(pulled == init);  // bit for bit: the same pure function
+  auto after = (*view)->Row("emb", id);
+  REQUIRE(after.ok());
+  for (uint64_t j = 0; j < kDim; ++j)
+    CHECK((*after)(static_cast<Eigen::Index>(j)) == init[j]);
+}
+
 }  // namespace
 }  // namespace shardps

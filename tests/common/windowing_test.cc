@@ -95,7 +95,7 @@ TEST_CASE("window options are checked against the columns", "[windowing]") {
   CHECK(ValidateWindowOptions(o, 2).code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("normaliser z-scores columns and round-trips through text",
+TEST_CASE("normaliser z-scores columns and round-trips through stream metadata",
           "[windowing]") {
   const std::vector<float> rows = {1, 10, 3, 10, 5, 10};  // col 1 constant
   const Normalizer n = Normalizer::Fit(rows, 2);
@@ -106,11 +106,59 @@ TEST_CASE("normaliser z-scores columns and round-trips through text",
   CHECK(row[0] == Approx(2 / std::sqrt(8.0 / 3)));
   CHECK(row[1] == 0.0f);  // a constant column does not divide by zero
   CHECK(n.Undo(0, row[0]) == Approx(5));
-  auto back = Normalizer::FromText(n.ToText());
+  StreamMeta meta;
+  meta.normalizer = n;
+  meta.target = 1;
+  meta.columns = {0, 1};
+  meta.window = 52;
+  meta.horizon = 4;
+  auto back = ParseStreamMeta(FormatStreamMeta(meta));
   REQUIRE(back.ok());
-  CHECK(back->mean(0) == n.mean(0));
-  CHECK(back->std(0) == n.std(0));
-  CHECK_FALSE(Normalizer::FromText("mean=1 std=").ok());
+  CHECK(back->normalizer.mean(0) == n.mean(0));  // exact: 17 digits
+  CHECK(back->normalizer.std(0) == n.std(0));
+  CHECK(back->normalizer.mean(1) == n.mean(1));
+  CHECK(back->target == 1);
+  CHECK(back->columns == std::vector<uint32_t>{0, 1});
+  CHECK(back->window == 52);
+  CHECK(back->horizon == 4);
+}
+
+TEST_CASE("stream metadata parses what feed writes and ignores unknown keys",
+          "[windowing]") {
+  // The exact text `shardps feed` records for a two-column CSV.
+  auto meta = ParseStreamMeta(
+      "mean=315.5,2 std=12.25,0.5 target=0 columns=0,1 window=52 horizon=4 "
+      "future=x");
+  REQUIRE(meta.ok());
+  CHECK(meta->normalizer.columns() == 2);
+  CHECK(meta->normalizer.Undo(0, 1.0f) == Approx(327.75));
+  CHECK(meta->target == 0);
+  // Without normalisation only the target (and shapes) are recorded.
+  auto plain = ParseStreamMeta("target=3");
+  REQUIRE(plain.ok());
+  CHECK(plain->normalizer.columns() == 0);
+  CHECK(plain->target == 3);
+}
+
+TEST_CASE("stream metadata errors name the bad key", "[windowing]") {
+  CHECK(ParseStreamMeta("").status().code() == Code::kNotFound);
+  const auto error = [](const char* text) {
+    auto m = ParseStreamMeta(text);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.status().code() == Code::kInvalidArgument);
+    return m.status().message();
+  };
+  CHECK_THAT(error("mean=1 std="), Contains("'std='"));
+  CHECK_THAT(error("mean=1,x std=1,1 target=0"), Contains("'mean=1,x'"));
+  CHECK_THAT(error("mean=1 std=1 target=-1"), Contains("'target=-1'"));
+  CHECK_THAT(error("mean=1 std=1"), Contains("no 'target'"));
+  CHECK_THAT(error("mean=1,2 std=1 target=0"), Contains("2 means but 1 std"));
+  CHECK_THAT(error("mean=1 target=0"), Contains("'mean' without 'std'"));
+  CHECK_THAT(error("mean=1 std=0 target=0"), Contains("> 0"));
+  CHECK_THAT(error("mean=1 std=1 target=1"), Contains("'target=1'"));
+  CHECK_THAT(error("mean=1 std=1 target=0 columns=0,4"), Contains("column 4"));
+  CHECK_THAT(error("target=0 window=ten"), Contains("'window=ten'"));
+  CHECK_THAT(error("target"), Contains("not key=value"));
 }
 
 TEST_CASE("batch builder packs, shuffles without loss and flushes the rest",

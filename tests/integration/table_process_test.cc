@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <thread>
@@ -12,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "common/wire.h"
+#include "server/npy.h"
 #include "shardps/client.h"
 #include "tests/integration/harness.h"
 
@@ -203,6 +205,76 @@ TEST_CASE("rows survive kill -9 and a restart", "[integration][table]") {
   INFO(s.ToString());
   REQUIRE(s.ok());
   CHECK(after == before);
+}
+
+TEST_CASE("shardps pull --table writes the rows as an [n, dim] .npy",
+          "[integration][table]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), TableSpecText());
+  auto cluster = LocalCluster::Start(spec, dir.File("storage"), 2,
+                                     dir.File("cluster.toml"));
+  INFO(cluster.status().ToString());
+  REQUIRE(cluster.ok());
+  auto client = Client::Connect((*cluster)->info());
+  REQUIRE(client.ok());
+  // Rows on both shards; 5 is pushed, 900 and 1ull << 40 are untouched.
+  const std::vector<uint64_t> pushed = {5, 104729};
+  std::vector<float> grads(pushed.size() * kDim);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = float(i + 1);
+  REQUIRE((*client)
+              ->PushRows("emb", pushed.data(), pushed.size(), grads.data())
+              .Wait()
+              .ok());
+  const std::string cluster_file = (*cluster)->cluster_file();
+  const std::string out = dir.File("rows.npy");
+  RunResult pull =
+      Run({SHARDPS_BINARY, "pull", "--cluster", cluster_file, "--table", "emb",
+           "--ids", "104729,900,5", "--out", out});
+  INFO(pull.out << pull.err);
+  REQUIRE(pull.status.ok());
+  auto npy = ReadNpy(out);
+  REQUIRE(npy.ok());
+  CHECK(npy->shape == std::vector<uint64_t>{3, kDim});
+  for (uint64_t j = 0; j < kDim; ++j) {
+    CHECK(npy->data[0 * kDim + j] == 0.25f - grads[kDim + j]);  // 104729
+    CHECK(npy->data[1 * kDim + j] == 0.25f);             // untouched: the init
+    CHECK(npy->data[2 * kDim + j] == 0.25f - grads[j]);  // 5
+  }
+
+  // --ids-file: commas, spaces and newlines; printed without --out.
+  {
+    std::ofstream ids(dir.File("ids.txt"));
+    ids << "5\n 1099511627776,\n";
+  }
+  pull = Run({SHARDPS_BINARY, "pull", "--cluster", cluster_file, "--table",
+              "emb", "--ids-file", dir.File("ids.txt")});
+  INFO(pull.out << pull.err);
+  REQUIRE(pull.status.ok());
+  CHECK(pull.out.find("table emb rows 2 dim 8") != std::string::npos);
+  CHECK(pull.out.find("row 1099511627776 0.25") != std::string::npos);
+
+  // Bad input: exit 2 with what is wrong.
+  const auto refused = [&](std::vector<std::string> extra,
+                           const std::string& needle) {
+    std::vector<std::string> argv = {SHARDPS_BINARY, "pull", "--cluster",
+                                     cluster_file};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const RunResult r = Run(argv);
+    INFO(r.err);
+    CHECK(r.status.exited);
+    CHECK(r.status.code == 2);
+    CHECK(r.err.find(needle) != std::string::npos);
+  };
+  refused({"--table", "nope", "--ids", "1"}, "unknown table 'nope'");
+  refused({"--table", "emb"}, "--ids 1,2,3");
+  refused({"--table", "emb", "--tensor", "dense", "--ids", "1"},
+          "exactly one of --tensor, --table");
+  {
+    std::ofstream ids(dir.File("bad.txt"));
+    ids << "1\n2x\n";
+  }
+  refused({"--table", "emb", "--ids-file", dir.File("bad.txt")},
+          "bad.txt:2: '2x' is not a row id");
 }
 
 }  // namespace

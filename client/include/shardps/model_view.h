@@ -74,9 +74,14 @@ class ModelView {
 
   // Row `id` of sparse table `table`, live (dim floats), found through the
   // row index in the segment of the shard that owns it. kNotFound for an
-  // unknown table or a row nobody has pushed or pulled yet. A row being
-  // updated may be read half-old, half-new: copy it through PullRows when
-  // that matters.
+  // unknown table or a row nobody has pushed or pulled yet: such a row has
+  // no memory in the segment to view, and this read-only view never creates
+  // one. Its value would be the table's init, a pure function of (init,
+  // seed, table name, id): FillInitialRow(spec.tables[i], id, out) with the
+  // servers' model spec gives exactly what PullRows would create (the
+  // segment does not record the init, which may change between restarts).
+  // A row being updated may be read half-old, half-new: copy it through
+  // PullRows when that matters.
   Result<Eigen::Map<const Eigen::VectorXf>> Row(std::string_view table,
                                                 uint64_t id) const;
 

@@ -2,7 +2,10 @@
 //
 //   // Trainer (consumer): create the queue, consume, close when done.
 //   auto q = shardps::BatchQueue::Create("/dev/shm/co2.queue", 16, 1 << 20);
-//   while (auto batch = (*q)->Next(std::chrono::seconds(10))) {   // Result
+//   if (!q.ok()) return q.status();
+//   for (;;) {
+//     auto batch = (*q)->Next(std::chrono::seconds(10));
+//     if (!batch.ok()) break;  // kClosed: the stream ended; kTimeout: idle
 //     train_on(batch->features(), batch->labels());  // zero-copy views
 //     (*q)->Release(*batch);
 //     if (done) break;
@@ -11,7 +14,9 @@
 //
 //   // Producer (any number of processes):
 //   auto q = shardps::BatchQueue::Open("/dev/shm/co2.queue");
-//   Status s = (*q)->Push(batch, std::chrono::seconds(30));  // blocks if full
+//   Status s = (*q)->Push(shape, features, labels, std::chrono::seconds(30));
+//   // With Create(..., producers = N): each producer's MarkEnd() when it has
+//   // no more; after the N-th, Next returns kClosed once drained.
 //
 // A queue is one file (tmpfs) holding N fixed-size slots. Push blocks while
 // every slot is full (backpressure), so production never runs further ahead
@@ -101,16 +106,22 @@ struct QueueStats {
   double producer_blocked_s = 0;
   double consumer_starved_s = 0;
   bool closed = false;
+  uint32_t producers = 0;        // the count given to Create (0: none)
+  uint32_t ended_producers = 0;  // MarkEnd calls so far
 };
 
 class BatchQueue {
  public:
   // Creates a new queue file (mode 0600) of `slots` (>= 2) slots of
-  // `slot_bytes` payload bytes each. kBusy if the file exists;
-  // kInvalidArgument for fewer than 2 slots or absurd sizes.
+  // `slot_bytes` payload bytes each. `producers` > 0 makes the stream
+  // finite: once that many producers have called MarkEnd, the queue closes
+  // (Next returns kClosed after the last batch). 0: the stream ends only by
+  // Close. kBusy if the file exists; kInvalidArgument for fewer than 2
+  // slots or absurd sizes.
   static Result<std::unique_ptr<BatchQueue>> Create(const std::string& path,
                                                     uint32_t slots,
-                                                    uint64_t slot_bytes);
+                                                    uint64_t slot_bytes,
+                                                    uint32_t producers = 0);
   // Opens an existing queue. kNotFound, or kCorrupt for a file that is not
   // a queue (bad magic, version, checksum or size).
   static Result<std::unique_ptr<BatchQueue>> Open(const std::string& path);
@@ -122,6 +133,7 @@ class BatchQueue {
   const std::string& path() const { return path_; }
   uint64_t slot_bytes() const;
   uint32_t slots() const;
+  uint32_t producers() const;  // as given to Create; 0: no end marks
 
   // ---- producers ----
   // Copies one batch in. Blocks while the queue is full, up to `timeout`
@@ -139,9 +151,19 @@ class BatchQueue {
   Status Commit(const SlotWriter& slot, const BatchShape& shape,
                 uint64_t producer_id = 0, uint64_t producer_seq = 0);
 
+  // Marks the end of this producer's stream: it pushes no more. The mark
+  // that completes the queue's producer count closes the queue (as Close
+  // does), so consumers get kClosed once they have taken every batch.
+  // Call it once per producer, after its last Push returned. A producer that
+  // dies before marking leaves the stream open (consumers see kTimeout).
+  // kInvalidArgument for a queue created with producers = 0, or when every
+  // producer has already marked its end.
+  Status MarkEnd();
+
   // ---- consumers ----
   // The next committed batch, blocking up to `timeout` (kTimeout). kClosed
-  // once the queue is closed and drained.
+  // once the queue is closed (by Close, or by its producers' end marks) and
+  // every batch committed before that was taken.
   Result<Batch> Next(std::chrono::milliseconds timeout);
   // Gives the slot back to producers. REQUIRES: `batch` came from Next on
   // this object and was not released yet.

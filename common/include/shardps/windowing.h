@@ -9,7 +9,8 @@
 // Features [batch, window, features] and labels [batch, horizon], float32,
 // row-major: the BatchQueue's layout. Normalisation is a per-column z-score
 // whose mean and deviation come from the first rows of the series (the
-// consumer gets them as text, to undo it on predictions).
+// consumer gets them, and the target column, through StreamMeta: the text a
+// producer records in the queue's metadata).
 //
 // Thread-safety: values and single-threaded objects; use one per thread.
 #ifndef SHARDPS_WINDOWING_H_
@@ -21,6 +22,7 @@
 #include <istream>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shardps/status.h"
@@ -72,13 +74,43 @@ class Normalizer {
   size_t columns() const { return mean_.size(); }
   double mean(size_t column) const { return mean_[column]; }
   double std(size_t column) const { return std_[column]; }
-  // "mean=a,b,c std=d,e,f", for BatchQueue::SetMeta.
-  std::string ToText() const;
-  static Result<Normalizer> FromText(const std::string& text);
+  // A normaliser with these per-column moments (as a consumer rebuilds it
+  // from StreamMeta). kInvalidArgument when the lists differ in length or a
+  // std is not a positive finite number.
+  static Result<Normalizer> FromMoments(std::vector<double> mean,
+                                        std::vector<double> std);
 
  private:
   std::vector<double> mean_, std_;
 };
+
+// What a producer tells the consumer about a stream, recorded as the queue's
+// metadata (BatchQueue::SetMeta / Meta). The one format (docs/stream.md):
+// space-separated key=value pairs, lists comma-separated, e.g.
+//
+//   mean=315.2,0.5 std=12.1,0.3 target=0 columns=0,1 window=52 horizon=4
+//
+//   mean, std  the z-score of every CSV column (absent: no normalisation)
+//   target     the label column, an index into those columns
+//   columns    the feature columns, in the order they appear in a window
+//   window, horizon  rows per window, label rows per window
+//
+// Unknown keys are ignored (a newer producer may add some); a known key with
+// a bad value is an error naming the key.
+struct StreamMeta {
+  Normalizer normalizer;          // identity when the feed did not normalise
+  uint32_t target = 0;            // label column
+  std::vector<uint32_t> columns;  // feature columns
+  uint32_t window = 0, horizon = 0;
+};
+
+// The metadata text of `meta` (at most a few hundred bytes per column).
+std::string FormatStreamMeta(const StreamMeta& meta);
+// Parses FormatStreamMeta's text. kNotFound for empty text (no producer
+// recorded any yet); kInvalidArgument naming the key for a malformed value,
+// a missing `target`, mean/std lists of different lengths, or a target or
+// column outside the normalised columns.
+Result<StreamMeta> ParseStreamMeta(std::string_view text);
 
 struct WindowOptions {
   uint32_t window = 0;             // rows per window, > 0
