@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "common/checkpoint.h"
-#include "server/cli/curve_flags.h"
 #include "server/cli/commands.h"
+#include "server/cli/curve_flags.h"
 #include "shardps/client.h"
 #include "shardps/cluster.h"
 
@@ -19,6 +19,7 @@ struct CheckpointFlags {
   std::string cluster, to, from, spec, storage;
   bool remote = false;
   int timeout_ms = 600000;
+  int connect_timeout_ms = kConnectTimeoutMs;
   ClientCurveFlags curve;
 };
 
@@ -26,6 +27,7 @@ struct CheckpointFlags {
 int RunRemoteCheckpoint(const CheckpointFlags& flags) {
   ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
   if (Status keys = ApplyClientCurveFlags(flags.curve, &options); !keys.ok())
     return ReportError("checkpoint", keys);
   auto client = Client::Connect(flags.cluster, options);
@@ -97,6 +99,7 @@ void RegisterCheckpoint(CLI::App& app, int* exit_code) {
                  "With --remote: how long to wait for the shards")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400000));
+  AddConnectTimeout(cp, &flags->connect_timeout_ms);
   AddClientCurveFlags(cp, &flags->curve);
   cp->callback([flags, exit_code, to, remote] {
     if (to->count() == 0 && remote->count() == 0) {
