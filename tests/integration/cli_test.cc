@@ -278,6 +278,56 @@ init = "zeros"
   }
 }
 
+TEST_CASE("launch refuses a live cluster's file and deletes only its own",
+          "[integration]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), CliSpec());
+  const std::string cluster_file = dir.File("cluster.toml");
+  const std::string bin = kShardpsBinary;
+  // A stale file (its servers are gone) is taken over, with a note.
+  WriteFileBytes(cluster_file,
+                 "model = \"clidemo\"\n[[shard]]\nindex = 0\n"
+                 "endpoint = \"tcp://127.0.0.1:1\"\n");
+  auto first = ChildProcess::Spawn({bin, "launch", "--spec", spec, "--shards",
+                                    "1", "--cluster-file", cluster_file,
+                                    "--storage", dir.File("storage")});
+  REQUIRE(first.ok());
+  ChildProcess& launcher = **first;
+  INFO("first launch stderr: " << launcher.Stderr());
+  REQUIRE(launcher.ReadLineContaining("ready", kStartTimeout).has_value());
+  CHECK(Contains(launcher.Stderr(), "no server of it answers"));
+  const std::string written = ReadFileBytes(cluster_file);
+  CHECK_FALSE(Contains(written, "127.0.0.1:1\""));
+
+  // A second launch on the live cluster's file is refused before it starts
+  // a server, and leaves the file alone.
+  const RunResult second =
+      Run({bin, "launch", "--spec", spec, "--shards", "1", "--cluster-file",
+           cluster_file, "--storage", dir.File("storage2")});
+  INFO("second launch: " << second.err);
+  CHECK(second.status.code == 1);
+  CHECK(Contains(second.err, "belongs to a running cluster"));
+  CHECK(Contains(second.err, "--cluster-file"));
+  CHECK_FALSE(Contains(second.out, "ready"));
+  CHECK(ReadFileBytes(cluster_file) == written);
+  CHECK(Run({bin, "status", "--cluster", cluster_file}).status.ok());
+
+  SECTION("the file it wrote is deleted when it stops") {
+    REQUIRE(launcher.Signal(SIGINT));
+    REQUIRE(launcher.Wait(kExitTimeout).has_value());
+    CHECK_FALSE(FileExists(cluster_file));
+  }
+  SECTION("a file someone changed since is kept") {
+    const std::string edited = written + "# edited\n";
+    WriteFileBytes(cluster_file, edited);
+    REQUIRE(launcher.Signal(SIGINT));
+    REQUIRE(launcher.Wait(kExitTimeout).has_value());
+    REQUIRE(FileExists(cluster_file));
+    CHECK(ReadFileBytes(cluster_file) == edited);
+    CHECK(Contains(launcher.Stderr(), "changed since launch wrote it"));
+  }
+}
+
 TEST_CASE(
     "cli connect errors name the likely cause and the command that fixes it",
     "[integration]") {
@@ -338,7 +388,8 @@ TEST_CASE(
       const RunResult help = Run({bin, command, "--help"});
       INFO(command << ": " << help.out);
       CHECK(Contains(help.out, "--connect-timeout-ms"));
-      CHECK(Contains(help.out, "--connect-timeout-ms INT:INT in [1 - 3600000]=10000"));
+      CHECK(Contains(help.out,
+                     "--connect-timeout-ms INT:INT in [1 - 3600000]=10000"));
     }
   }
 
