@@ -259,7 +259,19 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& cluster_file,
                                                 ClientOptions options) {
   auto cluster = LoadCluster(cluster_file);
   if (!cluster.ok()) return cluster.status();
-  return Connect(*cluster, options);
+  auto client = Connect(*cluster, options);
+  if (client.ok() || client.status().code() != Code::kUnavailable)
+    return client;
+  // No shard answered at all: most often the file outlived its cluster.
+  std::string hint = client.status().message() + " (waited " +
+                     std::to_string(options.connect_timeout.count()) +
+                     " ms): " + cluster_file +
+                     " may be stale: was the cluster stopped? start it with "
+                     "`shardps launch --spec SPEC --cluster-file " +
+                     cluster_file + "`";
+  if (!cluster->server_key.empty())
+    hint += "; or the servers do not accept this client's CURVE key";
+  return Status(Code::kUnavailable, hint);
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
@@ -590,8 +602,7 @@ Handle Client::Clock() {
 }
 
 Result<std::vector<std::string>> Client::Checkpoint() {
-  auto dirs =
-      std::make_shared<std::vector<std::string>>(io_->shards().size());
+  auto dirs = std::make_shared<std::vector<std::string>>(io_->shards().size());
   Handle call =
       SendToAllShards(*io_, wire::Op::Checkpoint, [&](uint32_t i, Part* p) {
         p->on_reply = [dirs, i](const wire::Reply& r) {

@@ -1,6 +1,7 @@
 #include "common/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -573,6 +574,25 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
   return Status::Ok();
 }
 
+// kBusy naming the server when one holds `segment`'s lock (serves it):
+// removing the file would not stop that server, so say to stop it first.
+// Ok when no one holds it.
+Status RefuseIfServed(const std::string& segment) {
+  UniqueFd fd(::open(segment.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() || ::flock(fd.get(), LOCK_SH | LOCK_NB) == 0)
+    return Status::Ok();
+  if (errno != EWOULDBLOCK) return Status::Ok();
+  int32_t pid = 0;
+  SegmentHeader h;
+  if (::pread(fd.get(), &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)))
+    pid = h.owner_pid.load(std::memory_order_relaxed);
+  return Status(Code::kBusy,
+                segment + " is in use by a running server" +
+                    (pid > 0 ? " (pid " + std::to_string(pid) + ")" : "") +
+                    ": stop it first (its `shardps serve` or `shardps "
+                    "launch`), then remove the segments and restore");
+}
+
 }  // namespace
 
 Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
@@ -596,10 +616,12 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
   for (uint32_t i = 0; i < n; ++i) {
     records.push_back(sources[i].record);
     const std::string target = Segment::PathFor(storage, spec.name, i, n);
-    if (Exists(target))
+    if (Exists(target)) {
+      SHARDPS_RETURN_IF_ERROR(RefuseIfServed(target));
       return Status(Code::kBusy, target +
                                      " exists; restore writes new "
                                      "segments only (remove it first)");
+    }
   }
 
   std::vector<std::string> created;

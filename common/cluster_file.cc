@@ -208,10 +208,18 @@ Result<std::vector<ShardAddress>> ParseShards(const toml::node* node) {
 }
 
 Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
+  // A model spec has a [model] table (and [[tensor]]s): a common mix-up,
+  // since `launch` takes the spec and everything after takes the cluster
+  // file it writes.
+  if (root.get_as<toml::table>("model") != nullptr ||
+      root.get("tensor") != nullptr)
+    return Status(Code::kInvalidArgument,
+                  "this is a model spec (it has a [model] table), not a "
+                  "cluster file: pass the cluster file `shardps launch` wrote "
+                  "(its --cluster-file, cluster.toml by default)");
   for (const auto& [name, value] : root) {
     const std::string_view k = name.str();
-    if (k != "model" && k != "spec_hash" && k != "server_key" &&
-        k != "shard") {
+    if (k != "model" && k != "spec_hash" && k != "server_key" && k != "shard") {
       return Invalid(std::string(k), "unknown key");
     }
   }
@@ -232,8 +240,9 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
     Result<std::string> text = RequireString(key, "server_key");
     if (!text.ok()) return text.status();
     if (!IsCurveKey(*text))
-      return Invalid("server_key", "must be a 40-character Z85 CURVE public "
-                                   "key (the servers' .pub file)");
+      return Invalid("server_key",
+                     "must be a 40-character Z85 CURVE public "
+                     "key (the servers' .pub file)");
     cluster.server_key = std::move(*text);
   }
 
@@ -273,7 +282,8 @@ std::string ClusterInfo::ToToml() const {
   if (spec_hash) {
     out += "spec_hash = " + QuoteToml(FormatSpecHash(*spec_hash)) + "\n";
   }
-  if (!server_key.empty()) out += "server_key = " + QuoteToml(server_key) + "\n";
+  if (!server_key.empty())
+    out += "server_key = " + QuoteToml(server_key) + "\n";
   for (const ShardAddress& shard : shards) {
     out += "\n[[shard]]\n";
     out += "index = " + std::to_string(shard.index) + "\n";
@@ -304,7 +314,11 @@ Result<ClusterInfo> LoadCluster(const std::string& path) {
   Result<std::string> text = ReadFileToString(path);
   if (!text.ok()) {
     if (text.status().code() == Code::kNotFound) {
-      return Status(Code::kNotFound, path + ": no such file");
+      return Status(Code::kNotFound,
+                    path +
+                        ": no such file: is `shardps launch` still starting? "
+                        "it writes this file when every shard is up (or pass "
+                        "the path you gave launch --cluster-file)");
     }
     return text.status();  // already names the path
   }

@@ -17,7 +17,10 @@ std::string Seconds(std::chrono::steady_clock::duration d) {
 }  // namespace
 
 ClockKeeper::ClockKeeper(const ConsistencySpec& spec, Segment& segment)
-    : spec_(spec), header_(segment.mutable_header()), workers_(spec.workers) {
+    : spec_(spec),
+      header_(segment.mutable_header()),
+      workers_(spec.workers),
+      claims_(spec.workers) {
   if (!bsp() || segment.num_blocks() == 0) return;
   // A crash during an apply leaves some blocks a clock ahead; the shard's
   // clock is its slowest block's, and DueApply finishes the rest.
@@ -153,6 +156,47 @@ void ClockKeeper::Disconnected(int fd, Time now) {
       l.gone_at = now;
     }
   }
+  for (WorkerClaim& c : claims_)
+    if (c.held && c.fd == fd) c = WorkerClaim{};
+}
+
+bool ClockKeeper::Holds(int worker, uint64_t client_id, int fd) const {
+  const WorkerClaim& c = claims_[worker];
+  return c.held && c.client_id == client_id && c.fd == fd;
+}
+
+Status ClockKeeper::Claim(int worker, uint64_t client_id, int fd,
+                          const std::string& peer, Time now) {
+  if (fd < 0) return Status::Ok();
+  WorkerClaim& c = claims_[worker];
+  const bool same_client =
+      c.held && c.client_id == client_id && (client_id != 0 || c.fd == fd);
+  if (c.held && !same_client)
+    return Status(
+        Code::kBusy,
+        "worker index " + std::to_string(worker) +
+            " is already in use by another live client (" +
+            (c.peer.empty() ? std::string("address unknown") : c.peer) +
+            ", holding it for " + Seconds(now - c.since) +
+            "): give every trainer process its own worker index, 0.." +
+            std::to_string(static_cast<int>(spec_.workers) - 1) +
+            ". If that process has just exited, retry: its index is freed "
+            "when the shard sees its connection close (at once for a "
+            "killed process, within about 15 s when its host vanished)");
+  if (!c.held) {
+    c.held = true;
+    c.client_id = client_id;
+    c.since = now;
+  }
+  c.fd = fd;
+  c.peer = peer;
+  return Status::Ok();
+}
+
+void ClockKeeper::Unclaim(uint64_t client_id) {
+  if (client_id == 0) return;
+  for (WorkerClaim& c : claims_)
+    if (c.held && c.client_id == client_id) c = WorkerClaim{};
 }
 
 int64_t ClockKeeper::IdleMs(int worker, Time now) const {

@@ -89,8 +89,25 @@ class ClockKeeper {
 
   // Liveness: a request from `worker` arrived over connection `fd`.
   void Seen(int worker, int fd, Time now);
-  // The connection `fd` closed.
+  // The connection `fd` closed: its worker is gone and its claim is free.
   void Disconnected(int fd, Time now);
+
+  // Worker claims: each worker index belongs to one live client at a time,
+  // the first whose Hello (or request) names it. A client is its client id
+  // (its connection fd when the id is 0); one that reconnects on a new fd
+  // keeps its index. True when `client` over `fd` holds `worker` already
+  // (the per-request fast path).
+  bool Holds(int worker, uint64_t client_id, int fd) const;
+  // Claims `worker` for the client: Ok when it was free or already the
+  // client's; kBusy naming the index, the holder's address `peer` and how
+  // long it has held it when another live client holds it. Claims are
+  // freed by Disconnected(holder's fd) and Unclaim. Not enforced for fd < 0
+  // (a transport without connections): Ok.
+  // REQUIRES: 0 <= worker < spec().workers.
+  Status Claim(int worker, uint64_t client_id, int fd, const std::string& peer,
+               Time now);
+  // A client closed cleanly (Release): frees every index it holds.
+  void Unclaim(uint64_t client_id);
   WorkerState state_of(int worker) const { return workers_[worker].state; }
   // Milliseconds since `worker`'s last request; -1 if never seen.
   int64_t IdleMs(int worker, Time now) const;
@@ -107,10 +124,19 @@ class ClockKeeper {
     Time gone_at{};
   };
 
+  struct WorkerClaim {
+    bool held = false;
+    uint64_t client_id = 0;
+    int fd = -1;
+    std::string peer;  // "ip:port" of the holder's connection
+    Time since{};
+  };
+
   const ConsistencySpec spec_;
   SegmentHeader& header_;
   std::vector<Liveness> workers_;
-  int64_t applying_ = -1;  // bsp clock being applied, -1 when idle
+  std::vector<WorkerClaim> claims_;  // by worker index
+  int64_t applying_ = -1;            // bsp clock being applied, -1 when idle
 };
 
 }  // namespace shardps

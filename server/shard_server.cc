@@ -1,7 +1,10 @@
 #include "server/shard_server.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,9 +13,9 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
-#include <unordered_map>
 #include <new>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 #include <zmq.hpp>
@@ -59,6 +62,41 @@ constexpr int kPeerRecvHwm = 128;
 // bounds the small replies (errors, acks) such a client can pile up, as
 // ReplyBudget bounds the large ones.
 constexpr int kPeerSendHwm = 4096;
+
+// "ip:port" of the TCP peer on connection `fd`, for messages that name a
+// client; ZeroMQ's Peer-Address (the IP alone) for other transports. The fd
+// belongs to ZeroMQ's I/O thread; getpeername only reads it, and a reused
+// fd could at worst name the wrong peer in a message.
+std::string PeerAddress(int fd, zmq::message_t& header) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (fd >= 0 &&
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (addr.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+      return std::string(ip) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    if (addr.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+      return "[" + std::string(ip) +
+             "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+  }
+  const char* address = zmq_msg_gets(header.handle(), "Peer-Address");
+  return address != nullptr ? address : "";
+}
+
+// ZMTP heartbeats: the shard PINGs every connection this often and drops
+// one that sends nothing for kPeerHeartbeatTimeoutMs after a PING. A peer
+// whose host vanished (no FIN, no RST: a half-open connection) is thus
+// noticed within about 15 s, which frees its worker index (ClockKeeper
+// claims). The peer's libzmq answers PINGs from its I/O thread, so a busy
+// trainer is never dropped; a stopped (SIGSTOP) one is, and reconnects.
+constexpr int kPeerHeartbeatIvlMs = 5000;
+constexpr int kPeerHeartbeatTimeoutMs = 10000;
 
 // Longest error message sent: messages quote names from the request, and a
 // header may be 64 KiB.
@@ -177,6 +215,8 @@ class ShardServer::Impl {
       socket_.set(zmq::sockopt::linger, 0);
       socket_.set(zmq::sockopt::sndhwm, kPeerSendHwm);
       socket_.set(zmq::sockopt::rcvhwm, kPeerRecvHwm);
+      socket_.set(zmq::sockopt::heartbeat_ivl, kPeerHeartbeatIvlMs);
+      socket_.set(zmq::sockopt::heartbeat_timeout, kPeerHeartbeatTimeoutMs);
       socket_.bind(options_.listen);
       endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
       // Disconnect events tell `status` which workers left, by socket fd.
@@ -188,11 +228,10 @@ class ShardServer::Impl {
       // the mismatch in our greeting as early as we see it in its own, and
       // when it hangs up first we learn only that the connection ended
       // mid-handshake (FAILED_NO_DETAIL), so that is counted too.
-      const int events =
-          ZMQ_EVENT_DISCONNECTED |
-          (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                 : 0);
+      const int events = ZMQ_EVENT_DISCONNECTED |
+                         (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                      ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                : 0);
       if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(),
                              events) != 0)
         throw zmq::error_t();
@@ -295,6 +334,11 @@ class ShardServer::Impl {
   void ExpireParked();
   int PollTimeoutMs() const;
   void OnMonitorEvent();
+  // Whether the worker index `req` names may be used by this client over
+  // `fd` (ClockKeeper::Claim); Ok for non-workers and out-of-range indices
+  // (CheckWorker and the client refuse those). `header` carries the peer's
+  // address.
+  Status ClaimWorker(const wire::Request& req, int fd, zmq::message_t& header);
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
   void HandleRows(const wire::Request& req,
                   std::vector<zmq::message_t>& frames);
@@ -462,9 +506,16 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     return;
   }
   switch (req.op()) {
-    case wire::Op::Hello:
+    case wire::Op::Hello: {
+      // A second live client with this worker index is refused at Connect.
+      Status claimed = ClaimWorker(req, fd, frames[1]);
+      if (!claimed.ok()) {
+        SendError(identity, req.request_id(), claimed);
+        return;
+      }
       HandleHello(req, identity);
       return;
+    }
     case wire::Op::Stats:
       HandleStats(req, identity);
       return;
@@ -488,6 +539,13 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
       Status worker = clocks_.CheckWorker(req.op(), req.worker());
       if (!worker.ok()) {
         SendError(identity, req.request_id(), worker);
+        return;
+      }
+      // Claimed here too: claims do not survive a shard restart, and the
+      // clients reconnect without a Hello.
+      Status claimed = ClaimWorker(req, fd, frames[1]);
+      if (!claimed.ok()) {
+        SendError(identity, req.request_id(), claimed);
         return;
       }
       if (req.worker() >= 0)
@@ -934,6 +992,24 @@ void ShardServer::Impl::OnMonitorEvent() {
   }
 }
 
+Status ShardServer::Impl::ClaimWorker(const wire::Request& req, int fd,
+                                      zmq::message_t& header) {
+  const int worker = req.worker();
+  if (worker < 0 || worker >= static_cast<int>(clocks_.spec().workers))
+    return Status::Ok();
+  if (clocks_.Holds(worker, req.client_id(), fd)) return Status::Ok();
+  const std::string peer = PeerAddress(fd, header);
+  Status s = clocks_.Claim(worker, req.client_id(), fd, peer,
+                           std::chrono::steady_clock::now());
+  if (s.ok()) return s;
+  // The holder may have closed a moment ago (a restarted worker): its
+  // disconnect event is queued before its fd could be reused, so read the
+  // monitor once before refusing.
+  OnMonitorEvent();
+  return clocks_.Claim(worker, req.client_id(), fd, peer,
+                       std::chrono::steady_clock::now());
+}
+
 void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
                                          zmq::message_t& identity) {
   if (!checkpointer_) {
@@ -955,8 +1031,8 @@ void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
   const uint64_t token = next_checkpoint_token_++;
   zmq::message_t who;
   who.copy(identity);
-  checkpoint_requests_.emplace(token,
-                               std::make_pair(std::move(who), req.request_id()));
+  checkpoint_requests_.emplace(
+      token, std::make_pair(std::move(who), req.request_id()));
   checkpointer_->Request(token);
 }
 
@@ -971,6 +1047,7 @@ void ShardServer::Impl::HandleRelease(const wire::Request& req,
   // Unknown ids (never pushed here, already released) are answered OK too:
   // the client's wish, no slot held, already holds.
   (void)client_slots_.Release(req.client_id());
+  clocks_.Unclaim(req.client_id());
   SendReply(identity, OkHeader(req.request_id()), nullptr);
 }
 
@@ -1189,8 +1266,8 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
   // Before anything reads or writes the blocks: put back any block a crash
   // left half-updated.
   JournalReport journal_report;
-  auto journal = UpdateJournal::Open(**segment, options.threads,
-                                     &journal_report);
+  auto journal =
+      UpdateJournal::Open(**segment, options.threads, &journal_report);
   if (!journal.ok()) return journal.status();
   report.journal_restored = journal_report.restored_blocks;
   report.journal_discarded = journal_report.discarded;
@@ -1198,10 +1275,9 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
       options.segment_path.substr(0, options.segment_path.rfind('/'));
   auto queues = QueueService::Open(dir.empty() ? "." : dir, options.queues);
   if (!queues.ok()) return queues.status();
-  auto impl =
-      std::make_unique<Impl>(std::move(options), std::move(segment).value(),
-                             std::move(journal).value(), report,
-                             std::move(queues).value());
+  auto impl = std::make_unique<Impl>(
+      std::move(options), std::move(segment).value(),
+      std::move(journal).value(), report, std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());
   impl->Start();
@@ -1218,8 +1294,7 @@ const std::string& ShardServer::segment_path() const {
 const SegmentOpenReport& ShardServer::open_report() const {
   return impl_->report();
 }
-Status ShardServer::ReloadAuthorizedKeys(
-    const std::vector<std::string>& keys) {
+Status ShardServer::ReloadAuthorizedKeys(const std::vector<std::string>& keys) {
   return impl_->ReloadAuthorizedKeys(keys);
 }
 std::string ShardServer::queue_path(const std::string& name) const {

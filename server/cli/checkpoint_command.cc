@@ -20,6 +20,7 @@ struct CheckpointFlags {
   std::string cluster, to, from, spec, storage;
   bool remote = false;
   int timeout_ms = 600000;
+  int connect_timeout_ms = kConnectTimeoutMs;
   ClientCurveFlags curve;
 };
 
@@ -27,6 +28,7 @@ struct CheckpointFlags {
 int RunRemoteCheckpoint(const CheckpointFlags& flags) {
   ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
   if (Status keys = ApplyClientCurveFlags(flags.curve, &options); !keys.ok())
     return ReportError("checkpoint", keys);
   auto client = Client::Connect(flags.cluster, options);
@@ -121,6 +123,7 @@ void RegisterCheckpoint(CLI::App& app, int* exit_code) {
                  "With --remote: how long to wait for the shards")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400000));
+  AddConnectTimeout(cp, &flags->connect_timeout_ms);
   AddClientCurveFlags(cp, &flags->curve);
   cp->callback([flags, exit_code, to, remote] {
     if (to->count() == 0 && remote->count() == 0) {

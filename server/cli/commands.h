@@ -21,6 +21,15 @@ void RegisterQueue(CLI::App& app, int* exit_code);
 void RegisterCheckpoint(CLI::App& app, int* exit_code);  // and restore
 void RegisterKeygen(CLI::App& app, int* exit_code);
 
+// Default of every connecting command's --connect-timeout-ms (status, push,
+// pull, checkpoint --remote, feed to a remote queue): how long Connect waits
+// for every shard to answer, the same as ClientOptions::connect_timeout.
+inline constexpr int kConnectTimeoutMs = 10000;
+
+// Adds --connect-timeout-ms to `cmd`, stored in *ms (which the caller
+// initialises to kConnectTimeoutMs). `*ms` must outlive the parse.
+void AddConnectTimeout(CLI::App* cmd, int* ms);
+
 // Prints "shardps <command>: <status>" to stderr and returns the exit code
 // for it (2 for bad input, 1 otherwise).
 int ReportError(const char* command, const Status& status);

@@ -33,6 +33,7 @@ struct FeedFlags {
   bool end_at_eof = false;  // MarkEnd once the input is fed
   bool drop_last = false;   // no short final batch
   int timeout_ms = 60000;
+  int connect_timeout_ms = kConnectTimeoutMs;  // remote queues
   uint64_t producer_id = 0;
   ClientCurveFlags curve;  // remote queues only
 };
@@ -261,6 +262,8 @@ int RunFeed(const FeedFlags& flags) {
     cluster.shards.push_back({0, flags.queue.substr(0, slash), ""});
     ClientOptions options;
     options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+    options.connect_timeout =
+        std::chrono::milliseconds(flags.connect_timeout_ms);
     Status keys = ApplyClientCurveFlags(flags.curve, &options);
     if (!keys.ok()) return ReportError("feed", keys);
     if (!options.curve_public_key.empty() && options.curve_server_key.empty())
@@ -275,6 +278,14 @@ int RunFeed(const FeedFlags& flags) {
                                         flags.queue.substr(slash + 1));
   } else {
     auto queue = BatchQueue::Open(flags.queue);
+    if (!queue.ok() && queue.status().code() == Code::kNotFound)
+      return ReportError(
+          "feed",
+          Status(Code::kNotFound,
+                 queue.status().message() +
+                     ": create it with `shardps queue create " + flags.queue +
+                     " --slots N --slot-bytes B`, or let a server "
+                     "host it (serve --queue) and feed ENDPOINT/NAME"));
     if (!queue.ok()) return ReportError("feed", queue.status());
     // Refused before reading any input: marking at the end would fail
     // after the whole file had been fed.
@@ -364,6 +375,7 @@ void RegisterFeed(CLI::App& app, int* exit_code) {
   cmd->add_option("--producer-id", flags->producer_id,
                   "Tags this feed's batches")
       ->capture_default_str();
+  AddConnectTimeout(cmd, &flags->connect_timeout_ms);
   AddClientCurveFlags(cmd, &flags->curve);
   cmd->add_option("input", flags->input, "CSV file, or - for stdin")
       ->capture_default_str();

@@ -1,9 +1,12 @@
 // `shardps launch`: start N local shard servers, write the cluster file,
 // restart crashed shards on their old endpoint, stop them all on a signal.
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +58,88 @@ struct Shard {
   std::string segment;
   std::deque<Clock::time_point> restarts;
 };
+
+constexpr int kProbeTimeoutMs = 1000;
+
+// Whether something accepts connections on a tcp:// or ipc:// endpoint
+// within kProbeTimeoutMs. A transport-level probe, so it also sees a CURVE
+// cluster whose keys this process does not hold.
+bool EndpointAnswers(const std::string& endpoint) {
+  const std::string tcp = "tcp://", ipc = "ipc://";
+  if (endpoint.compare(0, ipc.size(), ipc) == 0) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = endpoint.substr(ipc.size());
+    if (path.size() >= sizeof(addr.sun_path)) return false;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return fd.valid() && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr),
+                                   sizeof(addr)) == 0;
+  }
+  if (endpoint.compare(0, tcp.size(), tcp) != 0) return false;
+  const size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon < tcp.size()) return false;
+  std::string host = endpoint.substr(tcp.size(), colon - tcp.size());
+  if (host.size() >= 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
+  const std::string port = endpoint.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0)
+    return false;
+  bool answers = false;
+  for (addrinfo* a = found; a != nullptr && !answers; a = a->ai_next) {
+    UniqueFd fd(::socket(a->ai_family,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         a->ai_protocol));
+    if (!fd.valid()) continue;
+    if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) == 0) {
+      answers = true;
+      break;
+    }
+    if (errno != EINPROGRESS) continue;
+    pollfd p{fd.get(), POLLOUT, 0};
+    if (::poll(&p, 1, kProbeTimeoutMs) != 1) continue;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    answers = ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+              err == 0;
+  }
+  ::freeaddrinfo(found);
+  return answers;
+}
+
+// Ok when `path` may be (over)written: it does not exist, or it is a
+// cluster file none of whose servers answers (stale: noted on stderr).
+// kBusy when one answers: a second launch must not overwrite a live
+// cluster's file (and delete it when it stops); kInvalidArgument when the
+// file is not a cluster file at all.
+Status CheckClusterFileFree(const std::string& path) {
+  Result<std::string> text = ReadFileToString(path);
+  if (!text.ok())
+    return text.status().code() == Code::kNotFound ? Status::Ok()
+                                                   : text.status();
+  auto cluster = ParseCluster(*text);
+  if (!cluster.ok())
+    return Status(Code::kInvalidArgument,
+                  path + " exists and is not a cluster file (" +
+                      cluster.status().message() +
+                      "): remove it or pass another --cluster-file");
+  for (const ShardAddress& s : cluster->shards)
+    if (EndpointAnswers(s.endpoint))
+      return Status(Code::kBusy,
+                    path + " belongs to a running cluster (shard " +
+                        std::to_string(s.index) + " of model '" +
+                        cluster->model + "' answers at " + s.endpoint +
+                        "): stop that `shardps launch` first, or pass another "
+                        "--cluster-file");
+  std::fprintf(stderr,
+               "shardps launch: %s is stale (no server of it answers); "
+               "replacing it\n",
+               path.c_str());
+  return Status::Ok();
+}
 
 // Starts `shardps serve` for `shard` and waits for its "listening on" line.
 Status StartShard(const LaunchFlags& flags, uint32_t shards,
@@ -181,6 +266,8 @@ int RunLaunch(LaunchFlags flags) {
       spec->storage = std::string(cwd) + "/" + spec->storage;
   }
   flags.storage = spec->storage;
+  Status free_file = CheckClusterFileFree(flags.cluster_file);
+  if (!free_file.ok()) return ReportError("launch", free_file);
 
   // SIGCHLD, SIGINT, SIGTERM and SIGHUP arrive through a signalfd, one at a
   // time.
@@ -219,6 +306,8 @@ int RunLaunch(LaunchFlags flags) {
         Segment::PathFor(spec->storage, spec->name, i, flags.shards);
     cluster.shards.push_back({i, shards[i].endpoint, shards[i].segment});
   }
+  // What we wrote, so that stopping deletes the file only if it is still ours.
+  const std::string written = cluster.ToToml();
   Status saved = SaveCluster(cluster, flags.cluster_file);
   if (!saved.ok()) {
     StopAll(shards);
@@ -266,7 +355,15 @@ int RunLaunch(LaunchFlags flags) {
     }
   }
   StopAll(shards);
-  ::unlink(flags.cluster_file.c_str());
+  Result<std::string> now = ReadFileToString(flags.cluster_file);
+  if (now.ok() && *now == written) {
+    ::unlink(flags.cluster_file.c_str());
+  } else if (now.ok()) {
+    std::fprintf(stderr,
+                 "shardps launch: keeping %s: it changed since launch wrote "
+                 "it\n",
+                 flags.cluster_file.c_str());
+  }
   std::fprintf(stderr, "shardps launch: all shards stopped\n");
   return exit_code;
 }

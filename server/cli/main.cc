@@ -22,6 +22,14 @@ int ReportError(const char* command, const Status& status) {
   }
 }
 
+void AddConnectTimeout(CLI::App* cmd, int* ms) {
+  cmd->add_option("--connect-timeout-ms", *ms,
+                  "How long to wait for every shard to answer when "
+                  "connecting")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
+}
+
 }  // namespace shardps::cli
 
 int main(int argc, char** argv) {

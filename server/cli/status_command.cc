@@ -18,6 +18,7 @@ struct StatusFlags {
   std::string cluster;
   bool json = false;
   int timeout_ms = 3000;
+  int connect_timeout_ms = kConnectTimeoutMs;
   ClientCurveFlags curve;
 };
 
@@ -81,9 +82,9 @@ void PrintTable(const std::vector<ShardStats>& stats) {
   // exactly-once push (a client sent it again). "refused": CURVE handshakes
   // the shard turned away (unauthorized keys, peers without CURVE); always 0
   // on a server without CURVE.
-  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %8s %10s %8s\n",
-              "shard", "endpoint", "model", "blocks", "pushes", "pulls",
-              "updates", "errors", "retried", "uptime", "refused");
+  std::printf("%-5s %-26s %-12s %6s %9s %9s %11s %7s %8s %10s %8s\n", "shard",
+              "endpoint", "model", "blocks", "pushes", "pulls", "updates",
+              "errors", "retried", "uptime", "refused");
   for (const ShardStats& s : stats)
     std::printf("%-5u %-26s %-12s %6u %9" PRIu64 " %9" PRIu64 " %11" PRIu64
                 " %7" PRIu64 " %8" PRIu64 " %9.1fs %8" PRIu64 "\n",
@@ -130,7 +131,7 @@ void PrintJson(const std::vector<ShardStats>& stats) {
 
 int RunStatus(const StatusFlags& flags) {
   ClientOptions options;
-  options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
   Status keys = ApplyClientCurveFlags(flags.curve, &options);
   if (!keys.ok()) return ReportError("status", keys);
@@ -154,9 +155,10 @@ void RegisterStatus(CLI::App& app, int* exit_code) {
   cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
   cmd->add_flag("--json", flags->json, "Print JSON instead of a table");
   cmd->add_option("--timeout-ms", flags->timeout_ms,
-                  "How long to wait for the shards")
+                  "How long to wait for the shards' counters")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  AddConnectTimeout(cmd, &flags->connect_timeout_ms);
   AddClientCurveFlags(cmd, &flags->curve);
   cmd->callback([flags, exit_code] { *exit_code = RunStatus(*flags); });
 }

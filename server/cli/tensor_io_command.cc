@@ -29,6 +29,7 @@ struct TensorIoFlags {
   std::string file;            // pull --out / push --in
   std::optional<double> fill;  // push --fill
   int timeout_ms = 30000;
+  int connect_timeout_ms = kConnectTimeoutMs;
   ClientCurveFlags curve;
 };
 
@@ -42,7 +43,7 @@ std::string ShapeString(const std::vector<uint64_t>& shape) {
 Result<std::unique_ptr<Client>> ConnectFor(const TensorIoFlags& flags) {
   ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
-  options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
   SHARDPS_RETURN_IF_ERROR(ApplyClientCurveFlags(flags.curve, &options));
   return Client::Connect(flags.cluster, options);
 }
@@ -224,6 +225,7 @@ void AddCommon(CLI::App* cmd, TensorIoFlags* flags) {
   cmd->add_option("--timeout-ms", flags->timeout_ms, "Request deadline")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  AddConnectTimeout(cmd, &flags->connect_timeout_ms);
   AddClientCurveFlags(cmd, &flags->curve);
 }
 

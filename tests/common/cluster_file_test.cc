@@ -294,7 +294,22 @@ TEST_CASE("cluster file loader reports a missing file", "[cluster]") {
   Result<ClusterInfo> loaded = LoadCluster(path);
   REQUIRE_FALSE(loaded.ok());
   CHECK(loaded.status().code() == Code::kNotFound);
-  CHECK(loaded.status().message() == path + ": no such file");
+  CHECK(loaded.status().message().rfind(path +
+                                            ": no such file: is "
+                                            "`shardps launch` still starting?",
+                                        0) == 0);
+}
+
+TEST_CASE("cluster file loader says a model spec is not a cluster file",
+          "[cluster]") {
+  Result<ClusterInfo> parsed = ParseCluster(
+      "[model]\nname = \"m\"\n[optimizer]\nkind = \"sgd\"\n"
+      "[[tensor]]\nname = \"w\"\nshape = [4]\n");
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().code() == Code::kInvalidArgument);
+  CHECK(parsed.status().message().find("this is a model spec") !=
+        std::string::npos);
+  CHECK(parsed.status().message().find("unknown key") == std::string::npos);
 }
 
 TEST_CASE("cluster file loader prefixes parse errors with the path",

@@ -148,6 +148,33 @@ TEST_CASE("a restored checkpoint continues exactly where it was taken",
   CHECK(after.rows == continued.rows);
 }
 
+TEST_CASE("restore onto a live model says a server is using the segment",
+          "[integration][checkpoint]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), kSpec);
+  const std::string ckpt = dir.File("ckpt");
+  auto cluster = Start(spec, dir.File("a"), dir.File("a.toml"));
+  REQUIRE(Run({kShardpsBinary, "checkpoint", "--cluster", dir.File("a.toml"),
+               "--to", ckpt})
+              .status.ok());
+  // The servers still run on storage a: its segments are locked.
+  RunResult r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
+                     "--storage", dir.File("a")});
+  INFO(r.err);
+  CHECK(r.status.code == 1);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("in use by a running server"));
+  CHECK_THAT(r.err, Catch::Matchers::Contains("stop it first"));
+  CHECK_THAT(r.err, Catch::Matchers::Contains("pid "));
+  CHECK_THAT(r.err, !Catch::Matchers::Contains("remove it first"));
+  // Stopped, the segments are only files: remove them first, as before.
+  cluster.reset();
+  r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
+           "--storage", dir.File("a")});
+  INFO(r.err);
+  CHECK(r.status.code == 1);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("remove it first"));
+}
+
 TEST_CASE("damaged or foreign checkpoints are refused and nothing is made",
           "[integration][checkpoint]") {
   TempDir dir;

@@ -278,5 +278,133 @@ init = "zeros"
   }
 }
 
+TEST_CASE("launch refuses a live cluster's file and deletes only its own",
+          "[integration]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), CliSpec());
+  const std::string cluster_file = dir.File("cluster.toml");
+  const std::string bin = kShardpsBinary;
+  // A stale file (its servers are gone) is taken over, with a note.
+  WriteFileBytes(cluster_file,
+                 "model = \"clidemo\"\n[[shard]]\nindex = 0\n"
+                 "endpoint = \"tcp://127.0.0.1:1\"\n");
+  auto first = ChildProcess::Spawn({bin, "launch", "--spec", spec, "--shards",
+                                    "1", "--cluster-file", cluster_file,
+                                    "--storage", dir.File("storage")});
+  REQUIRE(first.ok());
+  ChildProcess& launcher = **first;
+  INFO("first launch stderr: " << launcher.Stderr());
+  REQUIRE(launcher.ReadLineContaining("ready", kStartTimeout).has_value());
+  CHECK(Contains(launcher.Stderr(), "no server of it answers"));
+  const std::string written = ReadFileBytes(cluster_file);
+  CHECK_FALSE(Contains(written, "127.0.0.1:1\""));
+
+  // A second launch on the live cluster's file is refused before it starts
+  // a server, and leaves the file alone.
+  const RunResult second =
+      Run({bin, "launch", "--spec", spec, "--shards", "1", "--cluster-file",
+           cluster_file, "--storage", dir.File("storage2")});
+  INFO("second launch: " << second.err);
+  CHECK(second.status.code == 1);
+  CHECK(Contains(second.err, "belongs to a running cluster"));
+  CHECK(Contains(second.err, "--cluster-file"));
+  CHECK_FALSE(Contains(second.out, "ready"));
+  CHECK(ReadFileBytes(cluster_file) == written);
+  CHECK(Run({bin, "status", "--cluster", cluster_file}).status.ok());
+
+  SECTION("the file it wrote is deleted when it stops") {
+    REQUIRE(launcher.Signal(SIGINT));
+    REQUIRE(launcher.Wait(kExitTimeout).has_value());
+    CHECK_FALSE(FileExists(cluster_file));
+  }
+  SECTION("a file someone changed since is kept") {
+    const std::string edited = written + "# edited\n";
+    WriteFileBytes(cluster_file, edited);
+    REQUIRE(launcher.Signal(SIGINT));
+    REQUIRE(launcher.Wait(kExitTimeout).has_value());
+    REQUIRE(FileExists(cluster_file));
+    CHECK(ReadFileBytes(cluster_file) == edited);
+    CHECK(Contains(launcher.Stderr(), "changed since launch wrote it"));
+  }
+}
+
+TEST_CASE(
+    "cli connect errors name the likely cause and the command that fixes it",
+    "[integration]") {
+  TempDir dir;
+  const std::string bin = kShardpsBinary;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), CliSpec());
+
+  SECTION("a cluster file launch has not written yet") {
+    const RunResult status =
+        Run({bin, "status", "--cluster", dir.File("cluster.toml")});
+    INFO(status.err);
+    CHECK(status.status.code == 2);
+    CHECK(Contains(status.err, "cluster.toml: no such file"));
+    CHECK(Contains(status.err, "is `shardps launch` still starting?"));
+    CHECK(Contains(status.err, "when every shard is up"));
+  }
+
+  SECTION("a model spec passed as the cluster file") {
+    const RunResult status = Run({bin, "status", "--cluster", spec});
+    INFO(status.err);
+    CHECK(status.status.code == 2);
+    CHECK(Contains(status.err, "this is a model spec"));
+    CHECK(Contains(status.err, "pass the cluster file `shardps launch` wrote"));
+    CHECK_FALSE(Contains(status.err, "unknown key"));
+  }
+
+  SECTION("a stale cluster file whose servers are gone") {
+    // Port 1 (tcpmux) has no listener on a test host: nothing answers.
+    WriteFileBytes(dir.File("stale.toml"),
+                   "model = \"clidemo\"\n[[shard]]\nindex = 0\n"
+                   "endpoint = \"tcp://127.0.0.1:1\"\n");
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{bin, "status", "--cluster",
+                                   dir.File("stale.toml"),
+                                   "--connect-timeout-ms", "300"},
+          std::vector<std::string>{bin, "pull", "--cluster",
+                                   dir.File("stale.toml"), "--tensor", "tiny",
+                                   "--out", dir.File("tiny.npy"),
+                                   "--connect-timeout-ms", "300"}}) {
+      const auto start = std::chrono::steady_clock::now();
+      const RunResult run = Run(args);
+      INFO(args[1] << ": " << run.err);
+      CHECK(run.status.code == 1);
+      CHECK(Contains(run.err, "tcp://127.0.0.1:1"));
+      CHECK(Contains(run.err, "waited 300 ms"));
+      CHECK(Contains(run.err, "stale.toml may be stale"));
+      CHECK(Contains(run.err,
+                     "was the cluster stopped? start it with "
+                     "`shardps launch"));
+      // --connect-timeout-ms, not the request timeout, bounded the wait.
+      CHECK(std::chrono::steady_clock::now() - start < seconds(10));
+    }
+  }
+
+  SECTION("every connecting command has one connect timeout default") {
+    for (const char* command :
+         {"status", "push", "pull", "checkpoint", "feed"}) {
+      const RunResult help = Run({bin, command, "--help"});
+      INFO(command << ": " << help.out);
+      CHECK(Contains(help.out, "--connect-timeout-ms"));
+      CHECK(Contains(help.out,
+                     "--connect-timeout-ms INT:INT in [1 - 3600000]=10000"));
+    }
+  }
+
+  SECTION("feed to a queue file that does not exist") {
+    WriteFileBytes(dir.File("rows.csv"), "a,b\n1,2\n");
+    const RunResult feed = Run({bin, "feed", "--queue", dir.File("no-queue"),
+                                "--window", "1", dir.File("rows.csv")});
+    INFO(feed.err);
+    CHECK(feed.status.code == 2);
+    CHECK(Contains(feed.err, "no-queue"));
+    CHECK(Contains(feed.err, "create it with `shardps queue create " +
+                                 dir.File("no-queue")));
+    CHECK(Contains(feed.err, "serve --queue"));
+  }
+}
+
 }  // namespace
 }  // namespace shardps::testing

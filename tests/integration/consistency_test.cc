@@ -251,6 +251,41 @@ TEST_CASE("a restarted bsp worker resumes at the clock the shards recorded",
   CHECK(out[0] == -2.0f);
 }
 
+TEST_CASE("a second live process with a worker's index is refused at Connect",
+          "[integration][consistency]") {
+  TempDir dir;
+  auto cluster = StartCluster(
+      dir, ConsistencySpecText("claim", "mode = \"bsp\"\nworkers = 1\n"), 2);
+  // Worker 0 clocks on alone (bsp with one worker) until it is killed.
+  auto first = StartClockWorker(cluster->cluster_file(), 0, 1000000, 20);
+  REQUIRE(first->ReadLineContaining("clock 1", seconds(20)).has_value());
+
+  auto second = StartClockWorker(cluster->cluster_file(), 0, 3, 0);
+  auto refused = second->ReadLine(seconds(20));
+  INFO("stderr: " << second->Stderr());
+  REQUIRE(refused.has_value());
+  CHECK_THAT(*refused, Catch::Matchers::StartsWith("error connect"));
+  CHECK_THAT(*refused, Catch::Matchers::Contains(
+                           "worker index 0 is already in use by another live "
+                           "client (127.0.0.1:"));
+  CHECK_THAT(*refused, Catch::Matchers::Contains("holding it for"));
+  auto refused_exit = second->Wait(seconds(20));
+  REQUIRE(refused_exit.has_value());
+  CHECK(refused_exit->code == 1);
+  // The holder was not disturbed: it keeps clocking.
+  CHECK(first->ReadLineContaining("clock ", seconds(20)).has_value());
+
+  // kill -9: the kernel closes its connections, the shards free index 0,
+  // and a restarted worker 0 is accepted and resumes at the recorded clock.
+  REQUIRE(first->Signal(SIGKILL));
+  REQUIRE(first->Wait(seconds(20)).has_value());
+  auto restarted = StartClockWorker(cluster->cluster_file(), 0, 1000000, 0);
+  auto line = restarted->ReadLine(seconds(20));
+  INFO("restarted stderr: " << restarted->Stderr());
+  REQUIRE(line.has_value());
+  CHECK_THAT(*line, Catch::Matchers::StartsWith("clock "));
+}
+
 TEST_CASE("bsp clocks and accumulators survive kill -9 of a shard",
           "[integration][consistency]") {
   TempDir dir;

@@ -135,7 +135,9 @@ class Client {
   // file's spec_hash, kInvalidArgument for incomplete or malformed CURVE
   // keys (including a cluster file naming a server_key when the options have
   // no client key pair). A client whose key the servers do not accept gets
-  // no answer at all: Connect fails after connect_timeout.
+  // no answer at all: Connect fails after connect_timeout. kBusy when
+  // options.worker is held by another live client (its address and since
+  // when are in the message; docs/consistency.md).
   static Result<std::unique_ptr<Client>> Connect(const ClusterInfo& cluster,
                                                  ClientOptions options = {});
   static Result<std::unique_ptr<Client>> Connect(

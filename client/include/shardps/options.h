@@ -67,7 +67,8 @@ struct ClientOptions {
 
   // This trainer's worker index, 0..workers-1, in a model whose spec sets
   // [consistency] workers (bsp, ssp:S, or async with clocks for `status`).
-  // Every worker index must be used by exactly one client. -1: not a worker
+  // Every worker index must be used by exactly one live client: Connect
+  // fails with kBusy while another holds it. -1: not a worker
   // (tools, evaluators): its calls never wait for clocks, and it may not
   // push to a bsp model or call Clock.
   int worker = -1;

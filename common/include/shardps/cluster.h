@@ -50,7 +50,9 @@ struct ClusterInfo {
 };
 
 // Errors are kInvalidArgument naming the key (e.g. "shard[2].endpoint:
-// missing"), kNotFound / kIoError for the file.
+// missing") or saying that the text is a model spec (a [model] table), and
+// kNotFound (asking whether `shardps launch` is still starting) / kIoError
+// for the file.
 Result<ClusterInfo> ParseCluster(std::string_view toml_text);
 Result<ClusterInfo> LoadCluster(const std::string& path);
 
