@@ -535,6 +535,7 @@ Handle Client::Rows(bool push, std::string_view table, const uint64_t* ids,
   auto call =
       std::make_shared<CallState>(static_cast<int>(parts.size()), deadline);
   if (split) call->KeepAlive(split);
+  if (push) call->ReportShards("PushRows of table '" + info->name + "'");
   for (Part& p : parts) p.call = call;
   io_->Submit(std::move(parts));
   return Handle(std::move(call));

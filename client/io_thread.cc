@@ -40,14 +40,19 @@ bool IsRetriable(wire::Op op, bool exactly_once) {
       return true;
     case wire::Op::Push:
     case wire::Op::PushPull:
+    case wire::Op::PushRows:
+    case wire::Op::QueuePush:
       return exactly_once;
     default:
       return false;
   }
 }
 
+// Pushes the shard applies once by their number: dense, row and queue.
 bool IsNumbered(wire::Op op, bool exactly_once) {
-  return exactly_once && (op == wire::Op::Push || op == wire::Op::PushPull);
+  return exactly_once && (op == wire::Op::Push || op == wire::Op::PushPull ||
+                          op == wire::Op::PushRows ||
+                          op == wire::Op::QueuePush);
 }
 
 std::string Describe(const Part& part) {

@@ -18,10 +18,11 @@
 //   * a part past its deadline fails with kTimeout and its shard's socket is
 //     reset, which drops queued frames and releases borrowed buffers.
 //
-// Exactly-once pushes: each Push/PushPull part gets the next sequence number
-// of its shard when first sent and keeps it through retries; a shard never
-// has kDedupeWindow or more numbered pushes unanswered (later ones wait), so
-// the server's dedupe window always covers a retry. Each numbered push tells
+// Exactly-once pushes: each Push/PushPull/PushRows/QueuePush part gets the
+// next sequence number of its shard when first sent and keeps it through
+// retries; a shard never has kDedupeWindow or more numbered pushes
+// unanswered (later ones wait), so the server's dedupe windows always cover
+// a retry. Each numbered push tells
 // the shard its retry horizon (request_timeout). On close, the thread sends
 // Release to every shard whose slot it may give back (see Link).
 #ifndef SHARDPS_CLIENT_IO_THREAD_H_

@@ -34,6 +34,8 @@ struct SegmentOpenReport {
   // not used (empty if it was, or there was none).
   uint64_t journal_restored = 0;
   std::string journal_discarded;
+  // Table rows put back from the row journal (a row push a crash cut off).
+  uint64_t journal_restored_rows = 0;
 };
 
 class Segment {

@@ -13,7 +13,8 @@
 //                        neighbouring blocks do not share lines
 //   [table_counters_offset) TableCounters[num_tables]: rows in use, refusals
 //   [clients_offset)     ClientSlot[dedupe_slots]: which client owns which
-//                        exactly-once window column
+//                        exactly-once window column, and its windows for
+//                        row pushes and queue pushes
 //   [dedupe_offset)      DedupeWindow[num_blocks][dedupe_slots]: per block
 //                        and client, the push sequence numbers applied
 //   [data_offset)        block data, each block page-aligned and a whole
@@ -50,7 +51,9 @@ inline constexpr char kSegmentMagic[8] = {'S', 'H', 'A', 'R', 'D', 'P', 'S', 0};
 //    journal, checkpoint or client can tell it from a segment recreated at
 //    the same path in the same millisecond; ClientSlot carries its client's
 //    retry horizon (32 bytes).
-inline constexpr uint32_t kSegmentFormatVersion = 5;
+// 6: ClientSlot carries its client's exactly-once windows for row pushes
+//    and queue pushes (96 bytes).
+inline constexpr uint32_t kSegmentFormatVersion = 6;
 inline constexpr uint32_t kMaxStateSlots = 4;
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kPageBytes = 4096;
@@ -176,17 +179,6 @@ struct alignas(64) TableCounters {
   std::atomic<uint64_t> full_refusals;  // requests refused: shard full
 };
 
-// One client of the exactly-once protocol on this shard. Written by the
-// serving frontend only (claims, last_seen, horizon), read by `inspect`.
-struct ClientSlot {
-  std::atomic<uint64_t> client_id;     // 0: free
-  std::atomic<int64_t> last_seen_ms;   // unix ms (server clock) of its last push
-  // How long after first sending a push the client may retry it (its
-  // request_timeout), ms, at most kMaxRetryHorizonMs.
-  std::atomic<int64_t> retry_horizon_ms;
-  uint64_t reserved;
-};
-
 // Which of one client's pushes a block has had applied, by the per-shard
 // sequence number the client gives every push (1, 2, ...): bit k of `bits`
 // is seq `high - k`. Written by the block's writer only, inside the same
@@ -198,6 +190,25 @@ struct DedupeWindow {
   uint64_t high;  // highest seq applied; 0: none
   uint64_t bits;
   uint64_t reserved;
+};
+
+// One client of the exactly-once protocol on this shard. Written by the
+// serving frontend only (claims, last_seen, horizon, row and queue
+// windows), read by `inspect`.
+struct ClientSlot {
+  std::atomic<uint64_t> client_id;     // 0: free
+  std::atomic<int64_t> last_seen_ms;   // unix ms (server clock) of its last push
+  // How long after first sending a push the client may retry it (its
+  // request_timeout), ms, at most kMaxRetryHorizonMs.
+  std::atomic<int64_t> retry_horizon_ms;
+  uint64_t reserved;
+  // The client's PushRows applied on this shard, whatever the table: the
+  // frontend applies row pushes one at a time, and a seq names one push.
+  // Changed only inside a row-journaled push (server/row_journal.h).
+  DedupeWindow rows;
+  // The client's QueuePush batches committed to this shard's queues,
+  // whatever the queue; recorded right after the batch is committed.
+  DedupeWindow queue;
 };
 
 // Seqlock: even when stable, odd while its one writer is inside. Readers copy
@@ -221,7 +232,7 @@ static_assert(std::atomic<double>::is_always_lock_free);
 static_assert(sizeof(BlockVersion) == 64);
 static_assert(sizeof(RowSlot) == 16);
 static_assert(sizeof(TableCounters) == 64);
-static_assert(sizeof(ClientSlot) == 32);
+static_assert(sizeof(ClientSlot) == 96);
 static_assert(sizeof(DedupeWindow) == 32);
 static_assert(kDedupeWindow <= 64, "one uint64 of bits per window");
 static_assert(std::atomic<uint32_t>::is_always_lock_free);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/dedupe_window.h"
 #include "common/posix_file.h"
 
 namespace shardps {
@@ -95,15 +96,20 @@ Status QueueService::TryPlace(Waiting& w) {
   std::memcpy(slot->data(), w.frames[2].data(), w.frames[2].size());
   std::memcpy(slot->data() + w.shape.feature_floats(), w.frames[3].data(),
               w.frames[3].size());
-  return w.queue->Commit(*slot, w.shape, w.producer_id);
+  Status committed = w.queue->Commit(*slot, w.shape, w.producer_id);
+  // A kill -9 between the commit and this line (no system call, a few
+  // instructions) is the one way a retry can enqueue the batch again.
+  if (committed.ok() && w.once.seq != 0)
+    DedupeRecord(*w.once.window, w.once.client, w.once.seq);
+  return committed;
 }
 
 void QueueService::Push(const wire::Request& req,
                         std::vector<zmq::message_t>& frames,
-                        const Reply& reply) {
+                        const QueueOnce& once, const Reply& reply) {
   const uint64_t id = req.request_id();
   auto fail = [&](Code code, const std::string& message) {
-    reply(frames[0], id, Status(code, message));
+    reply(&frames[0], id, Status(code, message), once);
   };
   if (req.tensor() == nullptr)
     return fail(Code::kInvalidArgument, "QueuePush names no queue");
@@ -120,7 +126,8 @@ void QueueService::Push(const wire::Request& req,
             {},
             id,
             req.client_id(),
-            std::chrono::steady_clock::now() + kMaxWait};
+            std::chrono::steady_clock::now() + kMaxWait,
+            once};
   if (frames.size() != 4)
     return fail(Code::kInvalidArgument,
                 "QueuePush needs two payload frames (features, labels)");
@@ -137,17 +144,37 @@ void QueueService::Push(const wire::Request& req,
                 "QueuePush frames do not match the shape, or the batch does "
                 "not fit a slot of " +
                     std::to_string(w.queue->slot_bytes()) + " bytes");
+  if (once.seq != 0) {
+    if (DedupeSeen(*once.window, once.client, once.seq)) {
+      ++duplicates_;  // enqueued before; its reply was lost
+      reply(&frames[0], id, Status::Ok(), once);
+      return;
+    }
+    for (Waiting& earlier : waiting_) {
+      if (earlier.once.seq != once.seq || earlier.once.client != once.client)
+        continue;
+      // A copy of a push still waiting for space: the copy's connection
+      // gets the one reply (the first may be gone), and this copy finishes
+      // here, unanswered.
+      ++duplicates_;
+      earlier.frames[0] = std::move(frames[0]);
+      earlier.request_id = id;
+      reply(nullptr, id, Status::Ok(), once);
+      return;
+    }
+  }
   w.frames = std::move(frames);
   if (waiting_.empty()) {
     Status s = TryPlace(w);
     if (s.code() != Code::kTimeout) {
-      reply(w.frames[0], id, s);
+      reply(&w.frames[0], id, s, once);
       return;
     }
   }
   if (waiting_.size() >= kMaxWaiting) {
-    reply(w.frames[0], id,
-          Status(Code::kBusy, "too many pushes already wait for queue space"));
+    reply(&w.frames[0], id,
+          Status(Code::kBusy, "too many pushes already wait for queue space"),
+          once);
     return;
   }
   waiting_.push_back(std::move(w));  // behind earlier ones: order is kept
@@ -162,7 +189,7 @@ void QueueService::Retry(const Reply& reply) {
       if (now < w.deadline) return;  // still full: keep order, try later
       s = Status(Code::kTimeout, "queue stayed full for 60 s");
     }
-    reply(w.frames[0], w.request_id, s);
+    reply(&w.frames[0], w.request_id, s, w.once);
     waiting_.pop_front();
   }
 }

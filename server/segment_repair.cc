@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "common/segment.h"
+#include "server/row_journal.h"
 #include "server/update_journal.h"
 
 namespace shardps {
@@ -19,6 +20,11 @@ Status RepairFromJournal(const std::string& segment_path,
   if (!opened.ok()) return opened.status();
   report->restored_blocks = journal.restored_blocks;
   report->journal_discarded = journal.discarded;
+  std::string rows_discarded;
+  auto rows = RowJournal::Open(**seg, &report->restored_rows, &rows_discarded);
+  if (!rows.ok()) return rows.status();
+  if (!rows_discarded.empty() && report->journal_discarded.empty())
+    report->journal_discarded = "row journal: " + rows_discarded;
   for (uint32_t i = 0; i < (*seg)->num_blocks(); ++i) {
     const uint64_t v = (*seg)->version(i).seq.load(std::memory_order_acquire);
     if ((v & 1) == 0) continue;

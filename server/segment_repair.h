@@ -18,11 +18,14 @@ namespace shardps {
 struct SegmentRepairReport {
   uint64_t restored_blocks = 0;   // put back from the journal
   std::string journal_discarded;  // why an existing journal was not used
+  uint64_t restored_rows = 0;     // table rows put back from the row journal
 };
 
 // Puts back, from `<segment_path>.journal`, every block a dead server left
-// mid-update, with its version, bsp clock and exactly-once window, so the
-// interrupted (never acknowledged) update never happened. The segment's
+// mid-update, with its version, bsp clock and exactly-once window, and from
+// `<segment_path>.rows.journal` the rows and row window of a row push it
+// left half-applied, so the interrupted (never acknowledged) update never
+// happened. The segment's
 // owner pid, open counts and clean-shutdown flag are left as they were.
 // Errors: kBusy when a server holds the segment; kCorrupt naming the block
 // when a block is still mid-update afterwards (an at-least-once push, which

@@ -32,6 +32,7 @@
 #include "server/pending_update.h"
 #include "server/reply_budget.h"
 #include "server/request_validator.h"
+#include "server/row_journal.h"
 #include "server/table_service.h"
 #include "server/update_pool.h"
 #include "server/zap_handler.h"
@@ -166,12 +167,14 @@ std::string HostName() {
 class ShardServer::Impl {
  public:
   Impl(ServerOptions options, std::unique_ptr<Segment> segment,
-       std::unique_ptr<UpdateJournal> journal, SegmentOpenReport report,
+       std::unique_ptr<UpdateJournal> journal,
+       std::unique_ptr<RowJournal> row_journal, SegmentOpenReport report,
        std::unique_ptr<QueueService> queues)
       : options_(std::move(options)),
         queues_(std::move(queues)),
         segment_(std::move(segment)),
         journal_(std::move(journal)),
+        row_journal_(std::move(row_journal)),
         report_(report),
         segment_path_(AbsolutePath(segment_->path())),
         validator_(*segment_),
@@ -313,6 +316,12 @@ class ShardServer::Impl {
   void FinishUpdates();
   void Finish(PendingUpdate& done);
   void Reply(PendingUpdate& done);
+  // Test-only fault (--fault-drop-push-replies N): true for every N-th
+  // successful push (dense, row or queue), whose reply is then not sent.
+  bool DropPushReply() {
+    const uint32_t drop = options_.fault_drop_push_replies;
+    return drop != 0 && ++push_replies_ % drop == 0;
+  }
 
   // Consistency (see ClockKeeper). A request whose gate is shut waits in
   // parked_ with its frames until the gate opens or its deadline passes.
@@ -342,6 +351,10 @@ class ShardServer::Impl {
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
   void HandleRows(const wire::Request& req,
                   std::vector<zmq::message_t>& frames);
+  // A numbered QueuePush claims its client's slot first (a refusal
+  // enqueues nothing); QueueService gives it back through queue_reply_.
+  void HandleQueuePush(const wire::Request& req,
+                       std::vector<zmq::message_t>& frames);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
   // A client's Checkpoint: queued for the checkpointer thread, answered by
   // FinishCheckpoints with the new checkpoint's directory.
@@ -363,6 +376,7 @@ class ShardServer::Impl {
   const std::unique_ptr<QueueService> queues_;
   const std::unique_ptr<Segment> segment_;
   const std::unique_ptr<UpdateJournal> journal_;
+  const std::unique_ptr<RowJournal> row_journal_;  // frontend thread only
   const SegmentOpenReport report_;
   const std::string segment_path_;
   RequestValidator validator_;  // frontend thread only
@@ -398,11 +412,15 @@ class ShardServer::Impl {
   std::vector<PendingUpdate*> finished_;
   std::list<Parked> parked_;  // a list: replays may park more while we walk
   const QueueService::Reply queue_reply_ =
-      [this](zmq::message_t& identity, uint64_t id, const Status& s) {
+      [this](zmq::message_t* identity, uint64_t id, const Status& s,
+             const QueueOnce& once) {
+        if (once.seq != 0) client_slots_.PushDone(once.slot);
+        if (identity == nullptr) return;
         if (s.ok()) {
-          SendReply(identity, OkHeader(id), nullptr);
+          if (DropPushReply()) return;
+          SendReply(*identity, OkHeader(id), nullptr);
         } else {
-          SendError(identity, id, s);
+          SendError(*identity, id, s);
         }
       };
   bool releasing_ = false, release_again_ = false;
@@ -410,6 +428,7 @@ class ShardServer::Impl {
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   uint64_t push_replies_ = 0;  // for options_.fault_drop_push_replies
+  uint64_t row_duplicates_ = 0;  // numbered row pushes found applied
   // Connections that have sent a request, by socket fd (ZMQ_SRCFD), with
   // the CURVE key generation each was last checked at (AdmitRequest); a
   // disconnect (socket monitor) removes one. A connection that reuses an
@@ -524,7 +543,7 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
       HandleRows(req, frames);
       return;
     case wire::Op::QueuePush:
-      queues_->Push(req, frames, queue_reply_);
+      HandleQueuePush(req, frames);
       return;
     case wire::Op::Checkpoint:
       HandleCheckpoint(req, identity);
@@ -1073,9 +1092,7 @@ void ShardServer::Impl::FinishCheckpoints() {
 }
 
 void ShardServer::Impl::Reply(PendingUpdate& done) {
-  // Test-only fault: the update is applied, its acknowledgement is lost.
-  const uint32_t drop = options_.fault_drop_push_replies;
-  if (drop != 0 && ++push_replies_ % drop == 0) return;
+  if (DropPushReply()) return;
   const bool with_data = done.op == wire::Op::PushPull;
   if (with_data)
     for (const auto& m : done.out) bytes_out_ += m.size();
@@ -1088,12 +1105,31 @@ void ShardServer::Impl::HandleRows(const wire::Request& req,
                                    std::vector<zmq::message_t>& frames) {
   // Like dense requests, a refused one counts as an error only.
   if (req.op() == wire::Op::PushRows) {
-    Status s = tables_.PushRows(req, frames);
+    // Exactly-once: the client's slot is claimed before anything is
+    // applied, so a refusal changes nothing. The push is applied here, at
+    // once, so the slot is done with before the next request.
+    TableService::Once once;
+    const bool numbered = req.client_id() != 0 && req.seq() != 0;
+    if (numbered) {
+      auto claimed = client_slots_.Acquire(req.client_id(),
+                                           req.retry_horizon_ms(), UnixMs());
+      if (!claimed.ok()) {
+        SendError(frames[0], req.request_id(), claimed.status());
+        return;
+      }
+      once = {req.client_id(), req.seq(), *claimed, row_journal_.get()};
+    }
+    bool duplicate = false;
+    Status s = tables_.PushRows(req, frames, numbered ? &once : nullptr,
+                                &duplicate);
+    if (numbered) client_slots_.PushDone(once.slot);
     if (!s.ok()) {
       SendError(frames[0], req.request_id(), s);
       return;
     }
     ++pushes_;
+    if (duplicate) ++row_duplicates_;
+    if (DropPushReply()) return;
     SendReply(frames[0], OkHeader(req.request_id()), nullptr);
     return;
   }
@@ -1115,6 +1151,22 @@ void ShardServer::Impl::HandleRows(const wire::Request& req,
   ++pulls_;
   bytes_out_ += payload[0].size();
   SendReply(frames[0], OkHeader(req.request_id()), &payload);
+}
+
+void ShardServer::Impl::HandleQueuePush(const wire::Request& req,
+                                        std::vector<zmq::message_t>& frames) {
+  QueueOnce once;
+  if (req.client_id() != 0 && req.seq() != 0) {
+    auto claimed = client_slots_.Acquire(req.client_id(),
+                                         req.retry_horizon_ms(), UnixMs());
+    if (!claimed.ok()) {
+      SendError(frames[0], req.request_id(), claimed.status());
+      return;
+    }
+    once = {req.client_id(), req.seq(), *claimed,
+            &segment_->client_slot(*claimed).queue};
+  }
+  queues_->Push(req, frames, once, queue_reply_);
 }
 
 void ShardServer::Impl::HandleHello(const wire::Request& req,
@@ -1176,7 +1228,8 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
       builder_.CreateString(c.ModeName()), c.workers, clocks_.applied(),
       builder_.CreateVector(clocks), builder_.CreateVector(states),
       builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()),
-      pool_.duplicates(), client_slots_.used(),
+      pool_.duplicates() + row_duplicates_ + queues_->duplicates(),
+      client_slots_.used(),
       zap_ != nullptr ? zap_->refusals() : 0);
   wire::ReplyBuilder reply(builder_);
   reply.add_request_id(req.request_id());
@@ -1271,13 +1324,22 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
   if (!journal.ok()) return journal.status();
   report.journal_restored = journal_report.restored_blocks;
   report.journal_discarded = journal_report.discarded;
+  std::string rows_discarded;
+  auto row_journal = RowJournal::Open(**segment, &report.journal_restored_rows,
+                                      &rows_discarded);
+  if (!row_journal.ok()) return row_journal.status();
+  if (!rows_discarded.empty())
+    report.journal_discarded += (report.journal_discarded.empty() ? "" : "; ") +
+                                std::string("row journal: ") + rows_discarded;
   const std::string dir =
       options.segment_path.substr(0, options.segment_path.rfind('/'));
   auto queues = QueueService::Open(dir.empty() ? "." : dir, options.queues);
   if (!queues.ok()) return queues.status();
-  auto impl = std::make_unique<Impl>(
-      std::move(options), std::move(segment).value(),
-      std::move(journal).value(), report, std::move(queues).value());
+  auto impl =
+      std::make_unique<Impl>(std::move(options), std::move(segment).value(),
+                             std::move(journal).value(),
+                             std::move(row_journal).value(), report,
+                             std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());
   impl->Start();

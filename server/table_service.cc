@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/dedupe_window.h"
 #include "common/optimizers.h"
 #include "server/request_validator.h"
 
@@ -147,7 +148,9 @@ void TableService::ApplyRow(Table& table, RowSlot& slot, const float* grad) {
 }
 
 Status TableService::PushRows(const wire::Request& req,
-                              const std::vector<zmq::message_t>& frames) {
+                              const std::vector<zmq::message_t>& frames,
+                              const Once* once, bool* duplicate) {
+  if (duplicate != nullptr) *duplicate = false;
   Table* table = nullptr;
   uint64_t n = 0;
   SHARDPS_RETURN_IF_ERROR(Check(req, frames, 4, &table, &n));
@@ -163,6 +166,14 @@ Status TableService::PushRows(const wire::Request& req,
                       std::to_string(dim) + " need " + std::to_string(want) +
                       " gradient bytes, got " +
                       std::to_string(frames[3].size()));
+  DedupeWindow* window =
+      once != nullptr ? &segment_.client_slot(once->slot).rows : nullptr;
+  if (window != nullptr && DedupeSeen(*window, once->client, once->seq)) {
+    // Applied before (its reply was lost, or the server restarted after
+    // applying it): answered OK, applied once.
+    if (duplicate != nullptr) *duplicate = true;
+    return Status::Ok();
+  }
   SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
   SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
 
@@ -213,6 +224,11 @@ Status TableService::PushRows(const wire::Request& req,
     for (uint64_t j = 0; j < dim; ++j) sum[j] += g[j];
     slots_[i] = nullptr;  // folded into `first`
   }
+  // slots_ now names each distinct row once: save them before the first
+  // changes, so a crash from here on is undone whole at the next start.
+  if (window != nullptr)
+    SHARDPS_RETURN_IF_ERROR(
+        once->journal->Begin(table->segment_index, once->slot, slots_));
   for (uint64_t i = 0; i < n; ++i) {
     if (i + 4 < n && slots_[i + 4] != nullptr)
       __builtin_prefetch(
@@ -223,6 +239,10 @@ Status TableService::PushRows(const wire::Request& req,
                          ? grads + i * dim
                          : summed_.data() + uint64_t(sum_of_[i]) * dim;
     ApplyRow(*table, *slots_[i], g);
+  }
+  if (window != nullptr) {
+    DedupeRecord(*window, once->client, once->seq);
+    once->journal->Close();
   }
   return Status::Ok();
 }

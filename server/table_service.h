@@ -27,6 +27,7 @@
 #include "common/segment.h"
 #include "common/table_index.h"
 #include "protocol_generated.h"
+#include "server/row_journal.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
 
@@ -40,10 +41,23 @@ class TableService {
   // `segment` must outlive the service; `spec` is the segment's.
   TableService(Segment& segment, const ModelSpec& spec);
 
+  // An exactly-once row push: the client's number for it and its slot,
+  // whose row window (ClientSlot::rows) says which pushes were applied.
+  struct Once {
+    uint64_t client = 0;
+    uint64_t seq = 0;  // >= 1
+    uint32_t slot = 0;
+    RowJournal* journal = nullptr;  // saves the rows first; not null
+  };
+
   // Applies a PushRows. `frames` are [identity, header, ids, grads]. On an
-  // error nothing has changed: no row was created or updated.
+  // error nothing has changed: no row was created or updated. With `once`
+  // (nullptr: at-least-once), a push whose seq the window already has is
+  // checked but not applied (*duplicate = true), and an applied one is
+  // journaled and recorded in the window with its rows.
   Status PushRows(const wire::Request& req,
-                  const std::vector<zmq::message_t>& frames);
+                  const std::vector<zmq::message_t>& frames,
+                  const Once* once = nullptr, bool* duplicate = nullptr);
 
   // Makes a reply frame of `bytes` into *out, or refuses (then the request
   // fails with its Status and changes nothing).

@@ -154,6 +154,12 @@ int RunServe(const ServeFlags& flags) {
   if (!r.journal_discarded.empty())
     std::fprintf(stderr, "shardps serve: ignored the update journal: %s\n",
                  r.journal_discarded.c_str());
+  if (r.journal_restored_rows > 0)
+    std::fprintf(stderr,
+                 "shardps serve: restored %llu table row(s) to before the row "
+                 "push a crash interrupted; it was never acknowledged, and "
+                 "exactly-once clients retry it\n",
+                 static_cast<unsigned long long>(r.journal_restored_rows));
   if (r.journal_restored > 0)
     std::fprintf(stderr,
                  "shardps serve: restored %llu block(s) to before the update "

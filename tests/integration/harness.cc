@@ -157,6 +157,12 @@ Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
     argv.push_back("--tensor");
     argv.push_back(t);
   }
+  if (!args.table.empty()) {
+    argv.push_back("--table");
+    argv.push_back(args.table);
+    argv.push_back("--rows");
+    argv.push_back(std::to_string(args.rows));
+  }
   if (args.ramp) argv.push_back("--ramp");
   if (args.retry) argv.push_back("--retry");
   if (args.until_signal) argv.push_back("--until-signal");

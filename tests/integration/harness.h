@@ -103,6 +103,8 @@ class LocalCluster {
 struct WorkerArgs {
   std::string cluster;
   std::vector<std::string> tensors;
+  std::string table;  // with rows > 0: PushRows to rows 0..rows-1 too
+  int rows = 0;
   int pushes = 1;
   double value = 1.0;
   bool ramp = false;

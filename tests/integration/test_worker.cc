@@ -6,6 +6,10 @@
 // --ramp element j gets value * (1 + j % 8), so a block applied at the wrong
 // offset shows in the weights.
 //
+// With --table NAME --rows N, each iteration also pushes a gradient of
+// --value to rows 0..N-1 of that table (PushRows), in flight with the
+// tensor pushes; --tensor may then be left out.
+//
 // stdout, one line per event, flushed at once so a test can follow along:
 //   acked <n>                       n-th iteration acknowledged by every shard
 //   error <status>                  an iteration failed (with --retry)
@@ -41,6 +45,8 @@ extern "C" void OnStopSignal(int) {
 struct WorkerFlags {
   std::string cluster;
   std::vector<std::string> tensors;
+  std::string table;
+  int rows = 0;
   int pushes = 1;
   double value = 1.0;
   bool ramp = false;
@@ -71,14 +77,26 @@ std::vector<float> MakeGradient(size_t n, const WorkerFlags& flags) {
   return grad;
 }
 
-// One iteration: a push per tensor, all sent before any is waited for.
+// The ids and gradients of an iteration's row push.
+struct RowPush {
+  std::string table;
+  std::vector<uint64_t> ids;
+  std::vector<float> grads;
+};
+
+// One iteration: a push per tensor (and the row push, if any), all sent
+// before any is waited for.
 shardps::Status PushAll(shardps::Client& client,
                         const std::vector<std::string>& tensors,
-                        const std::vector<std::vector<float>>& grads) {
+                        const std::vector<std::vector<float>>& grads,
+                        const RowPush& rows) {
   std::vector<shardps::Handle> handles;
   for (size_t i = 0; i < tensors.size(); ++i)
     handles.push_back(
         client.Push(tensors[i], grads[i].data(), grads[i].size()));
+  if (!rows.ids.empty())
+    handles.push_back(client.PushRows(rows.table, rows.ids.data(),
+                                      rows.ids.size(), rows.grads.data()));
   shardps::Status first;
   // Wait for all, even after an error: the buffers must outlive the sends.
   for (const shardps::Handle& h : handles) {
@@ -109,6 +127,20 @@ int RunWorker(const WorkerFlags& flags) {
     }
     grads.push_back(MakeGradient(t->num_floats, flags));
   }
+  RowPush rows;
+  if (!flags.table.empty()) {
+    uint64_t dim = 0;
+    for (const shardps::TableInfo& t : (*client)->tables())
+      if (t.name == flags.table) dim = t.dim;
+    if (dim == 0) {
+      std::fprintf(stderr, "test_worker: unknown table '%s'\n",
+                   flags.table.c_str());
+      return 1;
+    }
+    rows.table = flags.table;
+    for (int i = 0; i < flags.rows; ++i) rows.ids.push_back(uint64_t(i));
+    rows.grads.assign(rows.ids.size() * dim, static_cast<float>(flags.value));
+  }
 
   long acked = 0, attempts = 0;
   for (;;) {
@@ -116,7 +148,7 @@ int RunWorker(const WorkerFlags& flags) {
                            : acked >= flags.pushes)
       break;
     ++attempts;
-    const shardps::Status s = PushAll(**client, flags.tensors, grads);
+    const shardps::Status s = PushAll(**client, flags.tensors, grads, rows);
     if (s.ok()) {
       std::printf("acked %ld\n", ++acked);
       std::fflush(stdout);
@@ -142,8 +174,10 @@ int main(int argc, char** argv) {
   CLI::App app{"shardps integration-test worker"};
   WorkerFlags flags;
   app.add_option("--cluster", flags.cluster, "Cluster file")->required();
-  app.add_option("--tensor", flags.tensors, "Tensor to push (repeatable)")
-      ->required();
+  app.add_option("--tensor", flags.tensors, "Tensor to push (repeatable)");
+  app.add_option("--table", flags.table, "Table to push rows to");
+  app.add_option("--rows", flags.rows, "Rows 0..N-1 pushed per iteration")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--pushes", flags.pushes, "Iterations to get acknowledged")
       ->check(CLI::Range(0, 1000000));
   app.add_option("--value", flags.value, "Gradient value");
@@ -161,6 +195,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (flags.tensors.empty() && (flags.table.empty() || flags.rows == 0)) {
+    std::fprintf(stderr, "test_worker: give --tensor, or --table and --rows\n");
+    return 2;
   }
   InstallStopHandler();
   return RunWorker(flags);

@@ -117,8 +117,9 @@ struct ShardStats {
   int64_t applied_clock = 0;                // bsp: clocks applied on this shard
   std::vector<WorkerStats> workers_detail;  // one per worker
   uint32_t waiting = 0;  // requests parked for slower workers
-  // Block updates skipped because the block already had that exactly-once
-  // push (a retry), and clients holding an exactly-once slot on the shard.
+  // Retries skipped because the shard already had that exactly-once push
+  // (per block for dense pushes, per push for PushRows and QueuePush), and
+  // clients holding an exactly-once slot on the shard.
   uint64_t duplicates = 0;
   uint32_t exactly_once_clients = 0;
   // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
