@@ -15,6 +15,7 @@
 
 #include "common/checksum.h"
 #include "common/optimizer_config.h"
+#include "common/spec_diff.h"
 
 namespace shardps {
 
@@ -410,17 +411,31 @@ void InitialiseData(char* base, const Plan& plan, const ModelSpec& spec) {
   }
 }
 
+// The refusal of a segment made from another spec: what differs (the
+// first few differences) and the ways out.
+Status SpecMismatch(const Segment& seg, const ModelSpec& spec,
+                    uint64_t want_hash) {
+  const SegmentHeader& h = seg.header();
+  const std::vector<std::string> diffs = SpecDifferences(seg, spec);
+  const std::string what =
+      diffs.empty() ? "a setting the spec hash covers differs (bsp or not, "
+                      "in a model without tensors)"
+                    : JoinDifferences(diffs, 5);
+  return Status(Code::kSpecMismatch,
+                seg.path() + " holds model '" + h.model + "' made from spec " +
+                    Hex(h.spec_hash) + ", not from this spec of model '" +
+                    spec.name + "' (" + Hex(want_hash) + "): " + what +
+                    ". Refusing to touch it: serve the spec it was created "
+                    "with, use another --storage for this spec, or `shardps "
+                    "restore` a checkpoint of this spec into new storage");
+}
+
 Status CheckMatchesPlan(const Segment& seg, const Plan& plan,
                         const ModelSpec& spec) {
   const SegmentHeader& h = seg.header();
   const SegmentHeader& want = *plan.header;
   if (std::strcmp(h.model, want.model) != 0 || h.spec_hash != want.spec_hash)
-    return Status(Code::kSpecMismatch,
-                  seg.path() + " holds model '" + h.model + "' with spec " +
-                      Hex(h.spec_hash) + ", but this spec is model '" +
-                      spec.name + "' with spec " + Hex(want.spec_hash) +
-                      " (tensors, shapes, block size or optimizer differ); "
-                      "refusing to touch it");
+    return SpecMismatch(seg, spec, want.spec_hash);
   if (h.shard_index != want.shard_index || h.shard_count != want.shard_count)
     return Status(Code::kSpecMismatch,
                   seg.path() + " belongs to shard " +

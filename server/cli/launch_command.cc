@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "common/posix_file.h"
 #include "common/segment.h"
 #include "server/cli/commands.h"
+#include "server/cli/shard_count_check.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
 
@@ -49,6 +51,7 @@ struct LaunchFlags {
   std::string curve_secret_key;  // passed through to every server
   std::string authorized_keys;
   bool insecure = false;
+  bool allow_new = false;  // --new, passed through to every server
 };
 
 struct Shard {
@@ -166,6 +169,7 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
                              "--authorized-keys", flags.authorized_keys});
   }
   if (flags.insecure) args.push_back("--insecure");
+  if (flags.allow_new) args.push_back("--new");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -202,10 +206,23 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
   }
   const std::string prefix = "listening on ";
   if (line.compare(0, prefix.size(), prefix) != 0) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
+    // A server that refused its input (exit 2: a spec that does not match
+    // its segment, a bad flag) makes the launch exit 2 too. Give one that
+    // closed its stdout a moment to exit with its code before killing it.
+    int status = 0;
+    pid_t reaped = 0;
+    const auto exit_deadline = Clock::now() + std::chrono::seconds(5);
+    while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+           Clock::now() < exit_deadline)
+      ::usleep(10000);  // bounded; only on a failed start
+    if (reaped == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
     shard->pid = -1;
-    return Status(Code::kUnavailable,
+    const bool bad_input =
+        reaped == pid && WIFEXITED(status) && WEXITSTATUS(status) == 2;
+    return Status(bad_input ? Code::kInvalidArgument : Code::kUnavailable,
                   "shard " + std::to_string(shard->index) +
                       " did not start (see its error above)");
   }
@@ -266,6 +283,22 @@ int RunLaunch(LaunchFlags flags) {
       spec->storage = std::string(cwd) + "/" + spec->storage;
   }
   flags.storage = spec->storage;
+  // Creating any shard's segment beside the model at another shard count
+  // is refused here, before a server starts; with --new each server warns.
+  if (!flags.allow_new) {
+    bool creates = false;
+    for (uint32_t i = 0; i < flags.shards && !creates; ++i) {
+      const std::string path =
+          Segment::PathFor(spec->storage, spec->name, i, flags.shards);
+      struct stat st;
+      creates = ::stat(path.c_str(), &st) != 0 && errno == ENOENT;
+    }
+    if (creates) {
+      Status count = CheckShardCount("launch", spec->storage, spec->name,
+                                     flags.shards, false);
+      if (!count.ok()) return ReportError("launch", count);
+    }
+  }
   Status free_file = CheckClusterFileFree(flags.cluster_file);
   if (!free_file.ok()) return ReportError("launch", free_file);
 
@@ -403,6 +436,10 @@ void RegisterLaunch(CLI::App& app, int* exit_code) {
   authorized->needs(secret);
   cmd->add_flag("--insecure", flags->insecure,
                 "Allow a non-loopback --host without CURVE");
+  cmd->add_flag("--new", flags->allow_new,
+                "Create this shard count's segments even though the storage "
+                "holds the model at another shard count (those stay "
+                "untouched; the new model starts from scratch)");
   cmd->callback([flags, exit_code] { *exit_code = RunLaunch(*flags); });
 }
 

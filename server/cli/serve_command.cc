@@ -1,12 +1,16 @@
 // `shardps serve`: run one shard server until SIGINT or SIGTERM; SIGHUP
 // re-reads the CURVE authorized keys.
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
 #include "common/curve_keys.h"
+#include "common/segment.h"
 #include "server/cli/commands.h"
+#include "server/cli/shard_count_check.h"
 #include "server/shard_server.h"
 
 namespace shardps::cli {
@@ -35,6 +39,7 @@ struct ServeFlags {
   std::string curve_secret_key;  // file
   std::string authorized_keys;   // file
   bool insecure = false;
+  bool allow_new = false;  // --new
 };
 
 // Loads the key files named by the CURVE flags into `options`.
@@ -101,6 +106,19 @@ int RunServe(const ServeFlags& flags) {
     options.queues.push_back(*parsed);
   }
   const std::vector<QueueOption> queues = options.queues;
+  if (flags.segment.empty() && flags.shard < flags.shards) {
+    // Only when this would create the segment: reopening one (a restart)
+    // is what a model at this shard count always does.
+    const std::string own = Segment::PathFor(
+        options.spec.storage, options.spec.name, flags.shard, flags.shards);
+    struct stat st;
+    if (::stat(own.c_str(), &st) != 0 && errno == ENOENT) {
+      Status count =
+          CheckShardCount("serve", options.spec.storage, options.spec.name,
+                          flags.shards, flags.allow_new);
+      if (!count.ok()) return ReportError("serve", count);
+    }
+  }
   options.shard = flags.shard;
   options.shards = flags.shards;
   options.listen = flags.listen;
@@ -260,6 +278,10 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   authorized->needs(secret);
   cmd->add_flag("--insecure", flags->insecure,
                 "Allow listening on a non-loopback address without CURVE");
+  cmd->add_flag("--new", flags->allow_new,
+                "Create this shard count's segments even though the storage "
+                "holds the model at another shard count (those stay "
+                "untouched; the new model starts from scratch)");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }
 
