@@ -48,9 +48,11 @@ class BufferPool {
 
  private:
   // Written before each buffer's payload, so the release path knows what to
-  // give back without a lookup. 64 bytes keep the payload aligned as malloc
-  // aligns it.
-  struct alignas(64) Prefix {
+  // give back without a lookup. Aligned as malloc aligns (max_align_t) and
+  // a whole number of that alignment long, so both the prefix and the
+  // payload after it keep malloc's alignment. (It was alignas(64), which
+  // malloc does not give: UBSan reported the misaligned prefix.)
+  struct alignas(std::max_align_t) Prefix {
     BufferPool* pool;
     ReplyBudget::Account* account;
     size_t charged;
