@@ -13,7 +13,7 @@
 #include <zmq.hpp>
 
 #include "common/wire.h"
-#include "server/npy.h"
+#include "cli/npy.h"
 #include "shardps/client.h"
 #include "tests/integration/harness.h"
 

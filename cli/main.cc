@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "common/malloc_tuning.h"
-#include "server/cli/commands.h"
+#include "cli/commands.h"
 
 namespace shardps::cli {
 

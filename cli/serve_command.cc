@@ -9,8 +9,8 @@
 
 #include "common/curve_keys.h"
 #include "common/segment.h"
-#include "server/cli/commands.h"
-#include "server/cli/shard_count_check.h"
+#include "cli/commands.h"
+#include "cli/shard_count_check.h"
 #include "server/shard_server.h"
 
 namespace shardps::cli {

@@ -22,8 +22,8 @@
 #include "common/curve_keys.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
-#include "server/cli/commands.h"
-#include "server/cli/shard_count_check.h"
+#include "cli/commands.h"
+#include "cli/shard_count_check.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
 

@@ -12,8 +12,8 @@
 #include "common/checksum.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
-#include "server/cli/commands.h"
-#include "server/cli/json.h"
+#include "cli/commands.h"
+#include "cli/json.h"
 
 namespace shardps::cli {
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "common/checkpoint.h"
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
 #include "server/segment_repair.h"
 #include "shardps/client.h"
 #include "shardps/cluster.h"

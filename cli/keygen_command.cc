@@ -3,7 +3,7 @@
 #include <string>
 
 #include "common/curve_keys.h"
-#include "server/cli/commands.h"
+#include "cli/commands.h"
 
 namespace shardps::cli {
 

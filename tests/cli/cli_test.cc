@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/segment.h"
-#include "server/npy.h"
+#include "cli/npy.h"
 #include "shardps/cluster.h"
 #include "tests/integration/harness.h"
 

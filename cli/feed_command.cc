@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
 #include "shardps/batch_queue.h"
 #include "shardps/client.h"
 #include "shardps/windowing.h"
