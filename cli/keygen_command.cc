@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
-#include "common/curve_keys.h"
 #include "cli/commands.h"
+#include "common/curve_keys.h"
 
 namespace shardps::cli {
 

@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
+#include "cli/shard_count_check.h"
 #include "common/curve_keys.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
-#include "cli/commands.h"
-#include "cli/shard_count_check.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
 

@@ -1,8 +1,8 @@
 // shardps: launch, serve and inspect shard servers.
 #include <cstdio>
 
-#include "common/malloc_tuning.h"
 #include "cli/commands.h"
+#include "common/malloc_tuning.h"
 
 namespace shardps::cli {
 

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <string>
 
-#include "common/curve_keys.h"
-#include "common/segment.h"
 #include "cli/commands.h"
 #include "cli/shard_count_check.h"
+#include "common/curve_keys.h"
+#include "common/segment.h"
 #include "server/shard_server.h"
 
 namespace shardps::cli {

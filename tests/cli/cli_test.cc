@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/segment.h"
 #include "cli/npy.h"
+#include "common/segment.h"
 #include "shardps/cluster.h"
 #include "tests/integration/harness.h"
 
