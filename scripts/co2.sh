@@ -13,7 +13,7 @@ build=${BUILD_DIR:-build}
 echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target shardps co2_forecast >/dev/null
-shardps="$build/server/shardps"
+shardps="$build/cli/shardps"
 
 source scripts/lib/cluster.sh
 make_work_dir co2

@@ -23,7 +23,7 @@ echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" \
   --target shardps logistic_regression fashion_mnist >/dev/null
-shardps="$build/server/shardps"
+shardps="$build/cli/shardps"
 
 if [[ -f "$data/train-images-idx3-ubyte.gz" ]]; then
   spec=examples/fashion_mnist/mlp.toml

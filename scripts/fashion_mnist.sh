@@ -25,7 +25,7 @@ extra=(${EXTRA_ARGS:-})
 echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target shardps fashion_mnist >/dev/null
-shardps="$build/server/shardps"
+shardps="$build/cli/shardps"
 
 source scripts/lib/cluster.sh
 make_work_dir fmnist

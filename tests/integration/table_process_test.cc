@@ -12,8 +12,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "cli/npy.h"
 #include "common/wire.h"
-#include "server/npy.h"
 #include "shardps/client.h"
 #include "tests/integration/harness.h"
 

@@ -1,4 +1,4 @@
-#include "server/npy.h"
+#include "cli/npy.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -2,8 +2,8 @@
 // count other than the one its segments in the storage were made for: that
 // would create fresh, untrained segments beside the trained ones, and look
 // to the user as if the training were lost.
-#ifndef SHARDPS_SERVER_CLI_SHARD_COUNT_CHECK_H_
-#define SHARDPS_SERVER_CLI_SHARD_COUNT_CHECK_H_
+#ifndef SHARDPS_CLI_SHARD_COUNT_CHECK_H_
+#define SHARDPS_CLI_SHARD_COUNT_CHECK_H_
 
 #include <cstdint>
 #include <string>
@@ -25,4 +25,4 @@ Status CheckShardCount(const char* command, const std::string& storage,
 
 }  // namespace shardps::cli
 
-#endif  // SHARDPS_SERVER_CLI_SHARD_COUNT_CHECK_H_
+#endif  // SHARDPS_CLI_SHARD_COUNT_CHECK_H_

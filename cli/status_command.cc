@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
-#include "server/cli/json.h"
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
+#include "cli/json.h"
 #include "shardps/client.h"
 
 namespace shardps::cli {

@@ -1,4 +1,4 @@
-#include "server/cli/shard_count_check.h"
+#include "cli/shard_count_check.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -9,8 +9,8 @@
 // goes to and from disk without byte swapping.
 //
 // Thread-safety: functions of their arguments and the named file only.
-#ifndef SHARDPS_SERVER_NPY_H_
-#define SHARDPS_SERVER_NPY_H_
+#ifndef SHARDPS_CLI_NPY_H_
+#define SHARDPS_CLI_NPY_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -45,4 +45,4 @@ Result<NpyArray> ReadNpy(const std::string& path);
 
 }  // namespace shardps
 
-#endif  // SHARDPS_SERVER_NPY_H_
+#endif  // SHARDPS_CLI_NPY_H_

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/npy.h"
 #include "common/segment.h"
-#include "server/npy.h"
 #include "shardps/cluster.h"
 #include "tests/integration/harness.h"
 

@@ -1,4 +1,4 @@
-#include "server/npy.h"
+#include "cli/npy.h"
 #include "tests/test_util.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "server/cli/curve_flags.h"
+#include "cli/curve_flags.h"
 
 #include "common/curve_keys.h"
 

@@ -1,7 +1,7 @@
 // CURVE flags shared by the CLI commands that connect as clients (status,
 // pull, push, feed): --curve-key PREFIX_OR_FILE and --server-key FILE.
-#ifndef SHARDPS_SERVER_CLI_CURVE_FLAGS_H_
-#define SHARDPS_SERVER_CLI_CURVE_FLAGS_H_
+#ifndef SHARDPS_CLI_CURVE_FLAGS_H_
+#define SHARDPS_CLI_CURVE_FLAGS_H_
 
 #include <CLI/CLI.hpp>
 #include <string>
@@ -27,4 +27,4 @@ Status ApplyClientCurveFlags(const ClientCurveFlags& flags,
 
 }  // namespace shardps::cli
 
-#endif  // SHARDPS_SERVER_CLI_CURVE_FLAGS_H_
+#endif  // SHARDPS_CLI_CURVE_FLAGS_H_

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
+#include "cli/shard_count_check.h"
 #include "common/curve_keys.h"
 #include "common/segment.h"
-#include "server/cli/commands.h"
-#include "server/cli/shard_count_check.h"
 #include "server/shard_server.h"
 
 namespace shardps::cli {
@@ -83,29 +83,21 @@ void ReloadAuthorizedKeys(const ServeFlags& flags, ShardServer& server) {
                keys->size(), flags.authorized_keys.c_str());
 }
 
-int RunServe(const ServeFlags& flags) {
-  // Block the signals we handle before any thread exists, so every thread
-  // inherits the mask and sigwait below is the only place they arrive.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+// The server's options: the spec (with --storage and --workers applied)
+// and the flags. Refuses bad input (spec, --queue, --checkpoint-every, key
+// files) and a new segment beside the model at another shard count.
+Result<ServerOptions> MakeServerOptions(const ServeFlags& flags) {
   auto spec = LoadModelSpec(flags.spec);
-  if (!spec.ok()) return ReportError("serve", spec.status());
+  if (!spec.ok()) return spec.status();
   ServerOptions options;
   options.spec = std::move(spec).value();
   if (!flags.storage.empty()) options.spec.storage = flags.storage;
   if (flags.workers != 0) options.spec.consistency.workers = flags.workers;
   for (const std::string& q : flags.queues) {
     auto parsed = QueueOption::Parse(q);
-    if (!parsed.ok()) return ReportError("serve", parsed.status());
+    if (!parsed.ok()) return parsed.status();
     options.queues.push_back(*parsed);
   }
-  const std::vector<QueueOption> queues = options.queues;
   if (flags.segment.empty() && flags.shard < flags.shards) {
     // Only when this would create the segment: reopening one (a restart)
     // is what a model at this shard count always does.
@@ -116,7 +108,7 @@ int RunServe(const ServeFlags& flags) {
       Status count =
           CheckShardCount("serve", options.spec.storage, options.spec.name,
                           flags.shards, flags.allow_new);
-      if (!count.ok()) return ReportError("serve", count);
+      if (!count.ok()) return count;
     }
   }
   options.shard = flags.shard;
@@ -131,31 +123,29 @@ int RunServe(const ServeFlags& flags) {
   options.max_reply_bytes = flags.max_reply_bytes;
   if (!flags.checkpoint_dir.empty()) {
     auto every = ParseDuration(flags.checkpoint_every);
-    if (!every.ok())
-      return ReportError("serve",
-                         every.status().WithContext("--checkpoint-every"));
+    if (!every.ok()) return every.status().WithContext("--checkpoint-every");
     options.checkpoint = {flags.checkpoint_dir, *every, flags.checkpoint_keep};
   }
-  const CheckpointOptions checkpoint = options.checkpoint;
   options.allow_insecure_bind = flags.insecure;
   Status curve = LoadCurveFlags(flags, &options);
-  if (!curve.ok()) return ReportError("serve", curve);
-  const size_t authorized = options.authorized_keys.size();
-  const ConsistencySpec consistency = options.spec.consistency;
-  auto server = ShardServer::Start(std::move(options));
-  if (!server.ok()) return ReportError("serve", server.status());
+  if (!curve.ok()) return curve;
+  return Result<ServerOptions>(std::move(options));
+}
 
-  // The first stdout line is the contract with scripts and `shardps launch`.
-  std::printf("listening on %s\n", (*server)->endpoint().c_str());
-  std::fflush(stdout);
-  const SegmentOpenReport& r = (*server)->open_report();
+// The startup lines on stderr: the shard, its segment and queues, and what
+// is on (checkpoints, CURVE, bsp/ssp).
+void ReportServing(const ServeFlags& flags, const ShardServer& server,
+                   const std::vector<QueueOption>& queues,
+                   const CheckpointOptions& checkpoint, size_t authorized,
+                   const ConsistencySpec& consistency) {
+  const SegmentOpenReport& r = server.open_report();
   std::fprintf(stderr, "shardps serve: shard %u of %u, segment %s (%s%s)\n",
-               flags.shard, flags.shards, (*server)->segment_path().c_str(),
+               flags.shard, flags.shards, server.segment_path().c_str(),
                r.created ? "created" : "reopened",
                r.unclean ? ", after an unclean shutdown" : "");
   for (const QueueOption& q : queues)
     std::fprintf(stderr, "shardps serve: hosting queue '%s' at %s\n",
-                 q.name.c_str(), (*server)->queue_path(q.name).c_str());
+                 q.name.c_str(), server.queue_path(q.name).c_str());
   if (!checkpoint.root.empty())
     std::fprintf(stderr,
                  "shardps serve: checkpoints every %s to %s/shard-%u-of-%u, "
@@ -169,6 +159,10 @@ int RunServe(const ServeFlags& flags) {
   if (consistency.waits())
     std::fprintf(stderr, "shardps serve: %s with %u workers\n",
                  consistency.ModeName().c_str(), consistency.workers);
+}
+
+// What reopening the segment after a crash did, on stderr.
+void ReportRecovery(const SegmentOpenReport& r) {
   if (!r.journal_discarded.empty())
     std::fprintf(stderr, "shardps serve: ignored the update journal: %s\n",
                  r.journal_discarded.c_str());
@@ -189,6 +183,33 @@ int RunServe(const ServeFlags& flags) {
                  "shardps serve: %llu block(s) were mid-update at the crash; "
                  "those updates were never acknowledged\n",
                  static_cast<unsigned long long>(r.torn_blocks));
+}
+
+int RunServe(const ServeFlags& flags) {
+  // Block the signals we handle before any thread exists, so every thread
+  // inherits the mask and sigwait below is the only place they arrive.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto options = MakeServerOptions(flags);
+  if (!options.ok()) return ReportError("serve", options.status());
+  const std::vector<QueueOption> queues = options->queues;
+  const CheckpointOptions checkpoint = options->checkpoint;
+  const size_t authorized = options->authorized_keys.size();
+  const ConsistencySpec consistency = options->spec.consistency;
+  auto server = ShardServer::Start(std::move(options).value());
+  if (!server.ok()) return ReportError("serve", server.status());
+
+  // The first stdout line is the contract with scripts and `shardps launch`.
+  std::printf("listening on %s\n", (*server)->endpoint().c_str());
+  std::fflush(stdout);
+  ReportServing(flags, **server, queues, checkpoint, authorized, consistency);
+  ReportRecovery((*server)->open_report());
 
   int sig = 0;
   for (;;) {

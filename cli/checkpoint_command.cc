@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
 #include "common/checkpoint.h"
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
 #include "server/segment_repair.h"
 #include "shardps/client.h"
 #include "shardps/cluster.h"

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
 #include "shardps/batch_queue.h"
 #include "shardps/client.h"
 #include "shardps/windowing.h"
@@ -138,22 +138,54 @@ Status ResolveColumns(const FeedFlags& flags, const CsvReader& csv,
   return ValidateWindowOptions(*o, columns);
 }
 
-Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
-  CsvReader csv(in, !flags.no_header, flags.skip_bad_rows);
-  // The first rows fix the column count and the normalisation; they are
-  // held back and fed like the rest afterwards.
-  std::vector<float> head, row;
-  size_t columns = 0;
-  uint64_t held = 0;
+// The first rows, up to --norm-rows (at least one), go to `head`: they fix
+// the column count and the normalisation, and are fed like the rest
+// afterwards. *held = 0 for an empty input.
+Status ReadHead(const FeedFlags& flags, CsvReader& csv,
+                std::vector<float>* head, size_t* columns, uint64_t* held) {
+  std::vector<float> row;
   for (;;) {
-    if (held >= std::max<uint64_t>(flags.norm_rows, 1)) break;
+    if (*held >= std::max<uint64_t>(flags.norm_rows, 1)) break;
     auto more = csv.Next(&row);
     if (!more.ok()) return more.status();
     if (!*more) break;
-    columns = row.size();
-    head.insert(head.end(), row.begin(), row.end());
-    ++held;
+    *columns = row.size();
+    head->insert(head->end(), row.begin(), row.end());
+    ++*held;
   }
+  return Status::Ok();
+}
+
+// The first producer records the stream's description for the trainer
+// (ParseStreamMeta reads it back).
+Status RecordStreamMeta(const WindowOptions& o, const Normalizer& norm,
+                        Sink& queue) {
+  StreamMeta meta;
+  meta.normalizer = norm;
+  meta.target = o.target;
+  meta.columns = o.features;
+  meta.window = o.window;
+  meta.horizon = o.horizon;
+  return queue.RecordMeta(FormatStreamMeta(meta));
+}
+
+// A batch must fit the slots of a queue file (a remote queue's slot size
+// is not known here).
+Status CheckBatchFits(const BatchShape& full, const Sink& queue) {
+  if (queue.slot_bytes() > 0 && full.bytes() > queue.slot_bytes())
+    return Status(Code::kInvalidArgument,
+                  "a batch of " + std::to_string(full.bytes()) +
+                      " bytes does not fit the queue's " +
+                      std::to_string(queue.slot_bytes()) + "-byte slots");
+  return Status::Ok();
+}
+
+Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
+  CsvReader csv(in, !flags.no_header, flags.skip_bad_rows);
+  std::vector<float> head, row;
+  size_t columns = 0;
+  uint64_t held = 0;
+  SHARDPS_RETURN_IF_ERROR(ReadHead(flags, csv, &head, &columns, &held));
   FeedResult result;
   if (held == 0) return result;  // empty input: nothing to do
   WindowOptions o;
@@ -163,24 +195,12 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   SHARDPS_RETURN_IF_ERROR(ResolveColumns(flags, csv, columns, &o));
   const Normalizer norm =
       flags.norm_rows > 0 ? Normalizer::Fit(head, columns) : Normalizer();
-  // The first producer records the stream's description for the trainer
-  // (ParseStreamMeta reads it back).
-  StreamMeta meta;
-  meta.normalizer = norm;
-  meta.target = o.target;
-  meta.columns = o.features;
-  meta.window = o.window;
-  meta.horizon = o.horizon;
-  SHARDPS_RETURN_IF_ERROR(queue.RecordMeta(FormatStreamMeta(meta)));
+  SHARDPS_RETURN_IF_ERROR(RecordStreamMeta(o, norm, queue));
 
   const BatchShape full{flags.batch, flags.window,
                         static_cast<uint32_t>(o.features.size()),
                         flags.horizon};
-  if (queue.slot_bytes() > 0 && full.bytes() > queue.slot_bytes())
-    return Status(Code::kInvalidArgument,
-                  "a batch of " + std::to_string(full.bytes()) +
-                      " bytes does not fit the queue's " +
-                      std::to_string(queue.slot_bytes()) + "-byte slots");
+  SHARDPS_RETURN_IF_ERROR(CheckBatchFits(full, queue));
   Status push_error;
   BatchBuilder builder(flags.batch, flags.window, full.features, flags.horizon,
                        flags.shuffle, flags.seed);
@@ -241,59 +261,63 @@ Result<FeedResult> Feed(const FeedFlags& flags, std::istream& in, Sink& queue) {
   return result;
 }
 
+// ENDPOINT/NAME: a queue hosted by a shard server (serve --queue); `scheme`
+// is where "://" starts in --queue.
+Result<std::unique_ptr<Sink>> OpenRemoteSink(const FeedFlags& flags,
+                                             size_t scheme) {
+  if (flags.end_at_eof) return RemoteEndUnsupported();
+  const size_t slash = flags.queue.rfind('/');
+  if (slash <= scheme + 2 || slash + 1 == flags.queue.size())
+    return Status(Code::kInvalidArgument, "--queue " + flags.queue +
+                                              ": expected ENDPOINT/NAME, e.g. "
+                                              "tcp://host:5555/co2");
+  ClusterInfo cluster;
+  cluster.shards.push_back({0, flags.queue.substr(0, slash), ""});
+  ClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
+  options.connect_timeout = std::chrono::milliseconds(flags.connect_timeout_ms);
+  Status keys = ApplyClientCurveFlags(flags.curve, &options);
+  if (!keys.ok()) return keys;
+  if (!options.curve_public_key.empty() && options.curve_server_key.empty())
+    return Status(Code::kInvalidArgument,
+                  "--curve-key with a remote --queue needs "
+                  "--server-key (there is no cluster file to name "
+                  "it)");
+  auto client = Client::Connect(cluster, options);
+  if (!client.ok()) return client.status();
+  return std::unique_ptr<Sink>(std::make_unique<RemoteSink>(
+      std::move(client).value(), flags.queue.substr(slash + 1)));
+}
+
+// A queue file on this host.
+Result<std::unique_ptr<Sink>> OpenLocalSink(const FeedFlags& flags) {
+  auto queue = BatchQueue::Open(flags.queue);
+  if (!queue.ok() && queue.status().code() == Code::kNotFound)
+    return Status(Code::kNotFound,
+                  queue.status().message() +
+                      ": create it with `shardps queue create " + flags.queue +
+                      " --slots N --slot-bytes B`, or let a server "
+                      "host it (serve --queue) and feed ENDPOINT/NAME");
+  if (!queue.ok()) return queue.status();
+  // Refused before reading any input: marking at the end would fail
+  // after the whole file had been fed (MarkEnd refuses a queue of no
+  // producers, so this returns its error).
+  if (flags.end_at_eof && (*queue)->producers() == 0)
+    return (*queue)->MarkEnd();
+  return std::unique_ptr<Sink>(
+      std::make_unique<LocalSink>(std::move(queue).value(), flags.timeout_ms));
+}
+
 int RunFeed(const FeedFlags& flags) {
   signal(SIGPIPE, SIG_IGN);
   if (flags.window == 0)
     return ReportError("feed",
                        Status(Code::kInvalidArgument, "--window must be > 0"));
-  std::unique_ptr<Sink> sink;
   const size_t scheme = flags.queue.find("://");
-  if (scheme != std::string::npos) {
-    // ENDPOINT/NAME: a queue hosted by a shard server (serve --queue).
-    if (flags.end_at_eof)
-      return ReportError("feed", RemoteEndUnsupported());
-    const size_t slash = flags.queue.rfind('/');
-    if (slash <= scheme + 2 || slash + 1 == flags.queue.size())
-      return ReportError("feed", Status(Code::kInvalidArgument,
-                                        "--queue " + flags.queue +
-                                            ": expected ENDPOINT/NAME, e.g. "
-                                            "tcp://host:5555/co2"));
-    ClusterInfo cluster;
-    cluster.shards.push_back({0, flags.queue.substr(0, slash), ""});
-    ClientOptions options;
-    options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
-    options.connect_timeout =
-        std::chrono::milliseconds(flags.connect_timeout_ms);
-    Status keys = ApplyClientCurveFlags(flags.curve, &options);
-    if (!keys.ok()) return ReportError("feed", keys);
-    if (!options.curve_public_key.empty() && options.curve_server_key.empty())
-      return ReportError(
-          "feed", Status(Code::kInvalidArgument,
-                         "--curve-key with a remote --queue needs "
-                         "--server-key (there is no cluster file to name "
-                         "it)"));
-    auto client = Client::Connect(cluster, options);
-    if (!client.ok()) return ReportError("feed", client.status());
-    sink = std::make_unique<RemoteSink>(std::move(client).value(),
-                                        flags.queue.substr(slash + 1));
-  } else {
-    auto queue = BatchQueue::Open(flags.queue);
-    if (!queue.ok() && queue.status().code() == Code::kNotFound)
-      return ReportError(
-          "feed",
-          Status(Code::kNotFound,
-                 queue.status().message() +
-                     ": create it with `shardps queue create " + flags.queue +
-                     " --slots N --slot-bytes B`, or let a server "
-                     "host it (serve --queue) and feed ENDPOINT/NAME"));
-    if (!queue.ok()) return ReportError("feed", queue.status());
-    // Refused before reading any input: marking at the end would fail
-    // after the whole file had been fed.
-    if (flags.end_at_eof && (*queue)->producers() == 0)
-      return ReportError("feed", (*queue)->MarkEnd());
-    sink =
-        std::make_unique<LocalSink>(std::move(queue).value(), flags.timeout_ms);
-  }
+  auto opened = scheme != std::string::npos ? OpenRemoteSink(flags, scheme)
+                                            : OpenLocalSink(flags);
+  if (!opened.ok()) return ReportError("feed", opened.status());
+  std::unique_ptr<Sink> sink = std::move(opened).value();
   std::ifstream file;
   std::istream* in = &std::cin;
   if (flags.input != "-") {

@@ -1,6 +1,6 @@
 // Just enough JSON output for the CLI's --json flags.
-#ifndef SHARDPS_SERVER_CLI_JSON_H_
-#define SHARDPS_SERVER_CLI_JSON_H_
+#ifndef SHARDPS_CLI_JSON_H_
+#define SHARDPS_CLI_JSON_H_
 
 #include <cstdio>
 #include <string>
@@ -47,4 +47,4 @@ inline std::string JsonNumber(double v) {
 
 }  // namespace shardps::cli
 
-#endif  // SHARDPS_SERVER_CLI_JSON_H_
+#endif  // SHARDPS_CLI_JSON_H_

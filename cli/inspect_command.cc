@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
+#include "cli/json.h"
 #include "common/checksum.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
-#include "server/cli/commands.h"
-#include "server/cli/json.h"
 
 namespace shardps::cli {
 

@@ -1,8 +1,8 @@
 // shardps: launch, serve and inspect shard servers.
 #include <cstdio>
 
+#include "cli/commands.h"
 #include "common/malloc_tuning.h"
-#include "server/cli/commands.h"
 
 namespace shardps::cli {
 

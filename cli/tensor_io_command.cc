@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "server/cli/commands.h"
-#include "server/cli/curve_flags.h"
-#include "server/npy.h"
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
+#include "cli/npy.h"
 #include "shardps/client.h"
 
 namespace shardps::cli {

@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
 #include "common/curve_keys.h"
-#include "server/cli/commands.h"
 
 namespace shardps::cli {
 

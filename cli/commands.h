@@ -2,8 +2,8 @@
 // when it runs, its callback stores the process exit status in *exit_code:
 // 0 success, 1 a runtime failure (server gone, segment busy), 2 bad input
 // (flags, spec, files).
-#ifndef SHARDPS_SERVER_CLI_COMMANDS_H_
-#define SHARDPS_SERVER_CLI_COMMANDS_H_
+#ifndef SHARDPS_CLI_COMMANDS_H_
+#define SHARDPS_CLI_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
 
@@ -36,4 +36,4 @@ int ReportError(const char* command, const Status& status);
 
 }  // namespace shardps::cli
 
-#endif  // SHARDPS_SERVER_CLI_COMMANDS_H_
+#endif  // SHARDPS_CLI_COMMANDS_H_

@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
+#include "cli/shard_count_check.h"
 #include "common/curve_keys.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
-#include "server/cli/commands.h"
-#include "server/cli/shard_count_check.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
 
@@ -144,15 +144,12 @@ Status CheckClusterFileFree(const std::string& path) {
   return Status::Ok();
 }
 
-// Starts `shardps serve` for `shard` and waits for its "listening on" line.
-Status StartShard(const LaunchFlags& flags, uint32_t shards,
-                  const std::string& listen, Shard* shard) {
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
-  UniqueFd read_end(out[0]), write_end(out[1]);
+// The `shardps serve` command line of shard `index`.
+std::vector<std::string> ServeArgs(const LaunchFlags& flags, uint32_t shards,
+                                   const std::string& listen, uint32_t index) {
   std::vector<std::string> args = {"shardps",   "serve",
                                    "--spec",    flags.spec,
-                                   "--shard",   std::to_string(shard->index),
+                                   "--shard",   std::to_string(index),
                                    "--shards",  std::to_string(shards),
                                    "--listen",  listen,
                                    "--threads", std::to_string(flags.threads)};
@@ -170,6 +167,41 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
   }
   if (flags.insecure) args.push_back("--insecure");
   if (flags.allow_new) args.push_back("--new");
+  return args;
+}
+
+// A started server that did not say where it listens: reaps it (killing it
+// if it does not exit) and says why it failed.
+Status StartFailed(pid_t pid, Shard* shard) {
+  // A server that refused its input (exit 2: a spec that does not match
+  // its segment, a bad flag) makes the launch exit 2 too. Give one that
+  // closed its stdout a moment to exit with its code before killing it.
+  int status = 0;
+  pid_t reaped = 0;
+  const auto exit_deadline = Clock::now() + std::chrono::seconds(5);
+  while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         Clock::now() < exit_deadline)
+    ::usleep(10000);  // bounded; only on a failed start
+  if (reaped == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  shard->pid = -1;
+  const bool bad_input =
+      reaped == pid && WIFEXITED(status) && WEXITSTATUS(status) == 2;
+  return Status(bad_input ? Code::kInvalidArgument : Code::kUnavailable,
+                "shard " + std::to_string(shard->index) +
+                    " did not start (see its error above)");
+}
+
+// Starts `shardps serve` for `shard` and waits for its "listening on" line.
+Status StartShard(const LaunchFlags& flags, uint32_t shards,
+                  const std::string& listen, Shard* shard) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  UniqueFd read_end(out[0]), write_end(out[1]);
+  std::vector<std::string> args =
+      ServeArgs(flags, shards, listen, shard->index);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -205,27 +237,8 @@ Status StartShard(const LaunchFlags& flags, uint32_t shards,
     line.append(buf, static_cast<size_t>(n));
   }
   const std::string prefix = "listening on ";
-  if (line.compare(0, prefix.size(), prefix) != 0) {
-    // A server that refused its input (exit 2: a spec that does not match
-    // its segment, a bad flag) makes the launch exit 2 too. Give one that
-    // closed its stdout a moment to exit with its code before killing it.
-    int status = 0;
-    pid_t reaped = 0;
-    const auto exit_deadline = Clock::now() + std::chrono::seconds(5);
-    while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 &&
-           Clock::now() < exit_deadline)
-      ::usleep(10000);  // bounded; only on a failed start
-    if (reaped == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    shard->pid = -1;
-    const bool bad_input =
-        reaped == pid && WIFEXITED(status) && WEXITSTATUS(status) == 2;
-    return Status(bad_input ? Code::kInvalidArgument : Code::kUnavailable,
-                  "shard " + std::to_string(shard->index) +
-                      " did not start (see its error above)");
-  }
+  if (line.compare(0, prefix.size(), prefix) != 0)
+    return StartFailed(pid, shard);
   shard->endpoint = line.substr(prefix.size(), line.find('\n') - prefix.size());
   return Status::Ok();
 }
@@ -271,9 +284,11 @@ bool Restart(const LaunchFlags& flags, uint32_t n, Shard& s) {
   return true;
 }
 
-int RunLaunch(LaunchFlags flags) {
+// Loads --spec with its storage (--storage or the spec's) made absolute,
+// and stores that path in flags.storage for the servers.
+Result<ModelSpec> LoadSpec(LaunchFlags& flags) {
   auto spec = LoadModelSpec(flags.spec);
-  if (!spec.ok()) return ReportError("launch", spec.status());
+  if (!spec.ok()) return spec.status();
   if (!flags.storage.empty()) spec->storage = flags.storage;
   // Children and the cluster file must agree on one absolute storage path,
   // whatever directory a client later runs in.
@@ -283,49 +298,39 @@ int RunLaunch(LaunchFlags flags) {
       spec->storage = std::string(cwd) + "/" + spec->storage;
   }
   flags.storage = spec->storage;
-  // Creating any shard's segment beside the model at another shard count
-  // is refused here, before a server starts; with --new each server warns.
-  if (!flags.allow_new) {
-    bool creates = false;
-    for (uint32_t i = 0; i < flags.shards && !creates; ++i) {
-      const std::string path =
-          Segment::PathFor(spec->storage, spec->name, i, flags.shards);
-      struct stat st;
-      creates = ::stat(path.c_str(), &st) != 0 && errno == ENOENT;
-    }
-    if (creates) {
-      Status count = CheckShardCount("launch", spec->storage, spec->name,
-                                     flags.shards, false);
-      if (!count.ok()) return ReportError("launch", count);
-    }
+  return spec;
+}
+
+// Creating any shard's segment beside the model at another shard count
+// is refused here, before a server starts; with --new each server warns.
+Status CheckNewSegments(const LaunchFlags& flags, const ModelSpec& spec) {
+  if (flags.allow_new) return Status::Ok();
+  bool creates = false;
+  for (uint32_t i = 0; i < flags.shards && !creates; ++i) {
+    const std::string path =
+        Segment::PathFor(spec.storage, spec.name, i, flags.shards);
+    struct stat st;
+    creates = ::stat(path.c_str(), &st) != 0 && errno == ENOENT;
   }
-  Status free_file = CheckClusterFileFree(flags.cluster_file);
-  if (!free_file.ok()) return ReportError("launch", free_file);
+  if (!creates) return Status::Ok();
+  return CheckShardCount("launch", spec.storage, spec.name, flags.shards,
+                         false);
+}
 
-  // SIGCHLD, SIGINT, SIGTERM and SIGHUP arrive through a signalfd, one at a
-  // time.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGCHLD);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGHUP);
-  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
-  if (!sfd.valid())
-    return ReportError("launch", ErrnoStatus("signalfd", errno));
-
-  std::vector<Shard> shards(flags.shards);
-  ClusterInfo cluster;
-  cluster.model = spec->name;
-  cluster.spec_hash = SpecHash(*spec);
+// Starts every shard on a free port of --host and fills `cluster`: the
+// model, the servers' public key under CURVE, each shard's endpoint and
+// segment. A failure stops the shards already started.
+Status StartShards(const LaunchFlags& flags, const ModelSpec& spec,
+                   std::vector<Shard>& shards, ClusterInfo* cluster) {
+  cluster->model = spec.name;
+  cluster->spec_hash = SpecHash(spec);
   if (!flags.curve_secret_key.empty()) {
     // The servers' public key goes into the cluster file, so clients and
     // `shardps status` need only their own key pair. Loading it here also
     // reports a bad key file once, before any server starts.
     auto pair = LoadCurveSecretKey(flags.curve_secret_key);
-    if (!pair.ok()) return ReportError("launch", pair.status());
-    cluster.server_key = pair->public_key;
+    if (!pair.ok()) return pair.status();
+    cluster->server_key = pair->public_key;
   }
   for (uint32_t i = 0; i < flags.shards; ++i) {
     shards[i].index = i;
@@ -333,29 +338,23 @@ int RunLaunch(LaunchFlags flags) {
                            &shards[i]);
     if (!st.ok()) {
       StopAll(shards);
-      return ReportError("launch", st);
+      return st;
     }
     shards[i].segment =
-        Segment::PathFor(spec->storage, spec->name, i, flags.shards);
-    cluster.shards.push_back({i, shards[i].endpoint, shards[i].segment});
+        Segment::PathFor(spec.storage, spec.name, i, flags.shards);
+    cluster->shards.push_back({i, shards[i].endpoint, shards[i].segment});
   }
-  // What we wrote, so that stopping deletes the file only if it is still ours.
-  const std::string written = cluster.ToToml();
-  Status saved = SaveCluster(cluster, flags.cluster_file);
-  if (!saved.ok()) {
-    StopAll(shards);
-    return ReportError("launch", saved);
-  }
-  std::printf("cluster of %u shard(s) for model '%s' ready: %s\n", flags.shards,
-              spec->name.c_str(), flags.cluster_file.c_str());
-  for (const Shard& s : shards)
-    std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
-  std::fflush(stdout);
+  return Status::Ok();
+}
 
+// Until SIGINT or SIGTERM arrives on `sfd`: forwards SIGHUP to every shard
+// and restarts the shards that exit. Returns the exit code, 1 when a shard
+// kept failing.
+int Supervise(const LaunchFlags& flags, int sfd, std::vector<Shard>& shards) {
   int exit_code = 0;
   for (bool running = true; running;) {
     signalfd_siginfo info;
-    if (::read(sfd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    if (::read(sfd, &info, sizeof(info)) != sizeof(info)) continue;
     if (info.ssi_signo == SIGHUP) {
       // Each shard re-reads --authorized-keys (see `serve`).
       for (const Shard& s : shards)
@@ -387,6 +386,13 @@ int RunLaunch(LaunchFlags flags) {
       }
     }
   }
+  return exit_code;
+}
+
+// Stops every shard, then deletes the cluster file if it still holds
+// `written`, what this launch wrote.
+void StopCluster(const LaunchFlags& flags, std::vector<Shard>& shards,
+                 const std::string& written) {
   StopAll(shards);
   Result<std::string> now = ReadFileToString(flags.cluster_file);
   if (now.ok() && *now == written) {
@@ -398,6 +404,48 @@ int RunLaunch(LaunchFlags flags) {
                  flags.cluster_file.c_str());
   }
   std::fprintf(stderr, "shardps launch: all shards stopped\n");
+}
+
+int RunLaunch(LaunchFlags flags) {
+  auto spec = LoadSpec(flags);
+  if (!spec.ok()) return ReportError("launch", spec.status());
+  Status count = CheckNewSegments(flags, *spec);
+  if (!count.ok()) return ReportError("launch", count);
+  Status free_file = CheckClusterFileFree(flags.cluster_file);
+  if (!free_file.ok()) return ReportError("launch", free_file);
+
+  // SIGCHLD, SIGINT, SIGTERM and SIGHUP arrive through a signalfd, one at a
+  // time.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  if (!sfd.valid())
+    return ReportError("launch", ErrnoStatus("signalfd", errno));
+
+  std::vector<Shard> shards(flags.shards);
+  ClusterInfo cluster;
+  Status started = StartShards(flags, *spec, shards, &cluster);
+  if (!started.ok()) return ReportError("launch", started);
+  // What we wrote, so that stopping deletes the file only if it is still ours.
+  const std::string written = cluster.ToToml();
+  Status saved = SaveCluster(cluster, flags.cluster_file);
+  if (!saved.ok()) {
+    StopAll(shards);
+    return ReportError("launch", saved);
+  }
+  std::printf("cluster of %u shard(s) for model '%s' ready: %s\n", flags.shards,
+              spec->name.c_str(), flags.cluster_file.c_str());
+  for (const Shard& s : shards)
+    std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
+  std::fflush(stdout);
+
+  const int exit_code = Supervise(flags, sfd.get(), shards);
+  StopCluster(flags, shards, written);
   return exit_code;
 }
 

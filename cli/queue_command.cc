@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
-#include "server/cli/commands.h"
-#include "server/cli/json.h"
+#include "cli/commands.h"
+#include "cli/json.h"
 #include "shardps/batch_queue.h"
 
 namespace shardps::cli {
