@@ -20,14 +20,15 @@
 
 namespace shardps::test {
 
-// A fresh directory under the system temp dir, removed with everything in it
-// when the object dies, so a failing REQUIRE (which unwinds) still cleans up.
+// A fresh directory under the system temp dir (or under `parent`, e.g.
+// "/dev/shm" for segments on the tmpfs servers use), removed with everything
+// in it when the object dies, so a failing REQUIRE (which unwinds) still
+// cleans up.
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "shardps-unit-XXXXXX")
-            .string();
+  explicit TempDir(const std::filesystem::path& parent =
+                       std::filesystem::temp_directory_path()) {
+    std::string pattern = (parent / "shardps-unit-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
       throw std::runtime_error("mkdtemp failed for " + pattern);
     path_ = pattern;
