@@ -34,11 +34,7 @@ class Fixture {
     spec_ =
         test::MakeSpec("ckpt", shm_.path(), {{"w", {3000}, "uniform:-1,1", 4}});
     path_ = Segment::PathFor(shm_.path(), "ckpt", 0, 1);
-    SegmentOpenReport report;
-    auto seg = Segment::OpenForServing(spec_, 0, 1, path_, &report);
-    INFO(seg.status().ToString());
-    REQUIRE(seg.ok());
-    segment_ = std::move(seg).value();
+    segment_ = test::OpenServing(spec_, 0, 1, path_);
   }
 
   const std::string& segment_path() const { return path_; }

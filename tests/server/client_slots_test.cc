@@ -24,9 +24,12 @@ std::unique_ptr<Segment> OpenShard(const std::string& storage) {
   return std::move(seg).value();
 }
 
-// Fills every slot with clients 1..kDedupeSlots, each with one push done.
-void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms) {
-  for (uint64_t c = 1; c <= kDedupeSlots; ++c) {
+// Gives `count` clients first, first + 1, ... a slot each (by default every
+// slot to clients 1..kDedupeSlots), each with one push done.
+void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms,
+          uint64_t first = 1, uint64_t count = kDedupeSlots) {
+  for (uint64_t c = first; c < first + count; ++c) {
+    INFO("client " << c);
     auto slot = slots.Acquire(c, horizon_ms, now_ms);
     REQUIRE(slot.ok());
     slots.PushDone(*slot);
@@ -154,11 +157,7 @@ TEST_CASE("ClientSlots keep the longest retry horizon a client has sent",
   }
   // Every other slot expires first; client 4's slot is the last to go.
   const int64_t short_expiry = kNow + kHorizon + kRetryHorizonMarginMs + 1;
-  for (uint64_t c = 1000; c < 1000 + kDedupeSlots - 1; ++c) {
-    auto slot = slots.Acquire(c, kHorizon, short_expiry);
-    REQUIRE(slot.ok());
-    slots.PushDone(*slot);
-  }
+  Fill(slots, kHorizon, short_expiry, 1000, kDedupeSlots - 1);
   auto refused = slots.Acquire(5000, kHorizon, short_expiry);
   CHECK(refused.status().code() == Code::kResourceExhausted);
   CHECK(*slots.Acquire(4, kHorizon, short_expiry) == fours);
@@ -193,12 +192,7 @@ TEST_CASE("ClientSlots ignore a PushDone without a push in flight",
   slots.PushDone(0);                 // nothing in flight there
   // Nothing wrapped around: every slot still expires on time.
   const int64_t expiry = kNow + kHorizon + kRetryHorizonMarginMs + 1;
-  for (uint64_t c = 1000; c < 1000 + kDedupeSlots; ++c) {
-    auto slot = slots.Acquire(c, kHorizon, expiry);
-    INFO("client " << c);
-    REQUIRE(slot.ok());
-    slots.PushDone(*slot);
-  }
+  Fill(slots, kHorizon, expiry, 1000);
 }
 
 TEST_CASE("ClientSlots count from now a last push stamped in the future",
@@ -243,11 +237,7 @@ TEST_CASE("ClientSlots give a client whose slot was taken a new one",
   // Client 1 went silent past its horizon; the only other client takes
   // slots until the table is full, reusing client 1's.
   const int64_t later = kNow + kHorizon + kRetryHorizonMarginMs + 1;
-  for (uint64_t c = 2; c <= kDedupeSlots + 1; ++c) {
-    auto slot = slots.Acquire(c, kHorizon, later);
-    REQUIRE(slot.ok());
-    slots.PushDone(*slot);
-  }
+  Fill(slots, kHorizon, later, 2);
   CHECK(seg->client_slot(*old).client_id.load() != 1);
   CHECK_FALSE(slots.Release(1));  // it holds nothing now
   // Client 1 coming back is a new client: it waits for a free slot.

@@ -35,12 +35,7 @@ class Shard {
   void Reopen() {
     keeper_.reset();
     segment_.reset();
-    SegmentOpenReport report;
-    auto seg =
-        Segment::OpenForServing(spec_, 0, 1, dir_.File("s.seg"), &report);
-    INFO(seg.status().ToString());
-    REQUIRE(seg.ok());
-    segment_ = std::move(seg).value();
+    segment_ = test::OpenServing(spec_, 0, 1, dir_.File("s.seg"));
     keeper_ = std::make_unique<ClockKeeper>(spec_.consistency, *segment_);
   }
 

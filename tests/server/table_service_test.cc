@@ -39,12 +39,7 @@ class Tables {
     t.seed = 9;
     spec_.tables.push_back(t);
     REQUIRE(ValidateModelSpec(spec_).ok());
-    SegmentOpenReport report;
-    auto seg =
-        Segment::OpenForServing(spec_, 0, shards, dir_.File("s.seg"), &report);
-    INFO(seg.status().ToString());
-    REQUIRE(seg.ok());
-    segment_ = std::move(seg).value();
+    segment_ = test::OpenServing(spec_, 0, shards, dir_.File("s.seg"));
     service_ = std::make_unique<TableService>(*segment_, spec_);
   }
 

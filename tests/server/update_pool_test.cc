@@ -40,12 +40,7 @@ class Pool {
       spec_.consistency.workers = 2;
     }
     REQUIRE(ValidateModelSpec(spec_).ok());
-    SegmentOpenReport report;
-    auto seg =
-        Segment::OpenForServing(spec_, 0, 1, dir_.File("s.seg"), &report);
-    INFO(seg.status().ToString());
-    REQUIRE(seg.ok());
-    segment_ = std::move(seg).value();
+    segment_ = test::OpenServing(spec_, 0, 1, dir_.File("s.seg"));
     REQUIRE(segment_->num_blocks() == kBlocks);
     JournalReport journal_report;
     auto journal = UpdateJournal::Open(*segment_, writers, &journal_report);
