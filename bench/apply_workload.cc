@@ -8,7 +8,7 @@
 
 #include "bench/cluster.h"
 #include "bench/workloads.h"
-#include "common/optimizer.h"
+#include "common/optimizers.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
 
@@ -78,11 +78,15 @@ Status RunApply(const SuiteOptions& o, Report* report) {
       Consume(w);
     }
   });
-  // Exactly what an update-pool thread does per block.
+  // Exactly what an update-pool thread does per block: the server's own
+  // kernel inside the block's seqlock.
+  OptimizerParams sgd;
+  sgd.lr = 1e-6f;
   const double sgd_rate = PassesPerSecond(o.seconds, [&] {
     for (uint32_t b = 0; b < s.num_blocks(); ++b) {
       BeginWrite(s.version(b));
-      ApplySgd(s.block_data(b), grad.data(), s.block(b).num_floats, 1e-6f);
+      ApplyUpdate(OptimizerKind::kSgd, sgd, 1, s.block_data(b), grad.data(),
+                  nullptr, s.block(b).num_floats);
       EndWrite(s.version(b));
       s.mutable_header().updates_applied.fetch_add(1,
                                                    std::memory_order_relaxed);

@@ -11,8 +11,8 @@
 #include "client/call_state.h"
 #include "client/io_thread.h"
 #include "common/curve_keys.h"
+#include "common/half_float.h"
 #include "common/malloc_tuning.h"
-#include "common/optimizers.h"
 #include "common/segment.h"
 
 namespace shardps {

@@ -1,5 +1,5 @@
-// Server-side optimizers: the kernels that update one block in place, and the
-// 16-bit gradient conversions a client may use to halve its push traffic.
+// Server-side optimizers: the kernels that update one block in place. (The
+// 16-bit gradient conversions are in half_float.h.)
 //
 // Where the state lives: an optimizer that remembers something between steps
 // (momentum's velocity, Adam's moments, ...) keeps it in StateSlots(kind)
@@ -109,22 +109,6 @@ void InitState(OptimizerKind kind, const OptimizerParams& params,
 void ApplyUpdate(OptimizerKind kind, const OptimizerParams& params,
                  uint64_t step, float* w, const float* g, float* const* state,
                  size_t n);
-
-// 16-bit gradients. Values are the raw bit patterns, in host byte order.
-//
-// Widening is exact: every binary16 / bfloat16 value (subnormals, infinities
-// and NaN payloads included) is a float32 value.
-// `in` may be unaligned: it is often a received ZeroMQ frame.
-void WidenF16(const void* in, float* out, size_t n);
-void WidenBf16(const void* in, float* out, size_t n);
-
-// Narrowing rounds to nearest, ties to even. Values beyond the largest finite
-// 16-bit value round to infinity as IEEE 754 says (binary16: |x| >= 65520).
-// NaN stays NaN with as much of its payload as fits (the top mantissa bits);
-// when none of those is set, the quiet bit is, so NaN never becomes infinity.
-// Widening then narrowing gives back the original bits for all 65536 patterns.
-void NarrowF16(const float* in, uint16_t* out, size_t n);
-void NarrowBf16(const float* in, uint16_t* out, size_t n);
 
 }  // namespace shardps
 

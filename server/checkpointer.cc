@@ -18,12 +18,14 @@ namespace shardps {
 
 namespace {
 
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Sorts by time as text: 20261125T101500.123Z.
-std::string UtcStamp() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      now.time_since_epoch())
-                      .count();
+std::string UtcStamp(int64_t ms) {
   const time_t secs = static_cast<time_t>(ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -143,7 +145,19 @@ void Checkpointer::Loop() {
 
 Result<std::string> Checkpointer::WriteOne() {
   const auto start = std::chrono::steady_clock::now();
-  auto done = WriteShardCheckpoint(segment_path_, shard_dir_ + "/" + UtcStamp());
+  int64_t stamp_ms;
+  {
+    // Each checkpoint's name sorts after the one this process wrote last,
+    // even in the same millisecond (a request, or the final one, right
+    // after a periodic one) or after the clock was stepped back: a name
+    // taken already fails the write (kBusy), and one that sorts before the
+    // others is pruned first and never restored.
+    std::lock_guard<std::mutex> lock(stamp_mu_);
+    stamp_ms = std::max(UnixMs(), last_stamp_ms_ + 1);
+    last_stamp_ms_ = stamp_ms;
+  }
+  auto done = WriteShardCheckpoint(segment_path_,
+                                   shard_dir_ + "/" + UtcStamp(stamp_ms));
   if (!done.ok()) return done.status();
   const double secs = std::chrono::duration<double>(
                           std::chrono::steady_clock::now() - start)

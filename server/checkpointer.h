@@ -85,6 +85,8 @@ class Checkpointer {
   bool stopping_ = false;           // guarded by mu_
   std::vector<uint64_t> requests_;  // guarded by mu_
   std::vector<Finished> finished_;  // guarded by mu_
+  std::mutex stamp_mu_;             // WriteOne may run on two threads
+  int64_t last_stamp_ms_ = 0;       // guarded by stamp_mu_: newest name's
   WakeEvent done_event_;
 };
 

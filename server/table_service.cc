@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/dedupe_window.h"
+#include "common/half_float.h"
 #include "common/optimizers.h"
 #include "server/request_validator.h"
 

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "common/dedupe_window.h"
+#include "common/half_float.h"
 #include "common/seqlock.h"
 
 namespace shardps {

@@ -10,24 +10,27 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "common/segment.h"
 #include "shardps/model_spec.h"
 
 namespace shardps::test {
 
-// A fresh directory under the system temp dir, removed with everything in it
-// when the object dies, so a failing REQUIRE (which unwinds) still cleans up.
+// A fresh directory under the system temp dir (or under `parent`, e.g.
+// "/dev/shm" for segments on the tmpfs servers use), removed with everything
+// in it when the object dies, so a failing REQUIRE (which unwinds) still
+// cleans up.
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "shardps-unit-XXXXXX")
-            .string();
+  explicit TempDir(const std::filesystem::path& parent =
+                       std::filesystem::temp_directory_path()) {
+    std::string pattern = (parent / "shardps-unit-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
       throw std::runtime_error("mkdtemp failed for " + pattern);
     path_ = pattern;
@@ -100,6 +103,18 @@ inline std::vector<float> InitialTensor(const TensorSpec& tensor) {
   std::vector<float> out(tensor.num_floats());
   FillInitialValues(tensor, 0, out.data(), out.size());
   return out;
+}
+
+// Shard `shard` of `shards` of `spec`, its segment at `path`, opened for
+// serving (created when missing); throws, failing the test with the
+// reason, when it cannot be.
+inline std::unique_ptr<Segment> OpenServing(const ModelSpec& spec,
+                                            uint32_t shard, uint32_t shards,
+                                            const std::string& path) {
+  SegmentOpenReport report;
+  auto seg = Segment::OpenForServing(spec, shard, shards, path, &report);
+  if (!seg.ok()) throw std::runtime_error(seg.status().ToString());
+  return std::move(seg).value();
 }
 
 }  // namespace shardps::test

@@ -24,9 +24,12 @@ std::unique_ptr<Segment> OpenShard(const std::string& storage) {
   return std::move(seg).value();
 }
 
-// Fills every slot with clients 1..kDedupeSlots, each with one push done.
-void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms) {
-  for (uint64_t c = 1; c <= kDedupeSlots; ++c) {
+// Gives `count` clients first, first + 1, ... a slot each (by default every
+// slot to clients 1..kDedupeSlots), each with one push done.
+void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms,
+          uint64_t first = 1, uint64_t count = kDedupeSlots) {
+  for (uint64_t c = first; c < first + count; ++c) {
+    INFO("client " << c);
     auto slot = slots.Acquire(c, horizon_ms, now_ms);
     REQUIRE(slot.ok());
     slots.PushDone(*slot);
@@ -134,6 +137,112 @@ TEST_CASE("ClientSlots keep their clients and horizons across a restart",
   CHECK(
       slots.Acquire(999, kHorizon, kNow + kHorizon + kRetryHorizonMarginMs + 1)
           .ok());
+}
+
+TEST_CASE("ClientSlots keep the longest retry horizon a client has sent",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  Fill(slots, kHorizon, kNow);
+  // Client 4 sends one push with a long horizon, then one with a short
+  // one: a retry of the first may still come until the long one ends.
+  uint32_t fours = 0;
+  for (int64_t horizon : {4 * kHorizon, kHorizon}) {
+    auto slot = slots.Acquire(4, horizon, kNow);
+    REQUIRE(slot.ok());
+    slots.PushDone(*slot);
+    fours = *slot;
+    CHECK(seg->client_slot(*slot).retry_horizon_ms.load() == 4 * kHorizon);
+  }
+  // Every other slot expires first; client 4's slot is the last to go.
+  const int64_t short_expiry = kNow + kHorizon + kRetryHorizonMarginMs + 1;
+  Fill(slots, kHorizon, short_expiry, 1000, kDedupeSlots - 1);
+  auto refused = slots.Acquire(5000, kHorizon, short_expiry);
+  CHECK(refused.status().code() == Code::kResourceExhausted);
+  CHECK(*slots.Acquire(4, kHorizon, short_expiry) == fours);
+}
+
+TEST_CASE(
+    "ClientSlots keep a slot whose client pushes again after its "
+    "release",
+    "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  auto first = slots.Acquire(9, kHorizon, kNow);
+  REQUIRE(first.ok());
+  REQUIRE(slots.Release(9));  // freed once the push is done...
+  auto late = slots.Acquire(9, kHorizon, kNow + 1);  // ...but it pushes again
+  REQUIRE(late.ok());
+  CHECK(*late == *first);
+  slots.PushDone(*first);
+  slots.PushDone(*late);
+  CHECK(seg->client_slot(*first).client_id.load() == 9);
+  CHECK(slots.used() == 1);
+}
+
+TEST_CASE("ClientSlots ignore a PushDone without a push in flight",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  Fill(slots, kHorizon, kNow);
+  slots.PushDone(kDedupeSlots + 5);  // no such slot
+  slots.PushDone(0);                 // nothing in flight there
+  // Nothing wrapped around: every slot still expires on time.
+  const int64_t expiry = kNow + kHorizon + kRetryHorizonMarginMs + 1;
+  Fill(slots, kHorizon, expiry, 1000);
+}
+
+TEST_CASE("ClientSlots count from now a last push stamped in the future",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  // Pushes stamped an hour ahead, then the clock is stepped back.
+  const int64_t ahead = kNow + 3600 * 1000;
+  Fill(slots, kHorizon, ahead);
+  CHECK(!slots.Acquire(999, kHorizon, kNow).ok());
+  for (uint32_t i = 0; i < kDedupeSlots; ++i)
+    CHECK(seg->client_slot(i).last_seen_ms.load() == kNow);
+  // So the slots free up one horizon after now, not after the old stamps.
+  CHECK(
+      slots.Acquire(999, kHorizon, kNow + kHorizon + kRetryHorizonMarginMs + 1)
+          .ok());
+}
+
+TEST_CASE("ClientSlots say when a slot frees up if every client is pushing",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  for (uint64_t c = 1; c <= kDedupeSlots; ++c)
+    REQUIRE(slots.Acquire(c, kHorizon, kNow).ok());
+  auto refused = slots.Acquire(999, kHorizon, kNow);
+  CHECK(refused.status().code() == Code::kResourceExhausted);
+  CHECK(refused.status().message().find("when one of their pushes finishes") !=
+        std::string::npos);
+  CHECK(slots.used() == kDedupeSlots);
+}
+
+TEST_CASE("ClientSlots give a client whose slot was taken a new one",
+          "[client_slots]") {
+  test::TempDir dir;
+  auto seg = OpenShard(dir.path());
+  ClientSlots slots(*seg);
+  auto old = slots.Acquire(1, kHorizon, kNow);
+  REQUIRE(old.ok());
+  slots.PushDone(*old);
+  // Client 1 went silent past its horizon; the only other client takes
+  // slots until the table is full, reusing client 1's.
+  const int64_t later = kNow + kHorizon + kRetryHorizonMarginMs + 1;
+  Fill(slots, kHorizon, later, 2);
+  CHECK(seg->client_slot(*old).client_id.load() != 1);
+  CHECK_FALSE(slots.Release(1));  // it holds nothing now
+  // Client 1 coming back is a new client: it waits for a free slot.
+  CHECK(slots.Acquire(1, kHorizon, later).status().code() ==
+        Code::kResourceExhausted);
 }
 
 }  // namespace
