@@ -1,4 +1,3 @@
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -31,26 +30,24 @@ constexpr uint64_t kMaxUpdatesInFlight = 1024;
 }  // namespace
 
 void ShardServer::Impl::Loop() {
-  // Without periodic checkpoints the last item watches nothing.
-  zmq_pollitem_t items[5] = {
+  // Without periodic checkpoints item 4 watches nothing.
+  zmq_pollitem_t items[6] = {
       {socket_.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, completions_.fd(), ZMQ_POLLIN, 0},
       {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
       {monitor_.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, checkpointer_ ? checkpointer_->done_fd() : stop_.fd(),
        static_cast<short>(checkpointer_ ? ZMQ_POLLIN : 0), 0},
+      // Pushes that waited for queue space and are now placed (or refused).
+      {nullptr, queues_->done_fd(), ZMQ_POLLIN, 0},
   };
   std::vector<zmq::message_t> frames;
   for (;;) {
     // At the cap, requests wait in ZeroMQ (and then TCP) until updates
     // finish: backpressure rather than memory.
     items[0].events = in_flight_ < kMaxUpdatesInFlight ? ZMQ_POLLIN : 0;
-    int timeout = parked_.PollTimeoutMs();
-    // Pushes waiting for queue space are retried every few milliseconds.
-    if (queues_->waiting() > 0)
-      timeout = timeout < 0 ? 2 : std::min(timeout, 2);
-    PollItems(items, 5, timeout);
-    if (queues_->waiting() > 0) queues_->Retry(queue_reply_);
+    PollItems(items, 6, parked_.PollTimeoutMs());
+    if (items[5].revents & ZMQ_POLLIN) queues_->Finish(queue_reply_);
     if (items[2].revents & ZMQ_POLLIN) break;
     if (items[3].revents & ZMQ_POLLIN) OnMonitorEvent();
     if (items[4].revents & ZMQ_POLLIN) FinishCheckpoints();

@@ -187,6 +187,8 @@ void ShardServer::Impl::Stop() {
   if (!frontend_.joinable()) return;
   stop_.Signal();
   frontend_.join();
+  // Before the segment goes: the placer records into its queue windows.
+  queues_->Stop();
   pool_.Stop();
   segment_->MarkCleanShutdown();
   // Every update is in: the last checkpoint is exact.
