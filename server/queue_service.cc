@@ -223,6 +223,13 @@ void QueueService::Push(const wire::Request& req,
                 "QueuePush frames do not match the shape, or the batch does "
                 "not fit a slot of " +
                     std::to_string(w.queue->slot_bytes()) + " bytes");
+  Enqueue(std::move(w), frames, reply);
+}
+
+void QueueService::Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
+                           const Reply& reply) {
+  const uint64_t id = w.request_id;
+  const QueueOnce once = w.once;
   std::unique_lock<std::mutex> lock(mu_);
   if (once.seq != 0) {
     if (DedupeSeen(*once.window, once.client, once.seq)) {

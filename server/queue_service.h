@@ -122,6 +122,11 @@ class QueueService {
   // Copies the batch into `slot`, commits it and records it in the push's
   // queue window. REQUIRES: mu_ held; `slot` claimed from `queue`.
   static Status Fill(Waiting& w, BatchQueue& queue, const SlotWriter& slot);
+  // The part of Push after validation: answers a push already enqueued,
+  // merges a copy of a waiting one, places it at once when nothing waits,
+  // or queues it for the placer.
+  void Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
+               const Reply& reply);
   // Placer thread: places waiting_.front() until it is done, then moves it
   // to done_ and signals done_event_.
   void RunPlacer();

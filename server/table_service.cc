@@ -147,53 +147,30 @@ void TableService::ApplyRow(Table& table, RowSlot& slot, const float* grad) {
               state, dim);
 }
 
-Status TableService::PushRows(const wire::Request& req,
-                              const std::vector<zmq::message_t>& frames,
-                              const Once* once, bool* duplicate) {
-  if (duplicate != nullptr) *duplicate = false;
-  Table* table = nullptr;
-  uint64_t n = 0;
-  SHARDPS_RETURN_IF_ERROR(Check(req, frames, 4, &table, &n));
-  if (req.dtype() > wire::DType::MAX)
-    return Invalid("unknown dtype " +
-                   std::to_string(static_cast<int>(req.dtype())));
-  const uint64_t dim = table->entry->dim;
-  const uint64_t want = n * dim * GradientElementBytes(req.dtype());
-  if (frames[3].size() != want)
-    return Status(Code::kSizeMismatch,
-                  "PushRows of '" + req.tensor()->str() +
-                      "': " + std::to_string(n) + " ids of dim " +
-                      std::to_string(dim) + " need " + std::to_string(want) +
-                      " gradient bytes, got " +
-                      std::to_string(frames[3].size()));
-  DedupeWindow* window =
-      once != nullptr ? &segment_.client_slot(once->slot).rows : nullptr;
-  if (window != nullptr && DedupeSeen(*window, once->client, once->seq)) {
-    // Applied before (its reply was lost, or the server restarted after
-    // applying it): answered OK, applied once.
-    if (duplicate != nullptr) *duplicate = true;
-    return Status::Ok();
-  }
-  SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
-  SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
-
-  const float* grads = static_cast<const float*>(frames[3].data());
-  if (req.dtype() != wire::DType::F32) {
-    widened_.resize(n * dim);
-    if (req.dtype() == wire::DType::F16) {
-      WidenF16(frames[3].data(), widened_.data(), n * dim);
+const float* TableService::Float32Grads(wire::DType dtype,
+                                        const zmq::message_t& frame,
+                                        uint64_t floats) {
+  const float* grads = static_cast<const float*>(frame.data());
+  if (dtype != wire::DType::F32) {
+    widened_.resize(floats);
+    if (dtype == wire::DType::F16) {
+      WidenF16(frame.data(), widened_.data(), floats);
     } else {
-      WidenBf16(frames[3].data(), widened_.data(), n * dim);
+      WidenBf16(frame.data(), widened_.data(), floats);
     }
     grads = widened_.data();
   } else if (reinterpret_cast<uintptr_t>(grads) % alignof(float) != 0) {
     // ZeroMQ may hand small frames out of its receive buffer at any offset;
     // the row kernels read floats one by one, so they get an aligned copy.
-    widened_.resize(n * dim);
-    std::memcpy(widened_.data(), frames[3].data(), frames[3].size());
+    widened_.resize(floats);
+    std::memcpy(widened_.data(), frame.data(), frame.size());
     grads = widened_.data();
   }
+  return grads;
+}
 
+void TableService::FoldDuplicates(uint64_t n, uint64_t dim,
+                                  const float* grads) {
   // Group duplicates: an open-addressing set of rows, each remembering the
   // first position it appeared at. A repeat folds its gradient into a sum
   // owned by that first position.
@@ -224,6 +201,40 @@ Status TableService::PushRows(const wire::Request& req,
     for (uint64_t j = 0; j < dim; ++j) sum[j] += g[j];
     slots_[i] = nullptr;  // folded into `first`
   }
+}
+
+Status TableService::PushRows(const wire::Request& req,
+                              const std::vector<zmq::message_t>& frames,
+                              const Once* once, bool* duplicate) {
+  if (duplicate != nullptr) *duplicate = false;
+  Table* table = nullptr;
+  uint64_t n = 0;
+  SHARDPS_RETURN_IF_ERROR(Check(req, frames, 4, &table, &n));
+  if (req.dtype() > wire::DType::MAX)
+    return Invalid("unknown dtype " +
+                   std::to_string(static_cast<int>(req.dtype())));
+  const uint64_t dim = table->entry->dim;
+  const uint64_t want = n * dim * GradientElementBytes(req.dtype());
+  if (frames[3].size() != want)
+    return Status(Code::kSizeMismatch,
+                  "PushRows of '" + req.tensor()->str() +
+                      "': " + std::to_string(n) + " ids of dim " +
+                      std::to_string(dim) + " need " + std::to_string(want) +
+                      " gradient bytes, got " +
+                      std::to_string(frames[3].size()));
+  DedupeWindow* window =
+      once != nullptr ? &segment_.client_slot(once->slot).rows : nullptr;
+  if (window != nullptr && DedupeSeen(*window, once->client, once->seq)) {
+    // Applied before (its reply was lost, or the server restarted after
+    // applying it): answered OK, applied once.
+    if (duplicate != nullptr) *duplicate = true;
+    return Status::Ok();
+  }
+  SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
+  SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
+
+  const float* grads = Float32Grads(req.dtype(), frames[3], n * dim);
+  FoldDuplicates(n, dim, grads);
   // slots_ now names each distinct row once: save them before the first
   // changes, so a crash from here on is undone whole at the next start.
   if (window != nullptr)
