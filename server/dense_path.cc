@@ -190,6 +190,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
 template <typename TaskFor>
 void ShardServer::Impl::RunTasks(std::unique_ptr<PendingUpdate> pending,
                                  size_t count, TaskFor task_for) {
+  // Relaxed: no pool thread can see `pending` yet; Submit hands it over
+  // under the worker's mutex, which orders this store before their reads.
   pending->remaining.store(static_cast<uint32_t>(count),
                            std::memory_order_relaxed);
   // Pool blocks first, so they are applied while this thread does its own.
@@ -208,7 +210,9 @@ void ShardServer::Impl::RunTasks(std::unique_ptr<PendingUpdate> pending,
   }
   // Settle the inline blocks at once. If that brings the count to zero, the
   // pool finished first (its last decrement did not reach zero, so it did
-  // not queue the request) and this thread finishes it now.
+  // not queue the request) and this thread finishes it now. acq_rel, as
+  // the pool's decrements: whichever side reaches zero acquires the other
+  // side's block writes (weights, PushPull output) before it replies.
   const bool all_done =
       inline_blocks == count ||
       (inline_blocks > 0 &&

@@ -56,6 +56,8 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
   SendReply(identity, builder_, nullptr);
 }
 
+// The counters are plain statistics: updates_applied (bumped by the writers,
+// relaxed) is read relaxed too, as nothing else is ordered by it.
 void ShardServer::Impl::HandleStats(const wire::Request& req,
                                     zmq::message_t& identity) {
   const SegmentHeader& h = segment_->header();

@@ -135,6 +135,10 @@ float* TableService::Row(const Table& table, uint32_t row) const {
          uint64_t{row} * table.entry->dim;
 }
 
+// Every row_plus_one load in this file is relaxed: the frontend thread is
+// the only writer of the row index (see Thread-safety in the header), and a
+// thread sees its own stores in order. The release/acquire pair described
+// in segment_format.h is for readers on other threads and processes.
 void TableService::ApplyRow(Table& table, RowSlot& slot, const float* grad) {
   const uint32_t row = slot.row_plus_one.load(std::memory_order_relaxed) - 1;
   const uint64_t dim = table.entry->dim;
