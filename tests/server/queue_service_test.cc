@@ -102,31 +102,44 @@ bool Readable(int fd, int deadline_ms) {
   return ::poll(&p, 1, deadline_ms) == 1 && (p.revents & POLLIN) != 0;
 }
 
+// A service hosting queue "q" of two slots, given pushes 1 and 2 (answered
+// at once: the queue is full now) and push 3, which waits for space.
+struct FullQueue {
+  test::TempDir dir;
+  std::unique_ptr<QueueService> service;
+  Replies replies;
+  std::vector<std::unique_ptr<QueuePushMessage>> pushes;
+
+  FullQueue() {
+    auto q = QueueOption::Parse("q:2:64");
+    REQUIRE(q.ok());
+    auto opened = QueueService::Open(dir.path(), {*q});
+    REQUIRE(opened.ok());
+    service = std::move(opened).value();
+    for (uint64_t id = 1; id <= 3; ++id) Push(id);
+  }
+  // Sends push `id`, whose floats all hold `id`.
+  void Push(uint64_t id) {
+    pushes.push_back(std::make_unique<QueuePushMessage>(id, float(id)));
+    service->Push(pushes.back()->request(), pushes.back()->frames, {},
+                  replies.reply());
+  }
+};
+
 TEST_CASE(
     "queue service places a push that waited when the consumer frees a "
     "slot, and wakes the frontend",
     "[queue_service]") {
-  test::TempDir dir;
-  auto q = QueueOption::Parse("q:2:64");
-  REQUIRE(q.ok());
-  auto service = QueueService::Open(dir.path(), {*q});
-  REQUIRE(service.ok());
-  Replies replies;
-  std::vector<std::unique_ptr<QueuePushMessage>> pushes;
-  for (uint64_t id = 1; id <= 3; ++id) {
-    pushes.push_back(std::make_unique<QueuePushMessage>(id, float(id)));
-    (*service)->Push(pushes.back()->request(), pushes.back()->frames, {},
-                     replies.reply());
-  }
+  FullQueue full;
   // Two slots: the first two are answered at once, the third waits.
-  CHECK(replies.by_id.size() == 2);
-  CHECK(replies.by_id.at(1).ok());
-  CHECK(replies.by_id.at(2).ok());
-  CHECK_FALSE(Readable((*service)->done_fd(), 0));
-  (*service)->Finish(replies.reply());
-  CHECK(replies.by_id.count(3) == 0);
+  CHECK(full.replies.by_id.size() == 2);
+  CHECK(full.replies.by_id.at(1).ok());
+  CHECK(full.replies.by_id.at(2).ok());
+  CHECK_FALSE(Readable(full.service->done_fd(), 0));
+  full.service->Finish(full.replies.reply());
+  CHECK(full.replies.by_id.count(3) == 0);
 
-  auto consumer = BatchQueue::Open(dir.File("q.queue"));
+  auto consumer = BatchQueue::Open(full.dir.File("q.queue"));
   REQUIRE(consumer.ok());
   auto first = (*consumer)->Next(std::chrono::seconds(5));
   REQUIRE(first.ok());
@@ -134,10 +147,10 @@ TEST_CASE(
   (*consumer)->Release(*first);
 
   // The consumer's Release, not a timer, lets the third in.
-  REQUIRE(Readable((*service)->done_fd(), 10000));
-  (*service)->Finish(replies.reply());
-  REQUIRE(replies.by_id.count(3) == 1);
-  CHECK(replies.by_id.at(3).ok());
+  REQUIRE(Readable(full.service->done_fd(), 10000));
+  full.service->Finish(full.replies.reply());
+  REQUIRE(full.replies.by_id.count(3) == 1);
+  CHECK(full.replies.by_id.at(3).ok());
   for (float expected : {2.0f, 3.0f}) {
     auto b = (*consumer)->Next(std::chrono::seconds(5));
     REQUIRE(b.ok());
@@ -151,37 +164,25 @@ TEST_CASE(
     "queue service answers a waiting push kClosed when the consumer "
     "closes, and stops while one waits",
     "[queue_service]") {
-  test::TempDir dir;
-  auto q = QueueOption::Parse("q:2:64");
-  REQUIRE(q.ok());
-  auto service = QueueService::Open(dir.path(), {*q});
-  REQUIRE(service.ok());
-  Replies replies;
-  std::vector<std::unique_ptr<QueuePushMessage>> pushes;
-  for (uint64_t id = 1; id <= 4; ++id)
-    pushes.push_back(std::make_unique<QueuePushMessage>(id, float(id)));
-  for (int i = 0; i < 3; ++i)
-    (*service)->Push(pushes[i]->request(), pushes[i]->frames, {},
-                     replies.reply());
-  REQUIRE(replies.by_id.size() == 2);
+  FullQueue full;
+  REQUIRE(full.replies.by_id.size() == 2);
 
   SECTION("closed") {
-    auto consumer = BatchQueue::Open(dir.File("q.queue"));
+    auto consumer = BatchQueue::Open(full.dir.File("q.queue"));
     REQUIRE(consumer.ok());
     (*consumer)->Close();
-    REQUIRE(Readable((*service)->done_fd(), 10000));
-    (*service)->Finish(replies.reply());
-    REQUIRE(replies.by_id.count(3) == 1);
-    CHECK(replies.by_id.at(3).code() == Code::kClosed);
+    REQUIRE(Readable(full.service->done_fd(), 10000));
+    full.service->Finish(full.replies.reply());
+    REQUIRE(full.replies.by_id.count(3) == 1);
+    CHECK(full.replies.by_id.at(3).code() == Code::kClosed);
   }
   SECTION("stopped") {
     // A second waiting push queues behind the first; Stop returns although
     // neither can be placed, and neither is answered.
-    (*service)->Push(pushes[3]->request(), pushes[3]->frames, {},
-                     replies.reply());
-    (*service)->Stop();
-    (*service)->Finish(replies.reply());
-    CHECK(replies.by_id.size() == 2);
+    full.Push(4);
+    full.service->Stop();
+    full.service->Finish(full.replies.reply());
+    CHECK(full.replies.by_id.size() == 2);
   }
 }
 
