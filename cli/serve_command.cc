@@ -116,8 +116,8 @@ Result<ServerOptions> MakeServerOptions(const ServeFlags& flags) {
   options.listen = flags.listen;
   options.threads = flags.threads;
   options.segment_path = flags.segment;
-  options.fault_drop_push_replies = flags.fault_drop_push_replies;
-  options.fault_kill_mid_update = flags.fault_kill_mid_update;
+  options.test_faults.drop_push_replies = flags.fault_drop_push_replies;
+  options.test_faults.kill_mid_update = flags.fault_kill_mid_update;
   options.max_clients = flags.max_clients;
   options.max_reply_bytes_per_client = flags.max_reply_bytes_per_client;
   options.max_reply_bytes = flags.max_reply_bytes;

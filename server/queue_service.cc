@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/dedupe_window.h"
 #include "common/posix_file.h"
@@ -16,6 +18,10 @@ namespace {
 // How long a push may wait for space before its producer gets kTimeout.
 constexpr std::chrono::seconds kMaxWait{60};
 constexpr size_t kMaxWaiting = 1024;
+// The placer waits for space in slices this long, so that it notices Stop
+// within one. Space itself is noticed at once: the consumer's Release wakes
+// BatchQueue::Claim through the queue's futex.
+constexpr std::chrono::milliseconds kStopSlice{50};
 
 bool ValidName(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
@@ -83,25 +89,97 @@ Result<std::unique_ptr<QueueService>> QueueService::Open(
                     path + " exists with " + std::to_string((*q)->slots()) +
                         " slots of " + std::to_string((*q)->slot_bytes()) +
                         " bytes, not as --queue asks; remove it first");
+    // The placer thread's own object on the same file.
+    auto placer = BatchQueue::Open(path);
+    if (!placer.ok()) return placer.status();
+    const BatchQueue* frontend = q->get();
     if (!service->queues_.emplace(o.name, std::move(q).value()).second)
       return Status(Code::kInvalidArgument,
                     "queue '" + o.name + "' given twice");
+    service->placer_queues_.emplace(frontend, std::move(placer).value());
   }
   return service;
 }
 
-Status QueueService::TryPlace(Waiting& w) {
-  auto slot = w.queue->Claim(std::chrono::milliseconds(0));
+QueueService::~QueueService() { Stop(); }
+
+void QueueService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  work_.notify_all();
+  if (placer_.joinable()) placer_.join();
+}
+
+Status QueueService::TryPlace(Waiting& w, BatchQueue& queue,
+                              std::chrono::milliseconds timeout) {
+  auto slot = queue.Claim(timeout);
   if (!slot.ok()) return slot.status();
-  std::memcpy(slot->data(), w.frames[2].data(), w.frames[2].size());
-  std::memcpy(slot->data() + w.shape.feature_floats(), w.frames[3].data(),
+  return Fill(w, queue, *slot);
+}
+
+Status QueueService::Fill(Waiting& w, BatchQueue& queue,
+                          const SlotWriter& slot) {
+  std::memcpy(slot.data(), w.frames[2].data(), w.frames[2].size());
+  std::memcpy(slot.data() + w.shape.feature_floats(), w.frames[3].data(),
               w.frames[3].size());
-  Status committed = w.queue->Commit(*slot, w.shape, w.producer_id);
+  Status committed = queue.Commit(slot, w.shape, w.producer_id);
   // A kill -9 between the commit and this line (no system call, a few
   // instructions) is the one way a retry can enqueue the batch again.
   if (committed.ok() && w.once.seq != 0)
     DedupeRecord(*w.once.window, w.once.client, w.once.seq);
   return committed;
+}
+
+Status QueueService::Place(Waiting& w, BatchQueue& queue,
+                           std::unique_lock<std::mutex>& lock) {
+  for (;;) {
+    if (stopping_) return Status(Code::kUnavailable, "the server is stopping");
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= w.deadline)
+      return Status(Code::kTimeout, "queue stayed full for 60 s");
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          w.deadline - now) +
+                      std::chrono::milliseconds(1);
+    // The wait for space is outside mu_, so the frontend keeps serving.
+    // It reads no field the frontend may change meanwhile: a copy taking
+    // over the reply changes frames[0] and request_id only, and `w` stays
+    // put (the frontend only appends to waiting_).
+    lock.unlock();
+    auto space = queue.Claim(std::min(left, kStopSlice));
+    lock.lock();
+    if (!space.ok() && space.status().code() == Code::kTimeout) continue;
+    if (!space.ok()) return space.status();  // kClosed
+    // The slot is ours (every claim is committed, even when stopping);
+    // filled under mu_, which guards the queue window Fill records in.
+    return Fill(w, queue, *space);
+  }
+}
+
+void QueueService::RunPlacer() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+    if (stopping_) return;  // waiting pushes are dropped unanswered
+    Waiting& w = waiting_.front();
+    w.result = Place(w, *placer_queues_.at(w.queue), lock);
+    if (stopping_ && w.result.code() == Code::kUnavailable) return;
+    done_.push_back(std::move(w));
+    waiting_.pop_front();
+    done_event_.Signal();
+  }
+}
+
+void QueueService::Finish(const Reply& reply) {
+  // Cleared before the swap: a push finished after it signals again.
+  done_event_.Clear();
+  std::deque<Waiting> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done.swap(done_);
+  }
+  for (Waiting& w : done) reply(&w.frames[0], w.request_id, w.result, w.once);
 }
 
 void QueueService::Push(const wire::Request& req,
@@ -127,7 +205,8 @@ void QueueService::Push(const wire::Request& req,
             id,
             req.client_id(),
             std::chrono::steady_clock::now() + kMaxWait,
-            once};
+            once,
+            Status::Ok()};
   if (frames.size() != 4)
     return fail(Code::kInvalidArgument,
                 "QueuePush needs two payload frames (features, labels)");
@@ -144,9 +223,18 @@ void QueueService::Push(const wire::Request& req,
                 "QueuePush frames do not match the shape, or the batch does "
                 "not fit a slot of " +
                     std::to_string(w.queue->slot_bytes()) + " bytes");
+  Enqueue(std::move(w), frames, reply);
+}
+
+void QueueService::Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
+                           const Reply& reply) {
+  const uint64_t id = w.request_id;
+  const QueueOnce once = w.once;
+  std::unique_lock<std::mutex> lock(mu_);
   if (once.seq != 0) {
     if (DedupeSeen(*once.window, once.client, once.seq)) {
       ++duplicates_;  // enqueued before; its reply was lost
+      lock.unlock();
       reply(&frames[0], id, Status::Ok(), once);
       return;
     }
@@ -159,39 +247,32 @@ void QueueService::Push(const wire::Request& req,
       ++duplicates_;
       earlier.frames[0] = std::move(frames[0]);
       earlier.request_id = id;
+      lock.unlock();
       reply(nullptr, id, Status::Ok(), once);
       return;
     }
   }
   w.frames = std::move(frames);
   if (waiting_.empty()) {
-    Status s = TryPlace(w);
+    // The placer is idle: nothing contends for mu_ during this copy.
+    Status s = TryPlace(w, *w.queue, std::chrono::milliseconds(0));
     if (s.code() != Code::kTimeout) {
+      lock.unlock();
       reply(&w.frames[0], id, s, once);
       return;
     }
   }
   if (waiting_.size() >= kMaxWaiting) {
+    lock.unlock();
     reply(&w.frames[0], id,
           Status(Code::kBusy, "too many pushes already wait for queue space"),
           once);
     return;
   }
   waiting_.push_back(std::move(w));  // behind earlier ones: order is kept
-}
-
-void QueueService::Retry(const Reply& reply) {
-  const auto now = std::chrono::steady_clock::now();
-  while (!waiting_.empty()) {
-    Waiting& w = waiting_.front();
-    Status s = TryPlace(w);
-    if (s.code() == Code::kTimeout) {
-      if (now < w.deadline) return;  // still full: keep order, try later
-      s = Status(Code::kTimeout, "queue stayed full for 60 s");
-    }
-    reply(&w.frames[0], w.request_id, s, w.once);
-    waiting_.pop_front();
-  }
+  if (!placer_.joinable()) placer_ = std::thread([this] { RunPlacer(); });
+  lock.unlock();
+  work_.notify_one();
 }
 
 }  // namespace shardps

@@ -9,8 +9,12 @@
 // a full queue holds the producer back exactly as a local Push would; after
 // Close the reply is kClosed.
 //
-// A push that finds the queue full is kept (with its frames) and retried by
-// the frontend every few milliseconds, never blocking the thread.
+// A push that finds the queue full is kept (with its frames) and handed to
+// the service's placer thread, which waits for space in BatchQueue::Claim:
+// the consumer's Release wakes that wait through the queue's futex, so the
+// batch goes in as soon as a slot frees, and the frontend never blocks or
+// polls. The placer then signals done_fd(), and the frontend calls Finish
+// to send the reply. Pushes wait in order, one queue behind another.
 //
 // Exactly-once: a numbered push (the client's seq for this shard) carries
 // its client's queue window (ClientSlot::queue, in the segment). A push
@@ -19,22 +23,28 @@
 // goes to the copy's connection) and is not queued twice. The window
 // records a batch right after it is committed to the queue file.
 //
-// Thread-safety: frontend thread only.
+// Thread-safety: every public function from the frontend thread only; the
+// placer thread is internal (started at the first push that must wait,
+// stopped by Stop or the destructor).
 #ifndef SHARDPS_SERVER_QUEUE_SERVICE_H_
 #define SHARDPS_SERVER_QUEUE_SERVICE_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
 #include "common/segment_format.h"
 #include "protocol_generated.h"
+#include "server/completion_queue.h"
 #include "shardps/batch_queue.h"
 #include "shardps/status.h"
 
@@ -69,32 +79,80 @@ class QueueService {
   static Result<std::unique_ptr<QueueService>> Open(
       const std::string& dir, const std::vector<QueueOption>& options);
 
-  // Handles one QueuePush; its reply goes through `reply`, now or later.
+  QueueService() = default;
+  // Stop()s. Pushes still waiting are dropped unanswered (their clients
+  // time out and retry), as at any server exit.
+  ~QueueService();
+  QueueService(const QueueService&) = delete;
+  QueueService& operator=(const QueueService&) = delete;
+
+  // Handles one QueuePush; its reply goes through `reply` now, or through
+  // Finish once the push waited for space.
   void Push(const wire::Request& req, std::vector<zmq::message_t>& frames,
             const QueueOnce& once, const Reply& reply);
-  // Retries the pushes that found their queue full. Call often while
-  // waiting() > 0.
-  void Retry(const Reply& reply);
-  size_t waiting() const { return waiting_.size(); }
+  // Readable (an eventfd) when pushes that waited for space are placed,
+  // refused (closed queue) or timed out: poll it beside the socket, then
+  // call Finish. Valid for the service's lifetime.
+  int done_fd() const { return done_event_.fd(); }
+  // Sends the replies of the pushes the placer finished (clears done_fd).
+  void Finish(const Reply& reply);
+  // Stops the placer thread; it gives up waiting for space within
+  // kStopSlice. Call before the segment the QueueOnce windows live in is
+  // unmapped. Idempotent.
+  void Stop();
   // Numbered pushes answered without being enqueued again.
   uint64_t duplicates() const { return duplicates_; }
 
  private:
   struct Waiting {
-    BatchQueue* queue;
+    BatchQueue* queue;  // the frontend's object; the placer uses its own
     BatchShape shape;
     std::vector<zmq::message_t> frames;  // [identity, header, f, l]
     uint64_t request_id;
     uint64_t producer_id;
     std::chrono::steady_clock::time_point deadline;
     QueueOnce once;
+    Status result;  // set by the placer
   };
-  // Tries to place the batch; kTimeout means the queue is full.
-  static Status TryPlace(Waiting& w);
+  // Tries to place the batch in `queue` (the calling thread's object for
+  // w.queue's file) within `timeout`; kTimeout means the queue stayed full.
+  // REQUIRES: mu_ held.
+  static Status TryPlace(Waiting& w, BatchQueue& queue,
+                         std::chrono::milliseconds timeout);
+  // Copies the batch into `slot`, commits it and records it in the push's
+  // queue window. REQUIRES: mu_ held; `slot` claimed from `queue`.
+  static Status Fill(Waiting& w, BatchQueue& queue, const SlotWriter& slot);
+  // The part of Push after validation: answers a push already enqueued,
+  // merges a copy of a waiting one, places it at once when nothing waits,
+  // or queues it for the placer.
+  void Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
+               const Reply& reply);
+  // Placer thread: places waiting_.front() until it is done, then moves it
+  // to done_ and signals done_event_.
+  void RunPlacer();
+  // Waits for space for `w` (outside mu_) until it is placed, refused, past
+  // its deadline or the service stops.
+  Status Place(Waiting& w, BatchQueue& queue,
+               std::unique_lock<std::mutex>& lock);
 
+  // The frontend's queue objects (a BatchQueue object serves one thread).
   std::map<std::string, std::unique_ptr<BatchQueue>, std::less<>> queues_;
-  std::deque<Waiting> waiting_;
-  uint64_t duplicates_ = 0;
+  // The placer's own objects on the same files, by the frontend's object.
+  std::map<const BatchQueue*, std::unique_ptr<BatchQueue>> placer_queues_;
+  uint64_t duplicates_ = 0;  // frontend only
+
+  // Shared with the placer thread. mu_ also serialises every access to the
+  // exactly-once queue windows (QueueOnce::window, in the segment): the
+  // frontend's DedupeSeen and the placer's DedupeRecord.
+  std::mutex mu_;
+  std::condition_variable work_;  // waiting_ gained a push, or stopping_
+  // In order; the placer works on the front one, which stays here until it
+  // is done so that a copy can take over its reply (identity, request_id).
+  std::deque<Waiting> waiting_;  // guarded by mu_
+  std::deque<Waiting> done_;     // guarded by mu_; replies not sent yet
+  bool stopping_ = false;        // guarded by mu_
+  WakeEvent done_event_;
+  std::thread placer_;  // started by the first push that waits
 };
 
 }  // namespace shardps

@@ -19,6 +19,7 @@
 #include "common/segment.h"
 #include "server/checkpointer.h"
 #include "server/queue_service.h"
+#include "server/test_faults.h"
 #include "shardps/model_spec.h"
 #include "shardps/status.h"
 
@@ -44,12 +45,8 @@ struct ServerOptions {
   // Batch queues to host for remote producers (QueuePush), created beside
   // the segment as <dir>/<name>.queue.
   std::vector<QueueOption> queues;
-  // Test-only fault: when N > 0, every N-th push is applied but its reply is
-  // never sent, as if the network lost it. Exercises client retries.
-  uint32_t fault_drop_push_replies = 0;
-  // Test-only fault: the n-th journaled block update writes half the block
-  // and SIGKILLs the server (UpdatePool::SetFaultKillMidUpdate).
-  uint64_t fault_kill_mid_update = 0;
+  // For tests only (see TestFaults): every switch is off by default.
+  TestFaults test_faults;
   // Connections served at once; requests on more are refused with
   // kResourceExhausted until one disconnects. Bounds the server's memory
   // together with the per-connection receive limit (kPeerRecvHwm messages

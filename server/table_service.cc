@@ -136,6 +136,10 @@ float* TableService::Row(const Table& table, uint32_t row) const {
          uint64_t{row} * table.entry->dim;
 }
 
+// Every row_plus_one load in this file is relaxed: the frontend thread is
+// the only writer of the row index (see Thread-safety in the header), and a
+// thread sees its own stores in order. The release/acquire pair described
+// in segment_format.h is for readers on other threads and processes.
 void TableService::ApplyRow(Table& table, RowSlot& slot, const float* grad) {
   const uint32_t row = slot.row_plus_one.load(std::memory_order_relaxed) - 1;
   const uint64_t dim = table.entry->dim;
@@ -146,6 +150,62 @@ void TableService::ApplyRow(Table& table, RowSlot& slot, const float* grad) {
   ++slot.updates;
   ApplyUpdate(table.kind, table.params, slot.updates, Row(table, row), grad,
               state, dim);
+}
+
+const float* TableService::Float32Grads(wire::DType dtype,
+                                        const zmq::message_t& frame,
+                                        uint64_t floats) {
+  const float* grads = static_cast<const float*>(frame.data());
+  if (dtype != wire::DType::F32) {
+    widened_.resize(floats);
+    if (dtype == wire::DType::F16) {
+      WidenF16(frame.data(), widened_.data(), floats);
+    } else {
+      WidenBf16(frame.data(), widened_.data(), floats);
+    }
+    grads = widened_.data();
+  } else if (reinterpret_cast<uintptr_t>(grads) % alignof(float) != 0) {
+    // ZeroMQ may hand small frames out of its receive buffer at any offset;
+    // the row kernels read floats one by one, so they get an aligned copy.
+    widened_.resize(floats);
+    std::memcpy(widened_.data(), frame.data(), frame.size());
+    grads = widened_.data();
+  }
+  return grads;
+}
+
+void TableService::FoldDuplicates(uint64_t n, uint64_t dim,
+                                  const float* grads) {
+  // Group duplicates: an open-addressing set of rows, each remembering the
+  // first position it appeared at. A repeat folds its gradient into a sum
+  // owned by that first position.
+  const uint64_t set_size = NextPowerOfTwo(2 * n);
+  const uint64_t mask = set_size - 1;
+  seen_.assign(set_size, 0);
+  leader_.resize(set_size);
+  sum_of_.assign(n, -1);
+  summed_.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t key =
+        slots_[i]->row_plus_one.load(std::memory_order_relaxed);
+    uint64_t h = (key * 0x9e3779b97f4a7c15ULL) >> 20 & mask;
+    while (seen_[h] != 0 && seen_[h] != key) h = (h + 1) & mask;
+    if (seen_[h] == 0) {
+      seen_[h] = key;
+      leader_[h] = static_cast<uint32_t>(i);
+      continue;
+    }
+    const uint32_t first = leader_[h];
+    if (sum_of_[first] < 0) {
+      sum_of_[first] = static_cast<int32_t>(summed_.size() / dim);
+      summed_.insert(summed_.end(), grads + first * dim,
+                     grads + (first + 1) * dim);
+    }
+    float* sum = summed_.data() + uint64_t(sum_of_[first]) * dim;
+    const float* g = grads + i * dim;
+    for (uint64_t j = 0; j < dim; ++j) sum[j] += g[j];
+    slots_[i] = nullptr;  // folded into `first`
+  }
 }
 
 Status TableService::PushRows(const wire::Request& req,
@@ -178,53 +238,8 @@ Status TableService::PushRows(const wire::Request& req,
   SHARDPS_RETURN_IF_ERROR(LookUpRows(*table, frames[2], n));
   SHARDPS_RETURN_IF_ERROR(CreateRows(*table, frames[2], n));
 
-  const float* grads = static_cast<const float*>(frames[3].data());
-  if (req.dtype() != wire::DType::F32) {
-    widened_.resize(n * dim);
-    if (req.dtype() == wire::DType::F16) {
-      WidenF16(frames[3].data(), widened_.data(), n * dim);
-    } else {
-      WidenBf16(frames[3].data(), widened_.data(), n * dim);
-    }
-    grads = widened_.data();
-  } else if (reinterpret_cast<uintptr_t>(grads) % alignof(float) != 0) {
-    // ZeroMQ may hand small frames out of its receive buffer at any offset;
-    // the row kernels read floats one by one, so they get an aligned copy.
-    widened_.resize(n * dim);
-    std::memcpy(widened_.data(), frames[3].data(), frames[3].size());
-    grads = widened_.data();
-  }
-
-  // Group duplicates: an open-addressing set of rows, each remembering the
-  // first position it appeared at. A repeat folds its gradient into a sum
-  // owned by that first position.
-  const uint64_t set_size = NextPowerOfTwo(2 * n);
-  const uint64_t mask = set_size - 1;
-  seen_.assign(set_size, 0);
-  leader_.resize(set_size);
-  sum_of_.assign(n, -1);
-  summed_.clear();
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint64_t key =
-        slots_[i]->row_plus_one.load(std::memory_order_relaxed);
-    uint64_t h = (key * 0x9e3779b97f4a7c15ULL) >> 20 & mask;
-    while (seen_[h] != 0 && seen_[h] != key) h = (h + 1) & mask;
-    if (seen_[h] == 0) {
-      seen_[h] = key;
-      leader_[h] = static_cast<uint32_t>(i);
-      continue;
-    }
-    const uint32_t first = leader_[h];
-    if (sum_of_[first] < 0) {
-      sum_of_[first] = static_cast<int32_t>(summed_.size() / dim);
-      summed_.insert(summed_.end(), grads + first * dim,
-                     grads + (first + 1) * dim);
-    }
-    float* sum = summed_.data() + uint64_t(sum_of_[first]) * dim;
-    const float* g = grads + i * dim;
-    for (uint64_t j = 0; j < dim; ++j) sum[j] += g[j];
-    slots_[i] = nullptr;  // folded into `first`
-  }
+  const float* grads = Float32Grads(req.dtype(), frames[3], n * dim);
+  FoldDuplicates(n, dim, grads);
   // slots_ now names each distinct row once: save them before the first
   // changes, so a crash from here on is undone whole at the next start.
   if (window != nullptr)

@@ -98,6 +98,14 @@ class TableService {
   Status CreateRows(Table& table, const zmq::message_t& ids, uint64_t n);
   float* Row(const Table& table, uint32_t row) const;
   void ApplyRow(Table& table, RowSlot& slot, const float* grad);
+  // The `floats` gradients of `frame` (of `dtype`) as aligned float32: the
+  // frame itself, or a copy in widened_ (valid until the next request).
+  const float* Float32Grads(wire::DType dtype, const zmq::message_t& frame,
+                            uint64_t floats);
+  // Folds repeated rows of slots_[0, n) into their first position: each
+  // repeat's gradient is added to a sum in summed_ (sum_of_ says which), and
+  // its slots_ entry becomes nullptr.
+  void FoldDuplicates(uint64_t n, uint64_t dim, const float* grads);
 
   Segment& segment_;
   std::vector<Table> tables_;

@@ -24,7 +24,7 @@ TEST_CASE("exactly-once pushes from several threads survive lost replies",
       [](const std::string& storage) {
         return test::MakeSpec("once", storage, {{"w", {3000}, "zeros", 0}});
       },
-      [](ServerOptions& o) { o.fault_drop_push_replies = 4; });
+      [](ServerOptions& o) { o.test_faults.drop_push_replies = 4; });
   ClientOptions options;
   options.attempt_timeout = milliseconds(100);
   options.request_timeout = milliseconds(20000);
