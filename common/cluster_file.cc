@@ -1,9 +1,6 @@
-#include <fcntl.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +11,8 @@
 #include <vector>
 
 #include "common/curve_keys.h"
+#include "common/file_writer.h"
+#include "common/hex.h"
 #include "common/posix_file.h"
 #include "shardps/cluster.h"
 
@@ -24,13 +23,7 @@ constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
 constexpr size_t kSpecHashDigits = 16;
 
 Status Invalid(const std::string& key, const std::string& what) {
-  return Status(Code::kInvalidArgument, key + ": " + what);
-}
-
-// Always kIoError, unlike ErrnoStatus: for a write, even ENOENT (a missing
-// directory) is an I/O failure rather than a missing input.
-Status IoError(const std::string& what, int err) {
-  return Status(Code::kIoError, what + ": " + std::strerror(err));
+  return Status::InvalidArgument(key + ": " + what);
 }
 
 std::string ShardKey(size_t position) {
@@ -71,13 +64,6 @@ std::string QuoteToml(std::string_view text) {
   }
   out += '"';
   return out;
-}
-
-std::string FormatSpecHash(uint64_t hash) {
-  char buf[2 + kSpecHashDigits + 1];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(hash));
-  return buf;
 }
 
 int HexDigitValue(char c) {
@@ -252,35 +238,12 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
   return cluster;
 }
 
-// Writes all of `data`, retrying the short writes and EINTRs POSIX allows.
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError(path, errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
-Status WriteAndSync(const std::string& path, std::string_view text) {
-  UniqueFd fd(
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return IoError(path, errno);
-  SHARDPS_RETURN_IF_ERROR(WriteAll(fd.get(), text, path));
-  // Without fsync a crash after the rename could leave an empty file under
-  // the final name on some filesystems.
-  if (::fsync(fd.get()) != 0) return IoError(path + ": fsync", errno);
-  if (::close(fd.Release()) != 0) return IoError(path + ": close", errno);
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string ClusterInfo::ToToml() const {
   std::string out = "model = " + QuoteToml(model) + "\n";
   if (spec_hash) {
-    out += "spec_hash = " + QuoteToml(FormatSpecHash(*spec_hash)) + "\n";
+    out += "spec_hash = " + QuoteToml(Hex(*spec_hash)) + "\n";
   }
   if (!server_key.empty())
     out += "server_key = " + QuoteToml(server_key) + "\n";
@@ -334,13 +297,7 @@ Status SaveCluster(const ClusterInfo& cluster, const std::string& path) {
   Result<ClusterInfo> check = ParseCluster(text);
   if (!check.ok()) return check.status().WithContext(path);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Status written = WriteAndSync(tmp, text);
-  if (written.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    written = IoError("rename " + tmp + " to " + path, errno);
-  }
-  if (!written.ok()) ::unlink(tmp.c_str());
-  return written;
+  return WriteFileAtomically(path, text);
 }
 
 }  // namespace shardps

@@ -56,7 +56,8 @@ struct ClusterInfo {
 Result<ClusterInfo> ParseCluster(std::string_view toml_text);
 Result<ClusterInfo> LoadCluster(const std::string& path);
 
-// Writes atomically (temp file + rename) so a reader never sees half a file.
+// Writes atomically (temp file, fsync, rename, directory fsync) so a reader
+// never sees half a file; on error `path` is unchanged.
 Status SaveCluster(const ClusterInfo& cluster, const std::string& path);
 
 }  // namespace shardps
