@@ -19,7 +19,10 @@
 namespace shardps {
 namespace {
 
-constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
+// inproc:// is not accepted: it connects only sockets of one ZeroMQ context,
+// and a client and a server never share one (each owns its own, and they
+// usually run in different processes), so such a shard could never answer.
+constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://"};
 constexpr size_t kSpecHashDigits = 16;
 
 Status Invalid(const std::string& key, const std::string& what) {
@@ -101,17 +104,9 @@ Result<std::string> RequireString(const toml::node* node,
 }
 
 Status CheckEndpoint(const std::string& endpoint, const std::string& key) {
-  for (const char* scheme : kEndpointSchemes) {
-    const size_t len = std::strlen(scheme);
-    if (endpoint.compare(0, len, scheme) == 0) {
-      if (endpoint.size() == len) {
-        return Invalid(key, "no address after " + std::string(scheme));
-      }
-      return Status::Ok();
-    }
-  }
-  return Invalid(key, "must start with tcp://, ipc:// or inproc:// (got '" +
-                          endpoint + "')");
+  Status s = CheckShardEndpoint(endpoint);
+  if (!s.ok()) return Invalid(key, s.message());
+  return s;
 }
 
 Result<uint32_t> ParseIndex(const toml::node* node, const std::string& key) {
@@ -239,6 +234,29 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
 }
 
 }  // namespace
+
+Status CheckShardEndpoint(const std::string& endpoint) {
+  for (const char* scheme : kEndpointSchemes) {
+    const size_t len = std::strlen(scheme);
+    if (endpoint.compare(0, len, scheme) == 0) {
+      if (endpoint.size() == len) {
+        return Status::InvalidArgument("no address after " +
+                                       std::string(scheme));
+      }
+      return Status::Ok();
+    }
+  }
+  const std::string_view inproc = "inproc://";
+  if (endpoint.compare(0, inproc.size(), inproc) == 0) {
+    return Status::InvalidArgument(
+        "inproc:// endpoints cannot reach a shard server (they connect only "
+        "within one ZeroMQ context, and client and server each own theirs); "
+        "use tcp://host:port or ipc://path (got '" +
+        endpoint + "')");
+  }
+  return Status::InvalidArgument("must start with tcp:// or ipc:// (got '" +
+                                 endpoint + "')");
+}
 
 std::string ClusterInfo::ToToml() const {
   std::string out = "model = " + QuoteToml(model) + "\n";
