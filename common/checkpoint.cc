@@ -69,6 +69,9 @@ std::string BlockName(const Segment& seg, uint32_t local) {
 
 // The first block whose version is odd (mid-update), or -1.
 int64_t FirstTornBlock(const Segment& seg) {
+  // Acquire pairs with the writer's release of an even version, so a block
+  // seen even here was left whole by its last writer. (The copy itself goes
+  // through ReadConsistent, which checks the version again around it.)
   for (uint32_t i = 0; i < seg.num_blocks(); ++i)
     if (seg.version(i).seq.load(std::memory_order_acquire) & 1) return i;
   return -1;
@@ -163,10 +166,18 @@ Status WriteShard(const Segment& seg, const std::string& path,
   record->bytes = out->bytes();
   record->crc = out->crc();
   record->segment_identity = seg.identity();
-  record->updates_applied = h.updates_applied.load();
-  record->applied_clock = h.applied_clock.load();
+  // Relaxed: these counters are only copied into the MANIFEST; no memory is
+  // read on the strength of their values. A checkpoint of a live server is
+  // fuzzy anyway (each block is consistent by its own seqlock, not with the
+  // others or with the counters). The exact one, at a clean stop, runs after
+  // the writers stopped, and what told us so (a thread join, a mutex)
+  // already orders their stores before these loads; a dead server's stores
+  // reach another process through the kernel (its exit, our open).
+  record->updates_applied = h.updates_applied.load(std::memory_order_relaxed);
+  record->applied_clock = h.applied_clock.load(std::memory_order_relaxed);
   for (size_t w = 0; w < kMaxWorkers; ++w)
-    record->clocks.push_back(h.worker_clocks[w].load());
+    record->clocks.push_back(
+        h.worker_clocks[w].load(std::memory_order_relaxed));
   while (!record->clocks.empty() && record->clocks.back() == 0)
     record->clocks.pop_back();
   return Status::Ok();
@@ -556,6 +567,7 @@ Status RefuseIfServed(const std::string& segment) {
   if (errno != EWOULDBLOCK) return Status::Ok();
   int32_t pid = 0;
   SegmentHeader h;
+  // Relaxed: `h` is a private copy read by pread, and the pid is only shown.
   if (::pread(fd.get(), &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)))
     pid = h.owner_pid.load(std::memory_order_relaxed);
   return Status(Code::kBusy,
@@ -623,11 +635,16 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
     Status s = ReadInto(fd.get(), base + h.data_offset, data, path);
     if (s.ok()) s = ReadInto(fd.get(), base + h.versions_offset, meta, path);
     if (!s.ok()) return undo(s);
-    h.updates_applied.store(records[i].updates_applied);
-    h.applied_clock.store(records[i].applied_clock);
+    // Relaxed: the segment is new and only this thread has it mapped;
+    // MarkCleanShutdown's release store of clean_shutdown publishes these
+    // to whoever opens the segment and sees it clean.
+    h.updates_applied.store(records[i].updates_applied,
+                            std::memory_order_relaxed);
+    h.applied_clock.store(records[i].applied_clock, std::memory_order_relaxed);
     for (size_t w = 0; w < kMaxWorkers; ++w)
       h.worker_clocks[w].store(
-          w < records[i].clocks.size() ? records[i].clocks[w] : 0);
+          w < records[i].clocks.size() ? records[i].clocks[w] : 0,
+          std::memory_order_relaxed);
     (*seg)->MarkCleanShutdown();
     summary.bytes += records[i].bytes;
     summary.sources.push_back(records[i].segment_identity);
