@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/file_writer.h"
 #include "common/posix_file.h"
 
 // Array data is copied between memory and disk as raw bytes, and .npy files
@@ -42,14 +43,10 @@ constexpr int kMaxNesting = 16;
 constexpr size_t kMaxShownChars = 40;
 constexpr size_t kContextChars = 12;
 
-Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
-
+// A .npy file this reader does not handle (another dtype, Fortran order):
+// the caller's input to fix, not damage.
 Status Unsupported(const std::string& what) {
-  return Status(Code::kInvalidArgument, what);
-}
-
-Status OsError(const std::string& what, int err) {
-  return Status(Code::kIoError, what + ": " + std::strerror(err));
+  return Status::InvalidArgument(what);
 }
 
 // Bytes from a damaged file may be anything; messages show them escaped and
@@ -137,9 +134,9 @@ class LiteralParser {
   Status Error(const std::string& what) const {
     // Showing a little text before the offset points at the culprit.
     const size_t from = pos_ - std::min<size_t>(pos_, kContextChars);
-    return Corrupt("bad header: " + what + " at offset " +
-                   std::to_string(pos_) + " near \"" +
-                   Printable(text_.substr(from)) + "\"");
+    return Status::Corrupt("bad header: " + what + " at offset " +
+                           std::to_string(pos_) + " near \"" +
+                           Printable(text_.substr(from)) + "\"");
   }
 
   bool AtEnd() const { return pos_ >= text_.size(); }
@@ -324,7 +321,8 @@ struct Header {
 };
 
 Result<std::vector<uint64_t>> ShapeFromValue(const PyValue& value) {
-  const Status bad = Corrupt("'shape' must be a tuple of integers >= 0");
+  const Status bad =
+      Status::Corrupt("'shape' must be a tuple of integers >= 0");
   if (value.kind != PyValue::Kind::kTuple) return bad;
   std::vector<uint64_t> shape;
   for (const PyValue& dim : value.items) {
@@ -343,7 +341,7 @@ Result<Header> ParseHeader(std::string_view text) {
   Result<PyValue> dict = LiteralParser(text).ParseAll();
   if (!dict.ok()) return dict.status();
   if (dict->kind != PyValue::Kind::kDict) {
-    return Corrupt("bad header: not a dict");
+    return Status::Corrupt("bad header: not a dict");
   }
   const PyValue* descr = nullptr;
   const PyValue* fortran_order = nullptr;
@@ -355,14 +353,17 @@ Result<Header> ParseHeader(std::string_view text) {
                            : key == "shape"         ? &shape
                                                     : nullptr;
     if (slot == nullptr) {
-      return Corrupt("header has unexpected key '" + Printable(key) + "'");
+      return Status::Corrupt("header has unexpected key '" + Printable(key) +
+                             "'");
     }
-    if (*slot != nullptr) return Corrupt("header repeats key '" + key + "'");
+    if (*slot != nullptr)
+      return Status::Corrupt("header repeats key '" + key + "'");
     *slot = &dict->items[i];
   }
-  if (descr == nullptr) return Corrupt("header lacks 'descr'");
-  if (fortran_order == nullptr) return Corrupt("header lacks 'fortran_order'");
-  if (shape == nullptr) return Corrupt("header lacks 'shape'");
+  if (descr == nullptr) return Status::Corrupt("header lacks 'descr'");
+  if (fortran_order == nullptr)
+    return Status::Corrupt("header lacks 'fortran_order'");
+  if (shape == nullptr) return Status::Corrupt("header lacks 'shape'");
 
   Header header;
   // A non-string descr describes a structured dtype: valid, not supported.
@@ -371,7 +372,7 @@ Result<Header> ParseHeader(std::string_view text) {
   }
   header.descr = descr->text;
   if (fortran_order->kind != PyValue::Kind::kBool) {
-    return Corrupt("'fortran_order' must be True or False");
+    return Status::Corrupt("'fortran_order' must be True or False");
   }
   header.fortran_order = fortran_order->flag;
   Result<std::vector<uint64_t>> dims = ShapeFromValue(*shape);
@@ -390,8 +391,8 @@ Status ReadAt(int fd, uint64_t offset, void* buf, size_t size) {
     const ssize_t n =
         ::pread(fd, out, std::min(size, kIoChunk), static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return OsError("read", errno);
-    if (n == 0) return Corrupt("file shrank while being read");
+    if (n < 0) return ErrnoStatus(Code::kIoError, "read", errno);
+    if (n == 0) return Status::Corrupt("file shrank while being read");
     out += n;
     offset += static_cast<uint64_t>(n);
     size -= static_cast<size_t>(n);
@@ -430,7 +431,8 @@ Result<Preamble> ReadPreamble(int fd, uint64_t file_size) {
   if (have < kMagicSize || std::memcmp(bytes, kMagic, kMagicSize) != 0) {
     return Unsupported("not a .npy file (bad magic)");
   }
-  if (have < kMagicSize + kVersionSize) return Corrupt("truncated preamble");
+  if (have < kMagicSize + kVersionSize)
+    return Status::Corrupt("truncated preamble");
   const int major = bytes[kMagicSize];
   const int minor = bytes[kMagicSize + 1];
   // 1.0 has a 2-byte header length; 2.0 widened it to 4 bytes; 3.0 only
@@ -444,16 +446,16 @@ Result<Preamble> ReadPreamble(int fd, uint64_t file_size) {
   }
   Preamble preamble;
   preamble.size = kMagicSize + kVersionSize + len_bytes;
-  if (have < preamble.size) return Corrupt("truncated preamble");
+  if (have < preamble.size) return Status::Corrupt("truncated preamble");
   for (size_t i = 0; i < len_bytes; ++i) {
     preamble.header_len |= uint64_t{bytes[kMagicSize + kVersionSize + i]}
                            << (8 * i);
   }
   if (preamble.header_len > file_size - preamble.size) {
     const uint64_t rest = file_size - preamble.size;
-    return Corrupt("header claims " + std::to_string(preamble.header_len) +
-                   " bytes, file has " + std::to_string(rest) +
-                   " after the preamble");
+    return Status::Corrupt(
+        "header claims " + std::to_string(preamble.header_len) +
+        " bytes, file has " + std::to_string(rest) + " after the preamble");
   }
   return preamble;
 }
@@ -468,7 +470,7 @@ Result<size_t> ItemSize(const std::string& descr) {
 // Reads an opened file; errors do not name the path yet.
 Result<NpyArray> ReadOpenNpy(int fd) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) return OsError("fstat", errno);
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(Code::kIoError, "fstat", errno);
   if (!S_ISREG(st.st_mode)) return Unsupported("not a regular file");
   const auto file_size = static_cast<uint64_t>(st.st_size);
 
@@ -486,8 +488,8 @@ Result<NpyArray> ReadOpenNpy(int fd) {
   }
   const std::optional<uint64_t> count = ElementCount(header->shape);
   if (!count || *count > std::numeric_limits<uint64_t>::max() / *item_size) {
-    return Corrupt("shape " + Printable(FormatShape(header->shape)) +
-                   " has too many elements");
+    return Status::Corrupt("shape " + Printable(FormatShape(header->shape)) +
+                           " has too many elements");
   }
   // Trailing bytes are rejected as well as missing ones: either way the
   // header and the data disagree, so neither can be trusted.
@@ -495,8 +497,9 @@ Result<NpyArray> ReadOpenNpy(int fd) {
   const uint64_t have = file_size - data_offset;
   const uint64_t need = *count * *item_size;
   if (have != need) {
-    return Corrupt("file holds " + std::to_string(have) +
-                   " bytes of data, shape needs " + std::to_string(need));
+    return Status::Corrupt("file holds " + std::to_string(have) +
+                           " bytes of data, shape needs " +
+                           std::to_string(need));
   }
 
   NpyArray array;
@@ -537,34 +540,6 @@ std::string BuildPrefix(const std::vector<uint64_t>& shape) {
   return out;
 }
 
-Status WriteAll(int fd, const char* data, size_t size,
-                const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, std::min(size, kIoChunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return OsError(path, errno);
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-Status WriteAndSync(const std::string& path, const std::string& prefix,
-                    const float* data, size_t data_bytes) {
-  UniqueFd fd(
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return OsError(path, errno);
-  SHARDPS_RETURN_IF_ERROR(
-      WriteAll(fd.get(), prefix.data(), prefix.size(), path));
-  SHARDPS_RETURN_IF_ERROR(WriteAll(
-      fd.get(), reinterpret_cast<const char*>(data), data_bytes, path));
-  // Without fsync a crash soon after the rename could leave a short file
-  // under the final name on some filesystems.
-  if (::fsync(fd.get()) != 0) return OsError(path + ": fsync", errno);
-  if (::close(fd.Release()) != 0) return OsError(path + ": close", errno);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status WriteNpy(const std::string& path, const std::vector<uint64_t>& shape,
@@ -591,14 +566,12 @@ Status WriteNpy(const std::string& path, const std::vector<uint64_t>& shape,
     return Status(Code::kInvalidArgument, path + ": data is null");
   }
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Status written = WriteAndSync(tmp, BuildPrefix(shape), data,
-                                static_cast<size_t>(count) * sizeof(float));
-  if (written.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    written = OsError("rename " + tmp + " to " + path, errno);
-  }
-  if (!written.ok()) ::unlink(tmp.c_str());
-  return written;
+  Result<AtomicFileWriter> out = AtomicFileWriter::Create(path);
+  if (!out.ok()) return out.status();
+  SHARDPS_RETURN_IF_ERROR(out->Append(BuildPrefix(shape)));
+  SHARDPS_RETURN_IF_ERROR(
+      out->Append(data, static_cast<size_t>(count) * sizeof(float)));
+  return out->Commit();
 }
 
 Result<NpyArray> ReadNpy(const std::string& path) {
@@ -607,7 +580,7 @@ Result<NpyArray> ReadNpy(const std::string& path) {
     if (errno == ENOENT) {
       return Status(Code::kNotFound, path + ": no such file");
     }
-    return OsError(path, errno);
+    return ErrnoStatus(Code::kIoError, path, errno);
   }
   Result<NpyArray> array = ReadOpenNpy(fd.get());
   if (!array.ok()) return array.status().WithContext(path);

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +14,8 @@
 #include <memory>
 
 #include "common/checksum.h"
+#include "common/file_writer.h"
+#include "common/hex.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
@@ -31,62 +32,32 @@ std::string ShardFile(uint32_t shard, uint32_t shards) {
          ".ckpt";
 }
 
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-  return buf;
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
 }
 
-Status SyncDirectory(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid() || ::fsync(fd.get()) != 0)
-    return ErrnoStatus("fsync " + dir, errno);
-  return Status::Ok();
-}
-
-// Appends to a new file, sequentially, keeping a running CRC-32C.
-class SequentialWriter {
+// A new checkpoint file (0600, never an existing one), keeping a running
+// CRC-32C of what it appends for the MANIFEST.
+class ChecksummedWriter {
  public:
-  static Result<SequentialWriter> Create(const std::string& path) {
-    UniqueFd fd(
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd.valid()) return ErrnoStatus("create " + path, errno);
-    return SequentialWriter(path, std::move(fd));
+  static Result<ChecksummedWriter> Create(const std::string& path) {
+    auto file = FileWriter::Create(path, 0600, FileWriter::Mode::kExclusive);
+    if (!file.ok()) return file.status();
+    return ChecksummedWriter(std::move(file).value());
   }
   Status Write(const void* data, size_t n) {
     crc_ = Crc32c(data, n, crc_);
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_.get(), p, std::min(n, kIoChunk));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("write " + path_, errno);
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-      bytes_ += static_cast<uint64_t>(w);
-    }
-    return Status::Ok();
+    return file_.Append(data, n);
   }
-  Status Finish() {
-    if (::fsync(fd_.get()) != 0) return ErrnoStatus("fsync " + path_, errno);
-    return Status::Ok();
-  }
+  Status Finish() { return file_.Sync(); }
   uint32_t crc() const { return crc_; }
-  uint64_t bytes() const { return bytes_; }
+  uint64_t bytes() const { return file_.bytes(); }
 
  private:
-  SequentialWriter(std::string path, UniqueFd fd)
-      : path_(std::move(path)), fd_(std::move(fd)) {}
-  std::string path_;
-  UniqueFd fd_;
+  explicit ChecksummedWriter(FileWriter file) : file_(std::move(file)) {}
+  FileWriter file_;
   uint32_t crc_ = 0;
-  uint64_t bytes_ = 0;
 };
 
 // "block 3 of 'w' in /dev/shm/m/shard-0-of-1.seg"
@@ -98,6 +69,9 @@ std::string BlockName(const Segment& seg, uint32_t local) {
 
 // The first block whose version is odd (mid-update), or -1.
 int64_t FirstTornBlock(const Segment& seg) {
+  // Acquire pairs with the writer's release of an even version, so a block
+  // seen even here was left whole by its last writer. (The copy itself goes
+  // through ReadConsistent, which checks the version again around it.)
   for (uint32_t i = 0; i < seg.num_blocks(); ++i)
     if (seg.version(i).seq.load(std::memory_order_acquire) & 1) return i;
   return -1;
@@ -149,7 +123,7 @@ Result<std::unique_ptr<Segment>> OpenToCheckpoint(
 Status WriteShard(const Segment& seg, const std::string& path,
                   const CheckpointWriteOptions& options,
                   CheckpointShard* record) {
-  auto out = SequentialWriter::Create(path);
+  auto out = ChecksummedWriter::Create(path);
   if (!out.ok()) return out.status();
   const SegmentHeader& h = seg.header();
   const char* base = seg.bytes();
@@ -192,10 +166,18 @@ Status WriteShard(const Segment& seg, const std::string& path,
   record->bytes = out->bytes();
   record->crc = out->crc();
   record->segment_identity = seg.identity();
-  record->updates_applied = h.updates_applied.load();
-  record->applied_clock = h.applied_clock.load();
+  // Relaxed: these counters are only copied into the MANIFEST; no memory is
+  // read on the strength of their values. A checkpoint of a live server is
+  // fuzzy anyway (each block is consistent by its own seqlock, not with the
+  // others or with the counters). The exact one, at a clean stop, runs after
+  // the writers stopped, and what told us so (a thread join, a mutex)
+  // already orders their stores before these loads; a dead server's stores
+  // reach another process through the kernel (its exit, our open).
+  record->updates_applied = h.updates_applied.load(std::memory_order_relaxed);
+  record->applied_clock = h.applied_clock.load(std::memory_order_relaxed);
   for (size_t w = 0; w < kMaxWorkers; ++w)
-    record->clocks.push_back(h.worker_clocks[w].load());
+    record->clocks.push_back(
+        h.worker_clocks[w].load(std::memory_order_relaxed));
   while (!record->clocks.empty() && record->clocks.back() == 0)
     record->clocks.pop_back();
   return Status::Ok();
@@ -225,8 +207,6 @@ std::string ManifestText(const SegmentHeader& h,
   return m;
 }
 
-Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
-
 // "key = value" lines; anything else is a corrupt manifest.
 Result<std::map<std::string, std::string>> ManifestKeys(std::string_view text) {
   std::map<std::string, std::string> kv;
@@ -240,8 +220,8 @@ Result<std::map<std::string, std::string>> ManifestKeys(std::string_view text) {
     if (l.empty()) continue;
     const size_t eq = l.find(" = ");
     if (eq == std::string_view::npos)
-      return Corrupt("MANIFEST line " + std::to_string(line) +
-                     " is not 'key = value'");
+      return Status::Corrupt("MANIFEST line " + std::to_string(line) +
+                             " is not 'key = value'");
     kv[std::string(l.substr(0, eq))] = std::string(l.substr(eq + 3));
   }
   return kv;
@@ -258,7 +238,7 @@ const std::string* Find(const std::map<std::string, std::string>& kv,
 Result<uint64_t> Number(const std::map<std::string, std::string>& kv,
                         const std::string& key, int base = 10) {
   const std::string* text = Find(kv, key);
-  if (text == nullptr) return Corrupt("MANIFEST lacks " + key);
+  if (text == nullptr) return Status::Corrupt("MANIFEST lacks " + key);
   std::string_view d = *text;
   if (base == 16 && d.size() > 2 && d[0] == '0' && (d[1] == 'x' || d[1] == 'X'))
     d.remove_prefix(2);
@@ -271,7 +251,8 @@ Result<uint64_t> Number(const std::map<std::string, std::string>& kv,
   const uint64_t v =
       digits ? std::strtoull(std::string(d).c_str(), nullptr, base) : 0;
   if (!digits || errno == ERANGE)
-    return Corrupt("MANIFEST " + key + " = '" + *text + "' is not a number");
+    return Status::Corrupt("MANIFEST " + key + " = '" + *text +
+                           "' is not a number");
   return v;
 }
 
@@ -294,10 +275,11 @@ Status ParseClocks(const std::string& key, const std::string& text,
     errno = 0;
     const long long v = digits ? std::strtoll(item.c_str(), nullptr, 10) : 0;
     if (!digits || errno == ERANGE)
-      return Corrupt("MANIFEST " + key + " has a bad clock '" + item + "'");
+      return Status::Corrupt("MANIFEST " + key + " has a bad clock '" + item +
+                             "'");
     if (clocks->size() == kMaxWorkers)
-      return Corrupt("MANIFEST " + key + " has more than " +
-                     std::to_string(kMaxWorkers) + " clocks");
+      return Status::Corrupt("MANIFEST " + key + " has more than " +
+                             std::to_string(kMaxWorkers) + " clocks");
     clocks->push_back(v);
     if (last) return Status::Ok();
     p = comma + 1;
@@ -319,9 +301,10 @@ Status VerifyFile(const std::string& path, uint64_t bytes, uint32_t crc) {
     total += static_cast<uint64_t>(r);
   }
   if (total != bytes)
-    return Corrupt(path + " is " + std::to_string(total) +
-                   " bytes, the manifest says " + std::to_string(bytes));
-  if (c != crc) return Corrupt(path + " fails its CRC-32C check");
+    return Status::Corrupt(path + " is " + std::to_string(total) +
+                           " bytes, the manifest says " +
+                           std::to_string(bytes));
+  if (c != crc) return Status::Corrupt(path + " fails its CRC-32C check");
   return Status::Ok();
 }
 
@@ -329,7 +312,7 @@ Status ReadInto(int fd, char* dst, uint64_t n, const std::string& path) {
   while (n > 0) {
     const ssize_t r = ::read(fd, dst, std::min<uint64_t>(n, kIoChunk));
     if (r < 0) return ErrnoStatus("read " + path, errno);
-    if (r == 0) return Corrupt(path + " ended early");
+    if (r == 0) return Status::Corrupt(path + " ended early");
     dst += r;
     n -= static_cast<uint64_t>(r);
   }
@@ -344,12 +327,12 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
   auto format = Number(*kv, "format");
   if (!format.ok()) return format.status();
   if (*format != kCheckpointFormat)
-    return Corrupt("checkpoint format " + std::to_string(*format) +
-                   " (this build reads " + std::to_string(kCheckpointFormat) +
-                   ")");
+    return Status::Corrupt("checkpoint format " + std::to_string(*format) +
+                           " (this build reads " +
+                           std::to_string(kCheckpointFormat) + ")");
   CheckpointManifest m;
   const std::string* model = Find(*kv, "model");
-  if (model == nullptr) return Corrupt("MANIFEST lacks model");
+  if (model == nullptr) return Status::Corrupt("MANIFEST lacks model");
   m.model = *model;
   auto hash = Number(*kv, "spec_hash", 16);
   if (!hash.ok()) return hash.status();
@@ -357,8 +340,8 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
   auto shards = Number(*kv, "shards");
   if (!shards.ok()) return shards.status();
   if (*shards == 0 || *shards > 4096)
-    return Corrupt("MANIFEST shards = " + std::to_string(*shards) +
-                   " (want 1..4096)");
+    return Status::Corrupt("MANIFEST shards = " + std::to_string(*shards) +
+                           " (want 1..4096)");
   const auto n = static_cast<uint32_t>(*shards);
   m.shard_count = n;
   for (uint32_t i = 0; i < n; ++i) {
@@ -375,7 +358,8 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
     for (const auto* v : {&bytes, &crc, &updates, &applied})
       if (!v->ok()) return v->status();
     if (*crc > UINT32_MAX || *applied > uint64_t{INT64_MAX})
-      return Corrupt("MANIFEST " + k + "crc32c or applied_clock out of range");
+      return Status::Corrupt("MANIFEST " + k +
+                             "crc32c or applied_clock out of range");
     r.file = ShardFile(i, n);
     r.bytes = *bytes;
     r.crc = static_cast<uint32_t>(*crc);
@@ -388,12 +372,12 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
     if (const std::string* id = Find(*kv, k + "segment_identity")) {
       auto parsed = ParseSegmentId(*id);
       if (!parsed.ok())
-        return Corrupt("MANIFEST " + k +
-                       "segment_identity: " + parsed.status().message());
+        return Status::Corrupt(
+            "MANIFEST " + k + "segment_identity: " + parsed.status().message());
       r.segment_identity = *parsed;
     }
   }
-  if (m.shards.empty()) return Corrupt("MANIFEST lists no shard");
+  if (m.shards.empty()) return Status::Corrupt("MANIFEST lists no shard");
   return m;
 }
 
@@ -429,7 +413,7 @@ Result<CheckpointSummary> WriteSegments(
     summary.bytes += records[i].bytes;
     summary.sources.push_back(records[i].segment_identity);
   }
-  auto manifest = SequentialWriter::Create(tmp + "/MANIFEST");
+  auto manifest = ChecksummedWriter::Create(tmp + "/MANIFEST");
   if (!manifest.ok()) return fail(manifest.status());
   const std::string text = ManifestText(segs[0]->header(), records);
   Status s = manifest->Write(text.data(), text.size());
@@ -439,9 +423,7 @@ Result<CheckpointSummary> WriteSegments(
   // The rename publishes it whole; a crash before leaves only *.partial-*.
   if (::rename(tmp.c_str(), dir.c_str()) != 0)
     return fail(ErrnoStatus("rename to " + dir, errno));
-  const size_t slash = dir.rfind('/');
-  SHARDPS_RETURN_IF_ERROR(SyncDirectory(
-      slash == std::string::npos ? "." : dir.substr(0, slash + 1)));
+  SHARDPS_RETURN_IF_ERROR(SyncDirectory(DirectoryOf(dir)));
   summary.dir = dir;
   summary.shards = static_cast<uint32_t>(segs.size());
   return summary;
@@ -527,8 +509,9 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
     if (std::sscanf(name.c_str(), "shard-%u-of-%u%c", &i, &n, &tail) != 2)
       continue;
     if (*shards != 0 && n != *shards)
-      return Corrupt(root + " mixes checkpoints of " + std::to_string(*shards) +
-                     " and " + std::to_string(n) + " shards");
+      return Status::Corrupt(root + " mixes checkpoints of " +
+                             std::to_string(*shards) + " and " +
+                             std::to_string(n) + " shards");
     *shards = n;
     shard_dirs[i] = root + "/" + name;
   }
@@ -551,8 +534,8 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
       Status s = ReadManifest(dir, spec, &n, &srcs);
       if (s.ok() && (n != *shards || srcs.size() != 1 ||
                      srcs[0].record.index != i))
-        s = Corrupt(dir + " does not hold shard " + std::to_string(i) +
-                    " of " + std::to_string(*shards));
+        s = Status::Corrupt(dir + " does not hold shard " + std::to_string(i) +
+                            " of " + std::to_string(*shards));
       if (s.ok())
         s = VerifyFile(dir + "/" + srcs[0].record.file, srcs[0].record.bytes,
                        srcs[0].record.crc);
@@ -584,6 +567,7 @@ Status RefuseIfServed(const std::string& segment) {
   if (errno != EWOULDBLOCK) return Status::Ok();
   int32_t pid = 0;
   SegmentHeader h;
+  // Relaxed: `h` is a private copy read by pread, and the pid is only shown.
   if (::pread(fd.get(), &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)))
     pid = h.owner_pid.load(std::memory_order_relaxed);
   return Status(Code::kBusy,
@@ -604,8 +588,9 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
   if (Exists(dir + "/MANIFEST") || !Exists(dir)) {
     SHARDPS_RETURN_IF_ERROR(ReadManifest(dir, spec, &n, &sources));
     if (sources.size() != n)
-      return Corrupt(dir + " holds " + std::to_string(sources.size()) +
-                     " of the model's " + std::to_string(n) + " shards");
+      return Status::Corrupt(dir + " holds " + std::to_string(sources.size()) +
+                             " of the model's " + std::to_string(n) +
+                             " shards");
     for (const ShardSource& src : sources)
       SHARDPS_RETURN_IF_ERROR(VerifyFile(dir + "/" + src.record.file,
                                          src.record.bytes, src.record.crc));
@@ -640,7 +625,7 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
     const uint64_t data = h.file_bytes - h.data_offset;
     const uint64_t meta = h.data_offset - h.versions_offset;
     if (records[i].bytes != data + meta)
-      return undo(Corrupt(
+      return undo(Status::Corrupt(
           records[i].file + " is " + std::to_string(records[i].bytes) +
           " bytes; this spec's shard needs " + std::to_string(data + meta)));
     const std::string path = sources[i].dir + "/" + records[i].file;
@@ -650,11 +635,16 @@ Result<CheckpointSummary> RestoreCheckpoint(const std::string& dir,
     Status s = ReadInto(fd.get(), base + h.data_offset, data, path);
     if (s.ok()) s = ReadInto(fd.get(), base + h.versions_offset, meta, path);
     if (!s.ok()) return undo(s);
-    h.updates_applied.store(records[i].updates_applied);
-    h.applied_clock.store(records[i].applied_clock);
+    // Relaxed: the segment is new and only this thread has it mapped;
+    // MarkCleanShutdown's release store of clean_shutdown publishes these
+    // to whoever opens the segment and sees it clean.
+    h.updates_applied.store(records[i].updates_applied,
+                            std::memory_order_relaxed);
+    h.applied_clock.store(records[i].applied_clock, std::memory_order_relaxed);
     for (size_t w = 0; w < kMaxWorkers; ++w)
       h.worker_clocks[w].store(
-          w < records[i].clocks.size() ? records[i].clocks[w] : 0);
+          w < records[i].clocks.size() ? records[i].clocks[w] : 0,
+          std::memory_order_relaxed);
     (*seg)->MarkCleanShutdown();
     summary.bytes += records[i].bytes;
     summary.sources.push_back(records[i].segment_identity);

@@ -1,9 +1,6 @@
-#include <fcntl.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -14,23 +11,22 @@
 #include <vector>
 
 #include "common/curve_keys.h"
+#include "common/file_writer.h"
+#include "common/hex.h"
 #include "common/posix_file.h"
 #include "shardps/cluster.h"
 
 namespace shardps {
 namespace {
 
-constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
+// inproc:// is not accepted: it connects only sockets of one ZeroMQ context,
+// and a client and a server never share one (each owns its own, and they
+// usually run in different processes), so such a shard could never answer.
+constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://"};
 constexpr size_t kSpecHashDigits = 16;
 
 Status Invalid(const std::string& key, const std::string& what) {
-  return Status(Code::kInvalidArgument, key + ": " + what);
-}
-
-// Always kIoError, unlike ErrnoStatus: for a write, even ENOENT (a missing
-// directory) is an I/O failure rather than a missing input.
-Status IoError(const std::string& what, int err) {
-  return Status(Code::kIoError, what + ": " + std::strerror(err));
+  return Status::InvalidArgument(key + ": " + what);
 }
 
 std::string ShardKey(size_t position) {
@@ -73,13 +69,6 @@ std::string QuoteToml(std::string_view text) {
   return out;
 }
 
-std::string FormatSpecHash(uint64_t hash) {
-  char buf[2 + kSpecHashDigits + 1];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(hash));
-  return buf;
-}
-
 int HexDigitValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -115,17 +104,9 @@ Result<std::string> RequireString(const toml::node* node,
 }
 
 Status CheckEndpoint(const std::string& endpoint, const std::string& key) {
-  for (const char* scheme : kEndpointSchemes) {
-    const size_t len = std::strlen(scheme);
-    if (endpoint.compare(0, len, scheme) == 0) {
-      if (endpoint.size() == len) {
-        return Invalid(key, "no address after " + std::string(scheme));
-      }
-      return Status::Ok();
-    }
-  }
-  return Invalid(key, "must start with tcp://, ipc:// or inproc:// (got '" +
-                          endpoint + "')");
+  Status s = CheckShardEndpoint(endpoint);
+  if (!s.ok()) return Invalid(key, s.message());
+  return s;
 }
 
 Result<uint32_t> ParseIndex(const toml::node* node, const std::string& key) {
@@ -252,35 +233,35 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
   return cluster;
 }
 
-// Writes all of `data`, retrying the short writes and EINTRs POSIX allows.
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError(path, errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
-Status WriteAndSync(const std::string& path, std::string_view text) {
-  UniqueFd fd(
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return IoError(path, errno);
-  SHARDPS_RETURN_IF_ERROR(WriteAll(fd.get(), text, path));
-  // Without fsync a crash after the rename could leave an empty file under
-  // the final name on some filesystems.
-  if (::fsync(fd.get()) != 0) return IoError(path + ": fsync", errno);
-  if (::close(fd.Release()) != 0) return IoError(path + ": close", errno);
-  return Status::Ok();
-}
-
 }  // namespace
+
+Status CheckShardEndpoint(const std::string& endpoint) {
+  for (const char* scheme : kEndpointSchemes) {
+    const size_t len = std::strlen(scheme);
+    if (endpoint.compare(0, len, scheme) == 0) {
+      if (endpoint.size() == len) {
+        return Status::InvalidArgument("no address after " +
+                                       std::string(scheme));
+      }
+      return Status::Ok();
+    }
+  }
+  const std::string_view inproc = "inproc://";
+  if (endpoint.compare(0, inproc.size(), inproc) == 0) {
+    return Status::InvalidArgument(
+        "inproc:// endpoints cannot reach a shard server (they connect only "
+        "within one ZeroMQ context, and client and server each own theirs); "
+        "use tcp://host:port or ipc://path (got '" +
+        endpoint + "')");
+  }
+  return Status::InvalidArgument("must start with tcp:// or ipc:// (got '" +
+                                 endpoint + "')");
+}
 
 std::string ClusterInfo::ToToml() const {
   std::string out = "model = " + QuoteToml(model) + "\n";
   if (spec_hash) {
-    out += "spec_hash = " + QuoteToml(FormatSpecHash(*spec_hash)) + "\n";
+    out += "spec_hash = " + QuoteToml(Hex(*spec_hash)) + "\n";
   }
   if (!server_key.empty())
     out += "server_key = " + QuoteToml(server_key) + "\n";
@@ -334,13 +315,7 @@ Status SaveCluster(const ClusterInfo& cluster, const std::string& path) {
   Result<ClusterInfo> check = ParseCluster(text);
   if (!check.ok()) return check.status().WithContext(path);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Status written = WriteAndSync(tmp, text);
-  if (written.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    written = IoError("rename " + tmp + " to " + path, errno);
-  }
-  if (!written.ok()) ::unlink(tmp.c_str());
-  return written;
+  return WriteFileAtomically(path, text);
 }
 
 }  // namespace shardps

@@ -7,9 +7,9 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <set>
 
+#include "common/file_writer.h"
 #include "common/posix_file.h"
 
 namespace shardps {
@@ -90,30 +90,18 @@ Result<std::string> ParseSingleKey(std::string_view text,
 // is meant to be world-readable whatever the umask.
 Status CreateExclusive(const std::string& path, const std::string& text,
                        mode_t mode) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                     mode));
-  if (!fd.valid()) {
-    if (errno == EEXIST)
-      return Status(Code::kBusy,
-                    path + " already exists; refusing to overwrite a key "
-                           "(remove it first or choose another --out)");
-    return Status(Code::kIoError,
-                  "create " + path + ": " + std::strerror(errno));
+  auto file = FileWriter::Create(path, mode, FileWriter::Mode::kExclusive);
+  if (!file.ok()) {
+    if (file.status().code() == Code::kBusy)
+      return Status::Busy(path +
+                          " already exists; refusing to overwrite a key "
+                          "(remove it first or choose another --out)");
+    return file.status();
   }
-  if (::fchmod(fd.get(), mode) != 0)
-    return Status(Code::kIoError, "chmod " + path + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return Status(Code::kIoError,
-                    "write " + path + ": " + std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0)
-    return Status(Code::kIoError, "fsync " + path + ": " + std::strerror(errno));
-  return Status::Ok();
+  if (::fchmod(file->fd(), mode) != 0)
+    return ErrnoStatus(Code::kIoError, "chmod " + path, errno);
+  SHARDPS_RETURN_IF_ERROR(file->Append(text));
+  return file->Sync();
 }
 
 bool EndsWith(const std::string& s, std::string_view suffix) {

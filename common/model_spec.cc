@@ -9,9 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <initializer_list>
 #include <unordered_map>
+
+#include "common/posix_file.h"
 
 namespace shardps {
 namespace {
@@ -770,7 +771,7 @@ Result<ModelSpec> LoadModelSpec(const std::string& path) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return Status(Code::kNotFound, path + ": no such file");
     }
-    return Status(Code::kIoError, path + ": " + std::strerror(errno));
+    return ErrnoStatus(Code::kIoError, path, errno);
   }
   std::string text;
   char buf[4096];
@@ -780,7 +781,7 @@ Result<ModelSpec> LoadModelSpec(const std::string& path) {
   const int read_errno = std::ferror(file) ? errno : 0;
   std::fclose(file);
   if (read_errno != 0) {
-    return Status(Code::kIoError, path + ": " + std::strerror(read_errno));
+    return ErrnoStatus(Code::kIoError, path, read_errno);
   }
   Result<ModelSpec> spec = ParseModelSpec(text);
   if (!spec.ok()) return spec.status().WithContext(path);

@@ -16,13 +16,17 @@ Status ErrnoStatus(const std::string& what, int err) {
   Code code = Code::kIoError;
   if (err == ENOENT) code = Code::kNotFound;
   if (err == EWOULDBLOCK) code = Code::kBusy;
+  return ErrnoStatus(code, what, err);
+}
+
+Status ErrnoStatus(Code code, const std::string& what, int err) {
   return Status(code, what + ": " + std::strerror(err));
 }
 
 Status CheckPrivateFile(int fd, const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0)
-    return Status(Code::kIoError, "stat " + path + ": " + std::strerror(errno));
+    return ErrnoStatus(Code::kIoError, "stat " + path, errno);
   if (st.st_uid != ::geteuid())
     return Status(Code::kPermissionDenied,
                   path + " is owned by uid " + std::to_string(st.st_uid) +

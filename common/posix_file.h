@@ -12,9 +12,16 @@
 
 namespace shardps {
 
-// Status for a failed OS call: kNotFound for ENOENT, kBusy for EWOULDBLOCK,
-// kIoError otherwise; message "<what>: <strerror>".
+// The one place errno becomes a Status; message "<what>: <strerror(err)>".
+// Pass errno as `err` right after the failed call, before anything else can
+// change it.
+//
+// This overload picks the code from `err`, for opening or reading an input:
+// kNotFound for ENOENT, kBusy for EWOULDBLOCK, kIoError otherwise.
 Status ErrnoStatus(const std::string& what, int err);
+// This one always uses `code`: for writes, where even ENOENT (a missing
+// directory) is an I/O failure rather than a missing input.
+Status ErrnoStatus(Code code, const std::string& what, int err);
 
 // Refuses a shared file a server is about to write through (segment, queue)
 // when another user owns it or group/others may write it: either could

@@ -1,41 +1,30 @@
 #include "server/completion_queue.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 namespace shardps {
 
 namespace {
 
-int MakeEventFd() {
-  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) {
-    // Without an eventfd the process cannot run at all; this is a resource
-    // failure at start-up, never a reaction to a peer.
-    std::perror("eventfd");
+// EventFd::Create() reports a failure as a Status (common/event_fd.h). These
+// default constructors cannot return one, so a failure aborts here, as it
+// always did: it is a resource failure at start-up, never a reaction to a
+// peer. Their owners (ShardServer, ZapHandler, Checkpointer) can move to the
+// Status when they create the EventFds in their own factory functions.
+EventFd MakeEventFdOrDie() {
+  Result<EventFd> event = EventFd::Create();
+  if (!event.ok()) {
+    std::fprintf(stderr, "shardps: %s\n", event.status().ToString().c_str());
     std::abort();
   }
-  return fd;
-}
-
-void WriteOne(int fd) {
-  const uint64_t one = 1;
-  // EAGAIN means the counter is saturated, i.e. already signalled: fine.
-  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
-}
-
-void ReadAll(int fd) {
-  uint64_t value;
-  [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof(value));
+  return std::move(event).value();
 }
 
 }  // namespace
 
-CompletionQueue::CompletionQueue() : event_(MakeEventFd()) {}
+CompletionQueue::CompletionQueue() : event_(MakeEventFdOrDie()) {}
 
 void CompletionQueue::Push(PendingUpdate* done) {
   bool was_empty;
@@ -44,20 +33,20 @@ void CompletionQueue::Push(PendingUpdate* done) {
     was_empty = queue_.empty();
     queue_.push_back(done);
   }
-  if (was_empty) WriteOne(event_.get());
+  if (was_empty) event_.Signal();
 }
 
 void CompletionQueue::Drain(std::vector<PendingUpdate*>* out) {
   out->clear();
   // Read the eventfd before taking the queue: a Push racing with us either
   // lands in this swap or re-signals the (now cleared) eventfd.
-  ReadAll(event_.get());
+  event_.Clear();
   std::lock_guard<std::mutex> lock(mu_);
   out->swap(queue_);
 }
 
-WakeEvent::WakeEvent() : event_(MakeEventFd()) {}
-void WakeEvent::Signal() { WriteOne(event_.get()); }
-void WakeEvent::Clear() { ReadAll(event_.get()); }
+WakeEvent::WakeEvent() : event_(MakeEventFdOrDie()) {}
+void WakeEvent::Signal() { event_.Signal(); }
+void WakeEvent::Clear() { event_.Clear(); }
 
 }  // namespace shardps

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <vector>
 
-#include "common/posix_file.h"
+#include "common/event_fd.h"
 
 namespace shardps {
 
@@ -22,27 +22,28 @@ class CompletionQueue {
  public:
   CompletionQueue();  // aborts only if the kernel has no eventfds left
 
-  int fd() const { return event_.get(); }
+  int fd() const { return event_.fd(); }
   void Push(PendingUpdate* done);
   // Moves every queued completion into `out` (cleared first).
   void Drain(std::vector<PendingUpdate*>* out);
 
  private:
-  UniqueFd event_;
+  EventFd event_;
   std::mutex mu_;
   std::vector<PendingUpdate*> queue_;  // guarded by mu_
 };
 
-// An eventfd used to wake a poll loop from another thread or a signal handler.
+// An eventfd used to wake a poll loop from another thread or a signal handler
+// (see common/event_fd.h for the error policy).
 class WakeEvent {
  public:
-  WakeEvent();
-  int fd() const { return event_.get(); }
+  WakeEvent();  // aborts only if the kernel has no eventfds left
+  int fd() const { return event_.fd(); }
   void Signal();  // async-signal-safe
   void Clear();
 
  private:
-  UniqueFd event_;
+  EventFd event_;
 };
 
 }  // namespace shardps

@@ -32,7 +32,8 @@ namespace shardps {
 
 struct ShardAddress {
   uint32_t index = 0;
-  std::string endpoint;  // a ZeroMQ endpoint: tcp://host:port or ipc://path
+  // A ZeroMQ endpoint: tcp://host:port or ipc://path (CheckShardEndpoint).
+  std::string endpoint;
   std::string segment;   // path of its segment if on this host, else empty
 };
 
@@ -56,7 +57,15 @@ struct ClusterInfo {
 Result<ClusterInfo> ParseCluster(std::string_view toml_text);
 Result<ClusterInfo> LoadCluster(const std::string& path);
 
-// Writes atomically (temp file + rename) so a reader never sees half a file.
+// OK when `endpoint` could reach a shard server: tcp:// or ipc:// with an
+// address after it. kInvalidArgument saying which schemes are accepted
+// otherwise; inproc:// is refused with why (it connects only sockets of one
+// ZeroMQ context, and client and server each own theirs). ParseCluster
+// checks every shard's endpoint with it.
+Status CheckShardEndpoint(const std::string& endpoint);
+
+// Writes atomically (temp file, fsync, rename, directory fsync) so a reader
+// never sees half a file; on error `path` is unchanged.
 Status SaveCluster(const ClusterInfo& cluster, const std::string& path);
 
 }  // namespace shardps

@@ -51,6 +51,54 @@ class [[nodiscard]] Status {
 
   static Status Ok() { return Status(); }
 
+  // One named constructor per error code, so call sites read as what went
+  // wrong: `return Status::Corrupt(path + " fails its CRC-32C check");`.
+  static Status InvalidArgument(std::string message) {
+    return Status(Code::kInvalidArgument, std::move(message));
+  }
+  static Status NotFound(std::string message) {
+    return Status(Code::kNotFound, std::move(message));
+  }
+  static Status SizeMismatch(std::string message) {
+    return Status(Code::kSizeMismatch, std::move(message));
+  }
+  static Status SpecMismatch(std::string message) {
+    return Status(Code::kSpecMismatch, std::move(message));
+  }
+  static Status Timeout(std::string message) {
+    return Status(Code::kTimeout, std::move(message));
+  }
+  static Status Unavailable(std::string message) {
+    return Status(Code::kUnavailable, std::move(message));
+  }
+  static Status Corrupt(std::string message) {
+    return Status(Code::kCorrupt, std::move(message));
+  }
+  static Status Busy(std::string message) {
+    return Status(Code::kBusy, std::move(message));
+  }
+  static Status IoError(std::string message) {
+    return Status(Code::kIoError, std::move(message));
+  }
+  static Status Unimplemented(std::string message) {
+    return Status(Code::kUnimplemented, std::move(message));
+  }
+  static Status BadMessage(std::string message) {
+    return Status(Code::kBadMessage, std::move(message));
+  }
+  static Status Internal(std::string message) {
+    return Status(Code::kInternal, std::move(message));
+  }
+  static Status Closed(std::string message) {
+    return Status(Code::kClosed, std::move(message));
+  }
+  static Status ResourceExhausted(std::string message) {
+    return Status(Code::kResourceExhausted, std::move(message));
+  }
+  static Status PermissionDenied(std::string message) {
+    return Status(Code::kPermissionDenied, std::move(message));
+  }
+
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
