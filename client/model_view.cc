@@ -1,59 +1,13 @@
 #include "shardps/model_view.h"
 
-#include <sys/mman.h>
-
-#include <cerrno>
 #include <utility>
 
-#include "common/posix_file.h"
+#include "common/mapping.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
 #include "common/table_index.h"
 
 namespace shardps {
-
-namespace {
-
-// One tensor's reserved address range with its blocks mapped into it.
-class TensorMapping {
- public:
-  TensorMapping() = default;
-  TensorMapping(TensorMapping&& o) noexcept
-      : base_(std::exchange(o.base_, nullptr)),
-        bytes_(std::exchange(o.bytes_, 0)) {}
-  TensorMapping& operator=(TensorMapping&&) = delete;
-  TensorMapping(const TensorMapping&) = delete;
-  ~TensorMapping() {
-    if (base_ != nullptr) ::munmap(base_, bytes_);
-  }
-
-  // Reserves `bytes` of address space that maps nothing yet.
-  Status Reserve(size_t bytes) {
-    void* p = ::mmap(nullptr, bytes, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return ErrnoStatus("reserve address space", errno);
-    base_ = static_cast<char*>(p);
-    bytes_ = bytes;
-    return Status::Ok();
-  }
-
-  // Maps `bytes` of `fd` at `file_offset` over [offset, offset + bytes) of
-  // the reservation. MAP_FIXED is safe: the range is ours.
-  Status MapBlock(size_t offset, int fd, uint64_t file_offset, size_t bytes) {
-    void* p = ::mmap(base_ + offset, bytes, PROT_READ, MAP_SHARED | MAP_FIXED,
-                     fd, static_cast<off_t>(file_offset));
-    if (p == MAP_FAILED) return ErrnoStatus("map block", errno);
-    return Status::Ok();
-  }
-
-  const float* data() const { return reinterpret_cast<const float*>(base_); }
-
- private:
-  char* base_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-}  // namespace
 
 class ModelView::Impl {
  public:
