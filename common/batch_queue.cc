@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 
 #include "common/batch_queue_format.h"
 #include "common/checksum.h"
+#include "common/mapping.h"
 #include "common/posix_file.h"
 
 namespace shardps {
@@ -120,17 +120,57 @@ Status ValidateQueueImage(const char* data, size_t size) {
   return ValidateQueue(*reinterpret_cast<const QueueHeader*>(data), size);
 }
 
-BatchQueue::BatchQueue(std::string path, int fd, char* base, uint64_t bytes)
-    : path_(std::move(path)),
-      fd_(fd),
-      base_(base),
-      bytes_(bytes),
-      header_(reinterpret_cast<QueueHeader*>(base)) {}
+// Everything a BatchQueue holds, and every operation on the shared ring;
+// the public methods forward here.
+class BatchQueue::Impl {
+ public:
+  Impl(std::string path, Mapping map)
+      : path_(std::move(path)),
+        map_(std::move(map)),
+        base_(map_.data()),
+        header_(reinterpret_cast<QueueHeader*>(base_)) {}
 
-BatchQueue::~BatchQueue() {
-  ::munmap(base_, bytes_);
-  ::close(fd_);
-}
+  Result<SlotWriter> Claim(std::chrono::milliseconds timeout);
+  Status Commit(const SlotWriter& w, const BatchShape& shape,
+                uint64_t producer_id, uint64_t producer_seq);
+  Status Push(const BatchShape& shape, const float* features,
+              const float* labels, std::chrono::milliseconds timeout,
+              uint64_t producer_id, uint64_t producer_seq);
+  Status MarkEnd();
+  Result<Batch> Next(std::chrono::milliseconds timeout);
+  void Release(const Batch& batch);
+  void Close();
+  bool closed() const;
+  Status SetMeta(std::string_view text);
+  std::string Meta() const;
+  QueueStats Stats() const;
+
+  SlotHeader& slot(uint32_t i) const;
+  float* payload(uint32_t i) const;
+  // When this object first saw a claim with no pid recorded (see
+  // HolderGone); per object, so each observer times the grace itself.
+  struct StallWatch {
+    uint64_t ticket = ~uint64_t{0};
+    uint64_t since = 0;
+  };
+  bool HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch);
+  // Frees `ticket`'s slot if its holder (writer or reader) died; true if it
+  // did, or if the slot changed meanwhile (look again).
+  bool RecoverDeadWriter(uint64_t ticket);
+  bool RecoverDeadReader(uint64_t ticket);
+
+  const std::string path_;
+  const Mapping map_;  // the whole file, read-write, shared
+  char* const base_;
+  QueueHeader* const header_;
+  // Guarded by nothing: a BatchQueue object belongs to one thread (see the
+  // header's thread-safety note).
+  StallWatch writer_watch_, reader_watch_;
+};
+
+BatchQueue::BatchQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BatchQueue::~BatchQueue() = default;
 
 Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
                                                        uint32_t slots,
@@ -155,13 +195,13 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
     return Status(Code::kIoError, "cannot allocate " + std::to_string(bytes) +
                                       " bytes for " + path);
   }
-  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_POPULATE, fd.get(), 0);
-  if (map == MAP_FAILED) {
+  auto map = Mapping::Map(fd.get(), bytes, /*writable=*/true,
+                          /*populate=*/true);
+  if (!map.ok()) {
     ::unlink(tmp.c_str());
-    return ErrnoStatus("mmap " + tmp, errno);
+    return map.status().WithContext(tmp);
   }
-  auto* h = new (map) QueueHeader();
+  auto* h = new (map->data()) QueueHeader();
   std::memcpy(h->magic, kQueueMagic, sizeof(h->magic));
   h->format_version = kQueueFormatVersion;
   h->slot_count = slots;
@@ -174,12 +214,12 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
           std::chrono::system_clock::now().time_since_epoch())
           .count());
   h->header_crc = QueueCrc(*h);
-  auto queue = std::unique_ptr<BatchQueue>(
-      new BatchQueue(path, fd.Release(), static_cast<char*>(map), bytes));
+  auto impl = std::make_unique<Impl>(path, std::move(map).value());
   for (uint32_t i = 0; i < slots; ++i) {
-    SlotHeader* s = new (&queue->slot(i)) SlotHeader();
+    SlotHeader* s = new (&impl->slot(i)) SlotHeader();
     s->seq.store(i, std::memory_order_relaxed);
   }
+  auto queue = std::unique_ptr<BatchQueue>(new BatchQueue(std::move(impl)));
   if (::link(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -202,34 +242,63 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Open(const std::string& path) {
   if (size < kQueueHeaderBytes)
     return Status(Code::kCorrupt, path + ": not a shardps batch queue (" +
                                       std::to_string(size) + " bytes)");
-  void* map =
-      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (map == MAP_FAILED) return ErrnoStatus("mmap " + path, errno);
-  Status valid = ValidateQueueImage(static_cast<const char*>(map), size);
-  if (!valid.ok()) {
-    ::munmap(map, size);
-    return valid.WithContext(path);
-  }
+  auto map = Mapping::Map(fd.get(), size, /*writable=*/true,
+                          /*populate=*/false);
+  if (!map.ok()) return map.status().WithContext(path);
+  Status valid = ValidateQueueImage(map->data(), size);
+  if (!valid.ok()) return valid.WithContext(path);
   return std::unique_ptr<BatchQueue>(
-      new BatchQueue(path, fd.Release(), static_cast<char*>(map), size));
+      new BatchQueue(std::make_unique<Impl>(path, std::move(map).value())));
 }
 
-uint64_t BatchQueue::slot_bytes() const { return header_->slot_bytes; }
-uint32_t BatchQueue::slots() const { return header_->slot_count; }
-uint32_t BatchQueue::producers() const { return header_->producers; }
+const std::string& BatchQueue::path() const { return impl_->path_; }
+uint64_t BatchQueue::slot_bytes() const { return impl_->header_->slot_bytes; }
+uint32_t BatchQueue::slots() const { return impl_->header_->slot_count; }
+uint32_t BatchQueue::producers() const { return impl_->header_->producers; }
 
-SlotHeader& BatchQueue::slot(uint32_t i) const {
+Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
+  return impl_->Claim(timeout);
+}
+
+Status BatchQueue::Commit(const SlotWriter& slot, const BatchShape& shape,
+                          uint64_t producer_id, uint64_t producer_seq) {
+  return impl_->Commit(slot, shape, producer_id, producer_seq);
+}
+
+Status BatchQueue::Push(const BatchShape& shape, const float* features,
+                        const float* labels, std::chrono::milliseconds timeout,
+                        uint64_t producer_id, uint64_t producer_seq) {
+  return impl_->Push(shape, features, labels, timeout, producer_id,
+                     producer_seq);
+}
+
+Status BatchQueue::MarkEnd() { return impl_->MarkEnd(); }
+
+Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
+  return impl_->Next(timeout);
+}
+
+void BatchQueue::Release(const Batch& batch) { impl_->Release(batch); }
+void BatchQueue::Close() { impl_->Close(); }
+bool BatchQueue::closed() const { return impl_->closed(); }
+Status BatchQueue::SetMeta(std::string_view text) {
+  return impl_->SetMeta(text);
+}
+std::string BatchQueue::Meta() const { return impl_->Meta(); }
+QueueStats BatchQueue::Stats() const { return impl_->Stats(); }
+
+SlotHeader& BatchQueue::Impl::slot(uint32_t i) const {
   return *reinterpret_cast<SlotHeader*>(base_ + kQueueHeaderBytes +
                                         uint64_t{i} * header_->slot_stride);
 }
 
-float* BatchQueue::payload(uint32_t i) const {
+float* BatchQueue::Impl::payload(uint32_t i) const {
   return reinterpret_cast<float*>(base_ + kQueueHeaderBytes +
                                   uint64_t{i} * header_->slot_stride +
                                   kSlotHeaderBytes);
 }
 
-Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
+Result<SlotWriter> BatchQueue::Impl::Claim(std::chrono::milliseconds timeout) {
   QueueHeader& h = *header_;
   const uint64_t n = h.slot_count;
   const auto deadline = Clock::now() + timeout;
@@ -277,8 +346,8 @@ Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
   }
 }
 
-Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
-                          uint64_t producer_id, uint64_t producer_seq) {
+Status BatchQueue::Impl::Commit(const SlotWriter& w, const BatchShape& shape,
+                                uint64_t producer_id, uint64_t producer_seq) {
   SlotHeader& s = slot(w.slot_);
   const bool fits = ShapeFitsSlot(shape.batch, shape.window, shape.features,
                                   shape.horizon, header_->slot_bytes);
@@ -311,9 +380,10 @@ Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
   return Status::Ok();
 }
 
-Status BatchQueue::Push(const BatchShape& shape, const float* features,
-                        const float* labels, std::chrono::milliseconds timeout,
-                        uint64_t producer_id, uint64_t producer_seq) {
+Status BatchQueue::Impl::Push(const BatchShape& shape, const float* features,
+                              const float* labels,
+                              std::chrono::milliseconds timeout,
+                              uint64_t producer_id, uint64_t producer_seq) {
   if (!ShapeFitsSlot(shape.batch, shape.window, shape.features, shape.horizon,
                      header_->slot_bytes))
     return Status(Code::kSizeMismatch,
@@ -328,7 +398,8 @@ Status BatchQueue::Push(const BatchShape& shape, const float* features,
   return Commit(*w, shape, producer_id, producer_seq);
 }
 
-bool BatchQueue::HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch) {
+bool BatchQueue::Impl::HolderGone(int32_t pid, uint64_t ticket,
+                                  StallWatch* watch) {
   if (pid > 0) return ProcessGone(pid);
   // No pid recorded yet: the holder either has not reached that store or
   // died just before it. Only a claim that stays so for the whole grace
@@ -343,7 +414,7 @@ bool BatchQueue::HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch) {
          uint64_t(std::chrono::nanoseconds(kUnsetPidGrace).count());
 }
 
-bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
+bool BatchQueue::Impl::RecoverDeadWriter(uint64_t ticket) {
   QueueHeader& h = *header_;
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket) return false;
@@ -366,7 +437,7 @@ bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
   return true;
 }
 
-bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
+bool BatchQueue::Impl::RecoverDeadReader(uint64_t ticket) {
   QueueHeader& h = *header_;
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket + 1) return false;
@@ -384,7 +455,7 @@ bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
   return true;
 }
 
-Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
+Result<Batch> BatchQueue::Impl::Next(std::chrono::milliseconds timeout) {
   QueueHeader& h = *header_;
   const uint64_t n = h.slot_count;
   const auto deadline = Clock::now() + timeout;
@@ -462,7 +533,7 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
   }
 }
 
-void BatchQueue::Release(const Batch& batch) {
+void BatchQueue::Impl::Release(const Batch& batch) {
   SlotHeader& s = slot(batch.slot_);
   s.reader_pid.store(0, std::memory_order_relaxed);
   // Compare-and-swap: a producer may have recovered the slot already if
@@ -475,13 +546,13 @@ void BatchQueue::Release(const Batch& batch) {
   Bump(header_->space_events);
 }
 
-void BatchQueue::Close() {
+void BatchQueue::Impl::Close() {
   header_->closed.store(1, std::memory_order_release);
   Bump(header_->space_events);
   Bump(header_->data_events);
 }
 
-Status BatchQueue::MarkEnd() {
+Status BatchQueue::Impl::MarkEnd() {
   QueueHeader& h = *header_;
   if (h.producers == 0)
     return Status(Code::kInvalidArgument,
@@ -503,11 +574,11 @@ Status BatchQueue::MarkEnd() {
   return Status::Ok();
 }
 
-bool BatchQueue::closed() const {
+bool BatchQueue::Impl::closed() const {
   return header_->closed.load(std::memory_order_acquire) != 0;
 }
 
-Status BatchQueue::SetMeta(std::string_view text) {
+Status BatchQueue::Impl::SetMeta(std::string_view text) {
   if (text.size() > kQueueMetaBytes)
     return Status(Code::kInvalidArgument, "queue metadata is limited to " +
                                               std::to_string(kQueueMetaBytes) +
@@ -518,14 +589,14 @@ Status BatchQueue::SetMeta(std::string_view text) {
   return Status::Ok();
 }
 
-std::string BatchQueue::Meta() const {
+std::string BatchQueue::Impl::Meta() const {
   const uint32_t n =
       std::min<uint32_t>(header_->meta_bytes.load(std::memory_order_acquire),
                          static_cast<uint32_t>(kQueueMetaBytes));
   return std::string(header_->meta, n);
 }
 
-QueueStats BatchQueue::Stats() const {
+QueueStats BatchQueue::Impl::Stats() const {
   const QueueHeader& h = *header_;
   QueueStats s;
   s.slots = h.slot_count;
