@@ -174,6 +174,8 @@ Result<Eigen::Map<const Eigen::VectorXf>> ModelView::Row(std::string_view table,
                       "memory to view; its value is the table's init "
                       "(FillInitialRow with the servers' spec), which "
                       "PullRows returns and creates");
+  // Acquire, as TableIndex::Find's own load: pairs with the release that
+  // published the slot (see RowSlot in segment_format.h).
   const uint32_t row =
       (*slot)->row_plus_one.load(std::memory_order_acquire) - 1;
   return Eigen::Map<const Eigen::VectorXf>(
@@ -189,6 +191,8 @@ Result<uint64_t> ModelView::Updates(std::string_view name) const {
   for (uint32_t b = 0; b < t.num_blocks; ++b) {
     const Segment& seg = *impl_->segments[impl_->layout->OwnerOf(t, b)];
     const auto local = static_cast<uint32_t>(seg.LocalBlock(t.index, b));
+    // Acquire, as every seqlock reader loads a version (seqlock.h); for a
+    // count on its own relaxed would do.
     total += seg.version(local).seq.load(std::memory_order_acquire) / 2;
   }
   return total;

@@ -19,6 +19,40 @@
 #include "common/mapping.h"
 #include "common/posix_file.h"
 
+// Memory order. Every atomic here lives in the shared file and is used by
+// other processes; none needs seq_cst, because no decision rests on two
+// processes' stores seen in the same order (the one store-then-load pattern,
+// sleeping on a futex word, is ordered by the futex call itself: the kernel
+// compares the word under its own barrier). What each order is for:
+//  * Slot `seq`, the ring's hand-over: a release (the CAS of Commit,
+//    Release and the recoveries, or the store that hands a skipped slot
+//    back) publishes everything the holder did with the slot before it: the
+//    producer's payload and slot header writes, or the consumer's reads of
+//    them, which must end before the next producer writes. Whoever acquires
+//    that value of `seq` then sees them.
+//    So every load of `seq` is acquire, and every change of it a release
+//    (but its first values, stored before Create links the file in).
+//  * head/tail: a CAS takes a ticket (acq_rel; a failed CAS is acquire).
+//    Their plain loads, like the pid loads a recovery starts with, are
+//    acquire though relaxed would do: each value is checked again by a CAS,
+//    and the slot's contents are ordered by `seq`, never by them.
+//  * writer_pid/reader_pid: the holder stores its pid with release after
+//    its claim, a would-be recoverer loads it with acquire; the CAS to -1
+//    lets one recoverer alone rewrite a dead holder's slot (atomicity, not
+//    order, does that). The stores of 0 on Commit/Release/skip are relaxed,
+//    published by the `seq` release that follows them; the one that ends a
+//    recovery comes after `seq` and is a release of its own.
+//  * closed: release in Close, acquire in Claim/Next; with MarkEnd's acq_rel
+//    on ended_producers it carries every ended producer's claims to the
+//    consumer that sees it (see Next).
+//  * space_events/data_events: Bump's release increment pairs with the
+//    waiter's acquire load, so a waiter that sees a bump also sees the state
+//    change it announced.
+//  * meta_bytes: release after writing `meta`, acquire before reading it.
+//  * Counters (produced, consumed, skipped, refused, the blocked/starved
+//    times) and held_since_ns are statistics: relaxed, nothing is read
+//    through them.
+
 namespace shardps {
 
 namespace {
@@ -217,6 +251,8 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
   auto impl = std::make_unique<Impl>(path, std::move(map).value());
   for (uint32_t i = 0; i < slots; ++i) {
     SlotHeader* s = new (&impl->slot(i)) SlotHeader();
+    // Relaxed: the file is still private (not linked into place yet), and
+    // link() happens before any other process can open and map it.
     s->seq.store(i, std::memory_order_relaxed);
   }
   auto queue = std::unique_ptr<BatchQueue>(new BatchQueue(std::move(impl)));
@@ -360,6 +396,7 @@ Status BatchQueue::Impl::Commit(const SlotWriter& w, const BatchShape& shape,
   s.window = fits ? shape.window : 0;
   s.features = fits ? shape.features : 0;
   s.horizon = fits ? shape.horizon : 0;
+  // Relaxed: published, with the slot fields above, by the CAS of `seq`.
   s.writer_pid.store(0, std::memory_order_relaxed);
   // A compare-and-swap, not a store: if a consumer took this claim for a
   // dead producer's (we stalled for seconds), the ring has moved on and this
@@ -484,7 +521,7 @@ Result<Batch> BatchQueue::Impl::Next(std::chrono::milliseconds timeout) {
                          shape.horizon, h.slot_bytes)) {
         // A shape that does not fit its slot (a buggy writer or a damaged
         // file) is never handed out: skip it like a dead producer's.
-        s.reader_pid.store(0, std::memory_order_relaxed);
+        s.reader_pid.store(0, std::memory_order_relaxed);  // see Release
         s.seq.store(pos + n, std::memory_order_release);
         h.skipped.fetch_add(1, std::memory_order_relaxed);
         Bump(h.space_events);
@@ -514,6 +551,7 @@ Result<Batch> BatchQueue::Impl::Next(std::chrono::milliseconds timeout) {
     // so once it is seen, head counts every ticket that will ever exist.
     if (h.closed.load(std::memory_order_acquire) &&
         h.head.load(std::memory_order_acquire) <= pos) {
+      // Relaxed: only chooses the message; `closed` ordered the rest.
       const uint32_t ended = h.ended_producers.load(std::memory_order_relaxed);
       return Status(Code::kClosed,
                     path_ + (h.producers > 0 && ended >= h.producers
@@ -535,6 +573,7 @@ Result<Batch> BatchQueue::Impl::Next(std::chrono::milliseconds timeout) {
 
 void BatchQueue::Impl::Release(const Batch& batch) {
   SlotHeader& s = slot(batch.slot_);
+  // Relaxed: published by the release of `seq` below.
   s.reader_pid.store(0, std::memory_order_relaxed);
   // Compare-and-swap: a producer may have recovered the slot already if
   // this consumer stalled for seconds before recording its pid.
@@ -565,6 +604,8 @@ Status BatchQueue::Impl::MarkEnd() {
   const uint32_t before =
       h.ended_producers.fetch_add(1, std::memory_order_acq_rel);
   if (before >= h.producers) {
+    // Relaxed: undoes an extra mark; the count was complete and the queue
+    // closed already, so nothing waits for this value.
     h.ended_producers.fetch_sub(1, std::memory_order_relaxed);
     return Status(Code::kInvalidArgument,
                   path_ + ": all " + std::to_string(h.producers) +
@@ -597,6 +638,9 @@ std::string BatchQueue::Impl::Meta() const {
 }
 
 QueueStats BatchQueue::Impl::Stats() const {
+  // Relaxed throughout: a snapshot for display, each figure on its own (see
+  // the memory-order note at the top); `queued` may be off by the claims in
+  // flight.
   const QueueHeader& h = *header_;
   QueueStats s;
   s.slots = h.slot_count;
@@ -608,10 +652,12 @@ QueueStats BatchQueue::Impl::Stats() const {
   const uint64_t head = h.head.load(std::memory_order_relaxed);
   const uint64_t tail = h.tail.load(std::memory_order_relaxed);
   s.queued = head > tail ? head - tail : 0;
-  s.producer_blocked_s =
-      static_cast<double>(h.producer_blocked_ns.load()) / 1e9;
-  s.consumer_starved_s =
-      static_cast<double>(h.consumer_starved_ns.load()) / 1e9;
+  const uint64_t blocked_ns =
+      h.producer_blocked_ns.load(std::memory_order_relaxed);
+  const uint64_t starved_ns =
+      h.consumer_starved_ns.load(std::memory_order_relaxed);
+  s.producer_blocked_s = static_cast<double>(blocked_ns) / 1e9;
+  s.consumer_starved_s = static_cast<double>(starved_ns) / 1e9;
   s.closed = h.closed.load(std::memory_order_relaxed) != 0;
   s.producers = h.producers;
   s.ended_producers = h.ended_producers.load(std::memory_order_relaxed);

@@ -332,6 +332,7 @@ Status EnsureDirectory(const std::string& dir) {
 }
 
 // Reads the owner pid for a "busy" message without mapping the file.
+// Relaxed: `h` is our own copy, and the pid is only shown.
 int32_t OwnerPidOf(int fd) {
   SegmentHeader h;
   if (::pread(fd, &h, sizeof(h), 0) != static_cast<ssize_t>(sizeof(h)))
@@ -381,6 +382,8 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
 }
 
 Segment::~Segment() {
+  // Relaxed: owner_pid is only shown (inspect, "busy" messages); it
+  // publishes nothing.
   if (claimed_) header_->owner_pid.store(0, std::memory_order_relaxed);
 }
 
@@ -517,6 +520,8 @@ Status WriteNewImage(char* base, const Plan& plan, const ModelSpec& spec,
   h->directory_crc =
       DirectoryCrc(base + want.directory_offset, want.directory_bytes);
   h->header_crc = HeaderCrc(*h);
+  // Relaxed: the file is not linked into place yet, and the update threads
+  // that read lr start after this (thread creation orders it).
   h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
   InitialiseData(base, plan, spec);
   return Status::Ok();
@@ -636,6 +641,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     if (!made.ok()) return made.status();
     if (made->fd.valid()) {
       report->created = true;
+      // Relaxed, as the claim of a reopened segment below.
       auto seg = std::unique_ptr<Segment>(
           new Segment(path, std::move(made->fd), std::move(made->map), true));
       seg->header_->opens.fetch_add(1, std::memory_order_relaxed);
@@ -657,6 +663,13 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
       new Segment(path, std::move(fd), std::move(map).value(), true));
   SHARDPS_RETURN_IF_ERROR(CheckMatchesPlan(*seg, plan, spec));
 
+  // Memory order of the claim: relaxed throughout. We hold the exclusive
+  // flock, so no other process writes the header; the previous server's
+  // stores happened before it exited and so before we got the lock (the
+  // kernel orders those). Counters, pid and flags are only shown by
+  // readers, never used to find data; lr is read by update threads that
+  // start after this. The torn-block repair stores publish no data either:
+  // the block's bytes are not touched here.
   SegmentHeader& h = *seg->header_;
   report->unclean = h.clean_shutdown.load(std::memory_order_relaxed) == 0;
   // A crash inside an update leaves its block's version odd. That update was
@@ -709,7 +722,7 @@ ModelLayout Segment::Layout() const {
 }
 
 void Segment::MarkCleanShutdown() {
-  header_->owner_pid.store(0, std::memory_order_relaxed);
+  header_->owner_pid.store(0, std::memory_order_relaxed);  // only shown
   // Release: whoever reads clean_shutdown == 1 also sees every update.
   header_->clean_shutdown.store(1, std::memory_order_release);
 }
