@@ -1,59 +1,13 @@
 #include "shardps/model_view.h"
 
-#include <sys/mman.h>
-
-#include <cerrno>
 #include <utility>
 
-#include "common/posix_file.h"
+#include "common/mapping.h"
 #include "common/segment.h"
 #include "common/seqlock.h"
 #include "common/table_index.h"
 
 namespace shardps {
-
-namespace {
-
-// One tensor's reserved address range with its blocks mapped into it.
-class TensorMapping {
- public:
-  TensorMapping() = default;
-  TensorMapping(TensorMapping&& o) noexcept
-      : base_(std::exchange(o.base_, nullptr)),
-        bytes_(std::exchange(o.bytes_, 0)) {}
-  TensorMapping& operator=(TensorMapping&&) = delete;
-  TensorMapping(const TensorMapping&) = delete;
-  ~TensorMapping() {
-    if (base_ != nullptr) ::munmap(base_, bytes_);
-  }
-
-  // Reserves `bytes` of address space that maps nothing yet.
-  Status Reserve(size_t bytes) {
-    void* p = ::mmap(nullptr, bytes, PROT_NONE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return ErrnoStatus("reserve address space", errno);
-    base_ = static_cast<char*>(p);
-    bytes_ = bytes;
-    return Status::Ok();
-  }
-
-  // Maps `bytes` of `fd` at `file_offset` over [offset, offset + bytes) of
-  // the reservation. MAP_FIXED is safe: the range is ours.
-  Status MapBlock(size_t offset, int fd, uint64_t file_offset, size_t bytes) {
-    void* p = ::mmap(base_ + offset, bytes, PROT_READ, MAP_SHARED | MAP_FIXED,
-                     fd, static_cast<off_t>(file_offset));
-    if (p == MAP_FAILED) return ErrnoStatus("map block", errno);
-    return Status::Ok();
-  }
-
-  const float* data() const { return reinterpret_cast<const float*>(base_); }
-
- private:
-  char* base_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-}  // namespace
 
 class ModelView::Impl {
  public:
@@ -220,6 +174,8 @@ Result<Eigen::Map<const Eigen::VectorXf>> ModelView::Row(std::string_view table,
                       "memory to view; its value is the table's init "
                       "(FillInitialRow with the servers' spec), which "
                       "PullRows returns and creates");
+  // Acquire, as TableIndex::Find's own load: pairs with the release that
+  // published the slot (see RowSlot in segment_format.h).
   const uint32_t row =
       (*slot)->row_plus_one.load(std::memory_order_acquire) - 1;
   return Eigen::Map<const Eigen::VectorXf>(
@@ -235,6 +191,8 @@ Result<uint64_t> ModelView::Updates(std::string_view name) const {
   for (uint32_t b = 0; b < t.num_blocks; ++b) {
     const Segment& seg = *impl_->segments[impl_->layout->OwnerOf(t, b)];
     const auto local = static_cast<uint32_t>(seg.LocalBlock(t.index, b));
+    // Acquire, as every seqlock reader loads a version (seqlock.h); for a
+    // count on its own relaxed would do.
     total += seg.version(local).seq.load(std::memory_order_acquire) / 2;
   }
   return total;

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,7 +16,42 @@
 
 #include "common/batch_queue_format.h"
 #include "common/checksum.h"
+#include "common/mapping.h"
 #include "common/posix_file.h"
+
+// Memory order. Every atomic here lives in the shared file and is used by
+// other processes; none needs seq_cst, because no decision rests on two
+// processes' stores seen in the same order (the one store-then-load pattern,
+// sleeping on a futex word, is ordered by the futex call itself: the kernel
+// compares the word under its own barrier). What each order is for:
+//  * Slot `seq`, the ring's hand-over: a release (the CAS of Commit,
+//    Release and the recoveries, or the store that hands a skipped slot
+//    back) publishes everything the holder did with the slot before it: the
+//    producer's payload and slot header writes, or the consumer's reads of
+//    them, which must end before the next producer writes. Whoever acquires
+//    that value of `seq` then sees them.
+//    So every load of `seq` is acquire, and every change of it a release
+//    (but its first values, stored before Create links the file in).
+//  * head/tail: a CAS takes a ticket (acq_rel; a failed CAS is acquire).
+//    Their plain loads, like the pid loads a recovery starts with, are
+//    acquire though relaxed would do: each value is checked again by a CAS,
+//    and the slot's contents are ordered by `seq`, never by them.
+//  * writer_pid/reader_pid: the holder stores its pid with release after
+//    its claim, a would-be recoverer loads it with acquire; the CAS to -1
+//    lets one recoverer alone rewrite a dead holder's slot (atomicity, not
+//    order, does that). The stores of 0 on Commit/Release/skip are relaxed,
+//    published by the `seq` release that follows them; the one that ends a
+//    recovery comes after `seq` and is a release of its own.
+//  * closed: release in Close, acquire in Claim/Next; with MarkEnd's acq_rel
+//    on ended_producers it carries every ended producer's claims to the
+//    consumer that sees it (see Next).
+//  * space_events/data_events: Bump's release increment pairs with the
+//    waiter's acquire load, so a waiter that sees a bump also sees the state
+//    change it announced.
+//  * meta_bytes: release after writing `meta`, acquire before reading it.
+//  * Counters (produced, consumed, skipped, refused, the blocked/starved
+//    times) and held_since_ns are statistics: relaxed, nothing is read
+//    through them.
 
 namespace shardps {
 
@@ -120,17 +154,57 @@ Status ValidateQueueImage(const char* data, size_t size) {
   return ValidateQueue(*reinterpret_cast<const QueueHeader*>(data), size);
 }
 
-BatchQueue::BatchQueue(std::string path, int fd, char* base, uint64_t bytes)
-    : path_(std::move(path)),
-      fd_(fd),
-      base_(base),
-      bytes_(bytes),
-      header_(reinterpret_cast<QueueHeader*>(base)) {}
+// Everything a BatchQueue holds, and every operation on the shared ring;
+// the public methods forward here.
+class BatchQueue::Impl {
+ public:
+  Impl(std::string path, Mapping map)
+      : path_(std::move(path)),
+        map_(std::move(map)),
+        base_(map_.data()),
+        header_(reinterpret_cast<QueueHeader*>(base_)) {}
 
-BatchQueue::~BatchQueue() {
-  ::munmap(base_, bytes_);
-  ::close(fd_);
-}
+  Result<SlotWriter> Claim(std::chrono::milliseconds timeout);
+  Status Commit(const SlotWriter& w, const BatchShape& shape,
+                uint64_t producer_id, uint64_t producer_seq);
+  Status Push(const BatchShape& shape, const float* features,
+              const float* labels, std::chrono::milliseconds timeout,
+              uint64_t producer_id, uint64_t producer_seq);
+  Status MarkEnd();
+  Result<Batch> Next(std::chrono::milliseconds timeout);
+  void Release(const Batch& batch);
+  void Close();
+  bool closed() const;
+  Status SetMeta(std::string_view text);
+  std::string Meta() const;
+  QueueStats Stats() const;
+
+  SlotHeader& slot(uint32_t i) const;
+  float* payload(uint32_t i) const;
+  // When this object first saw a claim with no pid recorded (see
+  // HolderGone); per object, so each observer times the grace itself.
+  struct StallWatch {
+    uint64_t ticket = ~uint64_t{0};
+    uint64_t since = 0;
+  };
+  bool HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch);
+  // Frees `ticket`'s slot if its holder (writer or reader) died; true if it
+  // did, or if the slot changed meanwhile (look again).
+  bool RecoverDeadWriter(uint64_t ticket);
+  bool RecoverDeadReader(uint64_t ticket);
+
+  const std::string path_;
+  const Mapping map_;  // the whole file, read-write, shared
+  char* const base_;
+  QueueHeader* const header_;
+  // Guarded by nothing: a BatchQueue object belongs to one thread (see the
+  // header's thread-safety note).
+  StallWatch writer_watch_, reader_watch_;
+};
+
+BatchQueue::BatchQueue(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BatchQueue::~BatchQueue() = default;
 
 Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
                                                        uint32_t slots,
@@ -155,13 +229,13 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
     return Status(Code::kIoError, "cannot allocate " + std::to_string(bytes) +
                                       " bytes for " + path);
   }
-  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_POPULATE, fd.get(), 0);
-  if (map == MAP_FAILED) {
+  auto map = Mapping::Map(fd.get(), bytes, /*writable=*/true,
+                          /*populate=*/true);
+  if (!map.ok()) {
     ::unlink(tmp.c_str());
-    return ErrnoStatus("mmap " + tmp, errno);
+    return map.status().WithContext(tmp);
   }
-  auto* h = new (map) QueueHeader();
+  auto* h = new (map->data()) QueueHeader();
   std::memcpy(h->magic, kQueueMagic, sizeof(h->magic));
   h->format_version = kQueueFormatVersion;
   h->slot_count = slots;
@@ -174,12 +248,14 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Create(const std::string& path,
           std::chrono::system_clock::now().time_since_epoch())
           .count());
   h->header_crc = QueueCrc(*h);
-  auto queue = std::unique_ptr<BatchQueue>(
-      new BatchQueue(path, fd.Release(), static_cast<char*>(map), bytes));
+  auto impl = std::make_unique<Impl>(path, std::move(map).value());
   for (uint32_t i = 0; i < slots; ++i) {
-    SlotHeader* s = new (&queue->slot(i)) SlotHeader();
+    SlotHeader* s = new (&impl->slot(i)) SlotHeader();
+    // Relaxed: the file is still private (not linked into place yet), and
+    // link() happens before any other process can open and map it.
     s->seq.store(i, std::memory_order_relaxed);
   }
+  auto queue = std::unique_ptr<BatchQueue>(new BatchQueue(std::move(impl)));
   if (::link(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -202,34 +278,63 @@ Result<std::unique_ptr<BatchQueue>> BatchQueue::Open(const std::string& path) {
   if (size < kQueueHeaderBytes)
     return Status(Code::kCorrupt, path + ": not a shardps batch queue (" +
                                       std::to_string(size) + " bytes)");
-  void* map =
-      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (map == MAP_FAILED) return ErrnoStatus("mmap " + path, errno);
-  Status valid = ValidateQueueImage(static_cast<const char*>(map), size);
-  if (!valid.ok()) {
-    ::munmap(map, size);
-    return valid.WithContext(path);
-  }
+  auto map = Mapping::Map(fd.get(), size, /*writable=*/true,
+                          /*populate=*/false);
+  if (!map.ok()) return map.status().WithContext(path);
+  Status valid = ValidateQueueImage(map->data(), size);
+  if (!valid.ok()) return valid.WithContext(path);
   return std::unique_ptr<BatchQueue>(
-      new BatchQueue(path, fd.Release(), static_cast<char*>(map), size));
+      new BatchQueue(std::make_unique<Impl>(path, std::move(map).value())));
 }
 
-uint64_t BatchQueue::slot_bytes() const { return header_->slot_bytes; }
-uint32_t BatchQueue::slots() const { return header_->slot_count; }
-uint32_t BatchQueue::producers() const { return header_->producers; }
+const std::string& BatchQueue::path() const { return impl_->path_; }
+uint64_t BatchQueue::slot_bytes() const { return impl_->header_->slot_bytes; }
+uint32_t BatchQueue::slots() const { return impl_->header_->slot_count; }
+uint32_t BatchQueue::producers() const { return impl_->header_->producers; }
 
-SlotHeader& BatchQueue::slot(uint32_t i) const {
+Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
+  return impl_->Claim(timeout);
+}
+
+Status BatchQueue::Commit(const SlotWriter& slot, const BatchShape& shape,
+                          uint64_t producer_id, uint64_t producer_seq) {
+  return impl_->Commit(slot, shape, producer_id, producer_seq);
+}
+
+Status BatchQueue::Push(const BatchShape& shape, const float* features,
+                        const float* labels, std::chrono::milliseconds timeout,
+                        uint64_t producer_id, uint64_t producer_seq) {
+  return impl_->Push(shape, features, labels, timeout, producer_id,
+                     producer_seq);
+}
+
+Status BatchQueue::MarkEnd() { return impl_->MarkEnd(); }
+
+Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
+  return impl_->Next(timeout);
+}
+
+void BatchQueue::Release(const Batch& batch) { impl_->Release(batch); }
+void BatchQueue::Close() { impl_->Close(); }
+bool BatchQueue::closed() const { return impl_->closed(); }
+Status BatchQueue::SetMeta(std::string_view text) {
+  return impl_->SetMeta(text);
+}
+std::string BatchQueue::Meta() const { return impl_->Meta(); }
+QueueStats BatchQueue::Stats() const { return impl_->Stats(); }
+
+SlotHeader& BatchQueue::Impl::slot(uint32_t i) const {
   return *reinterpret_cast<SlotHeader*>(base_ + kQueueHeaderBytes +
                                         uint64_t{i} * header_->slot_stride);
 }
 
-float* BatchQueue::payload(uint32_t i) const {
+float* BatchQueue::Impl::payload(uint32_t i) const {
   return reinterpret_cast<float*>(base_ + kQueueHeaderBytes +
                                   uint64_t{i} * header_->slot_stride +
                                   kSlotHeaderBytes);
 }
 
-Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
+Result<SlotWriter> BatchQueue::Impl::Claim(std::chrono::milliseconds timeout) {
   QueueHeader& h = *header_;
   const uint64_t n = h.slot_count;
   const auto deadline = Clock::now() + timeout;
@@ -277,8 +382,8 @@ Result<SlotWriter> BatchQueue::Claim(std::chrono::milliseconds timeout) {
   }
 }
 
-Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
-                          uint64_t producer_id, uint64_t producer_seq) {
+Status BatchQueue::Impl::Commit(const SlotWriter& w, const BatchShape& shape,
+                                uint64_t producer_id, uint64_t producer_seq) {
   SlotHeader& s = slot(w.slot_);
   const bool fits = ShapeFitsSlot(shape.batch, shape.window, shape.features,
                                   shape.horizon, header_->slot_bytes);
@@ -291,6 +396,7 @@ Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
   s.window = fits ? shape.window : 0;
   s.features = fits ? shape.features : 0;
   s.horizon = fits ? shape.horizon : 0;
+  // Relaxed: published, with the slot fields above, by the CAS of `seq`.
   s.writer_pid.store(0, std::memory_order_relaxed);
   // A compare-and-swap, not a store: if a consumer took this claim for a
   // dead producer's (we stalled for seconds), the ring has moved on and this
@@ -311,9 +417,10 @@ Status BatchQueue::Commit(const SlotWriter& w, const BatchShape& shape,
   return Status::Ok();
 }
 
-Status BatchQueue::Push(const BatchShape& shape, const float* features,
-                        const float* labels, std::chrono::milliseconds timeout,
-                        uint64_t producer_id, uint64_t producer_seq) {
+Status BatchQueue::Impl::Push(const BatchShape& shape, const float* features,
+                              const float* labels,
+                              std::chrono::milliseconds timeout,
+                              uint64_t producer_id, uint64_t producer_seq) {
   if (!ShapeFitsSlot(shape.batch, shape.window, shape.features, shape.horizon,
                      header_->slot_bytes))
     return Status(Code::kSizeMismatch,
@@ -328,7 +435,8 @@ Status BatchQueue::Push(const BatchShape& shape, const float* features,
   return Commit(*w, shape, producer_id, producer_seq);
 }
 
-bool BatchQueue::HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch) {
+bool BatchQueue::Impl::HolderGone(int32_t pid, uint64_t ticket,
+                                  StallWatch* watch) {
   if (pid > 0) return ProcessGone(pid);
   // No pid recorded yet: the holder either has not reached that store or
   // died just before it. Only a claim that stays so for the whole grace
@@ -343,7 +451,7 @@ bool BatchQueue::HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch) {
          uint64_t(std::chrono::nanoseconds(kUnsetPidGrace).count());
 }
 
-bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
+bool BatchQueue::Impl::RecoverDeadWriter(uint64_t ticket) {
   QueueHeader& h = *header_;
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket) return false;
@@ -366,7 +474,7 @@ bool BatchQueue::RecoverDeadWriter(uint64_t ticket) {
   return true;
 }
 
-bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
+bool BatchQueue::Impl::RecoverDeadReader(uint64_t ticket) {
   QueueHeader& h = *header_;
   SlotHeader& s = slot(static_cast<uint32_t>(ticket % h.slot_count));
   if (s.seq.load(std::memory_order_acquire) != ticket + 1) return false;
@@ -384,7 +492,7 @@ bool BatchQueue::RecoverDeadReader(uint64_t ticket) {
   return true;
 }
 
-Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
+Result<Batch> BatchQueue::Impl::Next(std::chrono::milliseconds timeout) {
   QueueHeader& h = *header_;
   const uint64_t n = h.slot_count;
   const auto deadline = Clock::now() + timeout;
@@ -413,7 +521,7 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
                          shape.horizon, h.slot_bytes)) {
         // A shape that does not fit its slot (a buggy writer or a damaged
         // file) is never handed out: skip it like a dead producer's.
-        s.reader_pid.store(0, std::memory_order_relaxed);
+        s.reader_pid.store(0, std::memory_order_relaxed);  // see Release
         s.seq.store(pos + n, std::memory_order_release);
         h.skipped.fetch_add(1, std::memory_order_relaxed);
         Bump(h.space_events);
@@ -443,6 +551,7 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
     // so once it is seen, head counts every ticket that will ever exist.
     if (h.closed.load(std::memory_order_acquire) &&
         h.head.load(std::memory_order_acquire) <= pos) {
+      // Relaxed: only chooses the message; `closed` ordered the rest.
       const uint32_t ended = h.ended_producers.load(std::memory_order_relaxed);
       return Status(Code::kClosed,
                     path_ + (h.producers > 0 && ended >= h.producers
@@ -462,8 +571,9 @@ Result<Batch> BatchQueue::Next(std::chrono::milliseconds timeout) {
   }
 }
 
-void BatchQueue::Release(const Batch& batch) {
+void BatchQueue::Impl::Release(const Batch& batch) {
   SlotHeader& s = slot(batch.slot_);
+  // Relaxed: published by the release of `seq` below.
   s.reader_pid.store(0, std::memory_order_relaxed);
   // Compare-and-swap: a producer may have recovered the slot already if
   // this consumer stalled for seconds before recording its pid.
@@ -475,13 +585,13 @@ void BatchQueue::Release(const Batch& batch) {
   Bump(header_->space_events);
 }
 
-void BatchQueue::Close() {
+void BatchQueue::Impl::Close() {
   header_->closed.store(1, std::memory_order_release);
   Bump(header_->space_events);
   Bump(header_->data_events);
 }
 
-Status BatchQueue::MarkEnd() {
+Status BatchQueue::Impl::MarkEnd() {
   QueueHeader& h = *header_;
   if (h.producers == 0)
     return Status(Code::kInvalidArgument,
@@ -494,6 +604,8 @@ Status BatchQueue::MarkEnd() {
   const uint32_t before =
       h.ended_producers.fetch_add(1, std::memory_order_acq_rel);
   if (before >= h.producers) {
+    // Relaxed: undoes an extra mark; the count was complete and the queue
+    // closed already, so nothing waits for this value.
     h.ended_producers.fetch_sub(1, std::memory_order_relaxed);
     return Status(Code::kInvalidArgument,
                   path_ + ": all " + std::to_string(h.producers) +
@@ -503,11 +615,11 @@ Status BatchQueue::MarkEnd() {
   return Status::Ok();
 }
 
-bool BatchQueue::closed() const {
+bool BatchQueue::Impl::closed() const {
   return header_->closed.load(std::memory_order_acquire) != 0;
 }
 
-Status BatchQueue::SetMeta(std::string_view text) {
+Status BatchQueue::Impl::SetMeta(std::string_view text) {
   if (text.size() > kQueueMetaBytes)
     return Status(Code::kInvalidArgument, "queue metadata is limited to " +
                                               std::to_string(kQueueMetaBytes) +
@@ -518,14 +630,17 @@ Status BatchQueue::SetMeta(std::string_view text) {
   return Status::Ok();
 }
 
-std::string BatchQueue::Meta() const {
+std::string BatchQueue::Impl::Meta() const {
   const uint32_t n =
       std::min<uint32_t>(header_->meta_bytes.load(std::memory_order_acquire),
                          static_cast<uint32_t>(kQueueMetaBytes));
   return std::string(header_->meta, n);
 }
 
-QueueStats BatchQueue::Stats() const {
+QueueStats BatchQueue::Impl::Stats() const {
+  // Relaxed throughout: a snapshot for display, each figure on its own (see
+  // the memory-order note at the top); `queued` may be off by the claims in
+  // flight.
   const QueueHeader& h = *header_;
   QueueStats s;
   s.slots = h.slot_count;
@@ -537,10 +652,12 @@ QueueStats BatchQueue::Stats() const {
   const uint64_t head = h.head.load(std::memory_order_relaxed);
   const uint64_t tail = h.tail.load(std::memory_order_relaxed);
   s.queued = head > tail ? head - tail : 0;
-  s.producer_blocked_s =
-      static_cast<double>(h.producer_blocked_ns.load()) / 1e9;
-  s.consumer_starved_s =
-      static_cast<double>(h.consumer_starved_ns.load()) / 1e9;
+  const uint64_t blocked_ns =
+      h.producer_blocked_ns.load(std::memory_order_relaxed);
+  const uint64_t starved_ns =
+      h.consumer_starved_ns.load(std::memory_order_relaxed);
+  s.producer_blocked_s = static_cast<double>(blocked_ns) / 1e9;
+  s.consumer_starved_s = static_cast<double>(starved_ns) / 1e9;
   s.closed = h.closed.load(std::memory_order_relaxed) != 0;
   s.producers = h.producers;
   s.ended_producers = h.ended_producers.load(std::memory_order_relaxed);

@@ -1,7 +1,6 @@
 #include "common/posix_file.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,35 +57,6 @@ int UniqueFd::Release() noexcept { return std::exchange(fd_, -1); }
 void UniqueFd::Reset() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-}
-
-Mapping::Mapping(Mapping&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
-
-Mapping& Mapping::operator=(Mapping&& other) noexcept {
-  if (this != &other) {
-    if (data_ != nullptr) ::munmap(data_, size_);
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-  }
-  return *this;
-}
-
-Mapping::~Mapping() {
-  if (data_ != nullptr) ::munmap(data_, size_);
-}
-
-Result<Mapping> Mapping::Map(int fd, size_t size, bool writable,
-                             bool populate) {
-  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
-  void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
-  if (p == MAP_FAILED) return ErrnoStatus("mmap", errno);
-  Mapping m;
-  m.data_ = static_cast<char*>(p);
-  m.size_ = size;
-  return m;
 }
 
 Result<std::string> ReadFileToString(const std::string& path) {

@@ -1,4 +1,5 @@
-// Move-only RAII wrappers over POSIX file descriptors and memory mappings.
+// Move-only RAII wrappers over POSIX file descriptors (memory mappings are
+// in mapping.h).
 // errno is turned into a Status here, once.
 //
 // Thread-safety: none per object; distinct objects are independent.
@@ -46,28 +47,6 @@ class UniqueFd {
 
  private:
   int fd_ = -1;
-};
-
-// A shared mapping of a whole file region; unmapped on destruction.
-class Mapping {
- public:
-  Mapping() = default;
-  Mapping(Mapping&& other) noexcept;
-  Mapping& operator=(Mapping&& other) noexcept;
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping();
-
-  // Maps [0, size) of `fd` MAP_SHARED. `populate` prefaults every page now
-  // (first touch of tmpfs pages is slow, so servers pay it at start-up).
-  static Result<Mapping> Map(int fd, size_t size, bool writable, bool populate);
-
-  char* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  char* data_ = nullptr;
-  size_t size_ = 0;
 };
 
 // Reads a whole small file (specs, cluster files). kNotFound if missing.

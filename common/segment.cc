@@ -53,9 +53,10 @@ void CopyName(char (&dst)[N], const std::string& s) {
   std::memcpy(dst, s.data(), std::min(s.size(), N - 1));
 }
 
-Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
-  const ModelLayout layout(spec, shards);
-  Plan plan;
+// The directory entries of every tensor and of the blocks this shard owns
+// (offsets come with the data region, in PlaceData).
+void PlanTensors(const ModelSpec& spec, const ModelLayout& layout,
+                 uint32_t shard, Plan& plan) {
   for (const TensorLayout& t : layout.tensors()) {
     TensorEntry e{};
     CopyName(e.name, t.name);
@@ -83,6 +84,10 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
     e.local_blocks = static_cast<uint32_t>(plan.blocks.size()) - e.first_local;
     plan.tensors.push_back(e);
   }
+}
+
+// The directory entries of every table (offsets come with PlaceData).
+void PlanTables(const ModelSpec& spec, uint32_t shards, Plan& plan) {
   for (const TableSpec& t : spec.tables) {
     TableEntry e{};
     CopyName(e.name, t.name);
@@ -97,7 +102,12 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
         static_cast<uint32_t>(StateSlots(*ParseOptimizerKind(kind)));
     plan.tables.push_back(e);
   }
+}
 
+// The header: identity of the model and shard, and where the directory,
+// versions, table counters, client slots and dedupe windows lie.
+void PlanHeader(const ModelSpec& spec, uint32_t shard, uint32_t shards,
+                Plan& plan) {
   SegmentHeader& h = *plan.header;
   std::memcpy(h.magic, kSegmentMagic, sizeof(h.magic));
   h.format_version = kSegmentFormatVersion;
@@ -123,6 +133,12 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
       h.table_counters_offset + plan.tables.size() * sizeof(TableCounters);
   h.dedupe_offset = RoundUp(h.clients_offset + kDedupeSlots * sizeof(ClientSlot),
                             kPageBytes);
+}
+
+// The data region after the header's regions: each block's and table's
+// offset, and the file's size.
+void PlaceData(Plan& plan) {
+  SegmentHeader& h = *plan.header;
   const uint64_t versions_end =
       h.dedupe_offset +
       plan.blocks.size() * uint64_t{kDedupeSlots} * sizeof(DedupeWindow);
@@ -156,6 +172,15 @@ Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
         offset + RoundUp(t.index_slots * sizeof(RowSlot), kPageBytes);
     offset += table_footprint(t);
   }
+}
+
+Plan MakePlan(const ModelSpec& spec, uint32_t shard, uint32_t shards) {
+  const ModelLayout layout(spec, shards);
+  Plan plan;
+  PlanTensors(spec, layout, shard, plan);
+  PlanTables(spec, shards, plan);
+  PlanHeader(spec, shard, shards, plan);
+  PlaceData(plan);
   return plan;
 }
 
@@ -307,6 +332,7 @@ Status EnsureDirectory(const std::string& dir) {
 }
 
 // Reads the owner pid for a "busy" message without mapping the file.
+// Relaxed: `h` is our own copy, and the pid is only shown.
 int32_t OwnerPidOf(int fd) {
   SegmentHeader h;
   if (::pread(fd, &h, sizeof(h), 0) != static_cast<ssize_t>(sizeof(h)))
@@ -356,6 +382,8 @@ Segment::Segment(std::string path, UniqueFd fd, Mapping map, bool writable)
 }
 
 Segment::~Segment() {
+  // Relaxed: owner_pid is only shown (inspect, "busy" messages); it
+  // publishes nothing.
   if (claimed_) header_->owner_pid.store(0, std::memory_order_relaxed);
 }
 
@@ -462,6 +490,83 @@ Status CheckMatchesPlan(const Segment& seg, const Plan& plan,
   return Status::Ok();
 }
 
+// Writes a new segment's header, directory and initial data into `base`
+// (the mapping of `tmp`, sized for the plan).
+Status WriteNewImage(char* base, const Plan& plan, const ModelSpec& spec,
+                     const std::string& tmp) {
+  const SegmentHeader& want = *plan.header;
+  std::memcpy(base, &want, offsetof(SegmentHeader, updates_applied));
+  auto* h = reinterpret_cast<SegmentHeader*>(base);
+  std::memcpy(base + want.directory_offset, plan.tensors.data(),
+              plan.tensors.size() * sizeof(TensorEntry));
+  // A shard may own no blocks (more shards than blocks); memcpy from the
+  // empty vector's null data() would be undefined even for 0 bytes.
+  if (!plan.blocks.empty())
+    std::memcpy(base + want.directory_offset +
+                    plan.tensors.size() * sizeof(TensorEntry),
+                plan.blocks.data(), plan.blocks.size() * sizeof(BlockEntry));
+  h->created_unix_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  auto identity = NewSegmentId();
+  if (!identity.ok()) return identity.status().WithContext(tmp);
+  h->identity = *identity;
+  if (!plan.tables.empty())
+    std::memcpy(base + want.directory_offset +
+                    plan.tensors.size() * sizeof(TensorEntry) +
+                    plan.blocks.size() * sizeof(BlockEntry),
+                plan.tables.data(), plan.tables.size() * sizeof(TableEntry));
+  h->directory_crc =
+      DirectoryCrc(base + want.directory_offset, want.directory_bytes);
+  h->header_crc = HeaderCrc(*h);
+  // Relaxed: the file is not linked into place yet, and the update threads
+  // that read lr start after this (thread creation orders it).
+  h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
+  InitialiseData(base, plan, spec);
+  return Status::Ok();
+}
+
+// A new segment file, linked into place: its fd (holding the exclusive
+// flock) and its mapping. Both empty when another server linked `path`
+// first: the caller reopens theirs.
+struct NewSegment {
+  UniqueFd fd;
+  Mapping map;
+};
+
+// Builds the new segment under a private name, then links it into place:
+// link() fails if another server created `path` meanwhile, and the caller
+// falls through to reopening theirs.
+Result<NewSegment> CreateSegmentFile(const Plan& plan, const ModelSpec& spec,
+                                     const std::string& path) {
+  const std::string tmp = path + ".creating." + std::to_string(::getpid());
+  UniqueFd tfd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
+  struct TmpGuard {
+    const std::string& p;
+    ~TmpGuard() { ::unlink(p.c_str()); }
+  } guard{tmp};
+  SHARDPS_RETURN_IF_ERROR(LockExclusive(tfd.get(), tmp));
+  // A leftover from a creator that died with our pid (containers reuse
+  // pids) is ours to overwrite: we hold its lock, so nobody else uses it.
+  if (::ftruncate(tfd.get(), 0) != 0)
+    return ErrnoStatus("truncate " + tmp, errno);
+  const SegmentHeader& want = *plan.header;
+  if (int err =
+          ::posix_fallocate(tfd.get(), 0, static_cast<off_t>(want.file_bytes)))
+    return ErrnoStatus(
+        "allocate " + std::to_string(want.file_bytes) + " bytes for " + tmp,
+        err);
+  auto map = Mapping::Map(tfd.get(), want.file_bytes, true, true);
+  if (!map.ok()) return map.status().WithContext(tmp);
+  SHARDPS_RETURN_IF_ERROR(WriteNewImage(map->data(), plan, spec, tmp));
+  if (::link(tmp.c_str(), path.c_str()) == 0)
+    return NewSegment{std::move(tfd), std::move(map).value()};
+  if (errno != EEXIST) return ErrnoStatus("link " + path, errno);
+  return NewSegment{};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Segment>> Segment::OpenReadOnly(
@@ -532,68 +637,18 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
 
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!fd.valid() && errno == ENOENT) {
-    // Build the new segment under a private name, then link it into place:
-    // link() fails if another server created `path` meanwhile, and we fall
-    // through to reopening theirs.
-    const std::string tmp = path + ".creating." + std::to_string(::getpid());
-    UniqueFd tfd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (!tfd.valid()) return ErrnoStatus("create " + tmp, errno);
-    struct TmpGuard {
-      const std::string& p;
-      ~TmpGuard() { ::unlink(p.c_str()); }
-    } guard{tmp};
-    SHARDPS_RETURN_IF_ERROR(LockExclusive(tfd.get(), tmp));
-    // A leftover from a creator that died with our pid (containers reuse
-    // pids) is ours to overwrite: we hold its lock, so nobody else uses it.
-    if (::ftruncate(tfd.get(), 0) != 0)
-      return ErrnoStatus("truncate " + tmp, errno);
-    const SegmentHeader& want = *plan.header;
-    if (int err = ::posix_fallocate(tfd.get(), 0,
-                                    static_cast<off_t>(want.file_bytes)))
-      return ErrnoStatus(
-          "allocate " + std::to_string(want.file_bytes) + " bytes for " + tmp,
-          err);
-    auto map = Mapping::Map(tfd.get(), want.file_bytes, true, true);
-    if (!map.ok()) return map.status().WithContext(tmp);
-    char* base = map->data();
-    std::memcpy(base, &want, offsetof(SegmentHeader, updates_applied));
-    auto* h = reinterpret_cast<SegmentHeader*>(base);
-    std::memcpy(base + want.directory_offset, plan.tensors.data(),
-                plan.tensors.size() * sizeof(TensorEntry));
-    // A shard may own no blocks (more shards than blocks); memcpy from the
-    // empty vector's null data() would be undefined even for 0 bytes.
-    if (!plan.blocks.empty())
-      std::memcpy(base + want.directory_offset +
-                      plan.tensors.size() * sizeof(TensorEntry),
-                  plan.blocks.data(), plan.blocks.size() * sizeof(BlockEntry));
-    h->created_unix_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
-    auto identity = NewSegmentId();
-    if (!identity.ok()) return identity.status().WithContext(tmp);
-    h->identity = *identity;
-    if (!plan.tables.empty())
-      std::memcpy(base + want.directory_offset +
-                      plan.tensors.size() * sizeof(TensorEntry) +
-                      plan.blocks.size() * sizeof(BlockEntry),
-                  plan.tables.data(), plan.tables.size() * sizeof(TableEntry));
-    h->directory_crc =
-        DirectoryCrc(base + want.directory_offset, want.directory_bytes);
-    h->header_crc = HeaderCrc(*h);
-    h->lr.store(spec.optimizer.lr, std::memory_order_relaxed);
-    InitialiseData(base, plan, spec);
-    if (::link(tmp.c_str(), path.c_str()) == 0) {
+    auto made = CreateSegmentFile(plan, spec, path);
+    if (!made.ok()) return made.status();
+    if (made->fd.valid()) {
       report->created = true;
-      fd = std::move(tfd);
+      // Relaxed, as the claim of a reopened segment below.
       auto seg = std::unique_ptr<Segment>(
-          new Segment(path, std::move(fd), std::move(map).value(), true));
+          new Segment(path, std::move(made->fd), std::move(made->map), true));
       seg->header_->opens.fetch_add(1, std::memory_order_relaxed);
       seg->header_->owner_pid.store(::getpid(), std::memory_order_relaxed);
       seg->claimed_ = true;
       return seg;
     }
-    if (errno != EEXIST) return ErrnoStatus("link " + path, errno);
     fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   }
   if (!fd.valid()) return ErrnoStatus("open " + path, errno);
@@ -608,6 +663,13 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
       new Segment(path, std::move(fd), std::move(map).value(), true));
   SHARDPS_RETURN_IF_ERROR(CheckMatchesPlan(*seg, plan, spec));
 
+  // Memory order of the claim: relaxed throughout. We hold the exclusive
+  // flock, so no other process writes the header; the previous server's
+  // stores happened before it exited and so before we got the lock (the
+  // kernel orders those). Counters, pid and flags are only shown by
+  // readers, never used to find data; lr is read by update threads that
+  // start after this. The torn-block repair stores publish no data either:
+  // the block's bytes are not touched here.
   SegmentHeader& h = *seg->header_;
   report->unclean = h.clean_shutdown.load(std::memory_order_relaxed) == 0;
   // A crash inside an update leaves its block's version odd. That update was
@@ -660,7 +722,7 @@ ModelLayout Segment::Layout() const {
 }
 
 void Segment::MarkCleanShutdown() {
-  header_->owner_pid.store(0, std::memory_order_relaxed);
+  header_->owner_pid.store(0, std::memory_order_relaxed);  // only shown
   // Release: whoever reads clean_shutdown == 1 also sees every update.
   header_->clean_shutdown.store(1, std::memory_order_release);
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/mapping.h"
 #include "common/posix_file.h"
 #include "common/segment_format.h"
 #include "shardps/layout.h"

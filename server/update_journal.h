@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "common/mapping.h"
 #include "common/posix_file.h"
 #include "common/segment.h"
 #include "shardps/status.h"

@@ -42,9 +42,6 @@
 
 namespace shardps {
 
-struct QueueHeader;
-struct SlotHeader;
-
 // Shapes of one batch: features [batch, window, features] and labels
 // [batch, horizon], both float32, row-major.
 struct BatchShape {
@@ -130,7 +127,7 @@ class BatchQueue {
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const;
   uint64_t slot_bytes() const;
   uint32_t slots() const;
   uint32_t producers() const;  // as given to Create; 0: no end marks
@@ -181,27 +178,11 @@ class BatchQueue {
   QueueStats Stats() const;
 
  private:
-  BatchQueue(std::string path, int fd, char* base, uint64_t bytes);
-  SlotHeader& slot(uint32_t i) const;
-  float* payload(uint32_t i) const;
-  // When this object first saw a claim with no pid recorded (see
-  // HolderGone); per object, so each observer times the grace itself.
-  struct StallWatch {
-    uint64_t ticket = ~uint64_t{0};
-    uint64_t since = 0;
-  };
-  bool HolderGone(int32_t pid, uint64_t ticket, StallWatch* watch);
-  // Frees `ticket`'s slot if its holder (writer or reader) died; true if it
-  // did, or if the slot changed meanwhile (look again).
-  bool RecoverDeadWriter(uint64_t ticket);
-  bool RecoverDeadReader(uint64_t ticket);
-
-  const std::string path_;
-  const int fd_;
-  char* const base_;
-  const uint64_t bytes_;
-  QueueHeader* const header_;
-  StallWatch writer_watch_, reader_watch_;  // guarded by nothing: see below
+  // The mapping, the shared-memory layout and the recovery of dead holders
+  // (batch_queue.cc).
+  class Impl;
+  explicit BatchQueue(std::unique_ptr<Impl> impl);
+  const std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace shardps
