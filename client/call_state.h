@@ -78,6 +78,15 @@ class CallState {
   std::vector<ShardOutcome> outcomes_;  // guarded by mu_
 };
 
+// The client library's one way to make a Handle of a call (Handle's
+// constructor is private, so users cannot make one that no call completes).
+class HandleAccess {
+ public:
+  static Handle Make(std::shared_ptr<CallState> state) {
+    return Handle(std::move(state));
+  }
+};
+
 }  // namespace shardps::client_internal
 
 #endif  // SHARDPS_CLIENT_CALL_STATE_H_

@@ -79,7 +79,7 @@ IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options)
 
 IoThread::~IoThread() {
   if (thread_.joinable()) {
-    stopping_.store(true, std::memory_order_release);
+    stopping_.store(true, std::memory_order_release);  // see stopping_
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
     thread_.join();
@@ -93,6 +93,7 @@ void IoThread::Start() {
 
 void IoThread::Submit(std::vector<Part> parts) {
   for (Part& p : parts)
+    // Relaxed: unique is all an id must be (see next_request_id_).
     p.request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -157,7 +158,7 @@ long IoThread::PollTimeoutMs() const {
 
 void IoThread::Loop() {
   std::vector<zmq_pollitem_t> items;
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stopping_.load(std::memory_order_acquire)) {  // see stopping_
     items.clear();
     items.push_back({nullptr, wake_.get(), ZMQ_POLLIN, 0});
     for (Link& link : links_) {
@@ -198,7 +199,7 @@ void IoThread::TakeSubmissions() {
 
 void IoThread::Send(Part part) {
   Link& link = links_[part.shard];
-  if (stopping_.load(std::memory_order_acquire)) {
+  if (stopping_.load(std::memory_order_acquire)) {  // see stopping_
     part.call->PartDone(Status(Code::kUnavailable, "client closed"),
                         part.shard, ShardOutcome::State::kNotApplied);
     return;
@@ -259,8 +260,7 @@ void IoThread::Arm(Part& part, Clock::time_point when) {
   deadlines_.emplace(part.armed, part.request_id);
 }
 
-void IoThread::Transmit(Part& part) {
-  Link& link = links_[part.shard];
+void IoThread::EncodeRequest(const Part& part) {
   builder_.Clear();
   auto model = builder_.CreateString(model_);
   flatbuffers::Offset<flatbuffers::String> tensor;
@@ -300,6 +300,44 @@ void IoThread::Transmit(Part& part) {
     req.add_blocks(blocks);
   }
   builder_.Finish(req.Finish());
+}
+
+void IoThread::SendPayload(Link& link, Part& part) {
+  for (size_t i = 0; i < part.frames.size(); ++i) {
+    // Zero-copy, like block frames below.
+    part.call->FrameHeld();
+    auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
+    zmq::message_t frame(const_cast<void*>(part.frames[i].first),
+                         part.frames[i].second, &CallState::ReleaseFrame,
+                         holder.release());
+    link.socket->send(frame, i + 1 < part.frames.size()
+                                 ? zmq::send_flags::sndmore
+                                 : zmq::send_flags::none);
+  }
+  if (part.grad != nullptr) {
+    const ModelLayout& layout = *layout_;
+    for (size_t i = 0; i < part.blocks.size(); ++i) {
+      const uint32_t b = part.blocks[i];
+      // Zero-copy: the frame borrows the caller's gradient; the call is not
+      // done until ZeroMQ releases it (CallState::ReleaseFrame).
+      const size_t element = part.dtype == wire::DType::F32 ? 4 : 2;
+      auto* data = const_cast<char*>(static_cast<const char*>(part.grad) +
+                                     layout.BlockStart(b) * element);
+      const size_t bytes = layout.BlockLength(*part.tensor, b) * element;
+      part.call->FrameHeld();
+      auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
+      zmq::message_t frame(data, bytes, &CallState::ReleaseFrame,
+                           holder.release());
+      link.socket->send(frame, i + 1 < part.blocks.size()
+                                   ? zmq::send_flags::sndmore
+                                   : zmq::send_flags::none);
+    }
+  }
+}
+
+void IoThread::Transmit(Part& part) {
+  Link& link = links_[part.shard];
+  EncodeRequest(part);
 
   const bool has_payload = part.grad != nullptr || !part.frames.empty();
   try {
@@ -321,36 +359,7 @@ void IoThread::Transmit(Part& part) {
                                             " is not connected"));
       return;
     }
-    for (size_t i = 0; i < part.frames.size(); ++i) {
-      // Zero-copy, like block frames below.
-      part.call->FrameHeld();
-      auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
-      zmq::message_t frame(const_cast<void*>(part.frames[i].first),
-                           part.frames[i].second, &CallState::ReleaseFrame,
-                           holder.release());
-      link.socket->send(frame, i + 1 < part.frames.size()
-                                   ? zmq::send_flags::sndmore
-                                   : zmq::send_flags::none);
-    }
-    if (part.grad != nullptr) {
-      const ModelLayout& layout = *layout_;
-      for (size_t i = 0; i < part.blocks.size(); ++i) {
-        const uint32_t b = part.blocks[i];
-        // Zero-copy: the frame borrows the caller's gradient; the call is not
-        // done until ZeroMQ releases it (CallState::ReleaseFrame).
-        const size_t element = part.dtype == wire::DType::F32 ? 4 : 2;
-        auto* data = const_cast<char*>(static_cast<const char*>(part.grad) +
-                                       layout.BlockStart(b) * element);
-        const size_t bytes = layout.BlockLength(*part.tensor, b) * element;
-        part.call->FrameHeld();
-        auto holder = std::make_unique<std::shared_ptr<CallState>>(part.call);
-        zmq::message_t frame(data, bytes, &CallState::ReleaseFrame,
-                             holder.release());
-        link.socket->send(frame, i + 1 < part.blocks.size()
-                                     ? zmq::send_flags::sndmore
-                                     : zmq::send_flags::none);
-      }
-    }
+    SendPayload(link, part);
     part.sent = true;
     ++part.attempts;
     if (part.seq != 0) link.holds_slot = true;
@@ -447,7 +456,7 @@ void IoThread::ReleaseSlots() {
     auto model = builder_.CreateString(model_);
     wire::RequestBuilder req(builder_);
     req.add_op(wire::Op::Release);
-    const uint64_t id =
+    const uint64_t id =  // relaxed: see next_request_id_
         next_request_id_.fetch_add(1, std::memory_order_relaxed);
     req.add_request_id(id);
     req.add_client_id(client_id_);

@@ -142,7 +142,16 @@ class IoThread {
   void AdmitWindowWaiters(Link& link);
   void Dispatch(Link& link, Part& part);
   void Arm(Part& part, CallState::Clock::time_point when);
+  // Sends `part` on its shard's socket now. When the socket has no live
+  // connection, a retriable part is tried again shortly and any other
+  // fails with kUnavailable.
   void Transmit(Part& part);
+  // Builds `part`'s request header in builder_.
+  void EncodeRequest(const Part& part);
+  // Sends `part`'s payload frames after its header, zero-copy: each frame
+  // borrows the caller's memory until ZeroMQ releases it. Throws
+  // zmq::error_t as the sends do.
+  void SendPayload(Link& link, Part& part);
   void OnReply(Link& link);
   void OnMonitorEvent(Link& link);
   void ExpireDeadlines();
@@ -168,10 +177,20 @@ class IoThread {
   zmq::context_t context_{1};
   UniqueFd wake_;
   std::thread thread_;
+  // Set once by the destructor, read by the I/O thread. Release/acquire:
+  // the flag publishes nothing else (submitted_ has its mutex, and the
+  // eventfd write after the store wakes the poll), so even relaxed would
+  // stop the loop; release/acquire also makes every write the destroying
+  // thread made before it visible to the loop's shutdown path, and costs
+  // nothing on x86.
   std::atomic<bool> stopping_{false};
 
   std::mutex mu_;
   std::vector<Part> submitted_;  // guarded by mu_
+  // Request ids, taken by user threads (Submit) and the I/O thread
+  // (ReleaseSlots). Relaxed: fetch_add is one atomic read-modify-write, so
+  // every id is unique whatever the order; a part reaches the I/O thread
+  // with its id through mu_.
   std::atomic<uint64_t> next_request_id_{1};
 
   // I/O-thread state.

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "common/hello_codec.h"
+#include "common/host_name.h"
+#include "common/stats_codec.h"
 #include "server/shard_server_impl.h"
 
 // The Hello reply (what this shard serves) and the Stats reply (its
@@ -11,84 +14,74 @@
 
 namespace shardps {
 
-namespace {
-
-std::string HostName() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
-
-}  // namespace
-
 void ShardServer::Impl::HandleHello(const wire::Request& req,
                                     zmq::message_t& identity) {
   const SegmentHeader& h = segment_->header();
-  builder_.Clear();
-  std::vector<flatbuffers::Offset<wire::TensorInfo>> tensors;
+  ShardHello hello;
+  hello.model = h.model;
+  hello.spec_hash = h.spec_hash;
+  hello.shard = h.shard_index;
+  hello.shards = h.shard_count;
+  hello.block_floats = h.block_floats;
+  hello.optimizer = h.optimizer;
   for (uint32_t i = 0; i < segment_->num_tensors(); ++i) {
     const TensorEntry& t = segment_->tensor(i);
-    std::vector<uint64_t> shape(t.shape, t.shape + t.rank);
-    tensors.push_back(wire::CreateTensorInfo(
-        builder_, builder_.CreateString(t.name), builder_.CreateVector(shape),
-        builder_.CreateString(t.optimizer), clip_norms_[i]));
+    hello.tensors.push_back({t.name,
+                             std::vector<uint64_t>(t.shape, t.shape + t.rank),
+                             t.optimizer, clip_norms_[i]});
   }
+  hello.segment = segment_path_;
+  hello.hostname = HostName();
+  hello.segment_id = segment_->identity();
   const ConsistencySpec& c = clocks_.spec();
-  std::vector<int64_t> clocks;
+  hello.consistency = c.ModeName();
+  hello.workers = c.workers;
   for (uint32_t w = 0; w < c.workers; ++w)
-    clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
-  std::vector<flatbuffers::Offset<wire::SparseTableInfo>> tables;
+    hello.clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
   for (const TableSpec& t : options_.spec.tables)
-    tables.push_back(wire::CreateSparseTableInfo(
-        builder_, builder_.CreateString(t.name), t.dim, t.capacity,
-        builder_.CreateString(options_.spec.OptimizerFor(t).kind)));
-  auto hello = wire::CreateHelloInfo(
-      builder_, builder_.CreateString(h.model), h.spec_hash, h.shard_index,
-      h.shard_count, h.block_floats, builder_.CreateString(h.optimizer),
-      builder_.CreateVector(tensors), builder_.CreateString(segment_path_),
-      builder_.CreateString(HostName()), builder_.CreateString(c.ModeName()),
-      c.workers, builder_.CreateVector(clocks), builder_.CreateVector(tables),
-      segment_->identity().hi, segment_->identity().lo);
-  wire::ReplyBuilder reply(builder_);
-  reply.add_request_id(req.request_id());
-  reply.add_hello(hello);
-  builder_.Finish(reply.Finish());
+    hello.tables.push_back(
+        {t.name, t.dim, t.capacity, options_.spec.OptimizerFor(t).kind});
+  EncodeHelloReply(req.request_id(), hello, &builder_);
   SendReply(identity, builder_, nullptr);
 }
 
-// The counters are plain statistics: updates_applied (bumped by the writers,
-// relaxed) is read relaxed too, as nothing else is ordered by it.
 void ShardServer::Impl::HandleStats(const wire::Request& req,
                                     zmq::message_t& identity) {
   const SegmentHeader& h = segment_->header();
   const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
-  builder_.Clear();
   const ConsistencySpec& c = clocks_.spec();
   const auto now = std::chrono::steady_clock::now();
-  std::vector<int64_t> clocks, idle_ms;
-  std::vector<uint8_t> states;
+  ShardStats stats;
+  stats.shard = h.shard_index;
+  stats.model = h.model;
+  stats.blocks = h.num_blocks;
+  stats.threads = pool_.writers();
+  stats.pushes = pushes_;
+  stats.pulls = pulls_;
+  stats.updates_applied = h.updates_applied.load(std::memory_order_relaxed);
+  stats.errors = errors_;
+  stats.bytes_in = bytes_in_;
+  stats.bytes_out = bytes_out_;
+  stats.uptime_ms = static_cast<uint64_t>(uptime.count());
+  stats.pid = ::getpid();
+  stats.consistency = c.ModeName();
+  stats.workers = c.workers;
+  stats.applied_clock = clocks_.applied();
   for (uint32_t w = 0; w < c.workers; ++w) {
-    clocks.push_back(clocks_.clock_of(static_cast<int>(w)));
-    states.push_back(
+    WorkerStats ws;
+    ws.clock = clocks_.clock_of(static_cast<int>(w));
+    ws.state = static_cast<WorkerStats::State>(
         static_cast<uint8_t>(clocks_.state_of(static_cast<int>(w))));
-    idle_ms.push_back(clocks_.IdleMs(static_cast<int>(w), now));
+    ws.idle_ms = clocks_.IdleMs(static_cast<int>(w), now);
+    stats.workers_detail.push_back(ws);
   }
-  auto stats = wire::CreateShardStats(
-      builder_, h.shard_index, builder_.CreateString(h.model), h.num_blocks,
-      pool_.writers(), pushes_, pulls_,
-      h.updates_applied.load(std::memory_order_relaxed), errors_, bytes_in_,
-      bytes_out_, static_cast<uint64_t>(uptime.count()), ::getpid(),
-      builder_.CreateString(c.ModeName()), c.workers, clocks_.applied(),
-      builder_.CreateVector(clocks), builder_.CreateVector(states),
-      builder_.CreateVector(idle_ms), static_cast<uint32_t>(parked_.size()),
-      pool_.duplicates() + row_duplicates_ + queues_->duplicates(),
-      client_slots_.used(),
-      zap_ != nullptr ? zap_->refusals() : 0);
-  wire::ReplyBuilder reply(builder_);
-  reply.add_request_id(req.request_id());
-  reply.add_stats(stats);
-  builder_.Finish(reply.Finish());
+  stats.waiting = static_cast<uint32_t>(parked_.size());
+  stats.duplicates =
+      pool_.duplicates() + row_duplicates_ + queues_->duplicates();
+  stats.exactly_once_clients = client_slots_.used();
+  stats.auth_refusals = zap_ != nullptr ? zap_->refusals() : 0;
+  EncodeStatsReply(req.request_id(), stats, &builder_);
   SendReply(identity, builder_, nullptr);
 }
 

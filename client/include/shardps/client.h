@@ -16,7 +16,6 @@
 #ifndef SHARDPS_CLIENT_H_
 #define SHARDPS_CLIENT_H_
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,13 +28,14 @@
 #include "shardps/cluster.h"
 #include "shardps/layout.h"
 #include "shardps/options.h"
+#include "shardps/shard_stats.h"
 #include "shardps/status.h"
 
 namespace shardps {
 
 namespace client_internal {
 class CallState;
-class IoThread;
+class HandleAccess;
 }  // namespace client_internal
 
 // How one shard's share of a Push or PushPull ended (Handle::shard_outcomes).
@@ -52,8 +52,10 @@ struct ShardOutcome {
 };
 
 // A waitable result of an asynchronous call. Copyable; all copies share one
-// call. Thread-safe.
-class Handle {
+// call. Thread-safe. [[nodiscard]]: a dropped handle loses the call's error
+// and, for a zero-copy push, the only signal that the buffer is free again.
+// Only the client library makes handles of calls.
+class [[nodiscard]] Handle {
  public:
   Handle() = default;  // an already-failed handle (kInvalidArgument)
 
@@ -75,10 +77,11 @@ class Handle {
   // applied). Empty before Done() and for other calls.
   std::vector<ShardOutcome> shard_outcomes() const;
 
+ private:
+  friend class client_internal::HandleAccess;
   explicit Handle(std::shared_ptr<client_internal::CallState> state)
       : state_(std::move(state)) {}
 
- private:
   std::shared_ptr<client_internal::CallState> state_;
 };
 
@@ -87,44 +90,6 @@ struct TableInfo {
   std::string name;
   uint64_t dim = 0;       // floats per row
   uint64_t capacity = 0;  // rows over all shards
-};
-
-// One worker as a shard sees it (bsp/ssp models, or async with workers).
-struct WorkerStats {
-  enum class State : uint8_t { kNeverSeen = 0, kConnected = 1, kGone = 2 };
-  int64_t clock = 0;  // Clock calls this shard has recorded
-  State state = State::kNeverSeen;
-  int64_t idle_ms = -1;  // since its last request to this shard; -1 never
-};
-
-// One shard's counters, as `shardps status` shows them.
-struct ShardStats {
-  uint32_t shard = 0;
-  std::string endpoint;
-  std::string model;
-  uint32_t blocks = 0;
-  uint32_t threads = 0;
-  uint64_t pushes = 0;
-  uint64_t pulls = 0;
-  uint64_t updates_applied = 0;
-  uint64_t errors = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t uptime_ms = 0;
-  int32_t pid = 0;
-  std::string consistency;  // "async", "bsp" or "ssp:S"
-  uint32_t workers = 0;
-  int64_t applied_clock = 0;                // bsp: clocks applied on this shard
-  std::vector<WorkerStats> workers_detail;  // one per worker
-  uint32_t waiting = 0;  // requests parked for slower workers
-  // Retries skipped because the shard already had that exactly-once push
-  // (per block for dense pushes, per push for PushRows and QueuePush), and
-  // clients holding an exactly-once slot on the shard.
-  uint64_t duplicates = 0;
-  uint32_t exactly_once_clients = 0;
-  // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
-  // it runs without CURVE or is older than this field.
-  uint64_t auth_refusals = 0;
 };
 
 class Client {
@@ -201,7 +166,7 @@ class Client {
                   const float* grads);
   Handle PullRows(std::string_view table, const uint64_t* ids, size_t n,
                   float* out);
-  const std::vector<TableInfo>& tables() const { return tables_; }
+  const std::vector<TableInfo>& tables() const;
 
   // Sends one batch to queue `queue` hosted by shard `shard` (`shardps serve
   // --queue`). The handle completes when the batch is in the queue: while
@@ -227,9 +192,9 @@ class Client {
   // clock a push belongs to.
   Handle Clock();
   // Clock() calls so far (resumed from the shards after a restart).
-  int64_t clock() const { return clock_.load(std::memory_order_relaxed); }
+  int64_t clock() const;
   // "async", "bsp" or "ssp:S", as the shards run.
-  const std::string& consistency() const { return consistency_; }
+  const std::string& consistency() const;
 
   // Asks every shard for its counters (blocking, up to request_timeout).
   Result<std::vector<ShardStats>> Stats();
@@ -243,20 +208,9 @@ class Client {
   Result<std::vector<std::string>> Checkpoint();
 
  private:
-  Client() = default;
-  // `op` is a wire::Op; kept as int so this header needs no generated code.
-  Handle Dense(int op, std::string_view tensor, const float* grad, float* out,
-               size_t count);
-
-  std::unique_ptr<client_internal::IoThread> io_;
-  uint64_t spec_hash_ = 0;
-  std::string consistency_ = "async";
-  std::vector<float> clip_norms_;  // by tensor index; 0 = no clip_norm
-  std::vector<TableInfo> tables_;
-  Handle Rows(bool push, std::string_view table, const uint64_t* ids, size_t n,
-              const float* grads, float* out);
-  std::atomic<int64_t> clock_{0};
-  std::vector<std::string> local_segments_;
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace shardps

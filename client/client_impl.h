@@ -1,0 +1,49 @@
+// Client::Impl: what a Client holds behind its public header. Connect
+// (connect.cc) fills it; the calls (client.cc) read it.
+//
+// Thread-safety: every field but clock_ is set by Connect before the Client
+// is returned and never changed after, so any thread may read them; io_'s
+// own methods say which threads may call them.
+#ifndef SHARDPS_CLIENT_CLIENT_IMPL_H_
+#define SHARDPS_CLIENT_CLIENT_IMPL_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/io_thread.h"
+#include "shardps/client.h"
+
+namespace shardps {
+
+class Client::Impl {
+ public:
+  // Push, Pull and PushPull of a whole tensor (client.cc).
+  Handle Dense(wire::Op op, std::string_view tensor, const float* grad,
+               float* out, size_t count);
+  // PushRows (push) and PullRows of a sparse table (client.cc).
+  Handle Rows(bool push, std::string_view table, const uint64_t* ids, size_t n,
+              const float* grads, float* out);
+
+  std::unique_ptr<client_internal::IoThread> io_;
+  uint64_t spec_hash_ = 0;
+  std::string consistency_ = "async";
+  std::vector<float> clip_norms_;  // by tensor index; 0 = no clip_norm
+  std::vector<TableInfo> tables_;
+  // The worker's current clock, stamped on every request. Relaxed is
+  // enough: it publishes no other memory. The order that matters, a push
+  // before or after a Clock, is program order on the one thread that calls
+  // both (Client::Clock's REQUIRES), and Connect's store reaches other
+  // threads with the Client itself, through whatever hands them the
+  // pointer.
+  std::atomic<int64_t> clock_{0};
+  std::vector<std::string> local_segments_;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_CLIENT_CLIENT_IMPL_H_

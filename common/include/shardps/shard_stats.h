@@ -1,0 +1,53 @@
+// ShardStats: one shard's counters, as Client::Stats returns them and
+// `shardps status` shows them. Shared by the server, which encodes them, and
+// the client, which decodes them (common/stats_codec.h).
+#ifndef SHARDPS_SHARD_STATS_H_
+#define SHARDPS_SHARD_STATS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardps {
+
+// One worker as a shard sees it (bsp/ssp models, or async with workers).
+struct WorkerStats {
+  enum class State : uint8_t { kNeverSeen = 0, kConnected = 1, kGone = 2 };
+  int64_t clock = 0;  // Clock calls this shard has recorded
+  State state = State::kNeverSeen;
+  int64_t idle_ms = -1;  // since its last request to this shard; -1 never
+};
+
+// One shard's counters, as `shardps status` shows them.
+struct ShardStats {
+  uint32_t shard = 0;
+  std::string endpoint;  // set by the client (where it asked); not on the wire
+  std::string model;
+  uint32_t blocks = 0;
+  uint32_t threads = 0;
+  uint64_t pushes = 0;
+  uint64_t pulls = 0;
+  uint64_t updates_applied = 0;
+  uint64_t errors = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t uptime_ms = 0;
+  int32_t pid = 0;
+  std::string consistency;  // "async", "bsp" or "ssp:S"
+  uint32_t workers = 0;
+  int64_t applied_clock = 0;                // bsp: clocks applied on this shard
+  std::vector<WorkerStats> workers_detail;  // one per worker
+  uint32_t waiting = 0;  // requests parked for slower workers
+  // Retries skipped because the shard already had that exactly-once push
+  // (per block for dense pushes, per push for PushRows and QueuePush), and
+  // clients holding an exactly-once slot on the shard.
+  uint64_t duplicates = 0;
+  uint32_t exactly_once_clients = 0;
+  // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
+  // it runs without CURVE or is older than this field.
+  uint64_t auth_refusals = 0;
+};
+
+}  // namespace shardps
+
+#endif  // SHARDPS_SHARD_STATS_H_

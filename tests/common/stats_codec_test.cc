@@ -1,0 +1,152 @@
+#include "common/stats_codec.h"
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardps {
+namespace {
+
+using Catch::Matchers::Contains;
+
+const wire::Reply& Parsed(flatbuffers::FlatBufferBuilder& builder,
+                          HeaderScratch& scratch) {
+  auto reply =
+      ParseReply(builder.GetBufferPointer(), builder.GetSize(), scratch);
+  REQUIRE(reply.ok());
+  return **reply;
+}
+
+TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
+  ShardStats in;
+  in.shard = 2;
+  in.endpoint = "tcp://host:1";  // not on the wire
+  in.model = "mnist";
+  in.blocks = 17;
+  in.threads = 4;
+  in.pushes = 1001;
+  in.pulls = 1002;
+  in.updates_applied = 1003;
+  in.errors = 5;
+  in.bytes_in = uint64_t{1} << 40;
+  in.bytes_out = (uint64_t{1} << 41) + 3;
+  in.uptime_ms = 123456;
+  in.pid = 4321;
+  in.consistency = "bsp";
+  in.workers = 3;
+  in.applied_clock = 9;
+  in.workers_detail = {{9, WorkerStats::State::kConnected, 12},
+                       {8, WorkerStats::State::kGone, 5000},
+                       {0, WorkerStats::State::kNeverSeen, -1}};
+  in.waiting = 6;
+  in.duplicates = 77;
+  in.exactly_once_clients = 2;
+  in.auth_refusals = 3;
+  flatbuffers::FlatBufferBuilder builder;
+  EncodeStatsReply(99, in, &builder);
+  HeaderScratch scratch;
+  const wire::Reply& reply = Parsed(builder, scratch);
+  CHECK(reply.request_id() == 99);
+  auto out = DecodeStats(reply);
+  REQUIRE(out.ok());
+  CHECK(out->shard == in.shard);
+  CHECK(out->endpoint.empty());
+  CHECK(out->model == in.model);
+  CHECK(out->blocks == in.blocks);
+  CHECK(out->threads == in.threads);
+  CHECK(out->pushes == in.pushes);
+  CHECK(out->pulls == in.pulls);
+  CHECK(out->updates_applied == in.updates_applied);
+  CHECK(out->errors == in.errors);
+  CHECK(out->bytes_in == in.bytes_in);
+  CHECK(out->bytes_out == in.bytes_out);
+  CHECK(out->uptime_ms == in.uptime_ms);
+  CHECK(out->pid == in.pid);
+  CHECK(out->consistency == in.consistency);
+  CHECK(out->workers == in.workers);
+  CHECK(out->applied_clock == in.applied_clock);
+  REQUIRE(out->workers_detail.size() == 3);
+  for (size_t w = 0; w < 3; ++w) {
+    CHECK(out->workers_detail[w].clock == in.workers_detail[w].clock);
+    CHECK(out->workers_detail[w].state == in.workers_detail[w].state);
+    CHECK(out->workers_detail[w].idle_ms == in.workers_detail[w].idle_ms);
+  }
+  CHECK(out->waiting == in.waiting);
+  CHECK(out->duplicates == in.duplicates);
+  CHECK(out->exactly_once_clients == in.exactly_once_clients);
+  CHECK(out->auth_refusals == in.auth_refusals);
+}
+
+// A ShardStats reply for `workers` workers with the given per-worker lists
+// (null: not sent).
+void BuildRaw(uint32_t workers, const std::vector<int64_t>* clocks,
+              const std::vector<uint8_t>* states,
+              const std::vector<int64_t>* idle,
+              flatbuffers::FlatBufferBuilder* b) {
+  auto stats = wire::CreateShardStats(
+      *b, 0, b->CreateString("m"), 1, 1, 0, 0, 0, 0, 0, 0, 0, 1,
+      b->CreateString("ssp:1"), workers, 0,
+      clocks ? b->CreateVector(*clocks) : 0,
+      states ? b->CreateVector(*states) : 0, idle ? b->CreateVector(*idle) : 0);
+  wire::ReplyBuilder reply(*b);
+  reply.add_stats(stats);
+  b->Finish(reply.Finish());
+}
+
+TEST_CASE("stats codec reads lists an older server did not send",
+          "[stats_codec]") {
+  flatbuffers::FlatBufferBuilder builder;
+  BuildRaw(2, nullptr, nullptr, nullptr, &builder);
+  HeaderScratch scratch;
+  auto out = DecodeStats(Parsed(builder, scratch));
+  REQUIRE(out.ok());
+  REQUIRE(out->workers_detail.size() == 2);
+  for (const WorkerStats& w : out->workers_detail) {
+    CHECK(w.clock == 0);
+    CHECK(w.state == WorkerStats::State::kNeverSeen);
+    CHECK(w.idle_ms == -1);
+  }
+}
+
+TEST_CASE("stats codec reads an unknown worker state as gone",
+          "[stats_codec]") {
+  const std::vector<uint8_t> states = {1, 200};
+  flatbuffers::FlatBufferBuilder builder;
+  BuildRaw(2, nullptr, &states, nullptr, &builder);
+  HeaderScratch scratch;
+  auto out = DecodeStats(Parsed(builder, scratch));
+  REQUIRE(out.ok());
+  CHECK(out->workers_detail.at(0).state == WorkerStats::State::kConnected);
+  CHECK(out->workers_detail.at(1).state == WorkerStats::State::kGone);
+}
+
+TEST_CASE("stats codec refuses malformed replies", "[stats_codec]") {
+  flatbuffers::FlatBufferBuilder builder;
+  std::string text = "per-worker lists do not match the worker count";
+  const std::vector<int64_t> two = {1, 2};
+  const std::vector<uint8_t> one_state = {1};
+  SECTION("no stats") {
+    wire::ReplyBuilder reply(builder);
+    reply.add_request_id(3);
+    builder.Finish(reply.Finish());
+    text = "Stats reply empty";
+  }
+  SECTION("clocks for the wrong worker count") {
+    BuildRaw(3, &two, nullptr, nullptr, &builder);
+  }
+  SECTION("states for the wrong worker count") {
+    BuildRaw(2, nullptr, &one_state, nullptr, &builder);
+  }
+  SECTION("idle times for the wrong worker count") {
+    BuildRaw(1, nullptr, nullptr, &two, &builder);
+  }
+  HeaderScratch scratch;
+  auto out = DecodeStats(Parsed(builder, scratch));
+  REQUIRE_FALSE(out.ok());
+  CHECK(out.status().code() == Code::kBadMessage);
+  CHECK_THAT(out.status().message(), Contains(text));
+}
+
+}  // namespace
+}  // namespace shardps
