@@ -180,6 +180,10 @@ ServerState FindServer(const Segment& seg) {
   return s;
 }
 
+// The header's counters are only printed: a relaxed load is enough, as no
+// other memory is read on the strength of their values.
+constexpr auto kShown = std::memory_order_relaxed;
+
 void PrintText(const Segment& seg, const ServerState& server,
                const std::vector<TensorSummary>& tensors,
                const std::vector<TableSummary>& tables) {
@@ -190,21 +194,21 @@ void PrintText(const Segment& seg, const ServerState& server,
   std::printf("identity       %s\n", seg.identity().ToString().c_str());
   std::printf("shard          %u of %u\n", h.shard_index, h.shard_count);
   std::printf("block size     %" PRIu64 " floats\n", h.block_floats);
-  std::printf("optimizer      %s lr=%g\n", h.optimizer, h.lr.load());
+  std::printf("optimizer      %s lr=%g\n", h.optimizer, h.lr.load(kShown));
   std::printf("size           %" PRIu64 " bytes (%" PRIu64 " of data)\n",
               h.file_bytes, h.data_bytes);
   std::printf("blocks here    %u of tensors' %u\n", h.num_blocks,
               h.num_tensors);
   std::printf("updates        %" PRIu64 " block updates applied\n",
-              h.updates_applied.load());
+              h.updates_applied.load(kShown));
   std::printf("opens          %" PRIu64 " (%" PRIu64 " after a crash)\n",
-              h.opens.load(), h.unclean_opens.load());
+              h.opens.load(kShown), h.unclean_opens.load(kShown));
   const bool bsp = seg.num_tensors() > 0 && seg.tensor(0).accum_slots > 0;
   std::printf("worker clocks  %s\n",
               ClocksText(WorkerClocks(h), false).c_str());
   if (bsp)
     std::printf("bsp            %" PRId64 " clocks applied\n",
-                h.applied_clock.load());
+                h.applied_clock.load(kShown));
   std::printf("server         %s\n", server.text.c_str());
   std::printf("\n%-24s %-16s %-9s %7s %12s %10s %14s %10s  %s\n", "tensor",
               "shape", "optimizer", "blocks", "floats here", "crc32c",
@@ -259,15 +263,15 @@ void PrintJson(const Segment& seg, const ServerState& server,
       JsonString(seg.path()).c_str(), JsonString(h.model).c_str(), h.spec_hash,
       h.format_version, seg.identity().ToString().c_str(), h.shard_index,
       h.shard_count, h.block_floats, JsonString(h.optimizer).c_str(),
-      JsonNumber(h.lr.load()).c_str(), h.file_bytes, h.num_blocks,
-      h.updates_applied.load(), h.opens.load(), h.unclean_opens.load(),
-      h.owner_pid.load(),
+      JsonNumber(h.lr.load(kShown)).c_str(), h.file_bytes, h.num_blocks,
+      h.updates_applied.load(kShown), h.opens.load(kShown), h.unclean_opens.load(kShown),
+      h.owner_pid.load(kShown),
       !server.known    ? "null"
       : server.running ? "true"
                        : "false",
       JsonString(server.text).c_str(),
-      h.clean_shutdown.load() ? "true" : "false",
-      ClocksText(WorkerClocks(h), true).c_str(), h.applied_clock.load());
+      h.clean_shutdown.load(kShown) ? "true" : "false",
+      ClocksText(WorkerClocks(h), true).c_str(), h.applied_clock.load(kShown));
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSummary& t = tensors[i];
     std::string shape = "[";

@@ -10,6 +10,7 @@
 #include "client/io_thread.h"
 #include "common/curve_keys.h"
 #include "common/hello_codec.h"
+#include "common/hex.h"
 #include "common/malloc_tuning.h"
 #include "common/segment.h"
 #include "shardps/client.h"
@@ -22,11 +23,6 @@ using client_internal::Part;
 
 namespace {
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-  return buf;
-}
 
 // Whether the file at `path` opens on this host and is the segment the
 // shard serves (same identity), not merely a file at the same path: another
@@ -210,10 +206,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
                                                 ClientOptions options) {
   if (cluster.shards.empty())
     return Status(Code::kInvalidArgument, "cluster lists no shards");
+  // A hand-built ClusterInfo skips the cluster file parser's checks.
+  for (const ShardAddress& shard : cluster.shards)
+    SHARDPS_RETURN_IF_ERROR(CheckShardEndpoint(shard.endpoint));
   SHARDPS_RETURN_IF_ERROR(ResolveCurveOptions(cluster, &options));
   if (options.tune_malloc) TuneMallocForBlocks();
   auto impl = std::make_unique<Impl>();
-  impl->io_ = std::make_unique<IoThread>(cluster.shards, options);
+  auto wake = EventFd::Create();
+  if (!wake.ok()) return wake.status();
+  impl->io_ = std::make_unique<IoThread>(cluster.shards, options,
+                                         std::move(wake).value());
   IoThread& io = *impl->io_;
   io.set_model(cluster.model);
   io.Start();

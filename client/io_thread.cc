@@ -1,6 +1,5 @@
 #include "client/io_thread.h"
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,11 +64,12 @@ std::string Describe(const Part& part) {
 
 }  // namespace
 
-IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options)
+IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options,
+                   EventFd wake)
     : options_(options),
       addresses_(std::move(shards)),
       client_id_(options.client_id != 0 ? options.client_id : RandomClientId()),
-      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+      wake_(std::move(wake)) {
   links_.resize(addresses_.size());
   for (size_t i = 0; i < addresses_.size(); ++i) {
     links_[i].index = addresses_[i].index;
@@ -80,8 +80,7 @@ IoThread::IoThread(std::vector<ShardAddress> shards, ClientOptions options)
 IoThread::~IoThread() {
   if (thread_.joinable()) {
     stopping_.store(true, std::memory_order_release);  // see stopping_
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+    wake_.Signal();
     thread_.join();
   }
 }
@@ -99,8 +98,7 @@ void IoThread::Submit(std::vector<Part> parts) {
     std::lock_guard<std::mutex> lock(mu_);
     for (Part& p : parts) submitted_.push_back(std::move(p));
   }
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+  wake_.Signal();
 }
 
 void IoThread::OpenLink(Link& link) {
@@ -160,15 +158,14 @@ void IoThread::Loop() {
   std::vector<zmq_pollitem_t> items;
   while (!stopping_.load(std::memory_order_acquire)) {  // see stopping_
     items.clear();
-    items.push_back({nullptr, wake_.get(), ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake_.fd(), ZMQ_POLLIN, 0});
     for (Link& link : links_) {
       items.push_back({link.socket->handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({link.monitor->handle(), 0, ZMQ_POLLIN, 0});
     }
     PollItems(items.data(), static_cast<int>(items.size()), PollTimeoutMs());
     if (items[0].revents & ZMQ_POLLIN) {
-      uint64_t value;
-      [[maybe_unused]] ssize_t n = ::read(wake_.get(), &value, sizeof(value));
+      wake_.Clear();
       TakeSubmissions();
     }
     for (size_t i = 0; i < links_.size(); ++i) {

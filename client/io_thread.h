@@ -41,7 +41,7 @@
 #include <zmq.hpp>
 
 #include "client/call_state.h"
-#include "common/posix_file.h"
+#include "common/event_fd.h"
 #include "common/wire.h"
 #include "shardps/cluster.h"
 #include "shardps/layout.h"
@@ -85,7 +85,11 @@ struct Part {
 
 class IoThread {
  public:
-  IoThread(std::vector<ShardAddress> shards, ClientOptions options);
+  // `wake` is the eventfd Submit and the destructor signal; the caller
+  // creates it (EventFd::Create) so that running out of descriptors is a
+  // Status from Connect, not an abort.
+  IoThread(std::vector<ShardAddress> shards, ClientOptions options,
+           EventFd wake);
   ~IoThread();  // fails outstanding parts with kUnavailable, joins
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;
@@ -175,7 +179,7 @@ class IoThread {
   std::unique_ptr<ModelLayout> layout_;
 
   zmq::context_t context_{1};
-  UniqueFd wake_;
+  EventFd wake_;
   std::thread thread_;
   // Set once by the destructor, read by the I/O thread. Release/acquire:
   // the flag publishes nothing else (submitted_ has its mutex, and the

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/checksum.h"
+#include "common/hex.h"
 #include "common/optimizer_config.h"
 #include "common/spec_diff.h"
 
@@ -23,11 +24,6 @@ namespace {
 
 uint64_t RoundUp(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-  return buf;
-}
 
 // Everything a segment for (spec, shard, shards) must contain, computed from
 // the spec alone. Creation writes it; reopening compares against it.
@@ -193,7 +189,6 @@ uint32_t HeaderCrc(const SegmentHeader& h) {
   return Crc32c(&h, offsetof(SegmentHeader, header_crc));
 }
 
-Status Corrupt(const std::string& what) { return Status(Code::kCorrupt, what); }
 
 bool NameTerminated(const char* name, size_t n) {
   return std::memchr(name, 0, n) != nullptr;
@@ -201,21 +196,21 @@ bool NameTerminated(const char* name, size_t n) {
 
 Status ValidateHeader(const SegmentHeader& h, size_t size) {
   if (std::memcmp(h.magic, kSegmentMagic, sizeof(h.magic)) != 0)
-    return Corrupt("not a shardps segment (bad magic)");
+    return Status::Corrupt("not a shardps segment (bad magic)");
   if (h.format_version != kSegmentFormatVersion)
-    return Corrupt("unsupported segment format version " +
+    return Status::Corrupt("unsupported segment format version " +
                    std::to_string(h.format_version) + " (this build reads " +
                    std::to_string(kSegmentFormatVersion) + ")");
-  if (h.header_crc != HeaderCrc(h)) return Corrupt("header checksum mismatch");
+  if (h.header_crc != HeaderCrc(h)) return Status::Corrupt("header checksum mismatch");
   if (h.header_bytes != kHeaderBytes || !NameTerminated(h.model, kNameBytes) ||
       !NameTerminated(h.optimizer, sizeof(h.optimizer)))
-    return Corrupt("malformed header");
+    return Status::Corrupt("malformed header");
   if (h.file_bytes != size)
-    return Corrupt("file is " + std::to_string(size) + " bytes, header says " +
+    return Status::Corrupt("file is " + std::to_string(size) + " bytes, header says " +
                    std::to_string(h.file_bytes) + " (truncated?)");
   if (h.shard_count == 0 || h.shard_index >= h.shard_count ||
       h.block_floats == 0)
-    return Corrupt("malformed header (shard or block size)");
+    return Status::Corrupt("malformed header (shard or block size)");
   const uint64_t dir_need = uint64_t{h.num_tensors} * sizeof(TensorEntry) +
                             uint64_t{h.num_blocks} * sizeof(BlockEntry) +
                             uint64_t{h.num_tables} * sizeof(TableEntry);
@@ -251,7 +246,7 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
           h.num_blocks ||
       h.data_offset % kPageBytes != 0 || h.data_offset > h.file_bytes ||
       h.data_bytes != h.file_bytes - h.data_offset)
-    return Corrupt("malformed header (region offsets)");
+    return Status::Corrupt("malformed header (region offsets)");
   return Status::Ok();
 }
 
@@ -275,7 +270,7 @@ Status ValidateTables(const SegmentHeader& h, const TableEntry* tables) {
         t.capacity <= t.rows_bytes / sizeof(float) / t.dim &&
         t.rows_bytes <= h.file_bytes &&
         t.rows_bytes * (1 + t.state_slots) <= h.file_bytes - t.rows_offset;
-    if (!ok) return Corrupt("malformed table entry " + std::to_string(i));
+    if (!ok) return Status::Corrupt("malformed table entry " + std::to_string(i));
   }
   return Status::Ok();
 }
@@ -283,7 +278,7 @@ Status ValidateTables(const SegmentHeader& h, const TableEntry* tables) {
 Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
                          const BlockEntry* blocks, const TableEntry* tables) {
   if (h.directory_crc != DirectoryCrc(tensors, h.directory_bytes))
-    return Corrupt("directory checksum mismatch");
+    return Status::Corrupt("directory checksum mismatch");
   SHARDPS_RETURN_IF_ERROR(ValidateTables(h, tables));
   for (uint32_t i = 0; i < h.num_tensors; ++i) {
     const TensorEntry& t = tensors[i];
@@ -291,7 +286,7 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
         !NameTerminated(t.optimizer, sizeof(t.optimizer)) ||
         t.state_slots > kMaxStateSlots || t.accum_slots > 1 || t.rank == 0 ||
         t.rank > 8 || uint64_t{t.first_local} + t.local_blocks > h.num_blocks)
-      return Corrupt("malformed tensor entry " + std::to_string(i));
+      return Status::Corrupt("malformed tensor entry " + std::to_string(i));
   }
   for (uint32_t i = 0; i < h.num_blocks; ++i) {
     const BlockEntry& b = blocks[i];
@@ -312,7 +307,7 @@ Status ValidateDirectory(const SegmentHeader& h, const TensorEntry* tensors,
         b.data_bytes * (tensors[b.tensor].state_slots +
                         tensors[b.tensor].accum_slots) >
             h.file_bytes - b.state_offset)
-      return Corrupt("malformed block entry " + std::to_string(i));
+      return Status::Corrupt("malformed block entry " + std::to_string(i));
   }
   return Status::Ok();
 }
@@ -389,7 +384,7 @@ Segment::~Segment() {
 
 Status ValidateSegmentImage(const char* data, size_t size) {
   if (size < kHeaderBytes)
-    return Corrupt("file too small for a segment header");
+    return Status::Corrupt("file too small for a segment header");
   const auto& h = *reinterpret_cast<const SegmentHeader*>(data);
   SHARDPS_RETURN_IF_ERROR(ValidateHeader(h, size));
   const char* dir = data + h.directory_offset;

@@ -34,6 +34,14 @@ bool IsLoopbackEndpoint(const std::string& endpoint) {
 }
 
 Status CheckBindPolicy(const std::string& listen, bool curve, bool insecure) {
+  // No client could reach it: each process, and each Client, owns a private
+  // ZeroMQ context, and inproc:// connects only sockets of one context.
+  if (StartsWith(listen, "inproc://"))
+    return Status::InvalidArgument(
+        "cannot listen on " + listen +
+        ": an inproc:// endpoint is reachable only from the server's own "
+        "ZeroMQ context, so no client could connect; use tcp://HOST:PORT or "
+        "ipc://PATH");
   if (curve || IsLoopbackEndpoint(listen)) return Status::Ok();
   if (insecure) {
     std::fprintf(stderr,

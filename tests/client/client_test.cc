@@ -428,6 +428,22 @@ TEST_CASE("client refuses an empty cluster", "[client]") {
   CHECK(client.status().code() == Code::kInvalidArgument);
 }
 
+// Regression: a hand-built ClusterInfo skipped the parser's endpoint check,
+// so an inproc:// shard waited out the connect timeout instead of failing.
+TEST_CASE("client refuses an inproc shard endpoint at once", "[client]") {
+  ClusterInfo info;
+  info.model = "ctest";
+  ShardAddress shard;
+  shard.endpoint = "inproc://s0";
+  info.shards.push_back(shard);
+  ClientOptions options;
+  options.connect_timeout = std::chrono::minutes(10);  // a hang would show
+  auto client = Client::Connect(info, options);
+  REQUIRE_FALSE(client.ok());
+  CHECK(client.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(client.status().message(), Catch::Matchers::Contains("tcp://"));
+}
+
 }  // namespace
 }  // namespace shardps
 

@@ -20,15 +20,13 @@
 #include <system_error>
 #include <thread>
 
+#include "common/posix_file.h"
+
 namespace shardps::testing {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-Status OsError(const std::string& what) {
-  return Status(Code::kIoError, what + ": " + std::strerror(errno));
-}
 
 // Milliseconds left until `deadline`, clamped to [0, INT_MAX] for poll().
 int MillisLeft(Clock::time_point deadline) {
@@ -100,7 +98,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   cargv.push_back(nullptr);
 
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return OsError("pipe2");
+  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(Code::kIoError, "pipe2", errno);
   const int err = ::memfd_create("child-stderr", MFD_CLOEXEC);
   // O_APPEND: the child and its children (the servers `launch` starts)
   // share this open file and its offset, and a memfd, unlike a file opened
@@ -109,7 +107,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   // (the "launch forwards SIGHUP" check saw one reload of two). With
   // O_APPEND each write goes to the end under the inode lock.
   if (err < 0 || ::fcntl(err, F_SETFL, O_APPEND) != 0) {
-    const Status status = OsError("memfd_create");
+    const Status status = ErrnoStatus(Code::kIoError, "memfd_create", errno);
     if (err >= 0) ::close(err);
     ::close(out[0]);
     ::close(out[1]);
@@ -118,7 +116,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
-    const Status status = OsError("fork");
+    const Status status = ErrnoStatus(Code::kIoError, "fork", errno);
     ::close(out[0]);
     ::close(out[1]);
     ::close(err);
@@ -132,7 +130,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   ::setpgid(pid, pid);
   const int pidfd = PidfdOpen(pid);
   if (pidfd < 0) {
-    const Status status = OsError("pidfd_open");
+    const Status status = ErrnoStatus(Code::kIoError, "pidfd_open", errno);
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     ::close(out[0]);

@@ -30,6 +30,10 @@ TEST_CASE("bind policy refuses a public bind without CURVE unless insecure",
   CHECK(CheckBindPolicy("tcp://0.0.0.0:*", true, false).ok());
   CHECK(CheckBindPolicy("tcp://0.0.0.0:*", false, true).ok());
   CHECK(CheckBindPolicy("tcp://127.0.0.1:*", false, false).ok());
+  // Regression: inproc:// was accepted, though no client can connect to it.
+  const Status inproc = CheckBindPolicy("inproc://s0", true, false);
+  CHECK(inproc.code() == Code::kInvalidArgument);
+  CHECK(inproc.message().find("no client could connect") != std::string::npos);
 }
 
 }  // namespace
