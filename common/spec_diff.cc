@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace shardps {
 
@@ -28,106 +29,133 @@ std::string NameList(const std::vector<std::string>& names) {
   return out;
 }
 
+// Collects the differences of one segment against one spec, part by part.
+class SpecComparison {
+ public:
+  SpecComparison(const Segment& seg, const ModelSpec& spec)
+      : seg_(seg), spec_(spec), h_(seg.header()) {}
+
+  std::vector<std::string> Run() && {
+    CompareHeader();
+    CompareTensors();
+    CompareTables();
+    return std::move(diffs_);
+  }
+
+ private:
+  void Differ(const std::string& what, const std::string& in_segment,
+              const std::string& in_spec) {
+    diffs_.push_back(what + " " + in_segment + " in the segment, " + in_spec +
+                     " in the spec");
+  }
+
+  // A tensor or table that follows the default optimizer on both sides is
+  // covered by the default's difference.
+  void Optimizer(const std::string& what, const std::string& in_segment,
+                 const std::string& in_spec) {
+    const bool both_default = in_segment == FieldText(h_.optimizer) &&
+                              in_spec == spec_.optimizer.kind;
+    if (in_segment != in_spec && !both_default)
+      Differ(what + " is updated by", Quoted(in_segment), Quoted(in_spec));
+  }
+
+  void CompareHeader() {
+    if (FieldText(h_.model) != spec_.name)
+      Differ("model name", Quoted(FieldText(h_.model)), Quoted(spec_.name));
+    if (h_.block_floats != spec_.block_floats)
+      Differ("block_floats is", std::to_string(h_.block_floats),
+             std::to_string(spec_.block_floats));
+    if (FieldText(h_.optimizer) != spec_.optimizer.kind)
+      Differ("the default optimizer is", Quoted(FieldText(h_.optimizer)),
+             Quoted(spec_.optimizer.kind));
+    // Only tensors record bsp (their accumulator slot); SpecHash covers just
+    // bsp-or-not, not async vs ssp.
+    const bool spec_bsp = spec_.consistency.mode == ConsistencySpec::Mode::kBsp;
+    if (seg_.num_tensors() > 0 && (seg_.tensor(0).accum_slots == 1) != spec_bsp)
+      Differ("consistency is", spec_bsp ? "not bsp" : "bsp",
+             spec_bsp ? "bsp" : spec_.consistency.ModeName());
+  }
+
+  void CompareTensors() {
+    std::vector<std::string> seg_order, spec_order;
+    for (uint32_t i = 0; i < seg_.num_tensors(); ++i) {
+      const TensorEntry& e = seg_.tensor(i);
+      const std::string name = FieldText(e.name);
+      const std::string what = "tensor " + Quoted(name);
+      const TensorSpec* t = spec_.FindTensor(name);
+      if (t == nullptr) {
+        diffs_.push_back(what + " is in the segment, not the spec");
+        continue;
+      }
+      seg_order.push_back(name);
+      const bool same_shape =
+          e.rank == t->shape.size() &&
+          std::equal(t->shape.begin(), t->shape.end(), e.shape);
+      if (!same_shape)
+        Differ(what + " has shape", ShapeText(e.shape, e.rank),
+               ShapeText(t->shape.data(), t->shape.size()));
+      Optimizer(what, FieldText(e.optimizer), spec_.OptimizerFor(*t).kind);
+    }
+    for (const TensorSpec& t : spec_.tensors) {
+      bool found = false;
+      for (uint32_t i = 0; i < seg_.num_tensors() && !found; ++i)
+        found = FieldText(seg_.tensor(i).name) == t.name;
+      if (found)
+        spec_order.push_back(t.name);
+      else
+        diffs_.push_back("tensor " + Quoted(t.name) +
+                         " is in the spec, not the segment");
+    }
+    if (seg_order != spec_order)
+      Differ("the tensors are in the order", NameList(seg_order),
+             NameList(spec_order));
+  }
+
+  void CompareTables() {
+    std::vector<std::string> seg_order, spec_order;
+    for (uint32_t i = 0; i < seg_.num_tables(); ++i) {
+      const TableEntry& e = seg_.table(i);
+      const std::string name = FieldText(e.name);
+      const std::string what = "table " + Quoted(name);
+      const TableSpec* t = spec_.FindTable(name);
+      if (t == nullptr) {
+        diffs_.push_back(what + " is in the segment, not the spec");
+        continue;
+      }
+      seg_order.push_back(name);
+      if (e.dim != t->dim)
+        Differ(what + " has dim", std::to_string(e.dim),
+               std::to_string(t->dim));
+      const uint64_t rows = t->RowsPerShard(h_.shard_count);
+      if (e.capacity != rows)
+        Differ(what + " holds", std::to_string(e.capacity) + " rows per shard",
+               std::to_string(rows) + " (capacity " +
+                   std::to_string(t->capacity) + ")");
+      Optimizer(what, FieldText(e.optimizer), spec_.OptimizerFor(*t).kind);
+    }
+    for (const TableSpec& t : spec_.tables) {
+      if (seg_.FindTable(t.name) >= 0)
+        spec_order.push_back(t.name);
+      else
+        diffs_.push_back("table " + Quoted(t.name) +
+                         " is in the spec, not the segment");
+    }
+    if (seg_order != spec_order)
+      Differ("the tables are in the order", NameList(seg_order),
+             NameList(spec_order));
+  }
+
+  const Segment& seg_;
+  const ModelSpec& spec_;
+  const SegmentHeader& h_;
+  std::vector<std::string> diffs_;
+};
+
 }  // namespace
 
 std::vector<std::string> SpecDifferences(const Segment& seg,
                                          const ModelSpec& spec) {
-  std::vector<std::string> diffs;
-  const SegmentHeader& h = seg.header();
-  auto differ = [&](const std::string& what, const std::string& in_segment,
-                    const std::string& in_spec) {
-    diffs.push_back(what + " " + in_segment + " in the segment, " + in_spec +
-                    " in the spec");
-  };
-  if (FieldText(h.model) != spec.name)
-    differ("model name", Quoted(FieldText(h.model)), Quoted(spec.name));
-  if (h.block_floats != spec.block_floats)
-    differ("block_floats is", std::to_string(h.block_floats),
-           std::to_string(spec.block_floats));
-  if (FieldText(h.optimizer) != spec.optimizer.kind)
-    differ("the default optimizer is", Quoted(FieldText(h.optimizer)),
-           Quoted(spec.optimizer.kind));
-  // A tensor or table that follows the default optimizer on both sides is
-  // covered by the default's difference.
-  auto optimizer = [&](const std::string& what, const std::string& in_segment,
-                       const std::string& in_spec) {
-    const bool both_default =
-        in_segment == FieldText(h.optimizer) && in_spec == spec.optimizer.kind;
-    if (in_segment != in_spec && !both_default)
-      differ(what + " is updated by", Quoted(in_segment), Quoted(in_spec));
-  };
-  // Only tensors record bsp (their accumulator slot); SpecHash covers just
-  // bsp-or-not, not async vs ssp.
-  const bool spec_bsp = spec.consistency.mode == ConsistencySpec::Mode::kBsp;
-  if (seg.num_tensors() > 0 && (seg.tensor(0).accum_slots == 1) != spec_bsp)
-    differ("consistency is", spec_bsp ? "not bsp" : "bsp",
-           spec_bsp ? "bsp" : spec.consistency.ModeName());
-
-  std::vector<std::string> seg_order, spec_order;
-  for (uint32_t i = 0; i < seg.num_tensors(); ++i) {
-    const TensorEntry& e = seg.tensor(i);
-    const std::string name = FieldText(e.name);
-    const std::string what = "tensor " + Quoted(name);
-    const TensorSpec* t = spec.FindTensor(name);
-    if (t == nullptr) {
-      diffs.push_back(what + " is in the segment, not the spec");
-      continue;
-    }
-    seg_order.push_back(name);
-    const bool same_shape =
-        e.rank == t->shape.size() &&
-        std::equal(t->shape.begin(), t->shape.end(), e.shape);
-    if (!same_shape)
-      differ(what + " has shape", ShapeText(e.shape, e.rank),
-             ShapeText(t->shape.data(), t->shape.size()));
-    optimizer(what, FieldText(e.optimizer), spec.OptimizerFor(*t).kind);
-  }
-  for (const TensorSpec& t : spec.tensors) {
-    bool found = false;
-    for (uint32_t i = 0; i < seg.num_tensors() && !found; ++i)
-      found = FieldText(seg.tensor(i).name) == t.name;
-    if (found)
-      spec_order.push_back(t.name);
-    else
-      diffs.push_back("tensor " + Quoted(t.name) +
-                      " is in the spec, not the segment");
-  }
-  if (seg_order != spec_order)
-    differ("the tensors are in the order", NameList(seg_order),
-           NameList(spec_order));
-
-  seg_order.clear();
-  spec_order.clear();
-  for (uint32_t i = 0; i < seg.num_tables(); ++i) {
-    const TableEntry& e = seg.table(i);
-    const std::string name = FieldText(e.name);
-    const std::string what = "table " + Quoted(name);
-    const TableSpec* t = spec.FindTable(name);
-    if (t == nullptr) {
-      diffs.push_back(what + " is in the segment, not the spec");
-      continue;
-    }
-    seg_order.push_back(name);
-    if (e.dim != t->dim)
-      differ(what + " has dim", std::to_string(e.dim), std::to_string(t->dim));
-    const uint64_t rows = t->RowsPerShard(h.shard_count);
-    if (e.capacity != rows)
-      differ(what + " holds", std::to_string(e.capacity) + " rows per shard",
-             std::to_string(rows) + " (capacity " +
-                 std::to_string(t->capacity) + ")");
-    optimizer(what, FieldText(e.optimizer), spec.OptimizerFor(*t).kind);
-  }
-  for (const TableSpec& t : spec.tables) {
-    if (seg.FindTable(t.name) >= 0)
-      spec_order.push_back(t.name);
-    else
-      diffs.push_back("table " + Quoted(t.name) +
-                      " is in the spec, not the segment");
-  }
-  if (seg_order != spec_order)
-    differ("the tables are in the order", NameList(seg_order),
-           NameList(spec_order));
-  return diffs;
+  return SpecComparison(seg, spec).Run();
 }
 
 std::string JoinDifferences(const std::vector<std::string>& differences,
