@@ -32,7 +32,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -41,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "client/call_state.h"
+#include "common/mutex.h"
 #include "common/posix_file.h"
 #include "common/wire.h"
 #include "shardps/cluster.h"
@@ -92,7 +92,7 @@ class IoThread {
 
   void Start();
   // Thread-safe. Parts of one call may go to different shards.
-  void Submit(std::vector<Part> parts);
+  void Submit(std::vector<Part> parts) EXCLUDES(mu_);
 
   // Dense calls need the layout; set once after Hello, before any dense
   // Submit, and never changed (the I/O thread reads it without a lock).
@@ -134,7 +134,7 @@ class IoThread {
   void Loop();
   void OpenLink(Link& link);
   void CloseLink(Link& link);
-  void TakeSubmissions();
+  void TakeSubmissions() EXCLUDES(mu_);
   void Send(Part part);
   // Gives `part` its exactly-once number if the shard's window has room;
   // false (the part waits in window_wait) if not.
@@ -185,8 +185,8 @@ class IoThread {
   // nothing on x86.
   std::atomic<bool> stopping_{false};
 
-  std::mutex mu_;
-  std::vector<Part> submitted_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Part> submitted_ GUARDED_BY(mu_);
   // Request ids, taken by user threads (Submit) and the I/O thread
   // (ReleaseSlots). Relaxed: fetch_add is one atomic read-modify-write, so
   // every id is unique whatever the order; a part reaches the I/O thread
