@@ -15,23 +15,23 @@ CallState::CallState(int parts, Clock::time_point deadline)
     : deadline_(deadline), parts_left_(parts) {}
 
 void CallState::PartDone(const Status& status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (parts_left_ == 0) return;  // already failed as a whole
   if (!status.ok() && status_.ok()) status_ = status;
   --parts_left_;
-  if (DoneLocked()) cv_.notify_all();
+  if (DoneLocked()) cv_.NotifyAll();
 }
 
 void CallState::PartDone(const Status& status, uint32_t shard,
                          ShardOutcome::State state) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (parts_left_ == 0) return;
   if (!status.ok() && status_.ok()) status_ = status;
   if (!what_.empty()) outcomes_.push_back({shard, state, status});
   if (--parts_left_ == 0 && !what_.empty() && !status_.ok() &&
       outcomes_.size() > 1)
     status_ = SummaryLocked();
-  if (DoneLocked()) cv_.notify_all();
+  if (DoneLocked()) cv_.NotifyAll();
 }
 
 Status CallState::SummaryLocked() const {
@@ -74,7 +74,7 @@ Status CallState::SummaryLocked() const {
 }
 
 std::vector<ShardOutcome> CallState::outcomes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (!DoneLocked()) return {};
   std::vector<ShardOutcome> sorted = outcomes_;
   std::sort(sorted.begin(), sorted.end(),
@@ -85,27 +85,29 @@ std::vector<ShardOutcome> CallState::outcomes() const {
 }
 
 void CallState::FrameHeld() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   ++frames_held_;
 }
 
 void CallState::FrameReleased() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   --frames_held_;
-  if (DoneLocked()) cv_.notify_all();
+  if (DoneLocked()) cv_.NotifyAll();
 }
 
 Status CallState::Wait() const { return WaitUntil(deadline_ + kWaitGrace); }
 
 Status CallState::WaitUntil(Clock::time_point until) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!cv_.wait_until(lock, until, [this] { return DoneLocked(); }))
-    return Status(Code::kTimeout, "call still running");
+  MutexLock lock(mu_);
+  while (!DoneLocked()) {
+    if (!cv_.WaitUntil(mu_, until) && !DoneLocked())
+      return Status(Code::kTimeout, "call still running");
+  }
   return status_;
 }
 
 bool CallState::Done() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return DoneLocked();
 }
 

@@ -11,12 +11,11 @@
 #define SHARDPS_CLIENT_CALL_STATE_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "shardps/client.h"
 #include "shardps/status.h"
 
@@ -32,25 +31,25 @@ class CallState {
   CallState(int parts, Clock::time_point deadline);
 
   // Records one part's outcome; the first error becomes the call's status.
-  void PartDone(const Status& status);
+  void PartDone(const Status& status) EXCLUDES(mu_);
   // Push/PushPull parts: records which shard the part went to and whether
   // it was applied (see ShardOutcome). When some parts fail, the call's
   // status names the shards that applied it and those that did not.
-  void PartDone(const Status& status, uint32_t shard,
-                ShardOutcome::State state);
+  void PartDone(const Status& status, uint32_t shard, ShardOutcome::State state)
+      EXCLUDES(mu_);
 
   // Makes this call report per-shard outcomes (Push/PushPull): `what` names
   // it in messages, e.g. "push of 'w'". REQUIRES: before submission.
   void ReportShards(std::string what) { what_ = std::move(what); }
   // Per-shard outcomes, sorted by shard; empty until done or when the call
   // does not report them.
-  std::vector<ShardOutcome> outcomes() const;
-  void FrameHeld();
-  void FrameReleased();
+  std::vector<ShardOutcome> outcomes() const EXCLUDES(mu_);
+  void FrameHeld() EXCLUDES(mu_);
+  void FrameReleased() EXCLUDES(mu_);
 
-  Status Wait() const;
-  Status WaitUntil(Clock::time_point until) const;
-  bool Done() const;
+  Status Wait() const EXCLUDES(mu_);
+  Status WaitUntil(Clock::time_point until) const EXCLUDES(mu_);
+  bool Done() const EXCLUDES(mu_);
 
   // The ZeroMQ free function for a borrowed frame; `hint` is a heap-allocated
   // std::shared_ptr<CallState> that this call takes ownership of.
@@ -63,19 +62,23 @@ class CallState {
   }
 
  private:
-  bool DoneLocked() const { return parts_left_ == 0 && frames_held_ == 0; }
+  bool DoneLocked() const REQUIRES(mu_) {
+    return parts_left_ == 0 && frames_held_ == 0;
+  }
   // The call's status from its parts' outcomes (what_ set, a part failed).
-  Status SummaryLocked() const;
+  Status SummaryLocked() const REQUIRES(mu_);
 
   const Clock::time_point deadline_;
-  std::shared_ptr<const void> owned_;  // set before submission, then const
-  std::string what_;                   // set before submission, then const
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  int parts_left_;                      // guarded by mu_
-  int frames_held_ = 0;                 // guarded by mu_
-  Status status_;                       // guarded by mu_
-  std::vector<ShardOutcome> outcomes_;  // guarded by mu_
+  // Not guarded: set before submission, then only read. The I/O thread
+  // and ZeroMQ's threads see them through the submission (IoThread's mutex).
+  std::shared_ptr<const void> owned_;
+  std::string what_;
+  mutable Mutex mu_;
+  mutable CondVar cv_;
+  int parts_left_ GUARDED_BY(mu_);
+  int frames_held_ GUARDED_BY(mu_) = 0;
+  Status status_ GUARDED_BY(mu_);
+  std::vector<ShardOutcome> outcomes_ GUARDED_BY(mu_);
 };
 
 // The client library's one way to make a Handle of a call (Handle's

@@ -95,7 +95,7 @@ void IoThread::Submit(std::vector<Part> parts) {
     // Relaxed: unique is all an id must be (see next_request_id_).
     p.request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (Part& p : parts) submitted_.push_back(std::move(p));
   }
   wake_.Signal();
@@ -188,7 +188,7 @@ void IoThread::Loop() {
 void IoThread::TakeSubmissions() {
   std::vector<Part> batch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     batch.swap(submitted_);
   }
   for (Part& p : batch) Send(std::move(p));

@@ -32,7 +32,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -42,6 +41,7 @@
 
 #include "client/call_state.h"
 #include "common/event_fd.h"
+#include "common/mutex.h"
 #include "common/wire.h"
 #include "shardps/cluster.h"
 #include "shardps/layout.h"
@@ -96,7 +96,7 @@ class IoThread {
 
   void Start();
   // Thread-safe. Parts of one call may go to different shards.
-  void Submit(std::vector<Part> parts);
+  void Submit(std::vector<Part> parts) EXCLUDES(mu_);
 
   // Dense calls need the layout; set once after Hello, before any dense
   // Submit, and never changed (the I/O thread reads it without a lock).
@@ -138,7 +138,7 @@ class IoThread {
   void Loop();
   void OpenLink(Link& link);
   void CloseLink(Link& link);
-  void TakeSubmissions();
+  void TakeSubmissions() EXCLUDES(mu_);
   void Send(Part part);
   // Gives `part` its exactly-once number if the shard's window has room;
   // false (the part waits in window_wait) if not.
@@ -189,8 +189,8 @@ class IoThread {
   // nothing on x86.
   std::atomic<bool> stopping_{false};
 
-  std::mutex mu_;
-  std::vector<Part> submitted_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Part> submitted_ GUARDED_BY(mu_);
   // Request ids, taken by user threads (Submit) and the I/O thread
   // (ReleaseSlots). Relaxed: fetch_add is one atomic read-modify-write, so
   // every id is unique whatever the order; a part reaches the I/O thread

@@ -14,7 +14,7 @@ zmq::message_t BufferPool::Message(size_t bytes,
   const bool pooled = Pooled(bytes);
   Buffer buffer;
   if (pooled) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!free_.empty()) {
       buffer = std::move(free_.back());
       free_.pop_back();
@@ -39,7 +39,7 @@ void BufferPool::Release(void* data, void* /*hint*/) {
   if (prefix.account != nullptr) prefix.account->Release(prefix.charged);
   if (!prefix.pooled) return;
   BufferPool* pool = prefix.pool;
-  std::lock_guard<std::mutex> lock(pool->mu_);
+  MutexLock lock(pool->mu_);
   if (pool->free_.size() < pool->max_cached_)
     pool->free_.push_back(std::move(buffer));
 }

@@ -20,10 +20,10 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/mutex.h"
 #include "server/reply_budget.h"
 
 namespace shardps {
@@ -38,7 +38,8 @@ class BufferPool {
   // the caller fills them, charged to `account` (none when null) until
   // ZeroMQ frees it. Throws std::bad_alloc when memory is exhausted, like
   // any allocation.
-  zmq::message_t Message(size_t bytes, ReplyBudget::Account* account);
+  zmq::message_t Message(size_t bytes, ReplyBudget::Account* account)
+      EXCLUDES(mu_);
 
   // The bytes a Message(bytes) holds (and charges): a pooled buffer's
   // length, or `bytes` for a buffer of its own.
@@ -72,8 +73,8 @@ class BufferPool {
 
   const size_t buffer_bytes_;
   const size_t max_cached_;
-  std::mutex mu_;
-  std::vector<Buffer> free_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Buffer> free_ GUARDED_BY(mu_);
 };
 
 }  // namespace shardps

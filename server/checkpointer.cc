@@ -92,10 +92,10 @@ Status Checkpointer::Start() {
 void Checkpointer::Stop(bool final) {
   if (thread_.joinable()) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
-    cv_.notify_one();
+    cv_.NotifyOne();
     thread_.join();
     if (final) {
       Result<std::string> dir = WriteOne();
@@ -108,36 +108,40 @@ void Checkpointer::Stop(bool final) {
 
 void Checkpointer::Request(uint64_t token) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     requests_.push_back(token);
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 std::vector<Checkpointer::Finished> Checkpointer::TakeFinished() {
   done_event_.Clear();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Finished> out;
   out.swap(finished_);
   return out;
 }
 
 void Checkpointer::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait_for(lock, options_.every,
-                 [this] { return stopping_ || !requests_.empty(); });
-    if (stopping_) return;
     std::vector<uint64_t> asked;
-    asked.swap(requests_);
-    lock.unlock();
+    {
+      MutexLock lock(mu_);
+      const auto period_end = std::chrono::steady_clock::now() + options_.every;
+      while (!stopping_ && requests_.empty()) {
+        // Period over: a periodic checkpoint.
+        if (!cv_.WaitUntil(mu_, period_end)) break;
+      }
+      if (stopping_) return;
+      asked.swap(requests_);
+    }
     // One checkpoint answers every request that arrived before it started.
     Result<std::string> dir = WriteOne();
     if (!dir.ok())
       // The server goes on serving; the next period tries again.
       std::fprintf(stderr, "shardps serve: checkpoint failed: %s\n",
                    dir.status().ToString().c_str());
-    lock.lock();
+    MutexLock lock(mu_);
     for (uint64_t token : asked) finished_.push_back({token, dir});
     if (!asked.empty()) done_event_.Signal();
   }
@@ -152,7 +156,7 @@ Result<std::string> Checkpointer::WriteOne() {
     // after a periodic one) or after the clock was stepped back: a name
     // taken already fails the write (kBusy), and one that sorts before the
     // others is pruned first and never restored.
-    std::lock_guard<std::mutex> lock(stamp_mu_);
+    MutexLock lock(stamp_mu_);
     stamp_ms = std::max(UnixMs(), last_stamp_ms_ + 1);
     last_stamp_ms_ = stamp_ms;
   }

@@ -22,13 +22,12 @@
 #define SHARDPS_SERVER_CHECKPOINTER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "server/completion_queue.h"
 #include "shardps/status.h"
 
@@ -55,38 +54,38 @@ class Checkpointer {
   Status Start();
   // Stops the timer; with `final`, writes one last checkpoint first.
   // REQUIRES for an exact final checkpoint: the server stopped updating.
-  void Stop(bool final);
+  void Stop(bool final) EXCLUDES(mu_, stamp_mu_);
 
   // Writes one checkpoint now and prunes; returns its directory.
-  Result<std::string> WriteOne();
+  Result<std::string> WriteOne() EXCLUDES(stamp_mu_);
 
   // A checkpoint asked for by a client, identified by `token`.
-  void Request(uint64_t token);
+  void Request(uint64_t token) EXCLUDES(mu_);
   struct Finished {
     uint64_t token;
     Result<std::string> dir;
   };
   // Requests done since the last call; clears done_fd().
-  std::vector<Finished> TakeFinished();
+  std::vector<Finished> TakeFinished() EXCLUDES(mu_);
   int done_fd() const { return done_event_.fd(); }
 
   const std::string& shard_dir() const { return shard_dir_; }
 
  private:
-  void Loop();
+  void Loop() EXCLUDES(mu_, stamp_mu_);
   void Prune();
 
   const std::string segment_path_;
   const CheckpointOptions options_;
   const std::string shard_dir_;
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;           // guarded by mu_
-  std::vector<uint64_t> requests_;  // guarded by mu_
-  std::vector<Finished> finished_;  // guarded by mu_
-  std::mutex stamp_mu_;             // WriteOne may run on two threads
-  int64_t last_stamp_ms_ = 0;       // guarded by stamp_mu_: newest name's
+  Mutex mu_;
+  CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<uint64_t> requests_ GUARDED_BY(mu_);
+  std::vector<Finished> finished_ GUARDED_BY(mu_);
+  Mutex stamp_mu_;  // WriteOne may run on two threads
+  int64_t last_stamp_ms_ GUARDED_BY(stamp_mu_) = 0;  // newest name's
   WakeEvent done_event_;
 };
 

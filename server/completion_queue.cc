@@ -29,7 +29,7 @@ CompletionQueue::CompletionQueue() : event_(MakeEventFdOrDie()) {}
 void CompletionQueue::Push(PendingUpdate* done) {
   bool was_empty;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     was_empty = queue_.empty();
     queue_.push_back(done);
   }
@@ -41,7 +41,7 @@ void CompletionQueue::Drain(std::vector<PendingUpdate*>* out) {
   // Read the eventfd before taking the queue: a Push racing with us either
   // lands in this swap or re-signals the (now cleared) eventfd.
   event_.Clear();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   out->swap(queue_);
 }
 

@@ -9,10 +9,10 @@
 #ifndef SHARDPS_SERVER_COMPLETION_QUEUE_H_
 #define SHARDPS_SERVER_COMPLETION_QUEUE_H_
 
-#include <mutex>
 #include <vector>
 
 #include "common/event_fd.h"
+#include "common/mutex.h"
 
 namespace shardps {
 
@@ -23,14 +23,14 @@ class CompletionQueue {
   CompletionQueue();  // aborts only if the kernel has no eventfds left
 
   int fd() const { return event_.fd(); }
-  void Push(PendingUpdate* done);
+  void Push(PendingUpdate* done) EXCLUDES(mu_);
   // Moves every queued completion into `out` (cleared first).
-  void Drain(std::vector<PendingUpdate*>* out);
+  void Drain(std::vector<PendingUpdate*>* out) EXCLUDES(mu_);
 
  private:
   EventFd event_;
-  std::mutex mu_;
-  std::vector<PendingUpdate*> queue_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<PendingUpdate*> queue_ GUARDED_BY(mu_);
 };
 
 // An eventfd used to wake a poll loop from another thread or a signal handler

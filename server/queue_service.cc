@@ -105,10 +105,10 @@ QueueService::~QueueService() { Stop(); }
 
 void QueueService::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  work_.notify_all();
+  work_.NotifyAll();
   if (placer_.joinable()) placer_.join();
 }
 
@@ -132,8 +132,7 @@ Status QueueService::Fill(Waiting& w, BatchQueue& queue,
   return committed;
 }
 
-Status QueueService::Place(Waiting& w, BatchQueue& queue,
-                           std::unique_lock<std::mutex>& lock) {
+Status QueueService::Place(Waiting& w, BatchQueue& queue) {
   for (;;) {
     if (stopping_) return Status(Code::kUnavailable, "the server is stopping");
     const auto now = std::chrono::steady_clock::now();
@@ -146,9 +145,11 @@ Status QueueService::Place(Waiting& w, BatchQueue& queue,
     // It reads no field the frontend may change meanwhile: a copy taking
     // over the reply changes frames[0] and request_id only, and `w` stays
     // put (the frontend only appends to waiting_).
-    lock.unlock();
+    // Explicit Unlock/Lock, not a scoped guard: the caller's MutexLock owns
+    // mu_, and the analysis checks that every path holds it again here.
+    mu_.Unlock();
     auto space = queue.Claim(std::min(left, kStopSlice));
-    lock.lock();
+    mu_.Lock();
     if (!space.ok() && space.status().code() == Code::kTimeout) continue;
     if (!space.ok()) return space.status();  // kClosed
     // The slot is ours (every claim is committed, even when stopping);
@@ -158,12 +159,12 @@ Status QueueService::Place(Waiting& w, BatchQueue& queue,
 }
 
 void QueueService::RunPlacer() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    work_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+    while (!stopping_ && waiting_.empty()) work_.Wait(mu_);
     if (stopping_) return;  // waiting pushes are dropped unanswered
     Waiting& w = waiting_.front();
-    w.result = Place(w, *placer_queues_.at(w.queue), lock);
+    w.result = Place(w, *placer_queues_.at(w.queue));
     if (stopping_ && w.result.code() == Code::kUnavailable) return;
     done_.push_back(std::move(w));
     waiting_.pop_front();
@@ -176,7 +177,7 @@ void QueueService::Finish(const Reply& reply) {
   done_event_.Clear();
   std::deque<Waiting> done;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     done.swap(done_);
   }
   for (Waiting& w : done) reply(&w.frames[0], w.request_id, w.result, w.once);
@@ -228,15 +229,26 @@ void QueueService::Push(const wire::Request& req,
 
 void QueueService::Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
                            const Reply& reply) {
-  const uint64_t id = w.request_id;
-  const QueueOnce once = w.once;
-  std::unique_lock<std::mutex> lock(mu_);
+  Admission admitted;
+  {
+    MutexLock lock(mu_);
+    admitted = AdmitLocked(w, frames);
+  }
+  // Replies go out after mu_ is released: the placer need not wait for them.
+  if (admitted.queued) {
+    work_.NotifyOne();
+  } else {
+    reply(admitted.identity, w.request_id, admitted.status, w.once);
+  }
+}
+
+QueueService::Admission QueueService::AdmitLocked(
+    Waiting& w, std::vector<zmq::message_t>& frames) {
+  const QueueOnce& once = w.once;
   if (once.seq != 0) {
     if (DedupeSeen(*once.window, once.client, once.seq)) {
       ++duplicates_;  // enqueued before; its reply was lost
-      lock.unlock();
-      reply(&frames[0], id, Status::Ok(), once);
-      return;
+      return {false, &frames[0], Status::Ok()};
     }
     for (Waiting& earlier : waiting_) {
       if (earlier.once.seq != once.seq || earlier.once.client != once.client)
@@ -246,33 +258,23 @@ void QueueService::Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
       // here, unanswered.
       ++duplicates_;
       earlier.frames[0] = std::move(frames[0]);
-      earlier.request_id = id;
-      lock.unlock();
-      reply(nullptr, id, Status::Ok(), once);
-      return;
+      earlier.request_id = w.request_id;
+      return {false, nullptr, Status::Ok()};
     }
   }
   w.frames = std::move(frames);
   if (waiting_.empty()) {
     // The placer is idle: nothing contends for mu_ during this copy.
     Status s = TryPlace(w, *w.queue, std::chrono::milliseconds(0));
-    if (s.code() != Code::kTimeout) {
-      lock.unlock();
-      reply(&w.frames[0], id, s, once);
-      return;
-    }
+    if (s.code() != Code::kTimeout) return {false, &w.frames[0], s};
   }
-  if (waiting_.size() >= kMaxWaiting) {
-    lock.unlock();
-    reply(&w.frames[0], id,
-          Status(Code::kBusy, "too many pushes already wait for queue space"),
-          once);
-    return;
-  }
+  if (waiting_.size() >= kMaxWaiting)
+    return {
+        false, &w.frames[0],
+        Status(Code::kBusy, "too many pushes already wait for queue space")};
   waiting_.push_back(std::move(w));  // behind earlier ones: order is kept
   if (!placer_.joinable()) placer_ = std::thread([this] { RunPlacer(); });
-  lock.unlock();
-  work_.notify_one();
+  return {true, nullptr, Status::Ok()};
 }
 
 }  // namespace shardps

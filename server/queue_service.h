@@ -30,18 +30,17 @@
 #define SHARDPS_SERVER_QUEUE_SERVICE_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/mutex.h"
 #include "common/segment_format.h"
 #include "protocol_generated.h"
 #include "server/completion_queue.h"
@@ -89,17 +88,17 @@ class QueueService {
   // Handles one QueuePush; its reply goes through `reply` now, or through
   // Finish once the push waited for space.
   void Push(const wire::Request& req, std::vector<zmq::message_t>& frames,
-            const QueueOnce& once, const Reply& reply);
+            const QueueOnce& once, const Reply& reply) EXCLUDES(mu_);
   // Readable (an eventfd) when pushes that waited for space are placed,
   // refused (closed queue) or timed out: poll it beside the socket, then
   // call Finish. Valid for the service's lifetime.
   int done_fd() const { return done_event_.fd(); }
   // Sends the replies of the pushes the placer finished (clears done_fd).
-  void Finish(const Reply& reply);
+  void Finish(const Reply& reply) EXCLUDES(mu_);
   // Stops the placer thread; it gives up waiting for space within
   // kStopSlice. Call before the segment the QueueOnce windows live in is
   // unmapped. Idempotent.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
   // Numbered pushes answered without being enqueued again.
   uint64_t duplicates() const { return duplicates_; }
 
@@ -114,45 +113,59 @@ class QueueService {
     QueueOnce once;
     Status result;  // set by the placer
   };
+  // What Enqueue does once mu_ is released.
+  struct Admission {
+    bool queued = false;  // for the placer: no reply now
+    // Else, reply now with `status` to `identity` (nullptr: no reply due).
+    zmq::message_t* identity = nullptr;
+    Status status;
+  };
   // Tries to place the batch in `queue` (the calling thread's object for
   // w.queue's file) within `timeout`; kTimeout means the queue stayed full.
-  // REQUIRES: mu_ held.
-  static Status TryPlace(Waiting& w, BatchQueue& queue,
-                         std::chrono::milliseconds timeout);
+  Status TryPlace(Waiting& w, BatchQueue& queue,
+                  std::chrono::milliseconds timeout) REQUIRES(mu_);
   // Copies the batch into `slot`, commits it and records it in the push's
-  // queue window. REQUIRES: mu_ held; `slot` claimed from `queue`.
-  static Status Fill(Waiting& w, BatchQueue& queue, const SlotWriter& slot);
+  // queue window (which mu_ guards). REQUIRES: `slot` claimed from `queue`.
+  Status Fill(Waiting& w, BatchQueue& queue, const SlotWriter& slot)
+      REQUIRES(mu_);
   // The part of Push after validation: answers a push already enqueued,
   // merges a copy of a waiting one, places it at once when nothing waits,
   // or queues it for the placer.
   void Enqueue(Waiting w, std::vector<zmq::message_t>& frames,
-               const Reply& reply);
+               const Reply& reply) EXCLUDES(mu_);
+  // Enqueue's decision, under mu_. `w.frames` and `frames` stay alive
+  // until the returned identity is answered.
+  Admission AdmitLocked(Waiting& w, std::vector<zmq::message_t>& frames)
+      REQUIRES(mu_);
   // Placer thread: places waiting_.front() until it is done, then moves it
   // to done_ and signals done_event_.
-  void RunPlacer();
-  // Waits for space for `w` (outside mu_) until it is placed, refused, past
-  // its deadline or the service stops.
-  Status Place(Waiting& w, BatchQueue& queue,
-               std::unique_lock<std::mutex>& lock);
+  void RunPlacer() EXCLUDES(mu_);
+  // Waits for space for `w` (releasing mu_ meanwhile) until it is placed,
+  // refused, past its deadline or the service stops.
+  Status Place(Waiting& w, BatchQueue& queue) REQUIRES(mu_);
 
   // The frontend's queue objects (a BatchQueue object serves one thread).
   std::map<std::string, std::unique_ptr<BatchQueue>, std::less<>> queues_;
   // The placer's own objects on the same files, by the frontend's object.
   std::map<const BatchQueue*, std::unique_ptr<BatchQueue>> placer_queues_;
-  uint64_t duplicates_ = 0;  // frontend only
+  // Frontend thread only, so not guarded (AdmitLocked counts it while it
+  // happens to hold mu_; duplicates() reads it without).
+  uint64_t duplicates_ = 0;
 
   // Shared with the placer thread. mu_ also serialises every access to the
   // exactly-once queue windows (QueueOnce::window, in the segment): the
   // frontend's DedupeSeen and the placer's DedupeRecord.
-  std::mutex mu_;
-  std::condition_variable work_;  // waiting_ gained a push, or stopping_
+  // The analysis cannot see that (the windows are in the mapped segment):
+  // Fill and AdmitLocked, which touch them, REQUIRE mu_.
+  Mutex mu_;
+  CondVar work_;  // waiting_ gained a push, or stopping_
   // In order; the placer works on the front one, which stays here until it
   // is done so that a copy can take over its reply (identity, request_id).
-  std::deque<Waiting> waiting_;  // guarded by mu_
-  std::deque<Waiting> done_;     // guarded by mu_; replies not sent yet
-  bool stopping_ = false;        // guarded by mu_
+  std::deque<Waiting> waiting_ GUARDED_BY(mu_);
+  std::deque<Waiting> done_ GUARDED_BY(mu_);  // replies not sent yet
+  bool stopping_ GUARDED_BY(mu_) = false;
   WakeEvent done_event_;
-  std::thread placer_;  // started by the first push that waits
+  std::thread placer_;  // started by the first push that waits; frontend only
 };
 
 }  // namespace shardps

@@ -57,10 +57,10 @@ void UpdatePool::Start() {
 void UpdatePool::Stop() {
   for (auto& w : workers_) {
     {
-      std::lock_guard<std::mutex> lock(w->mu);
+      MutexLock lock(w->mu);
       w->stopping = true;
     }
-    w->cv.notify_one();
+    w->cv.NotifyOne();
   }
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
@@ -69,19 +69,19 @@ void UpdatePool::Stop() {
 void UpdatePool::Submit(const BlockTask& task) {
   Worker& w = *workers_[task.block % writers_ - 1];
   {
-    std::lock_guard<std::mutex> lock(w.mu);
+    MutexLock lock(w.mu);
     w.tasks.push_back(task);
   }
-  w.cv.notify_one();
+  w.cv.NotifyOne();
 }
 
 void UpdatePool::Run(Worker& worker) {
   std::deque<BlockTask> batch;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(worker.mu);
-      worker.cv.wait(lock,
-                     [&] { return worker.stopping || !worker.tasks.empty(); });
+      MutexLock lock(worker.mu);
+      while (!worker.stopping && worker.tasks.empty())
+        worker.cv.Wait(worker.mu);
       // Drain queued work even when stopping: every submitted task is applied.
       if (worker.tasks.empty()) return;
       batch.swap(worker.tasks);

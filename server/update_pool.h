@@ -17,14 +17,13 @@
 #define SHARDPS_SERVER_UPDATE_POOL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/optimizer_config.h"
 #include "common/segment.h"
 #include "server/completion_queue.h"
@@ -110,16 +109,16 @@ class UpdatePool {
 
  private:
   struct Worker {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<BlockTask> tasks;  // guarded by mu
-    bool stopping = false;        // guarded by mu
+    Mutex mu;
+    CondVar cv;
+    std::deque<BlockTask> tasks GUARDED_BY(mu);
+    bool stopping GUARDED_BY(mu) = false;
     std::thread thread;
     std::vector<float> scratch;  // widened 16-bit gradients; thread-owned
     uint32_t writer = 0;         // its index among the writers (journal entry)
   };
 
-  void Run(Worker& worker);
+  void Run(Worker& worker) EXCLUDES(worker.mu);
   // `writer` is the caller's index; `scratch` belongs to it and grows to a
   // block once.
   void Apply(const BlockTask& task, uint32_t writer,

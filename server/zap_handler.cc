@@ -115,7 +115,7 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
       Key key;
       std::memcpy(key.data(), frames[6].data(), key.size());
       {
-        std::lock_guard<std::mutex> lock(keys_mu_);
+        MutexLock lock(keys_mu_);
         allowed = keys_.count(key) != 0;
       }
       user_id = Z85(key.data());
@@ -141,7 +141,7 @@ Status ZapHandler::SetAuthorizedKeys(
   auto keys = ParseKeys(authorized_keys);
   if (!keys.ok()) return keys.status();
   {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+    MutexLock lock(keys_mu_);
     keys_ = std::move(keys).value();
   }
   generation_.fetch_add(1, std::memory_order_release);
@@ -156,7 +156,7 @@ bool ZapHandler::StillAuthorized(const char* user_id,
   bool known = false;
   if (std::strlen(user_id) == 40 &&
       zmq_z85_decode(key.data(), user_id) != nullptr) {
-    std::lock_guard<std::mutex> lock(keys_mu_);
+    MutexLock lock(keys_mu_);
     known = keys_.count(key) != 0;
   }
   if (!known)
@@ -186,7 +186,7 @@ void ZapHandler::Refuse(const std::string& who, const std::string& address) {
   // relaxed: a statistic read by Stats; it orders nothing else.
   refusals_.fetch_add(1, std::memory_order_relaxed);
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> lock(log_mu_);
+  MutexLock lock(log_mu_);
   if (log_.size() >= kMaxLogEntries && log_.count(who) == 0) log_.clear();
   auto [it, fresh] = log_.try_emplace(who);
   LogState& state = it->second;

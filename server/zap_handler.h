@@ -25,13 +25,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/mutex.h"
 #include "server/completion_queue.h"
 #include "shardps/status.h"
 
@@ -50,7 +50,8 @@ class ZapHandler {
   // Replaces the authorized set; handshakes from now on are judged by it.
   // All or nothing: on kInvalidArgument (a key that is not Z85, or an empty
   // list) the old set stays. Thread-safe.
-  Status SetAuthorizedKeys(const std::vector<std::string>& authorized_keys);
+  Status SetAuthorizedKeys(const std::vector<std::string>& authorized_keys)
+      EXCLUDES(keys_mu_);
 
   // How many times SetAuthorizedKeys has replaced the set. While 0, every
   // open connection was admitted under the current set and need not be
@@ -63,7 +64,8 @@ class ZapHandler {
   // Whether `user_id` (the "User-Id" of a request: the Z85 key its
   // connection was admitted with; NUL-terminated, never null) is in the
   // current set. Counts and logs a refusal when not. Thread-safe.
-  bool StillAuthorized(const char* user_id, const std::string& address);
+  bool StillAuthorized(const char* user_id, const std::string& address)
+      EXCLUDES(keys_mu_, log_mu_);
 
   // Stops and joins the thread and closes the socket. Idempotent.
   void Stop();
@@ -84,13 +86,14 @@ class ZapHandler {
   // the ZMQ_PROTOCOL_ERROR_* value of ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL,
   // which the server's socket monitor sees.
   void CountFailedHandshake(const std::string& peer_address,
-                            uint32_t protocol_error);
+                            uint32_t protocol_error) EXCLUDES(log_mu_);
 
   // Counts and logs a connection that ended before its handshake completed
   // (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL): most often a peer without CURVE
   // that saw the mismatch in our greeting and hung up before we read its
   // own. Same thread rule as CountFailedHandshake.
-  void CountAbandonedHandshake(const std::string& peer_address);
+  void CountAbandonedHandshake(const std::string& peer_address)
+      EXCLUDES(log_mu_);
 
  private:
   using Key = std::array<uint8_t, 32>;
@@ -101,26 +104,29 @@ class ZapHandler {
 
   ZapHandler(zmq::socket_t socket, std::set<Key> keys);
   void Loop();
-  void HandleRequest(std::vector<zmq::message_t>& frames);
+  void HandleRequest(std::vector<zmq::message_t>& frames)
+      EXCLUDES(keys_mu_, log_mu_);
   // Counts one refusal and logs it (`who` is the whole reason, e.g. "client
   // key X not authorized"), at most once per second per `who`, with
   // the number of attempts since the last line.
-  void Refuse(const std::string& who, const std::string& address);
+  void Refuse(const std::string& who, const std::string& address)
+      EXCLUDES(log_mu_);
 
-  mutable std::mutex keys_mu_;
-  std::set<Key> keys_;  // guarded by keys_mu_
+  mutable Mutex keys_mu_;
+  std::set<Key> keys_ GUARDED_BY(keys_mu_);
+  // Atomic, read without keys_mu_: bumped after each replacement of keys_.
   std::atomic<uint64_t> generation_{0};
   zmq::socket_t socket_;  // REP on inproc://zeromq.zap.01; handler thread only
   WakeEvent stop_;
   std::thread thread_;
-  std::atomic<uint64_t> refusals_{0};
+  std::atomic<uint64_t> refusals_{0};  // atomic: read without a lock
 
   struct LogState {
     std::chrono::steady_clock::time_point last;
     uint64_t unreported = 0;
   };
-  std::mutex log_mu_;  // Refuse runs on the handler and the frontend thread
-  std::map<std::string, LogState> log_;  // guarded by log_mu_
+  Mutex log_mu_;  // Refuse runs on the handler and the frontend thread
+  std::map<std::string, LogState> log_ GUARDED_BY(log_mu_);
 };
 
 }  // namespace shardps

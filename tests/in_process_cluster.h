@@ -27,7 +27,10 @@ class InProcessCluster {
   template <typename SpecFactory>
   InProcessCluster(uint32_t shards, uint32_t threads, SpecFactory make_spec,
                    const std::function<void(ServerOptions&)>& tweak = {})
-      : spec_(make_spec(dir_.path())) {
+      // dir_ named explicitly: it is constructed first anyway (declared
+      // first), but clang's -Wuninitialized does not see a field that is
+      // default-initialized implicitly before it is used here.
+      : dir_(), spec_(make_spec(dir_.path())) {
     for (uint32_t i = 0; i < shards; ++i) {
       ServerOptions options;
       options.spec = spec_;
