@@ -29,6 +29,13 @@ class EventFd {
   // the errno when the kernel gives none.
   static Result<EventFd> Create();
 
+  // Empty: no descriptor (fd() is -1) until a Create()d one is moved in.
+  // Lets an owner hold one as a plain member and create it in its own
+  // factory or Start, where a failure can be returned as a Status. Signal
+  // and Clear must not be called on an empty EventFd.
+  EventFd() = default;
+  bool valid() const { return fd_.valid(); }
+
   EventFd(EventFd&&) noexcept = default;
   EventFd& operator=(EventFd&&) noexcept = default;
 

@@ -85,6 +85,9 @@ Status Checkpointer::Start() {
   if (options_.keep == 0)
     return Status(Code::kInvalidArgument, "--checkpoint-keep must be >= 1");
   SHARDPS_RETURN_IF_ERROR(MakeDirs(shard_dir_));
+  auto done_event = EventFd::Create();
+  if (!done_event.ok()) return done_event.status();
+  done_event_ = std::move(done_event).value();
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }

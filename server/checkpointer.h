@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "common/mutex.h"
-#include "server/completion_queue.h"
+#include "common/event_fd.h"
 #include "shardps/status.h"
 
 namespace shardps {
@@ -86,7 +86,7 @@ class Checkpointer {
   std::vector<Finished> finished_ GUARDED_BY(mu_);
   Mutex stamp_mu_;  // WriteOne may run on two threads
   int64_t last_stamp_ms_ GUARDED_BY(stamp_mu_) = 0;  // newest name's
-  WakeEvent done_event_;
+  EventFd done_event_;
 };
 
 }  // namespace shardps

@@ -1,30 +1,15 @@
 #include "server/completion_queue.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
 
 namespace shardps {
 
-namespace {
-
-// EventFd::Create() reports a failure as a Status (common/event_fd.h). These
-// default constructors cannot return one, so a failure aborts here, as it
-// always did: it is a resource failure at start-up, never a reaction to a
-// peer. Their owners (ShardServer, ZapHandler, Checkpointer) can move to the
-// Status when they create the EventFds in their own factory functions.
-EventFd MakeEventFdOrDie() {
-  Result<EventFd> event = EventFd::Create();
-  if (!event.ok()) {
-    std::fprintf(stderr, "shardps: %s\n", event.status().ToString().c_str());
-    std::abort();
-  }
-  return std::move(event).value();
+Status CompletionQueue::Open() {
+  auto event = EventFd::Create();
+  if (!event.ok()) return event.status();
+  event_ = std::move(event).value();
+  return Status::Ok();
 }
-
-}  // namespace
-
-CompletionQueue::CompletionQueue() : event_(MakeEventFdOrDie()) {}
 
 void CompletionQueue::Push(PendingUpdate* done) {
   bool was_empty;
@@ -44,9 +29,5 @@ void CompletionQueue::Drain(std::vector<PendingUpdate*>* out) {
   MutexLock lock(mu_);
   out->swap(queue_);
 }
-
-WakeEvent::WakeEvent() : event_(MakeEventFdOrDie()) {}
-void WakeEvent::Signal() { event_.Signal(); }
-void WakeEvent::Clear() { event_.Clear(); }
 
 }  // namespace shardps

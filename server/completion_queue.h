@@ -5,7 +5,8 @@
 // is written only when the queue goes from empty to non-empty, so a burst of
 // completions costs one wake-up.
 //
-// Thread-safety: Push from any thread; fd()/Drain from the frontend only.
+// Thread-safety: Open before any other call; then Push from any thread and
+// fd()/Drain from the frontend only.
 #ifndef SHARDPS_SERVER_COMPLETION_QUEUE_H_
 #define SHARDPS_SERVER_COMPLETION_QUEUE_H_
 
@@ -20,7 +21,9 @@ struct PendingUpdate;
 
 class CompletionQueue {
  public:
-  CompletionQueue();  // aborts only if the kernel has no eventfds left
+  // Creates the eventfd; until then fd() is -1 and Push must not be called.
+  // kIoError when the process has no descriptors left.
+  Status Open();
 
   int fd() const { return event_.fd(); }
   void Push(PendingUpdate* done) EXCLUDES(mu_);
@@ -31,19 +34,6 @@ class CompletionQueue {
   EventFd event_;
   Mutex mu_;
   std::vector<PendingUpdate*> queue_ GUARDED_BY(mu_);
-};
-
-// An eventfd used to wake a poll loop from another thread or a signal handler
-// (see common/event_fd.h for the error policy).
-class WakeEvent {
- public:
-  WakeEvent();  // aborts only if the kernel has no eventfds left
-  int fd() const { return event_.fd(); }
-  void Signal();  // async-signal-safe
-  void Clear();
-
- private:
-  EventFd event_;
 };
 
 }  // namespace shardps

@@ -76,6 +76,9 @@ static Status CheckPrivateQueue(const std::string& path) {
 Result<std::unique_ptr<QueueService>> QueueService::Open(
     const std::string& dir, const std::vector<QueueOption>& options) {
   auto service = std::make_unique<QueueService>();
+  auto done_event = EventFd::Create();
+  if (!done_event.ok()) return done_event.status();
+  service->done_event_ = std::move(done_event).value();
   for (const QueueOption& o : options) {
     const std::string path = dir + "/" + o.name + ".queue";
     struct stat st;

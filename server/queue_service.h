@@ -43,7 +43,7 @@
 #include "common/mutex.h"
 #include "common/segment_format.h"
 #include "protocol_generated.h"
-#include "server/completion_queue.h"
+#include "common/event_fd.h"
 #include "shardps/batch_queue.h"
 #include "shardps/status.h"
 
@@ -164,7 +164,7 @@ class QueueService {
   std::deque<Waiting> waiting_ GUARDED_BY(mu_);
   std::deque<Waiting> done_ GUARDED_BY(mu_);  // replies not sent yet
   bool stopping_ GUARDED_BY(mu_) = false;
-  WakeEvent done_event_;
+  EventFd done_event_;
   std::thread placer_;  // started by the first push that waits; frontend only
 };
 

@@ -116,6 +116,14 @@ ShardServer::Impl::Impl(ServerOptions options, std::unique_ptr<Segment> segment,
       monitor_(context_, zmq::socket_type::pair),
       started_(std::chrono::steady_clock::now()) {}
 
+Status ShardServer::Impl::OpenEvents() {
+  SHARDPS_RETURN_IF_ERROR(completions_.Open());
+  auto stop = EventFd::Create();
+  if (!stop.ok()) return stop.status();
+  stop_ = std::move(stop).value();
+  return Status::Ok();
+}
+
 Status ShardServer::Impl::Bind() {
   const uint64_t max_frame = MaxFrameBytes(options_, *segment_);
   const bool curve = !options_.curve_secret_key.empty();
@@ -258,6 +266,7 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
                              std::move(journal).value(),
                              std::move(row_journal).value(), report,
                              std::move(queues).value());
+  SHARDPS_RETURN_IF_ERROR(impl->OpenEvents());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());
   impl->Start();

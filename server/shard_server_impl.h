@@ -68,6 +68,9 @@ class ShardServer::Impl {
 
   ~Impl() { Stop(); }
 
+  // Creates the frontend's eventfds (completions, stop): kIoError when the
+  // process has no descriptors left. Before Bind and Start.
+  Status OpenEvents();
   Status Bind();
   void Start();
   Status StartCheckpoints();
@@ -182,7 +185,7 @@ class ShardServer::Impl {
   ClockKeeper clocks_;
   const std::vector<float> clip_norms_;  // by tensor index; 0 = off
   TableService tables_;
-  WakeEvent stop_;
+  EventFd stop_;
   zmq::context_t context_{1};
   // Declared after context_ and before socket_: it must start before socket_
   // binds and stop only after socket_ is closed (see ZapHandler).

@@ -59,8 +59,11 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(
     return Status(Code::kIoError,
                   std::string("cannot start the ZAP handler: ") + e.what());
   }
+  auto stop = EventFd::Create();
+  if (!stop.ok()) return stop.status();
   std::unique_ptr<ZapHandler> handler(
       new ZapHandler(std::move(socket), std::move(keys).value()));
+  handler->stop_ = std::move(stop).value();
   // The socket moves to the handler thread here; starting a thread is a full
   // barrier, which is all ZeroMQ asks of a socket that changes threads.
   handler->thread_ = std::thread([h = handler.get()] { h->Loop(); });

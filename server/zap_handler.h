@@ -32,7 +32,7 @@
 #include <zmq.hpp>
 
 #include "common/mutex.h"
-#include "server/completion_queue.h"
+#include "common/event_fd.h"
 #include "shardps/status.h"
 
 namespace shardps {
@@ -117,7 +117,7 @@ class ZapHandler {
   // Atomic, read without keys_mu_: bumped after each replacement of keys_.
   std::atomic<uint64_t> generation_{0};
   zmq::socket_t socket_;  // REP on inproc://zeromq.zap.01; handler thread only
-  WakeEvent stop_;
+  EventFd stop_;
   std::thread thread_;
   std::atomic<uint64_t> refusals_{0};  // atomic: read without a lock
 

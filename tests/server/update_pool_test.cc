@@ -47,6 +47,7 @@ class Pool {
     INFO(journal.status().ToString());
     REQUIRE(journal.ok());
     journal_ = std::move(journal).value();
+    REQUIRE(done_.Open().ok());
     pool_ = std::make_unique<UpdatePool>(*segment_, spec_, *journal_, done_,
                                          writers);
   }
