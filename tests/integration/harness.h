@@ -8,6 +8,8 @@
 #ifndef SHARDPS_TESTS_INTEGRATION_HARNESS_H_
 #define SHARDPS_TESTS_INTEGRATION_HARNESS_H_
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -144,6 +146,15 @@ struct RunResult {
   std::string err;
 };
 RunResult Run(const std::vector<std::string>& argv);
+
+// Whether `text` (a process's output, a message) contains `needle`.
+inline bool Contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// The pids in `shardps launch`'s "  shard <i>  pid <pid>  <endpoint>" lines,
+// in the order printed; other lines are skipped.
+std::vector<pid_t> ShardPids(const std::vector<std::string>& lines);
 
 }  // namespace shardps::testing
 
