@@ -20,6 +20,7 @@
 #include "shardps/cluster.h"
 #include "shardps/status.h"
 #include "tests/integration/process.h"
+#include "tests/integration/worker_args.h"
 
 namespace shardps::testing {
 
@@ -99,22 +100,6 @@ class LocalCluster {
   std::string cluster_file_;
   ClusterInfo info_;
   std::vector<ServerProcess> servers_;
-};
-
-// The flags of one shardps_test_worker (see test_worker.cc).
-struct WorkerArgs {
-  std::string cluster;
-  std::vector<std::string> tensors;
-  std::string table;  // with rows > 0: PushRows to rows 0..rows-1 too
-  int rows = 0;
-  int pushes = 1;
-  double value = 1.0;
-  bool ramp = false;
-  bool retry = false;
-  bool until_signal = false;
-  int timeout_ms = 5000;
-  bool at_least_once = false;  // ClientOptions::exactly_once = false
-  uint64_t client_id = 0;      // ClientOptions::client_id (0: random)
 };
 
 // A running shardps_test_worker and what its stdout has said so far.
