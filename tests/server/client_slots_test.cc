@@ -16,12 +16,7 @@ constexpr int64_t kHorizon = 2000;
 std::unique_ptr<Segment> OpenShard(const std::string& storage) {
   ModelSpec spec = test::MakeSpec("slots", storage, {{"w", {100}, "zeros", 0}});
   REQUIRE(ValidateModelSpec(spec).ok());
-  SegmentOpenReport report;
-  auto seg =
-      Segment::OpenForServing(spec, 0, 1, storage + "/shard.seg", &report);
-  INFO(seg.status().ToString());
-  REQUIRE(seg.ok());
-  return std::move(seg).value();
+  return test::OpenServing(spec, 0, 1, storage + "/shard.seg");
 }
 
 // Gives `count` clients first, first + 1, ... a slot each (by default every
