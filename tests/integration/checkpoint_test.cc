@@ -115,6 +115,17 @@ RunResult Restore(const std::string& from, const std::string& spec,
               "--storage", storage});
 }
 
+// Restores `from` to dir/b, failing the test with restore's stderr when it
+// fails, and starts two shards on it (cluster file dir/b.toml).
+std::unique_ptr<LocalCluster> RestoreAndStart(const TempDir& dir,
+                                              const std::string& from,
+                                              const std::string& spec) {
+  const RunResult restore = Restore(from, spec, dir.File("b"));
+  INFO(restore.err);
+  REQUIRE(restore.status.ok());
+  return Start(spec, dir.File("b"), dir.File("b.toml"));
+}
+
 TEST_CASE("a restored checkpoint continues exactly where it was taken",
           "[integration][checkpoint]") {
   TempDir dir;
@@ -143,10 +154,7 @@ TEST_CASE("a restored checkpoint continues exactly where it was taken",
     Train(*client, 3);  // the reference: three more steps, uninterrupted
     continued = Read(*client);
   }
-  const RunResult restore = Restore(ckpt, spec, dir.File("b"));
-  INFO(restore.err);
-  REQUIRE(restore.status.ok());
-  auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
+  auto cluster = RestoreAndStart(dir, ckpt, spec);
   auto client = Connect(cluster->info());
   const Model restored = Read(*client);
   CHECK(restored.w == at_checkpoint.w);
@@ -242,11 +250,8 @@ TEST_CASE(
       CHECK(exit->ok());
     }
   }
-  RunResult r = Restore(root, spec, dir.File("b"));
-  INFO(r.err);
-  REQUIRE(r.status.ok());
   {
-    auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
+    auto cluster = RestoreAndStart(dir, root, spec);
     auto client = Connect(cluster->info());
     const Model restored = Read(*client);
     CHECK(restored.w == final_model.w);
@@ -257,7 +262,7 @@ TEST_CASE(
   const std::vector<std::string> shard0 = Checkpoints(root + "/shard-0-of-2");
   REQUIRE(shard0.size() == 2);
   FlipByte(shard0.back() + "/shard-0-of-2.ckpt", 5000);
-  r = Restore(root, spec, dir.File("c"));
+  RunResult r = Restore(root, spec, dir.File("c"));
   INFO(r.err);
   REQUIRE(r.status.ok());
   CHECK_THAT(r.err, Catch::Matchers::Contains("skipping " + shard0.back()));
@@ -302,10 +307,7 @@ TEST_CASE("checkpoint --remote makes every shard checkpoint itself",
     for (uint32_t i = 0; i < 2; ++i)
       REQUIRE(cluster->server(i).process->Signal(SIGKILL));
   }
-  const RunResult r = Restore(root, spec, dir.File("b"));
-  INFO(r.err);
-  REQUIRE(r.status.ok());
-  auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
+  auto cluster = RestoreAndStart(dir, root, spec);
   auto client = Connect(cluster->info());
   const Model restored = Read(*client);
   CHECK(restored.w == at_checkpoint.w);

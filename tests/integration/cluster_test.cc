@@ -152,18 +152,13 @@ TEST_CASE("model view in the test process sees every acknowledged update",
   }
 
   SECTION("pushes from worker processes, seen once they exit") {
-    std::vector<WorkerProcess> workers;
-    for (int k = 0; k < 2; ++k) {
-      WorkerArgs args;
-      args.cluster = cluster->cluster_file();
-      args.tensors = {"mat"};
-      args.pushes = 25;
-      args.value = 0.25;
-      args.ramp = true;
-      auto worker = StartWorker(args);
-      REQUIRE(worker.ok());
-      workers.push_back(std::move(worker).value());
-    }
+    WorkerArgs args;
+    args.cluster = cluster->cluster_file();
+    args.tensors = {"mat"};
+    args.pushes = 25;
+    args.value = 0.25;
+    args.ramp = true;
+    std::vector<WorkerProcess> workers = StartWorkers(args, 2);
     // While they push, every ack a worker has printed must already be
     // visible here, and each block of a Copy must be one consistent state.
     long stale = 0, torn = 0, checks = 0;
@@ -215,22 +210,17 @@ TEST_CASE(
   constexpr uint32_t kVictim = 1;
   constexpr int kWorkers = 3;
   constexpr long kAcksPerPhase = 20;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.tensors = {"w"};
-    args.value = 1.0;
-    args.retry = true;
-    args.until_signal = true;
-    args.timeout_ms = 3000;
-    // Without exactly-once numbers: the outage fails pushes at once, the
-    // worker retries them itself, and a retry may land twice.
-    args.at_least_once = true;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.tensors = {"w"};
+  args.value = 1.0;
+  args.retry = true;
+  args.until_signal = true;
+  args.timeout_ms = 3000;
+  // Without exactly-once numbers: the outage fails pushes at once, the
+  // worker retries them itself, and a retry may land twice.
+  args.at_least_once = true;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
   const auto every_worker = [&](auto predicate) {
     return [&workers, predicate] {
       for (const WorkerProcess& w : workers)

@@ -132,20 +132,15 @@ TEST_CASE(
   auto cluster = StartCluster(
       dir, SpecText("crash", kBlock, 1.0, {{"w", {kFloats}, "zeros"}}), 3);
   constexpr int kWorkers = 3;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.tensors = {"w"};
-    args.value = 1.0;
-    args.until_signal = true;
-    // No retries in the worker: a push that is not acknowledged within
-    // 30 s fails the worker. The client's own retries must carry it.
-    args.timeout_ms = 30000;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.tensors = {"w"};
+  args.value = 1.0;
+  args.until_signal = true;
+  // No retries in the worker: a push that is not acknowledged within
+  // 30 s fails the worker. The client's own retries must carry it.
+  args.timeout_ms = 30000;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
   REQUIRE(PumpUntilEachAcked(workers, 10, seconds(30)));
 
   // Three rounds: kill a shard mid-push, restart it on its segment.

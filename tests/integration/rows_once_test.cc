@@ -90,21 +90,16 @@ TEST_CASE(
   constexpr uint64_t kDim = 64, kRows = 16384;
   auto cluster = StartCluster(dir, RowSpecText(1 << 20, kDim, 3 * kRows), 3);
   constexpr int kWorkers = 2;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.table = "emb";
-    args.rows = static_cast<int>(kRows);
-    args.value = 1.0;
-    args.until_signal = true;
-    // No retries in the worker: a push not acknowledged within 30 s fails
-    // it. The client's own retries must carry it across each outage.
-    args.timeout_ms = 30000;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.table = "emb";
+  args.rows = static_cast<int>(kRows);
+  args.value = 1.0;
+  args.until_signal = true;
+  // No retries in the worker: a push not acknowledged within 30 s fails
+  // it. The client's own retries must carry it across each outage.
+  args.timeout_ms = 30000;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
   const auto worker_errors = [&] {
     std::string all;
     for (const WorkerProcess& w : workers) all += w.process->Stderr();

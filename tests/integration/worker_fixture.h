@@ -11,11 +11,25 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "tests/integration/harness.h"
 
 namespace shardps::testing {
+
+// `count` workers started with the same `args`.
+inline std::vector<WorkerProcess> StartWorkers(const WorkerArgs& args,
+                                               int count) {
+  std::vector<WorkerProcess> workers;
+  for (int k = 0; k < count; ++k) {
+    auto worker = StartWorker(args);
+    INFO(worker.status().ToString());
+    REQUIRE(worker.ok());
+    workers.push_back(std::move(worker).value());
+  }
+  return workers;
+}
 
 // Whether every worker has printed its final "done" line.
 inline bool AllDone(const std::vector<WorkerProcess>& workers) {
