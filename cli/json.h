@@ -5,37 +5,12 @@
 #include <cstdio>
 #include <string>
 
+#include "common/quoted_string.h"
+
 namespace shardps::cli {
 
-// `s` as a quoted JSON string.
-inline std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+// `s` as a quoted JSON string (the escaping cluster files use too).
+inline std::string JsonString(const std::string& s) { return QuoteString(s); }
 
 // A finite double as JSON (NaN and infinities become null).
 inline std::string JsonNumber(double v) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -14,6 +13,7 @@
 #include "common/file_writer.h"
 #include "common/hex.h"
 #include "common/posix_file.h"
+#include "common/quoted_string.h"
 #include "shardps/cluster.h"
 
 namespace shardps {
@@ -31,42 +31,6 @@ Status Invalid(const std::string& key, const std::string& what) {
 
 std::string ShardKey(size_t position) {
   return "shard[" + std::to_string(position) + "]";
-}
-
-// Renders `text` as a TOML basic string. Control characters are escaped
-// because TOML forbids them raw; everything else, including UTF-8, is kept.
-std::string QuoteToml(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (byte < 0x20 || byte == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", byte);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
 }
 
 int HexDigitValue(char c) {
@@ -259,20 +223,20 @@ Status CheckShardEndpoint(const std::string& endpoint) {
 }
 
 std::string ClusterInfo::ToToml() const {
-  std::string out = "model = " + QuoteToml(model) + "\n";
+  std::string out = "model = " + QuoteString(model) + "\n";
   if (spec_hash) {
-    out += "spec_hash = " + QuoteToml(Hex(*spec_hash)) + "\n";
+    out += "spec_hash = " + QuoteString(Hex(*spec_hash)) + "\n";
   }
   if (!server_key.empty())
-    out += "server_key = " + QuoteToml(server_key) + "\n";
+    out += "server_key = " + QuoteString(server_key) + "\n";
   for (const ShardAddress& shard : shards) {
     out += "\n[[shard]]\n";
     out += "index = " + std::to_string(shard.index) + "\n";
-    out += "endpoint = " + QuoteToml(shard.endpoint) + "\n";
+    out += "endpoint = " + QuoteString(shard.endpoint) + "\n";
     // An empty segment reads back as empty whether written or not; leaving
     // it out keeps remote-host entries short.
     if (!shard.segment.empty()) {
-      out += "segment = " + QuoteToml(shard.segment) + "\n";
+      out += "segment = " + QuoteString(shard.segment) + "\n";
     }
   }
   return out;

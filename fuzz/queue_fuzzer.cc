@@ -10,24 +10,16 @@
 // exactly the image, so AddressSanitizer reports any overrun.
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
-#include <new>
 
 #include "common/batch_queue_format.h"
 #include "common/checksum.h"
+#include "fuzz/fuzz_fixture.h"
 
 namespace {
 
 using shardps::QueueHeader;
 using shardps::SlotHeader;
-
-constexpr size_t kAlign = 64;  // QueueHeader's atomics are 64-byte aligned
-struct AlignedDelete {
-  void operator()(char* p) const {
-    ::operator delete(p, std::align_val_t{kAlign});
-  }
-};
 
 volatile char sink;
 
@@ -50,18 +42,14 @@ void ReadSlots(const char* base) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const std::unique_ptr<char, AlignedDelete> image(static_cast<char*>(
-      ::operator new(size, std::align_val_t{kAlign})));
-  std::memcpy(image.get(), data, size);
-  for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      if (size < shardps::kQueueHeaderBytes) return 0;
-      auto& h = *reinterpret_cast<QueueHeader*>(image.get());
-      h.header_crc = shardps::Crc32c(&h, offsetof(QueueHeader, header_crc));
-    }
-    if (shardps::ValidateQueueImage(image.get(), size).ok())
-      ReadSlots(image.get());
-  }
+  shardps::fuzz::CheckAsGivenAndResealed(
+      data, size, shardps::kQueueHeaderBytes,
+      [](char* base, size_t) {
+        auto& h = *reinterpret_cast<QueueHeader*>(base);
+        h.header_crc = shardps::Crc32c(&h, offsetof(QueueHeader, header_crc));
+      },
+      [](const char* base, size_t bytes) {
+        if (shardps::ValidateQueueImage(base, bytes).ok()) ReadSlots(base);
+      });
   return 0;
 }

@@ -7,9 +7,6 @@
 // Input: byte 0 = number of payload frames (0..15), then 2 bytes
 // (little-endian) per frame giving its size, then the header frame. Only
 // the sizes matter to validation, so payload bytes are not materialised.
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -19,52 +16,10 @@
 
 #include "common/segment.h"
 #include "common/wire.h"
+#include "fuzz/fuzz_fixture.h"
 #include "server/request_validator.h"
 
 namespace {
-
-// "w" has 5 blocks of 1024 floats (the last 904), "b" one of 100; shard 0
-// of 2 holds w blocks 0, 2, 4 and nothing of b, so "lives elsewhere" and
-// short last blocks are reachable.
-constexpr char kSpec[] = R"(
-[model]
-name = "fz"
-storage = "/dev/shm"
-block_floats = 1024
-[optimizer]
-kind = "sgd"
-lr = 0.1
-[[tensor]]
-name = "w"
-shape = [5000]
-init = "zeros"
-[[tensor]]
-name = "b"
-shape = [100]
-init = "constant:1"
-)";
-
-// The segment is created once per process in a fresh /dev/shm directory,
-// then its file and directory are removed at once: the mapping stays valid
-// and nothing is left behind, however the fuzzer exits.
-[[noreturn]] void Die(const shardps::Status& s) {
-  std::fprintf(stderr, "request_fuzzer setup: %s\n", s.ToString().c_str());
-  abort();
-}
-
-std::unique_ptr<shardps::Segment> MakeSegment() {
-  auto spec = shardps::ParseModelSpec(kSpec);
-  if (!spec.ok()) Die(spec.status());
-  char dir[] = "/dev/shm/shardps-fuzz-XXXXXX";
-  if (::mkdtemp(dir) == nullptr) abort();
-  const std::string path = std::string(dir) + "/s.seg";
-  shardps::SegmentOpenReport report;
-  auto seg = shardps::Segment::OpenForServing(*spec, 0, 2, path, &report);
-  ::unlink(path.c_str());
-  ::rmdir(dir);
-  if (!seg.ok()) Die(seg.status());
-  return std::move(seg).value();
-}
 
 void TouchReply(const shardps::wire::Reply& reply) {
   (void)shardps::CodeFromWire(reply.code());
@@ -79,7 +34,10 @@ void TouchReply(const shardps::wire::Reply& reply) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::unique_ptr<shardps::Segment> segment = MakeSegment();
+  static const shardps::ModelSpec spec = shardps::fuzz::ParseSpecOrDie(
+      shardps::fuzz::kRequestSpec, "request_fuzzer");
+  static const std::unique_ptr<shardps::Segment> segment =
+      shardps::fuzz::TransientSegment(spec, 0, 2, "request_fuzzer");
   static shardps::RequestValidator validator(*segment);
   if (size < 1) return 0;
   const size_t frames = data[0] % 16;

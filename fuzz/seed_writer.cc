@@ -17,6 +17,7 @@
 
 #include "common/checkpoint.h"
 #include "common/segment.h"
+#include "fuzz/fuzz_fixture.h"
 #include "protocol_generated.h"
 #include "shardps/batch_queue.h"
 #include "shardps/model_spec.h"
@@ -25,25 +26,6 @@ namespace fs = std::filesystem;
 namespace wire = shardps::wire;
 
 namespace {
-
-// The request fuzzer's model (keep in step with request_fuzzer.cc).
-constexpr char kSpec[] = R"(
-[model]
-name = "fz"
-storage = "/dev/shm"
-block_floats = 1024
-[optimizer]
-kind = "sgd"
-lr = 0.1
-[[tensor]]
-name = "w"
-shape = [5000]
-init = "zeros"
-[[tensor]]
-name = "b"
-shape = [100]
-init = "constant:1"
-)";
 
 // A small model with every kind of region: adam state, bsp accumulators
 // and a sparse table (index, rows, state).
@@ -175,7 +157,7 @@ int main(int argc, char** argv) {
   const fs::path scratch = tmp;
   int rc = 0;
   {
-    auto spec = shardps::ParseModelSpec(kSpec);
+    auto spec = shardps::ParseModelSpec(shardps::fuzz::kRequestSpec);
     if (!spec.ok()) return Fail(spec.status());
     const std::string seg_path = (scratch / "s.seg").string();
     shardps::SegmentOpenReport report;
@@ -194,8 +176,8 @@ int main(int argc, char** argv) {
     auto table_spec = shardps::ParseModelSpec(kTableSpec);
     if (!table_spec.ok()) return Fail(table_spec.status());
     const std::string tb_path = (scratch / "tb.seg").string();
-    auto tb = shardps::Segment::OpenForServing(*table_spec, 0, 1, tb_path,
-                                               &report);
+    auto tb =
+        shardps::Segment::OpenForServing(*table_spec, 0, 1, tb_path, &report);
     if (!tb.ok()) return Fail(tb.status());
     tb->reset();
     const std::vector<char> tb_image = Read(tb_path);
@@ -206,9 +188,9 @@ int main(int argc, char** argv) {
     auto q = shardps::BatchQueue::Create(q_path, 2, 256);
     if (!q.ok()) return Fail(q.status());
     const float features[6] = {1, 2, 3, 4, 5, 6}, labels[2] = {7, 8};
-    shardps::Status pushed = (*q)->Push(shardps::BatchShape{2, 3, 1, 1},
-                                        features, labels,
-                                        std::chrono::seconds(1), 1, 1);
+    shardps::Status pushed =
+        (*q)->Push(shardps::BatchShape{2, 3, 1, 1}, features, labels,
+                   std::chrono::seconds(1), 1, 1);
     if (!pushed.ok()) rc = Fail(pushed);
     q->reset();
     const std::vector<char> queue = Read(q_path);

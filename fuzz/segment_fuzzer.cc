@@ -10,13 +10,12 @@
 // points outside it.
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
-#include <new>
 
 #include "common/checksum.h"
 #include "common/segment.h"
 #include "common/segment_format.h"
+#include "fuzz/fuzz_fixture.h"
 
 namespace {
 
@@ -26,13 +25,6 @@ using shardps::TableEntry;
 using shardps::TensorEntry;
 
 volatile char sink;
-
-constexpr size_t kAlign = 64;
-struct AlignedDelete {
-  void operator()(char* p) const {
-    ::operator delete(p, std::align_val_t{kAlign});
-  }
-};
 
 void Touch(const char* base, uint64_t offset, uint64_t bytes) {
   if (bytes == 0) return;
@@ -47,7 +39,8 @@ void TouchAll(const char* base) {
   const auto* tensors = reinterpret_cast<const TensorEntry*>(dir);
   const auto* blocks =
       reinterpret_cast<const BlockEntry*>(tensors + h.num_tensors);
-  const auto* tables = reinterpret_cast<const TableEntry*>(blocks + h.num_blocks);
+  const auto* tables =
+      reinterpret_cast<const TableEntry*>(blocks + h.num_blocks);
   Touch(base, h.directory_offset, h.directory_bytes);
   Touch(base, h.versions_offset,
         uint64_t{h.num_blocks} * sizeof(shardps::BlockVersion));
@@ -86,19 +79,10 @@ void FixChecksums(char* base, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  // SegmentHeader is 64-byte aligned (its atomics are), as a mapping is;
-  // the buffer is exactly `size` bytes so ASan poisons everything past it.
-  const std::unique_ptr<char, AlignedDelete> image(static_cast<char*>(
-      ::operator new(size, std::align_val_t{kAlign})));
-  std::memcpy(image.get(), data, size);
-  for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      if (size < shardps::kHeaderBytes) return 0;
-      FixChecksums(image.get(), size);
-    }
-    if (shardps::ValidateSegmentImage(image.get(), size).ok())
-      TouchAll(image.get());
-  }
+  shardps::fuzz::CheckAsGivenAndResealed(
+      data, size, shardps::kHeaderBytes, FixChecksums,
+      [](const char* base, size_t bytes) {
+        if (shardps::ValidateSegmentImage(base, bytes).ok()) TouchAll(base);
+      });
   return 0;
 }

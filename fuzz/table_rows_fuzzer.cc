@@ -6,9 +6,6 @@
 // Input: byte 0 = number of frames after the header (0..3); then 2 bytes
 // (little-endian) per frame, header first, giving its length; then the
 // frames' bytes back to back. A frame longer than what is left is cut short.
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +17,7 @@
 
 #include "common/segment.h"
 #include "common/wire.h"
+#include "fuzz/fuzz_fixture.h"
 #include "server/table_service.h"
 
 namespace {
@@ -44,13 +42,7 @@ capacity = 128
 init = "constant:0.5"
 )";
 
-[[noreturn]] void Die(const shardps::Status& s) {
-  std::fprintf(stderr, "table_rows_fuzzer setup: %s\n", s.ToString().c_str());
-  abort();
-}
-
-// As in request_fuzzer: created once, then unlinked at once so nothing is
-// left on /dev/shm however the fuzzer exits.
+// Created once per process (TransientSegment leaves nothing on /dev/shm).
 struct Fixture {
   shardps::ModelSpec spec;
   std::unique_ptr<shardps::Segment> segment;
@@ -59,18 +51,9 @@ struct Fixture {
 
 std::unique_ptr<Fixture> MakeFixture() {
   auto f = std::make_unique<Fixture>();
-  auto spec = shardps::ParseModelSpec(kSpec);
-  if (!spec.ok()) Die(spec.status());
-  f->spec = std::move(spec).value();
-  char dir[] = "/dev/shm/shardps-fuzz-XXXXXX";
-  if (::mkdtemp(dir) == nullptr) abort();
-  const std::string path = std::string(dir) + "/s.seg";
-  shardps::SegmentOpenReport report;
-  auto seg = shardps::Segment::OpenForServing(f->spec, 0, 2, path, &report);
-  ::unlink(path.c_str());
-  ::rmdir(dir);
-  if (!seg.ok()) Die(seg.status());
-  f->segment = std::move(seg).value();
+  f->spec = shardps::fuzz::ParseSpecOrDie(kSpec, "table_rows_fuzzer");
+  f->segment =
+      shardps::fuzz::TransientSegment(f->spec, 0, 2, "table_rows_fuzzer");
   f->tables = std::make_unique<shardps::TableService>(*f->segment, f->spec);
   return f;
 }

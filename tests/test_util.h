@@ -1,6 +1,7 @@
 // Helpers shared by the unit tests: a self-cleaning temp directory, raw file
-// access for tests that inspect or damage segment bytes, and a small spec
-// builder so each test states only the tensors it cares about.
+// access for tests that inspect or damage segment bytes, a small spec
+// builder so each test states only the tensors it cares about, and the
+// unwrapping of a Result that must succeed.
 #ifndef SHARDPS_TESTS_TEST_UTIL_H_
 #define SHARDPS_TESTS_TEST_UTIL_H_
 
@@ -105,6 +106,14 @@ inline std::vector<float> InitialTensor(const TensorSpec& tensor) {
   return out;
 }
 
+// The value `result` holds; throws, failing the test with the status, when
+// it holds an error.
+template <typename T>
+T ValueOrThrow(Result<T> result) {
+  if (!result.ok()) throw std::runtime_error(result.status().ToString());
+  return std::move(result).value();
+}
+
 // Shard `shard` of `shards` of `spec`, its segment at `path`, opened for
 // serving (created when missing); throws, failing the test with the
 // reason, when it cannot be.
@@ -112,9 +121,8 @@ inline std::unique_ptr<Segment> OpenServing(const ModelSpec& spec,
                                             uint32_t shard, uint32_t shards,
                                             const std::string& path) {
   SegmentOpenReport report;
-  auto seg = Segment::OpenForServing(spec, shard, shards, path, &report);
-  if (!seg.ok()) throw std::runtime_error(seg.status().ToString());
-  return std::move(seg).value();
+  return ValueOrThrow(
+      Segment::OpenForServing(spec, shard, shards, path, &report));
 }
 
 }  // namespace shardps::test

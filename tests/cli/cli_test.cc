@@ -21,25 +21,9 @@ namespace {
 
 using std::chrono::seconds;
 
-bool Contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-
 bool FileExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
-}
-
-// Pids from launch's "  shard <i>  pid <pid>  <endpoint>" lines.
-std::vector<pid_t> ShardPids(const std::vector<std::string>& lines) {
-  std::vector<pid_t> pids;
-  for (const std::string& line : lines) {
-    unsigned shard = 0;
-    int pid = 0;
-    if (std::sscanf(line.c_str(), " shard %u pid %d", &shard, &pid) == 2)
-      pids.push_back(pid);
-  }
-  return pids;
 }
 
 bool ProcessGone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/parsed_reply.h"
+
 namespace shardps {
 namespace {
 
@@ -30,21 +32,12 @@ ShardHello SampleHello() {
   return h;
 }
 
-// The Reply in `builder`, verified as a client verifies it.
-const wire::Reply& Parsed(flatbuffers::FlatBufferBuilder& builder,
-                          HeaderScratch& scratch) {
-  auto reply =
-      ParseReply(builder.GetBufferPointer(), builder.GetSize(), scratch);
-  REQUIRE(reply.ok());
-  return **reply;
-}
-
 TEST_CASE("hello codec decodes what it encodes", "[hello_codec]") {
   const ShardHello in = SampleHello();
   flatbuffers::FlatBufferBuilder builder;
   EncodeHelloReply(42, in, &builder);
   HeaderScratch scratch;
-  const wire::Reply& reply = Parsed(builder, scratch);
+  const wire::Reply& reply = test::ParsedReply(builder, scratch);
   CHECK(reply.request_id() == 42);
   CHECK(reply.code() == 0);
   auto out = DecodeHello(reply);
@@ -84,7 +77,7 @@ TEST_CASE("hello codec re-encoding reuses a builder", "[hello_codec]") {
   small.model = "m";
   EncodeHelloReply(2, small, &builder);  // clears what the first left
   HeaderScratch scratch;
-  const wire::Reply& reply = Parsed(builder, scratch);
+  const wire::Reply& reply = test::ParsedReply(builder, scratch);
   CHECK(reply.request_id() == 2);
   auto out = DecodeHello(reply);
   REQUIRE(out.ok());
@@ -138,7 +131,7 @@ Status DecodeRaw(const RawHello& raw) {
   flatbuffers::FlatBufferBuilder builder;
   Build(raw, &builder);
   HeaderScratch scratch;
-  return DecodeHello(Parsed(builder, scratch)).status();
+  return DecodeHello(test::ParsedReply(builder, scratch)).status();
 }
 
 void RequireBadMessage(const Status& s, const std::string& text) {
@@ -155,7 +148,7 @@ TEST_CASE("hello codec fills what an older server leaves out",
   flatbuffers::FlatBufferBuilder builder;
   Build(raw, &builder);
   HeaderScratch scratch;
-  auto out = DecodeHello(Parsed(builder, scratch));
+  auto out = DecodeHello(test::ParsedReply(builder, scratch));
   REQUIRE(out.ok());
   CHECK(out->consistency == "async");
   CHECK(out->tensors.at(0).optimizer == "adam");  // the model's

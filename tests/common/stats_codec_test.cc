@@ -5,18 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/parsed_reply.h"
+
 namespace shardps {
 namespace {
 
 using Catch::Matchers::Contains;
-
-const wire::Reply& Parsed(flatbuffers::FlatBufferBuilder& builder,
-                          HeaderScratch& scratch) {
-  auto reply =
-      ParseReply(builder.GetBufferPointer(), builder.GetSize(), scratch);
-  REQUIRE(reply.ok());
-  return **reply;
-}
 
 TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   ShardStats in;
@@ -46,7 +40,7 @@ TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   flatbuffers::FlatBufferBuilder builder;
   EncodeStatsReply(99, in, &builder);
   HeaderScratch scratch;
-  const wire::Reply& reply = Parsed(builder, scratch);
+  const wire::Reply& reply = test::ParsedReply(builder, scratch);
   CHECK(reply.request_id() == 99);
   auto out = DecodeStats(reply);
   REQUIRE(out.ok());
@@ -99,7 +93,7 @@ TEST_CASE("stats codec reads lists an older server did not send",
   flatbuffers::FlatBufferBuilder builder;
   BuildRaw(2, nullptr, nullptr, nullptr, &builder);
   HeaderScratch scratch;
-  auto out = DecodeStats(Parsed(builder, scratch));
+  auto out = DecodeStats(test::ParsedReply(builder, scratch));
   REQUIRE(out.ok());
   REQUIRE(out->workers_detail.size() == 2);
   for (const WorkerStats& w : out->workers_detail) {
@@ -115,7 +109,7 @@ TEST_CASE("stats codec reads an unknown worker state as gone",
   flatbuffers::FlatBufferBuilder builder;
   BuildRaw(2, nullptr, &states, nullptr, &builder);
   HeaderScratch scratch;
-  auto out = DecodeStats(Parsed(builder, scratch));
+  auto out = DecodeStats(test::ParsedReply(builder, scratch));
   REQUIRE(out.ok());
   CHECK(out->workers_detail.at(0).state == WorkerStats::State::kConnected);
   CHECK(out->workers_detail.at(1).state == WorkerStats::State::kGone);
@@ -142,7 +136,7 @@ TEST_CASE("stats codec refuses malformed replies", "[stats_codec]") {
     BuildRaw(1, nullptr, nullptr, &two, &builder);
   }
   HeaderScratch scratch;
-  auto out = DecodeStats(Parsed(builder, scratch));
+  auto out = DecodeStats(test::ParsedReply(builder, scratch));
   REQUIRE_FALSE(out.ok());
   CHECK(out.status().code() == Code::kBadMessage);
   CHECK_THAT(out.status().message(), Contains(text));

@@ -14,6 +14,7 @@
 
 #include "common/segment.h"
 #include "shardps/client.h"
+#include "tests/integration/client_fixture.h"
 #include "tests/integration/harness.h"
 
 namespace shardps::testing {
@@ -89,13 +90,40 @@ void Train(Client& c, int steps) {
   }
 }
 
-std::unique_ptr<LocalCluster> Start(const std::string& spec,
-                                    const std::string& storage,
-                                    const std::string& cluster_file) {
-  auto cluster = LocalCluster::Start(spec, storage, 2, cluster_file);
+// Two shards of `spec` on `storage`, with `serve_flags`.
+std::unique_ptr<LocalCluster> Start(
+    const std::string& spec, const std::string& storage,
+    const std::string& cluster_file,
+    const std::vector<std::string>& serve_flags = {}) {
+  auto cluster =
+      LocalCluster::Start(spec, storage, 2, cluster_file, serve_flags);
   INFO(cluster.status().ToString());
   REQUIRE(cluster.ok());
   return std::move(cluster).value();
+}
+
+// `shardps checkpoint` of the cluster in `cluster_file` to `to`.
+RunResult Checkpoint(const std::string& cluster_file, const std::string& to) {
+  return Run(
+      {kShardpsBinary, "checkpoint", "--cluster", cluster_file, "--to", to});
+}
+
+// `shardps restore` of the checkpoint(s) at `from` to `storage`.
+RunResult Restore(const std::string& from, const std::string& spec,
+                  const std::string& storage) {
+  return Run({kShardpsBinary, "restore", "--from", from, "--spec", spec,
+              "--storage", storage});
+}
+
+// Restores `from` to dir/b, failing the test with restore's stderr when it
+// fails, and starts two shards on it (cluster file dir/b.toml).
+std::unique_ptr<LocalCluster> RestoreAndStart(const TempDir& dir,
+                                              const std::string& from,
+                                              const std::string& spec) {
+  const RunResult restore = Restore(from, spec, dir.File("b"));
+  INFO(restore.err);
+  REQUIRE(restore.status.ok());
+  return Start(spec, dir.File("b"), dir.File("b.toml"));
 }
 
 TEST_CASE("a restored checkpoint continues exactly where it was taken",
@@ -106,12 +134,10 @@ TEST_CASE("a restored checkpoint continues exactly where it was taken",
   Model at_checkpoint, continued;
   {
     auto cluster = Start(spec, dir.File("a"), dir.File("a.toml"));
-    auto client = Client::Connect(cluster->info());
-    REQUIRE(client.ok());
-    Train(**client, 5);
-    at_checkpoint = Read(**client);
-    const RunResult cp = Run({kShardpsBinary, "checkpoint", "--cluster",
-                              dir.File("a.toml"), "--to", ckpt});
+    auto client = Connect(cluster->info());
+    Train(*client, 5);
+    at_checkpoint = Read(*client);
+    const RunResult cp = Checkpoint(dir.File("a.toml"), ckpt);
     INFO(cp.err);
     REQUIRE(cp.status.ok());
     // Each shard's source segment is recorded by its identity.
@@ -124,26 +150,19 @@ TEST_CASE("a restored checkpoint continues exactly where it was taken",
                                ".segment_identity = " + id->ToString()));
     }
     // A second checkpoint to the same place is refused: write once.
-    CHECK(Run({kShardpsBinary, "checkpoint", "--cluster", dir.File("a.toml"),
-               "--to", ckpt})
-              .status.code == 1);
-    Train(**client, 3);  // the reference: three more steps, uninterrupted
-    continued = Read(**client);
+    CHECK(Checkpoint(dir.File("a.toml"), ckpt).status.code == 1);
+    Train(*client, 3);  // the reference: three more steps, uninterrupted
+    continued = Read(*client);
   }
-  const RunResult restore = Run({kShardpsBinary, "restore", "--from", ckpt,
-                                 "--spec", spec, "--storage", dir.File("b")});
-  INFO(restore.err);
-  REQUIRE(restore.status.ok());
-  auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
-  auto client = Client::Connect(cluster->info());
-  REQUIRE(client.ok());
-  const Model restored = Read(**client);
+  auto cluster = RestoreAndStart(dir, ckpt, spec);
+  auto client = Connect(cluster->info());
+  const Model restored = Read(*client);
   CHECK(restored.w == at_checkpoint.w);
   CHECK(restored.rows == at_checkpoint.rows);
   // Adam's moments and step counts came back too: the same three steps give
   // the same weights, bit for bit.
-  Train(**client, 3);
-  const Model after = Read(**client);
+  Train(*client, 3);
+  const Model after = Read(*client);
   CHECK(after.w == continued.w);
   CHECK(after.rows == continued.rows);
 }
@@ -154,12 +173,9 @@ TEST_CASE("restore onto a live model says a server is using the segment",
   const std::string spec = WriteSpec(dir.File("spec.toml"), kSpec);
   const std::string ckpt = dir.File("ckpt");
   auto cluster = Start(spec, dir.File("a"), dir.File("a.toml"));
-  REQUIRE(Run({kShardpsBinary, "checkpoint", "--cluster", dir.File("a.toml"),
-               "--to", ckpt})
-              .status.ok());
+  REQUIRE(Checkpoint(dir.File("a.toml"), ckpt).status.ok());
   // The servers still run on storage a: its segments are locked.
-  RunResult r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
-                     "--storage", dir.File("a")});
+  RunResult r = Restore(ckpt, spec, dir.File("a"));
   INFO(r.err);
   CHECK(r.status.code == 1);
   CHECK_THAT(r.err, Catch::Matchers::Contains("in use by a running server"));
@@ -168,8 +184,7 @@ TEST_CASE("restore onto a live model says a server is using the segment",
   CHECK_THAT(r.err, !Catch::Matchers::Contains("remove it first"));
   // Stopped, the segments are only files: remove them first, as before.
   cluster.reset();
-  r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
-           "--storage", dir.File("a")});
+  r = Restore(ckpt, spec, dir.File("a"));
   INFO(r.err);
   CHECK(r.status.code == 1);
   CHECK_THAT(r.err, Catch::Matchers::Contains("remove it first"));
@@ -182,30 +197,25 @@ TEST_CASE("damaged or foreign checkpoints are refused and nothing is made",
   const std::string ckpt = dir.File("ckpt");
   {
     auto cluster = Start(spec, dir.File("a"), dir.File("a.toml"));
-    REQUIRE(Run({kShardpsBinary, "checkpoint", "--cluster", dir.File("a.toml"),
-                 "--to", ckpt})
-                .status.ok());
+    REQUIRE(Checkpoint(dir.File("a.toml"), ckpt).status.ok());
   }
   // Another spec: refused with the reason.
   std::string other = kSpec;
   other.replace(other.find("3000"), 4, "3001");
   const std::string other_spec = WriteSpec(dir.File("other.toml"), other);
-  RunResult r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec",
-                     other_spec, "--storage", dir.File("b")});
+  RunResult r = Restore(ckpt, other_spec, dir.File("b"));
   CHECK(r.status.code == 2);
   CHECK_THAT(r.err, Catch::Matchers::Contains("spec mismatch"));
   // One flipped byte in a shard file: refused by its checksum.
   FlipByte(ckpt + "/shard-1-of-2.ckpt", 100);
-  r = Run({kShardpsBinary, "restore", "--from", ckpt, "--spec", spec,
-           "--storage", dir.File("b")});
+  r = Restore(ckpt, spec, dir.File("b"));
   CHECK(r.status.code == 2);
   CHECK_THAT(r.err, Catch::Matchers::Contains("CRC-32C"));
   // Nothing was created for either refusal.
   std::ifstream seg(dir.File("b") + "/ckpt/shard-0-of-2.seg");
   CHECK_FALSE(seg.good());
   // A missing checkpoint is a clear error too.
-  r = Run({kShardpsBinary, "restore", "--from", dir.File("nope"), "--spec",
-           spec, "--storage", dir.File("b")});
+  r = Restore(dir.File("nope"), spec, dir.File("b"));
   CHECK(r.status.code == 2);
 }
 
@@ -218,16 +228,11 @@ TEST_CASE(
   const std::string root = dir.File("durable");
   Model final_model;
   {
-    auto started = LocalCluster::Start(
-        spec, dir.File("a"), 2, dir.File("a.toml"),
-        {"--checkpoint-dir", root, "--checkpoint-every", "150ms",
-         "--checkpoint-keep", "2"});
-    INFO(started.status().ToString());
-    REQUIRE(started.ok());
-    auto& cluster = *started;
-    auto client = Client::Connect(cluster->info());
-    REQUIRE(client.ok());
-    Train(**client, 4);
+    auto cluster = Start(spec, dir.File("a"), dir.File("a.toml"),
+                         {"--checkpoint-dir", root, "--checkpoint-every",
+                          "150ms", "--checkpoint-keep", "2"});
+    auto client = Connect(cluster->info());
+    Train(*client, 4);
     // Several periods pass; only the newest 2 of each shard stay.
     CHECK(cluster->server(0).process->WaitForStderr("checkpoint ", seconds(5)));
     std::this_thread::sleep_for(milliseconds(700));
@@ -235,8 +240,8 @@ TEST_CASE(
       INFO(shard);
       CHECK(Checkpoints(root + shard).size() == 2);
     }
-    Train(**client, 2);
-    final_model = Read(**client);
+    Train(*client, 2);
+    final_model = Read(*client);
     // A clean stop writes one last, exact checkpoint.
     for (uint32_t i = 0; i < 2; ++i) {
       REQUIRE(cluster->server(i).process->Signal(SIGTERM));
@@ -245,15 +250,10 @@ TEST_CASE(
       CHECK(exit->ok());
     }
   }
-  RunResult r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
-                     "--storage", dir.File("b")});
-  INFO(r.err);
-  REQUIRE(r.status.ok());
   {
-    auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
-    auto client = Client::Connect(cluster->info());
-    REQUIRE(client.ok());
-    const Model restored = Read(**client);
+    auto cluster = RestoreAndStart(dir, root, spec);
+    auto client = Connect(cluster->info());
+    const Model restored = Read(*client);
     CHECK(restored.w == final_model.w);
     CHECK(restored.rows == final_model.rows);
   }
@@ -262,18 +262,18 @@ TEST_CASE(
   const std::vector<std::string> shard0 = Checkpoints(root + "/shard-0-of-2");
   REQUIRE(shard0.size() == 2);
   FlipByte(shard0.back() + "/shard-0-of-2.ckpt", 5000);
-  r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
-           "--storage", dir.File("c")});
+  RunResult r = Restore(root, spec, dir.File("c"));
   INFO(r.err);
   REQUIRE(r.status.ok());
   CHECK_THAT(r.err, Catch::Matchers::Contains("skipping " + shard0.back()));
   // Both shards' checkpoints damaged beyond use: refused, nothing made.
   FlipByte(shard0.front() + "/shard-0-of-2.ckpt", 5000);
-  r = Run({kShardpsBinary, "restore", "--from", root, "--spec", spec,
-           "--storage", dir.File("d")});
+  r = Restore(root, spec, dir.File("d"));
   CHECK(r.status.code == 2);
-  CHECK_THAT(r.err, Catch::Matchers::Contains("no usable checkpoint of shard 0"));
-  CHECK_FALSE(std::filesystem::exists(dir.File("d") + "/ckpt/shard-1-of-2.seg"));
+  CHECK_THAT(r.err,
+             Catch::Matchers::Contains("no usable checkpoint of shard 0"));
+  CHECK_FALSE(
+      std::filesystem::exists(dir.File("d") + "/ckpt/shard-1-of-2.seg"));
 }
 
 TEST_CASE("checkpoint --remote makes every shard checkpoint itself",
@@ -284,17 +284,14 @@ TEST_CASE("checkpoint --remote makes every shard checkpoint itself",
   Model at_checkpoint;
   {
     // No timer to speak of: only the client's request makes a checkpoint.
-    auto started = LocalCluster::Start(
-        spec, dir.File("a"), 2, dir.File("a.toml"),
-        {"--checkpoint-dir", root, "--checkpoint-every", "10h"});
-    INFO(started.status().ToString());
-    REQUIRE(started.ok());
-    auto client = Client::Connect((*started)->info());
-    REQUIRE(client.ok());
-    Train(**client, 3);
-    at_checkpoint = Read(**client);
+    auto cluster =
+        Start(spec, dir.File("a"), dir.File("a.toml"),
+              {"--checkpoint-dir", root, "--checkpoint-every", "10h"});
+    auto client = Connect(cluster->info());
+    Train(*client, 3);
+    at_checkpoint = Read(*client);
     // The cluster file lists endpoints only: this works from any host.
-    ClusterInfo remote = (*started)->info();
+    ClusterInfo remote = cluster->info();
     for (ShardAddress& s : remote.shards) s.segment.clear();
     REQUIRE(SaveCluster(remote, dir.File("remote.toml")).ok());
     const RunResult r = Run({kShardpsBinary, "checkpoint", "--cluster",
@@ -305,25 +302,20 @@ TEST_CASE("checkpoint --remote makes every shard checkpoint itself",
                                                 "/shard-0-of-2/"));
     CHECK(Checkpoints(root + "/shard-0-of-2").size() == 1);
     CHECK(Checkpoints(root + "/shard-1-of-2").size() == 1);
-    Train(**client, 2);  // after the checkpoint: not in it
+    Train(*client, 2);  // after the checkpoint: not in it
     // Killed, not stopped: no final checkpoint; the remote one is newest.
     for (uint32_t i = 0; i < 2; ++i)
-      REQUIRE((*started)->server(i).process->Signal(SIGKILL));
+      REQUIRE(cluster->server(i).process->Signal(SIGKILL));
   }
-  const RunResult r = Run({kShardpsBinary, "restore", "--from", root, "--spec",
-                           spec, "--storage", dir.File("b")});
-  INFO(r.err);
-  REQUIRE(r.status.ok());
-  auto cluster = Start(spec, dir.File("b"), dir.File("b.toml"));
-  auto client = Client::Connect(cluster->info());
-  REQUIRE(client.ok());
-  const Model restored = Read(**client);
+  auto cluster = RestoreAndStart(dir, root, spec);
+  auto client = Connect(cluster->info());
+  const Model restored = Read(*client);
   CHECK(restored.w == at_checkpoint.w);
   CHECK(restored.rows == at_checkpoint.rows);
 
   // A shard without --checkpoint-dir says so.
-  const RunResult refused = Run(
-      {kShardpsBinary, "checkpoint", "--cluster", dir.File("b.toml"), "--remote"});
+  const RunResult refused = Run({kShardpsBinary, "checkpoint", "--cluster",
+                                 dir.File("b.toml"), "--remote"});
   CHECK(refused.status.code != 0);
   CHECK_THAT(refused.err, Catch::Matchers::Contains("--checkpoint-dir"));
 }

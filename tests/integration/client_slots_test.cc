@@ -15,6 +15,7 @@
 #include "common/segment_format.h"
 #include "common/wire.h"
 #include "shardps/client.h"
+#include "tests/integration/client_fixture.h"
 #include "tests/integration/cluster_fixture.h"
 
 namespace shardps::testing {
@@ -29,30 +30,9 @@ std::string ThreeBlockSpec() {
   return SpecText("slots", 1024, 1.0, {{"w", {3072}, "zeros"}});
 }
 
+// All of "w", through a client of its own.
 std::vector<float> PullW(const ClusterInfo& cluster) {
-  ClientOptions options;
-  options.connect_timeout = seconds(10);
-  auto client = Client::Connect(cluster, options);
-  INFO(client.status().ToString());
-  REQUIRE(client.ok());
-  std::vector<float> w(3072);
-  const Status s = (*client)->Pull("w", w.data(), w.size()).Wait();
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return w;
-}
-
-bool Contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-
-std::unique_ptr<Client> Connect(const ClusterInfo& cluster) {
-  ClientOptions options;
-  options.connect_timeout = seconds(10);
-  auto client = Client::Connect(cluster, options);
-  INFO(client.status().ToString());
-  REQUIRE(client.ok());
-  return std::move(client).value();
+  return PullTensor(*Connect(cluster), "w");
 }
 
 // Exactly-once pushes sent by hand to one shard, as any client id with any
@@ -119,22 +99,7 @@ class RawPusher {
 };
 
 // The single block model's first weight.
-float PullW1(const ClusterInfo& cluster) {
-  auto client = Connect(cluster);
-  std::vector<float> w(1024);
-  const Status s = client->Pull("w", w.data(), w.size()).Wait();
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return w[0];
-}
-
-size_t CountNot(const std::vector<float>& w, float want) {
-  size_t bad = 0;
-  for (size_t j = 0; j < w.size(); ++j)
-    if (w[j] != want && ++bad <= 5)
-      UNSCOPED_INFO("element " << j << ": " << w[j] << " != " << want);
-  return bad;
-}
+float PullW1(const ClusterInfo& cluster) { return PullW(cluster).at(0); }
 
 // Regression: the 129th `shardps push` used to be refused for 10 minutes
 // (every earlier push had left its client's slot behind).

@@ -1,7 +1,5 @@
 // A whole cluster as separate processes: shard servers, workers pushing
 // concurrently, a co-located ModelView, and a server killed mid-training.
-#include <signal.h>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -13,7 +11,9 @@
 
 #include "shardps/client.h"
 #include "shardps/model_view.h"
+#include "tests/integration/client_fixture.h"
 #include "tests/integration/cluster_fixture.h"
+#include "tests/integration/worker_fixture.h"
 
 namespace shardps::testing {
 namespace {
@@ -22,44 +22,15 @@ using std::chrono::seconds;
 
 constexpr uint64_t kBlockFloats = 1024;  // small: tensors span many blocks
 
-std::unique_ptr<Client> Connect(const ClusterInfo& cluster) {
+// A client whose calls may take up to 10 s.
+std::unique_ptr<Client> ConnectPatient(const ClusterInfo& cluster) {
   ClientOptions options;
   options.request_timeout = seconds(10);
-  options.connect_timeout = seconds(10);
-  auto client = Client::Connect(cluster, options);
-  INFO(client.status().ToString());
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
-
-std::vector<float> PullTensor(Client& client, const std::string& name) {
-  const TensorLayout* t = client.layout().Find(name);
-  REQUIRE(t != nullptr);
-  std::vector<float> values(t->num_floats);
-  const Status s = client.Pull(name, values.data(), values.size()).Wait();
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return values;
+  return Connect(cluster, options);
 }
 
 // Element j of a --ramp gradient of value v: v * (1 + j % 8).
 double Ramp(size_t j) { return 1.0 + static_cast<double>(j % 8); }
-
-// Counts elements of `actual` that differ from expected(j), reporting the
-// first few. Exact comparison on purpose: every value in these tests is a
-// small multiple of 0.25, so float arithmetic on it is exact in any order.
-template <typename Expected>
-size_t CountMismatches(const float* actual, size_t n, Expected expected) {
-  size_t bad = 0;
-  for (size_t j = 0; j < n; ++j) {
-    const auto want = static_cast<float>(expected(j));
-    if (actual[j] != want) {
-      if (++bad <= 5)
-        UNSCOPED_INFO("element " << j << ": " << actual[j] << " != " << want);
-    }
-  }
-  return bad;
-}
 
 // Blocks of `w` (a copy of a tensor initialised to `init` and pushed only
 // --ramp gradients of `value`) whose elements do not all show the same number
@@ -75,16 +46,6 @@ long TornBlocks(const std::vector<float>& w, double init, double value) {
     torn += bad > 0;
   }
   return torn;
-}
-
-void RequireAllExitedCleanly(std::vector<WorkerProcess>& workers) {
-  for (size_t k = 0; k < workers.size(); ++k) {
-    const auto exit = workers[k].process->Wait(kExitTimeout);
-    INFO("worker " << k << " stderr: " << workers[k].process->Stderr());
-    REQUIRE(exit.has_value());
-    INFO(exit->ToString());
-    REQUIRE(exit->ok());
-  }
 }
 
 TEST_CASE(
@@ -111,13 +72,7 @@ TEST_CASE(
     workers.push_back(std::move(worker).value());
   }
   const bool all_done = PumpWorkers(
-      workers,
-      [&] {
-        for (const WorkerProcess& w : workers)
-          if (!w.done) return false;
-        return true;
-      },
-      seconds(30));
+      workers, [&] { return AllDone(workers); }, seconds(30));
   RequireAllExitedCleanly(workers);
   REQUIRE(all_done);
   for (const WorkerProcess& w : workers) {
@@ -128,7 +83,7 @@ TEST_CASE(
 
   // Worker k pushed kPushes * 0.25 * (k + 1) * ramp(j), lr 1.
   const double per_ramp = kPushes * 0.25 * (1 + 2 + 3 + 4);
-  auto client = Connect(cluster->info());
+  auto client = ConnectPatient(cluster->info());
   for (const char* name : {"big", "tiny"}) {
     INFO("tensor " << name);
     const std::vector<float> w = PullTensor(*client, name);
@@ -162,7 +117,7 @@ TEST_CASE("model view in the test process sees every acknowledged update",
   auto view = ModelView::Open(cluster->info());
   INFO(view.status().ToString());
   REQUIRE(view.ok());
-  auto client = Connect(cluster->info());
+  auto client = ConnectPatient(cluster->info());
 
   SECTION("pushes from this process, checked right after each ack") {
     const std::vector<std::pair<std::string, uint64_t>> tensors = {
@@ -197,18 +152,13 @@ TEST_CASE("model view in the test process sees every acknowledged update",
   }
 
   SECTION("pushes from worker processes, seen once they exit") {
-    std::vector<WorkerProcess> workers;
-    for (int k = 0; k < 2; ++k) {
-      WorkerArgs args;
-      args.cluster = cluster->cluster_file();
-      args.tensors = {"mat"};
-      args.pushes = 25;
-      args.value = 0.25;
-      args.ramp = true;
-      auto worker = StartWorker(args);
-      REQUIRE(worker.ok());
-      workers.push_back(std::move(worker).value());
-    }
+    WorkerArgs args;
+    args.cluster = cluster->cluster_file();
+    args.tensors = {"mat"};
+    args.pushes = 25;
+    args.value = 0.25;
+    args.ramp = true;
+    std::vector<WorkerProcess> workers = StartWorkers(args, 2);
     // While they push, every ack a worker has printed must already be
     // visible here, and each block of a Copy must be one consistent state.
     long stale = 0, torn = 0, checks = 0;
@@ -260,22 +210,17 @@ TEST_CASE(
   constexpr uint32_t kVictim = 1;
   constexpr int kWorkers = 3;
   constexpr long kAcksPerPhase = 20;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.tensors = {"w"};
-    args.value = 1.0;
-    args.retry = true;
-    args.until_signal = true;
-    args.timeout_ms = 3000;
-    // Without exactly-once numbers: the outage fails pushes at once, the
-    // worker retries them itself, and a retry may land twice.
-    args.at_least_once = true;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.tensors = {"w"};
+  args.value = 1.0;
+  args.retry = true;
+  args.until_signal = true;
+  args.timeout_ms = 3000;
+  // Without exactly-once numbers: the outage fails pushes at once, the
+  // worker retries them itself, and a retry may land twice.
+  args.at_least_once = true;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
   const auto every_worker = [&](auto predicate) {
     return [&workers, predicate] {
       for (const WorkerProcess& w : workers)
@@ -291,11 +236,7 @@ TEST_CASE(
                       seconds(20)));
 
   // kill -9 while pushes are in flight.
-  ServerProcess& victim = cluster->server(kVictim);
-  REQUIRE(victim.process->Signal(SIGKILL));
-  const auto killed = victim.process->Wait(kExitTimeout);
-  REQUIRE(killed.has_value());
-  CHECK(killed->signal == SIGKILL);
+  KillShard(*cluster, kVictim);
 
   // Every worker sees the outage as an error, promptly, and keeps going.
   const bool saw_outage = PumpWorkers(
@@ -319,26 +260,11 @@ TEST_CASE(
   CHECK(again.process->Stderr().find("reopened") != std::string::npos);
 
   // Phase 2: the workers' retry loops get through again.
-  std::vector<long> acked_at_restart;
-  for (const WorkerProcess& w : workers) acked_at_restart.push_back(w.acked);
-  REQUIRE(PumpWorkers(
-      workers,
-      [&] {
-        for (size_t k = 0; k < workers.size(); ++k)
-          if (workers[k].acked < acked_at_restart[k] + kAcksPerPhase)
-            return false;
-        return true;
-      },
-      seconds(20)));
+  REQUIRE(PumpUntilEachAcked(workers, kAcksPerPhase, seconds(20)));
 
-  for (WorkerProcess& w : workers) REQUIRE(w.process->Signal(SIGTERM));
-  PumpWorkers(workers,
-              every_worker([](const WorkerProcess& w) { return w.done; }),
-              kExitTimeout);
-  RequireAllExitedCleanly(workers);
+  StopWorkers(workers);
   long acked = 0, attempts = 0;
   for (const WorkerProcess& w : workers) {
-    REQUIRE(w.done);
     acked += w.done_acked;
     attempts += w.done_attempts;
   }
@@ -352,7 +278,7 @@ TEST_CASE(
   //  * on the victim, at most one more per worker than acknowledged: only
   //    the attempt each worker had in flight at the kill can have landed
   //    unacknowledged; during the outage the client fails its part at once.
-  auto client = Connect(cluster->info());
+  auto client = ConnectPatient(cluster->info());
   const std::vector<float> w = PullTensor(*client, "w");
   const TensorLayout& layout = *client->layout().Find("w");
   size_t lost = 0, invented = 0;

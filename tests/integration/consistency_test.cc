@@ -317,12 +317,7 @@ TEST_CASE("bsp clocks and accumulators survive kill -9 of a shard",
   // yet applied) when shard 0 dies; the restarted shard still holds it.
   std::vector<float> g(kTensorFloats, 3.0f);
   REQUIRE(w0->Push("w", g.data(), g.size()).Wait().ok());
-  ServerProcess& victim = cluster->server(0);
-  REQUIRE(victim.process->Signal(SIGKILL));
-  REQUIRE(victim.process->Wait(kExitTimeout).has_value());
-  const Status restarted = cluster->Restart(0);
-  INFO(restarted.ToString());
-  REQUIRE(restarted.ok());
+  KillAndRestart(*cluster, 0);
   wait_reconnected(*w0);
   wait_reconnected(*w1);
   std::vector<float> g1(kTensorFloats, 6.0f);

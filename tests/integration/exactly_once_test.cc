@@ -9,11 +9,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "shardps/client.h"
+#include "tests/integration/client_fixture.h"
 #include "tests/integration/cluster_fixture.h"
+#include "tests/integration/worker_fixture.h"
 
 namespace shardps::testing {
 namespace {
@@ -21,47 +22,14 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-std::unique_ptr<Client> Connect(const ClusterInfo& cluster,
-                                ClientOptions options = {}) {
-  options.connect_timeout = seconds(10);
-  auto client = Client::Connect(cluster, options);
-  INFO(client.status().ToString());
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
-
-std::vector<float> PullTensor(Client& client, const std::string& name) {
-  std::vector<float> values(client.layout().Find(name)->num_floats);
-  const Status s = client.Pull(name, values.data(), values.size()).Wait();
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return values;
-}
-
-// Elements of `w` that are not exactly `want`, reporting the first few.
-size_t CountNot(const std::vector<float>& w, float want) {
-  size_t bad = 0;
-  for (size_t j = 0; j < w.size(); ++j)
-    if (w[j] != want && ++bad <= 5)
-      UNSCOPED_INFO("element " << j << ": " << w[j] << " != " << want);
-  return bad;
-}
-
-uint64_t Sum(const std::vector<ShardStats>& stats,
-             uint64_t ShardStats::*field) {
-  uint64_t total = 0;
-  for (const ShardStats& s : stats) total += s.*field;
-  return total;
-}
-
 TEST_CASE("pushes whose replies are lost are retried and applied once",
           "[integration][exactly-once]") {
   TempDir dir;
   // lr 1, gradient 1, init 0: each element ends at -(pushes applied).
   // 6000 floats in blocks of 1024: 6 blocks over 2 shards.
-  auto cluster = StartCluster(
-      dir, SpecText("drops", 1024, 1.0, {{"w", {6000}, "zeros"}}), 2,
-      {"--fault-drop-push-replies", "3"});
+  auto cluster =
+      StartCluster(dir, SpecText("drops", 1024, 1.0, {{"w", {6000}, "zeros"}}),
+                   2, {"--fault-drop-push-replies", "3"});
   ClientOptions options;
   options.attempt_timeout = milliseconds(150);
   options.request_timeout = seconds(10);
@@ -91,16 +59,17 @@ TEST_CASE("pushes whose replies are lost are retried and applied once",
   REQUIRE(stats.ok());
   // Every third reply was lost, so retries reached blocks that already had
   // the push; each block was still updated once per push.
-  CHECK(Sum(*stats, &ShardStats::duplicates) > 0);
-  CHECK(Sum(*stats, &ShardStats::updates_applied) == uint64_t{kPushes} * 6);
+  CHECK(SumStats(*stats, &ShardStats::duplicates) > 0);
+  CHECK(SumStats(*stats, &ShardStats::updates_applied) ==
+        uint64_t{kPushes} * 6);
 }
 
 TEST_CASE("an at-least-once client gets a timeout when a reply is lost",
           "[integration][exactly-once]") {
   TempDir dir;
-  auto cluster = StartCluster(
-      dir, SpecText("drops", 1024, 1.0, {{"w", {1000}, "zeros"}}), 1,
-      {"--fault-drop-push-replies", "1"});
+  auto cluster =
+      StartCluster(dir, SpecText("drops", 1024, 1.0, {{"w", {1000}, "zeros"}}),
+                   1, {"--fault-drop-push-replies", "1"});
   ClientOptions options;
   options.exactly_once = false;
   options.request_timeout = milliseconds(400);
@@ -117,9 +86,9 @@ TEST_CASE("a shard killed in the middle of a block update restarts whole",
   TempDir dir;
   // 3 blocks, all on the one shard. The 5th block update writes NaN over
   // half its block and SIGKILLs the server.
-  auto cluster = StartCluster(
-      dir, SpecText("torn", 1024, 1.0, {{"w", {3000}, "zeros"}}), 1,
-      {"--fault-kill-mid-update", "5"});
+  auto cluster =
+      StartCluster(dir, SpecText("torn", 1024, 1.0, {{"w", {3000}, "zeros"}}),
+                   1, {"--fault-kill-mid-update", "5"});
   ClientOptions options;
   options.attempt_timeout = milliseconds(300);
   options.request_timeout = seconds(20);
@@ -163,71 +132,29 @@ TEST_CASE(
   auto cluster = StartCluster(
       dir, SpecText("crash", kBlock, 1.0, {{"w", {kFloats}, "zeros"}}), 3);
   constexpr int kWorkers = 3;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.tensors = {"w"};
-    args.value = 1.0;
-    args.until_signal = true;
-    // No retries in the worker: a push that is not acknowledged within
-    // 30 s fails the worker. The client's own retries must carry it.
-    args.timeout_ms = 30000;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
-  const auto progressed = [&](long acks) {
-    std::vector<long> from;
-    for (const WorkerProcess& w : workers) from.push_back(w.acked);
-    return PumpWorkers(
-        workers,
-        [&] {
-          for (size_t k = 0; k < workers.size(); ++k)
-            if (workers[k].acked < from[k] + acks) return false;
-          return true;
-        },
-        seconds(30));
-  };
-  REQUIRE(progressed(10));
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.tensors = {"w"};
+  args.value = 1.0;
+  args.until_signal = true;
+  // No retries in the worker: a push that is not acknowledged within
+  // 30 s fails the worker. The client's own retries must carry it.
+  args.timeout_ms = 30000;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
+  REQUIRE(PumpUntilEachAcked(workers, 10, seconds(30)));
 
   // Three rounds: kill a shard mid-push, restart it on its segment.
   for (uint32_t round = 0; round < 3; ++round) {
     const uint32_t victim = round % 3;
-    ServerProcess& server = cluster->server(victim);
-    REQUIRE(server.process->Signal(SIGKILL));
-    const auto killed = server.process->Wait(kExitTimeout);
-    REQUIRE(killed.has_value());
-    CHECK(killed->signal == SIGKILL);
-    std::this_thread::sleep_for(milliseconds(100));
-    const Status restarted = cluster->Restart(victim);
-    INFO(restarted.ToString());
-    REQUIRE(restarted.ok());
-    INFO("restarted shard " << victim << " stderr: "
-                            << cluster->server(victim).process->Stderr());
-    REQUIRE(progressed(10));
+    KillAndRestart(*cluster, victim);
+    INFO("restarted shard "
+         << victim << " stderr: " << cluster->server(victim).process->Stderr());
+    REQUIRE(PumpUntilEachAcked(workers, 10, seconds(30)));
   }
 
-  for (WorkerProcess& w : workers) REQUIRE(w.process->Signal(SIGTERM));
-  PumpWorkers(
-      workers,
-      [&] {
-        for (const WorkerProcess& w : workers)
-          if (!w.done) return false;
-        return true;
-      },
-      kExitTimeout);
-  long acked = 0;
-  for (size_t k = 0; k < workers.size(); ++k) {
-    const auto exit = workers[k].process->Wait(kExitTimeout);
-    INFO("worker " << k << " stderr: " << workers[k].process->Stderr());
-    REQUIRE(exit.has_value());
-    REQUIRE(exit->ok());
-    REQUIRE(workers[k].done);
-    // Every push the worker made was acknowledged, first time round.
-    CHECK(workers[k].done_attempts == workers[k].done_acked);
-    acked += workers[k].done_acked;
-  }
+  StopWorkers(workers);
+  // Every push the workers made was acknowledged, first time round.
+  const long acked = AckedFirstTime(workers);
   INFO(acked << " pushes acknowledged");
   auto client = Connect(cluster->info());
   CHECK(CountNot(PullTensor(*client, "w"), -static_cast<float>(acked)) == 0);

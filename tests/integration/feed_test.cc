@@ -19,10 +19,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-bool Contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-
 // A one-column CSV of `rows` values first, first + 1, ...
 std::string WriteSeries(const TempDir& dir, const std::string& name, int first,
                         int rows) {

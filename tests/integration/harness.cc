@@ -221,4 +221,15 @@ RunResult Run(const std::vector<std::string>& argv) {
   return result;
 }
 
+std::vector<pid_t> ShardPids(const std::vector<std::string>& lines) {
+  std::vector<pid_t> pids;
+  for (const std::string& line : lines) {
+    unsigned shard = 0;
+    int pid = 0;
+    if (std::sscanf(line.c_str(), " shard %u pid %d", &shard, &pid) == 2)
+      pids.push_back(pid);
+  }
+  return pids;
+}
+
 }  // namespace shardps::testing

@@ -8,6 +8,8 @@
 #ifndef SHARDPS_TESTS_INTEGRATION_HARNESS_H_
 #define SHARDPS_TESTS_INTEGRATION_HARNESS_H_
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -18,6 +20,7 @@
 #include "shardps/cluster.h"
 #include "shardps/status.h"
 #include "tests/integration/process.h"
+#include "tests/integration/worker_args.h"
 
 namespace shardps::testing {
 
@@ -99,22 +102,6 @@ class LocalCluster {
   std::vector<ServerProcess> servers_;
 };
 
-// The flags of one shardps_test_worker (see test_worker.cc).
-struct WorkerArgs {
-  std::string cluster;
-  std::vector<std::string> tensors;
-  std::string table;  // with rows > 0: PushRows to rows 0..rows-1 too
-  int rows = 0;
-  int pushes = 1;
-  double value = 1.0;
-  bool ramp = false;
-  bool retry = false;
-  bool until_signal = false;
-  int timeout_ms = 5000;
-  bool at_least_once = false;  // ClientOptions::exactly_once = false
-  uint64_t client_id = 0;      // ClientOptions::client_id (0: random)
-};
-
 // A running shardps_test_worker and what its stdout has said so far.
 struct WorkerProcess {
   std::unique_ptr<ChildProcess> process;
@@ -144,6 +131,15 @@ struct RunResult {
   std::string err;
 };
 RunResult Run(const std::vector<std::string>& argv);
+
+// Whether `text` (a process's output, a message) contains `needle`.
+inline bool Contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// The pids in `shardps launch`'s "  shard <i>  pid <pid>  <endpoint>" lines,
+// in the order printed; other lines are skipped.
+std::vector<pid_t> ShardPids(const std::vector<std::string>& lines);
 
 }  // namespace shardps::testing
 

@@ -15,22 +15,15 @@
 
 #include "shardps/batch_queue.h"
 #include "shardps/client.h"
+#include "tests/integration/client_fixture.h"
 #include "tests/integration/cluster_fixture.h"
+#include "tests/integration/worker_fixture.h"
 
 namespace shardps::testing {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::unique_ptr<Client> Connect(const ClusterInfo& cluster,
-                                ClientOptions options = {}) {
-  options.connect_timeout = seconds(10);
-  auto client = Client::Connect(cluster, options);
-  INFO(client.status().ToString());
-  REQUIRE(client.ok());
-  return std::move(client).value();
-}
 
 // A model with one sparse table 'emb' (rows start at 0). `block` sets the
 // frame bound (twice the block size): a row push must fit one frame.
@@ -49,23 +42,6 @@ std::vector<float> PullRows(Client& client, uint64_t n, uint64_t dim) {
   INFO(s.ToString());
   REQUIRE(s.ok());
   return rows;
-}
-
-size_t CountNot(const std::vector<float>& w, float want) {
-  size_t bad = 0;
-  for (size_t j = 0; j < w.size(); ++j)
-    if (w[j] != want && ++bad <= 5)
-      UNSCOPED_INFO("element " << j << ": " << w[j] << " != " << want);
-  return bad;
-}
-
-uint64_t Duplicates(Client& client) {
-  auto stats = client.Stats();
-  INFO(stats.status().ToString());
-  REQUIRE(stats.ok());
-  uint64_t total = 0;
-  for (const ShardStats& s : *stats) total += s.duplicates;
-  return total;
 }
 
 TEST_CASE("row pushes whose replies are lost are retried and applied once",
@@ -114,84 +90,41 @@ TEST_CASE(
   constexpr uint64_t kDim = 64, kRows = 16384;
   auto cluster = StartCluster(dir, RowSpecText(1 << 20, kDim, 3 * kRows), 3);
   constexpr int kWorkers = 2;
-  std::vector<WorkerProcess> workers;
-  for (int k = 0; k < kWorkers; ++k) {
-    WorkerArgs args;
-    args.cluster = cluster->cluster_file();
-    args.table = "emb";
-    args.rows = static_cast<int>(kRows);
-    args.value = 1.0;
-    args.until_signal = true;
-    // No retries in the worker: a push not acknowledged within 30 s fails
-    // it. The client's own retries must carry it across each outage.
-    args.timeout_ms = 30000;
-    auto worker = StartWorker(args);
-    REQUIRE(worker.ok());
-    workers.push_back(std::move(worker).value());
-  }
-  const auto progressed = [&](long acks) {
-    std::vector<long> from;
-    for (const WorkerProcess& w : workers) from.push_back(w.acked);
-    return PumpWorkers(
-        workers,
-        [&] {
-          for (size_t k = 0; k < workers.size(); ++k)
-            if (workers[k].acked < from[k] + acks || workers[k].done)
-              return workers[k].done;
-          return true;
-        },
-        seconds(30));
-  };
+  WorkerArgs args;
+  args.cluster = cluster->cluster_file();
+  args.table = "emb";
+  args.rows = static_cast<int>(kRows);
+  args.value = 1.0;
+  args.until_signal = true;
+  // No retries in the worker: a push not acknowledged within 30 s fails
+  // it. The client's own retries must carry it across each outage.
+  args.timeout_ms = 30000;
+  std::vector<WorkerProcess> workers = StartWorkers(args, kWorkers);
   const auto worker_errors = [&] {
     std::string all;
     for (const WorkerProcess& w : workers) all += w.process->Stderr();
     return all;
   };
   {
-    const bool ok = progressed(5);
+    const bool ok = PumpUntilEachAcked(workers, 5, seconds(30));
     INFO("workers' stderr: " << worker_errors());
     REQUIRE(ok);
   }
 
   for (uint32_t round = 0; round < 3; ++round) {
     const uint32_t victim = round % 3;
-    ServerProcess& server = cluster->server(victim);
-    REQUIRE(server.process->Signal(SIGKILL));
-    const auto killed = server.process->Wait(kExitTimeout);
-    REQUIRE(killed.has_value());
-    CHECK(killed->signal == SIGKILL);
-    std::this_thread::sleep_for(milliseconds(100));
-    const Status restarted = cluster->Restart(victim);
-    INFO(restarted.ToString());
-    REQUIRE(restarted.ok());
+    KillAndRestart(*cluster, victim);
     INFO("restarted shard "
          << victim << " stderr: " << cluster->server(victim).process->Stderr());
-    const bool ok = progressed(5);
+    const bool ok = PumpUntilEachAcked(workers, 5, seconds(30));
     INFO("workers' stderr: " << worker_errors());
     for (const WorkerProcess& w : workers) REQUIRE_FALSE(w.done);
     REQUIRE(ok);
   }
 
-  for (WorkerProcess& w : workers) REQUIRE(w.process->Signal(SIGTERM));
-  PumpWorkers(
-      workers,
-      [&] {
-        for (const WorkerProcess& w : workers)
-          if (!w.done) return false;
-        return true;
-      },
-      kExitTimeout);
-  long acked = 0;
-  for (size_t k = 0; k < workers.size(); ++k) {
-    const auto exit = workers[k].process->Wait(kExitTimeout);
-    INFO("worker " << k << " stderr: " << workers[k].process->Stderr());
-    REQUIRE(exit.has_value());
-    REQUIRE(exit->ok());
-    REQUIRE(workers[k].done);
-    // Every push was acknowledged first time round: none failed.
-    CHECK(workers[k].done_attempts == workers[k].done_acked);
-    acked += workers[k].done_acked;
-  }
+  StopWorkers(workers);
+  // Every push was acknowledged first time round: none failed.
+  const long acked = AckedFirstTime(workers);
   INFO(acked << " row pushes acknowledged");
   auto client = Connect(cluster->info());
   CHECK(CountNot(PullRows(*client, kRows, kDim), -static_cast<float>(acked)) ==

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -18,10 +17,6 @@ namespace shardps::testing {
 namespace {
 
 using std::chrono::seconds;
-
-bool Contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
 
 std::string ShapeSpec() {
   return SpecText("shapes", 1024, 1.0,
@@ -55,18 +50,6 @@ void TrainAt(const std::string& spec, const std::string& storage,
     REQUIRE(exit.has_value());
     REQUIRE(exit->ok());
   }
-}
-
-// Pids from launch's "  shard <i>  pid <pid>  <endpoint>" lines.
-std::vector<pid_t> ShardPids(const std::vector<std::string>& lines) {
-  std::vector<pid_t> pids;
-  for (const std::string& line : lines) {
-    unsigned shard = 0;
-    int pid = 0;
-    if (std::sscanf(line.c_str(), " shard %u pid %d", &shard, &pid) == 2)
-      pids.push_back(pid);
-  }
-  return pids;
 }
 
 TEST_CASE("serve and launch refuse a new shard count beside trained segments",

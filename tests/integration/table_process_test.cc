@@ -1,7 +1,5 @@
 // Sparse tables against real server processes: malformed row requests are
 // refused without touching a row, and rows survive kill -9 and a restart.
-#include <signal.h>
-
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -15,7 +13,8 @@
 #include "cli/npy.h"
 #include "common/wire.h"
 #include "shardps/client.h"
-#include "tests/integration/harness.h"
+#include "tests/integration/client_fixture.h"
+#include "tests/integration/cluster_fixture.h"
 
 namespace shardps::testing {
 namespace {
@@ -103,23 +102,18 @@ std::pair<uint64_t, uint64_t> IdsOnEachShard() {
 TEST_CASE("malformed row requests are refused and change no row",
           "[integration][table]") {
   TempDir dir;
-  const std::string spec = WriteSpec(dir.File("spec.toml"), TableSpecText());
-  auto cluster = LocalCluster::Start(spec, dir.File("storage"), 2,
-                                     dir.File("cluster.toml"));
-  INFO(cluster.status().ToString());
-  REQUIRE(cluster.ok());
-  auto client = Client::Connect((*cluster)->info());
-  REQUIRE(client.ok());
+  auto cluster = StartCluster(dir, TableSpecText(), 2);
+  auto client = Connect(cluster->info());
   const auto [on0, on1] = IdsOnEachShard();
   const std::vector<uint64_t> ids = {on0, on1};
   std::vector<float> grads(ids.size() * kDim, 1.0f);
-  REQUIRE((*client)->PushRows("emb", ids.data(), 2, grads.data()).Wait().ok());
-  const std::vector<float> before = PullRows(**client, ids);
+  REQUIRE(client->PushRows("emb", ids.data(), 2, grads.data()).Wait().ok());
+  const std::vector<float> before = PullRows(*client, ids);
 
   zmq::context_t context(1);
   zmq::socket_t peer(context, zmq::socket_type::dealer);
   peer.set(zmq::sockopt::linger, 0);
-  peer.connect((*cluster)->info().shards[0].endpoint);
+  peer.connect(cluster->info().shards[0].endpoint);
   const std::string one = Ids({on0});
   struct Case {
     const char* what;
@@ -158,47 +152,34 @@ TEST_CASE("malformed row requests are refused and change no row",
     INFO(c.what);
     CHECK(RoundTrip(peer, c.frames) == c.expect);
   }
-  CHECK((*cluster)->server(0).process->Running());
-  CHECK(PullRows(**client, ids) == before);
+  CHECK(cluster->server(0).process->Running());
+  CHECK(PullRows(*client, ids) == before);
 }
 
 TEST_CASE("rows survive kill -9 and a restart", "[integration][table]") {
   TempDir dir;
-  const std::string spec = WriteSpec(dir.File("spec.toml"), TableSpecText());
-  auto cluster = LocalCluster::Start(spec, dir.File("storage"), 2,
-                                     dir.File("cluster.toml"));
-  INFO(cluster.status().ToString());
-  REQUIRE(cluster.ok());
+  auto cluster = StartCluster(dir, TableSpecText(), 2);
   ClientOptions options;
   options.request_timeout = seconds(10);
-  auto client = Client::Connect((*cluster)->info(), options);
-  REQUIRE(client.ok());
+  auto client = Connect(cluster->info(), options);
   std::vector<uint64_t> ids;
   for (uint64_t i = 0; i < 200; ++i) ids.push_back(i * 104729);
   std::vector<float> grads(ids.size() * kDim);
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = float(i % 7);
-  REQUIRE((*client)
-              ->PushRows("emb", ids.data(), ids.size(), grads.data())
+  REQUIRE(client->PushRows("emb", ids.data(), ids.size(), grads.data())
               .Wait()
               .ok());
-  const std::vector<float> before = PullRows(**client, ids);
+  const std::vector<float> before = PullRows(*client, ids);
   for (size_t i = 0; i < grads.size(); ++i)
     REQUIRE(before[i] == 0.25f - grads[i]);
 
-  for (uint32_t shard : {0u, 1u}) {
-    ServerProcess& victim = (*cluster)->server(shard);
-    REQUIRE(victim.process->Signal(SIGKILL));
-    REQUIRE(victim.process->Wait(kExitTimeout).has_value());
-    const Status restarted = (*cluster)->Restart(shard);
-    INFO(restarted.ToString());
-    REQUIRE(restarted.ok());
-  }
+  for (uint32_t shard : {0u, 1u}) KillAndRestart(*cluster, shard);
   // The client reconnects by itself; the first call may still see the
   // outage, so retry briefly.
   std::vector<float> after(ids.size() * kDim);
   Status s;
   for (int attempt = 0; attempt < 50; ++attempt) {
-    s = (*client)->PullRows("emb", ids.data(), ids.size(), after.data()).Wait();
+    s = client->PullRows("emb", ids.data(), ids.size(), after.data()).Wait();
     if (s.ok()) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
@@ -210,22 +191,16 @@ TEST_CASE("rows survive kill -9 and a restart", "[integration][table]") {
 TEST_CASE("shardps pull --table writes the rows as an [n, dim] .npy",
           "[integration][table]") {
   TempDir dir;
-  const std::string spec = WriteSpec(dir.File("spec.toml"), TableSpecText());
-  auto cluster = LocalCluster::Start(spec, dir.File("storage"), 2,
-                                     dir.File("cluster.toml"));
-  INFO(cluster.status().ToString());
-  REQUIRE(cluster.ok());
-  auto client = Client::Connect((*cluster)->info());
-  REQUIRE(client.ok());
+  auto cluster = StartCluster(dir, TableSpecText(), 2);
+  auto client = Connect(cluster->info());
   // Rows on both shards; 5 is pushed, 900 and 1ull << 40 are untouched.
   const std::vector<uint64_t> pushed = {5, 104729};
   std::vector<float> grads(pushed.size() * kDim);
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = float(i + 1);
-  REQUIRE((*client)
-              ->PushRows("emb", pushed.data(), pushed.size(), grads.data())
+  REQUIRE(client->PushRows("emb", pushed.data(), pushed.size(), grads.data())
               .Wait()
               .ok());
-  const std::string cluster_file = (*cluster)->cluster_file();
+  const std::string cluster_file = cluster->cluster_file();
   const std::string out = dir.File("rows.npy");
   RunResult pull =
       Run({SHARDPS_BINARY, "pull", "--cluster", cluster_file, "--table", "emb",

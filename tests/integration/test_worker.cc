@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "shardps/client.h"
+#include "tests/integration/worker_args.h"
 
 namespace {
 
@@ -42,20 +43,7 @@ extern "C" void OnStopSignal(int) {
   g_stop.store(true, std::memory_order_relaxed);
 }
 
-struct WorkerFlags {
-  std::string cluster;
-  std::vector<std::string> tensors;
-  std::string table;
-  int rows = 0;
-  int pushes = 1;
-  double value = 1.0;
-  bool ramp = false;
-  bool retry = false;
-  bool until_signal = false;
-  int timeout_ms = 5000;
-  bool at_least_once = false;
-  uint64_t client_id = 0;
-};
+using shardps::testing::WorkerArgs;  // the flags, as the harness writes them
 
 // Pause between retries: a shard that is down fails pushes at once, and a
 // tight loop would only burn the CPU the restarting server needs.
@@ -69,7 +57,7 @@ void InstallStopHandler() {
   sigaction(SIGINT, &action, nullptr);
 }
 
-std::vector<float> MakeGradient(size_t n, const WorkerFlags& flags) {
+std::vector<float> MakeGradient(size_t n, const WorkerArgs& flags) {
   std::vector<float> grad(n);
   for (size_t j = 0; j < n; ++j)
     grad[j] = static_cast<float>(flags.ramp ? flags.value * (1 + j % 8)
@@ -106,7 +94,7 @@ shardps::Status PushAll(shardps::Client& client,
   return first;
 }
 
-int RunWorker(const WorkerFlags& flags) {
+int RunWorker(const WorkerArgs& flags) {
   shardps::ClientOptions options;
   options.request_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
@@ -172,7 +160,7 @@ int RunWorker(const WorkerFlags& flags) {
 
 int main(int argc, char** argv) {
   CLI::App app{"shardps integration-test worker"};
-  WorkerFlags flags;
+  WorkerArgs flags;
   app.add_option("--cluster", flags.cluster, "Cluster file")->required();
   app.add_option("--tensor", flags.tensors, "Tensor to push (repeatable)");
   app.add_option("--table", flags.table, "Table to push rows to");

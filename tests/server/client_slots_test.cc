@@ -16,13 +16,15 @@ constexpr int64_t kHorizon = 2000;
 std::unique_ptr<Segment> OpenShard(const std::string& storage) {
   ModelSpec spec = test::MakeSpec("slots", storage, {{"w", {100}, "zeros", 0}});
   REQUIRE(ValidateModelSpec(spec).ok());
-  SegmentOpenReport report;
-  auto seg =
-      Segment::OpenForServing(spec, 0, 1, storage + "/shard.seg", &report);
-  INFO(seg.status().ToString());
-  REQUIRE(seg.ok());
-  return std::move(seg).value();
+  return test::OpenServing(spec, 0, 1, storage + "/shard.seg");
 }
+
+// What most cases start from: a fresh one-shard segment and its slots.
+struct SlotsTest {
+  test::TempDir dir;
+  std::unique_ptr<Segment> seg = OpenShard(dir.path());
+  ClientSlots slots{*seg};
+};
 
 // Gives `count` clients first, first + 1, ... a slot each (by default every
 // slot to clients 1..kDedupeSlots), each with one push done.
@@ -36,11 +38,9 @@ void Fill(ClientSlots& slots, int64_t horizon_ms, int64_t now_ms,
   }
 }
 
-TEST_CASE("ClientSlots refuses a new client while every client can retry",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(
+    SlotsTest, "ClientSlots refuses a new client while every client can retry",
+    "[client_slots]") {
   Fill(slots, kHorizon, kNow);
   CHECK(slots.used() == kDedupeSlots);
   const int64_t expiry = kNow + kHorizon + kRetryHorizonMarginMs;
@@ -62,11 +62,9 @@ TEST_CASE("ClientSlots refuses a new client while every client can retry",
   CHECK(*slots.Acquire(5, kHorizon, expiry + 1) == *again);
 }
 
-TEST_CASE("ClientSlots caps the retry horizon a client claims",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots caps the retry horizon a client claims",
+                 "[client_slots]") {
   // 0 (an old client that does not say) and too long both mean the cap.
   Fill(slots, 0, kNow);
   auto slot = slots.Acquire(1, int64_t{1} << 40, kNow);
@@ -78,11 +76,9 @@ TEST_CASE("ClientSlots caps the retry horizon a client claims",
   CHECK(slots.Acquire(999, kHorizon, expiry + 1).ok());
 }
 
-TEST_CASE("ClientSlots frees a released slot once its pushes are done",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots frees a released slot once its pushes are done",
+                 "[client_slots]") {
   Fill(slots, kMaxRetryHorizonMs, kNow);
   // Client 7 has a push still being applied when it releases.
   auto busy = slots.Acquire(7, kMaxRetryHorizonMs, kNow);
@@ -103,11 +99,9 @@ TEST_CASE("ClientSlots frees a released slot once its pushes are done",
   CHECK(slots.used() == kDedupeSlots);
 }
 
-TEST_CASE("ClientSlots never expires a slot with a push in flight",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots never expires a slot with a push in flight",
+                 "[client_slots]") {
   Fill(slots, kHorizon, kNow);
   // Every client starts another push and none finishes.
   for (uint64_t c = 1; c <= kDedupeSlots; ++c)
@@ -139,11 +133,9 @@ TEST_CASE("ClientSlots keep their clients and horizons across a restart",
           .ok());
 }
 
-TEST_CASE("ClientSlots keep the longest retry horizon a client has sent",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots keep the longest retry horizon a client has sent",
+                 "[client_slots]") {
   Fill(slots, kHorizon, kNow);
   // Client 4 sends one push with a long horizon, then one with a short
   // one: a retry of the first may still come until the long one ends.
@@ -163,13 +155,10 @@ TEST_CASE("ClientSlots keep the longest retry horizon a client has sent",
   CHECK(*slots.Acquire(4, kHorizon, short_expiry) == fours);
 }
 
-TEST_CASE(
-    "ClientSlots keep a slot whose client pushes again after its "
-    "release",
-    "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots keep a slot whose client pushes again after its "
+                 "release",
+                 "[client_slots]") {
   auto first = slots.Acquire(9, kHorizon, kNow);
   REQUIRE(first.ok());
   REQUIRE(slots.Release(9));  // freed once the push is done...
@@ -182,11 +171,9 @@ TEST_CASE(
   CHECK(slots.used() == 1);
 }
 
-TEST_CASE("ClientSlots ignore a PushDone without a push in flight",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots ignore a PushDone without a push in flight",
+                 "[client_slots]") {
   Fill(slots, kHorizon, kNow);
   slots.PushDone(kDedupeSlots + 5);  // no such slot
   slots.PushDone(0);                 // nothing in flight there
@@ -195,11 +182,9 @@ TEST_CASE("ClientSlots ignore a PushDone without a push in flight",
   Fill(slots, kHorizon, expiry, 1000);
 }
 
-TEST_CASE("ClientSlots count from now a last push stamped in the future",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots count from now a last push stamped in the future",
+                 "[client_slots]") {
   // Pushes stamped an hour ahead, then the clock is stepped back.
   const int64_t ahead = kNow + 3600 * 1000;
   Fill(slots, kHorizon, ahead);
@@ -212,11 +197,10 @@ TEST_CASE("ClientSlots count from now a last push stamped in the future",
           .ok());
 }
 
-TEST_CASE("ClientSlots say when a slot frees up if every client is pushing",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(
+    SlotsTest,
+    "ClientSlots say when a slot frees up if every client is pushing",
+    "[client_slots]") {
   for (uint64_t c = 1; c <= kDedupeSlots; ++c)
     REQUIRE(slots.Acquire(c, kHorizon, kNow).ok());
   auto refused = slots.Acquire(999, kHorizon, kNow);
@@ -226,11 +210,9 @@ TEST_CASE("ClientSlots say when a slot frees up if every client is pushing",
   CHECK(slots.used() == kDedupeSlots);
 }
 
-TEST_CASE("ClientSlots give a client whose slot was taken a new one",
-          "[client_slots]") {
-  test::TempDir dir;
-  auto seg = OpenShard(dir.path());
-  ClientSlots slots(*seg);
+TEST_CASE_METHOD(SlotsTest,
+                 "ClientSlots give a client whose slot was taken a new one",
+                 "[client_slots]") {
   auto old = slots.Acquire(1, kHorizon, kNow);
   REQUIRE(old.ok());
   slots.PushDone(*old);

@@ -26,11 +26,7 @@ class ValidatorFixture {
   explicit ValidatorFixture(uint32_t shard) {
     spec_ = test::MakeSpec("vmodel", dir_.path(),
                            {{"w", {5000}}, {"b", {100}, "constant:1"}});
-    SegmentOpenReport report;
-    auto seg =
-        Segment::OpenForServing(spec_, shard, 2, dir_.File("s.seg"), &report);
-    if (!seg.ok()) throw std::runtime_error(seg.status().ToString());
-    segment_ = std::move(seg).value();
+    segment_ = test::OpenServing(spec_, shard, 2, dir_.File("s.seg"));
     validator_ = std::make_unique<RequestValidator>(*segment_);
   }
 
@@ -200,10 +196,10 @@ TEST_CASE("validator sizes 16-bit gradient frames at two bytes a float",
 
 TEST_CASE("validator refuses 16-bit pulls and unknown dtypes", "[validator]") {
   ValidatorFixture f(0);
-  RequireCode(f.Validate(f.Request(wire::Op::Pull, "w", {0}, "vmodel",
-                                   wire::DType::F16),
-                         {}),
-              Code::kUnimplemented, "F32");
+  RequireCode(
+      f.Validate(
+          f.Request(wire::Op::Pull, "w", {0}, "vmodel", wire::DType::F16), {}),
+      Code::kUnimplemented, "F32");
   RequireCode(f.Validate(f.Request(wire::Op::Push, "w", {0}, "vmodel",
                                    static_cast<wire::DType>(9)),
                          {kFull}),

@@ -35,21 +35,15 @@ ModelSpec RowSpec(const std::string& storage) {
   return spec;
 }
 
+// The only shard of `spec`, its segment at `path`.
 std::unique_ptr<Segment> OpenShard(const ModelSpec& spec,
                                    const std::string& path) {
-  SegmentOpenReport report;
-  auto seg = Segment::OpenForServing(spec, 0, 1, path, &report);
-  INFO(seg.status().ToString());
-  REQUIRE(seg.ok());
-  return std::move(seg).value();
+  return test::OpenServing(spec, 0, 1, path);
 }
 
 std::unique_ptr<RowJournal> OpenJournal(Segment& seg, uint64_t* restored,
                                         std::string* discarded) {
-  auto journal = RowJournal::Open(seg, restored, discarded);
-  INFO(journal.status().ToString());
-  REQUIRE(journal.ok());
-  return std::move(journal).value();
+  return test::ValueOrThrow(RowJournal::Open(seg, restored, discarded));
 }
 
 // Rows for ids 1..n, row i's values and state all i + 0.5, 3 steps each.

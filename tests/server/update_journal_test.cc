@@ -30,21 +30,15 @@ ModelSpec JournalSpec(const std::string& storage) {
   return spec;
 }
 
+// The only shard of `spec`, its segment at `path`.
 std::unique_ptr<Segment> OpenShard(const ModelSpec& spec,
                                    const std::string& path) {
-  SegmentOpenReport report;
-  auto seg = Segment::OpenForServing(spec, 0, 1, path, &report);
-  INFO(seg.status().ToString());
-  REQUIRE(seg.ok());
-  return std::move(seg).value();
+  return test::OpenServing(spec, 0, 1, path);
 }
 
 std::unique_ptr<UpdateJournal> OpenJournal(Segment& seg, uint32_t writers,
                                            JournalReport* report) {
-  auto journal = UpdateJournal::Open(seg, writers, report);
-  INFO(journal.status().ToString());
-  REQUIRE(journal.ok());
-  return std::move(journal).value();
+  return test::ValueOrThrow(UpdateJournal::Open(seg, writers, report));
 }
 
 // Weights and both Adam state slots of block `b`.
