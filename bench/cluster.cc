@@ -65,8 +65,11 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
     const std::string listen =
         transport == "ipc" ? "ipc://" + c.dir_ + "/shard-" + std::to_string(i)
                            : "tcp://127.0.0.1:*";
-    std::vector<std::string> args = {"__server", spec_file, std::to_string(i),
-                                     std::to_string(shards), listen,
+    std::vector<std::string> args = {"__server",
+                                     spec_file,
+                                     std::to_string(i),
+                                     std::to_string(shards),
+                                     listen,
                                      std::to_string(threads)};
     args.insert(args.end(), curve_args.begin(), curve_args.end());
     auto child = Child::Spawn(args);
@@ -102,8 +105,8 @@ BenchCluster::~BenchCluster() {
 }
 
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
-                   uint32_t shards, const std::string& listen,
-                   uint32_t threads, const std::string& curve_secret_key,
+                   uint32_t shards, const std::string& listen, uint32_t threads,
+                   const std::string& curve_secret_key,
                    const std::string& authorized_keys) {
   sigset_t stop;
   sigemptyset(&stop);
@@ -125,10 +128,9 @@ int RunBenchServer(const std::string& spec_file, uint32_t shard,
     auto pair = LoadCurveSecretKey(curve_secret_key);
     auto keys = LoadAuthorizedKeys(authorized_keys);
     if (!pair.ok() || !keys.ok()) {
-      std::fprintf(stderr, "%s\n",
-                   (!pair.ok() ? pair.status() : keys.status())
-                       .ToString()
-                       .c_str());
+      std::fprintf(
+          stderr, "%s\n",
+          (!pair.ok() ? pair.status() : keys.status()).ToString().c_str());
       return 2;
     }
     options.curve_secret_key = pair->secret_key;

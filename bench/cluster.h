@@ -57,8 +57,8 @@ void RemoveTree(const std::string& dir);
 // The server role: runs a ShardServer until SIGTERM, with CURVE when
 // `curve_secret_key` (a .key file) is non-empty.
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
-                   uint32_t shards, const std::string& listen,
-                   uint32_t threads, const std::string& curve_secret_key = "",
+                   uint32_t shards, const std::string& listen, uint32_t threads,
+                   const std::string& curve_secret_key = "",
                    const std::string& authorized_keys = "");
 
 }  // namespace shardps::bench

@@ -18,10 +18,10 @@ enum class Direction { kPush, kPull, kPushPull };
 
 struct LoadSpec {
   Direction direction = Direction::kPush;
-  uint64_t bytes = 0;     // payload per request
-  int inflight = 1;       // requests kept outstanding
-  double seconds = 0.5;   // measurement budget (after a short warm-up)
-  bool zero_copy = true;  // raw only: borrow the send buffer or copy it
+  uint64_t bytes = 0;        // payload per request
+  int inflight = 1;          // requests kept outstanding
+  double seconds = 0.5;      // measurement budget (after a short warm-up)
+  bool zero_copy = true;     // raw only: borrow the send buffer or copy it
   bool exactly_once = true;  // shardps only: ClientOptions::exactly_once
 };
 

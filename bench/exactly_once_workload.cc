@@ -32,8 +32,8 @@ Status RunExactlyOnce(const SuiteOptions& o, Report* report) {
       f.unit = "GB/s";
       f.ceiling = plain->gbps();
       f.ceiling_name = "at-least-once push";
-      f.note = std::to_string(static_cast<uint64_t>(once->requests /
-                                                    once->seconds)) +
+      f.note = std::to_string(
+                   static_cast<uint64_t>(once->requests / once->seconds)) +
                " req/s";
       report->Add(f);
     }

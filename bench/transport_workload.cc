@@ -131,8 +131,8 @@ Status SizeSweep(const SuiteOptions& o, const std::string& transport,
           auto secured = ShardpsLoad((*curve)->cluster_file(), "t", spec,
                                      (*curve)->curve_key());
           if (!secured.ok()) return secured.status();
-          report->Add(Throughput(std::string(DirectionName(d)) + "-curve",
-                                 spec, transport, 1, 1, *secured, *ps,
+          report->Add(Throughput(std::string(DirectionName(d)) + "-curve", spec,
+                                 transport, 1, 1, *secured, *ps,
                                  "shardps without CURVE"));
         }
       }

@@ -14,20 +14,20 @@
 namespace shardps::bench {
 
 struct SuiteOptions {
-  double seconds = 0.5;                 // per measurement
-  std::vector<uint64_t> sizes;          // transport payloads, bytes
-  std::vector<int> inflight;            // requests in flight
-  std::vector<std::string> transports;  // "tcp", "ipc"
-  uint32_t max_shards = 4;              // scaling table, 1..max
-  uint32_t max_clients = 4;             // scaling table, 1..max
-  uint64_t apply_floats = 16 << 20;     // apply workload tensor
-  std::vector<uint64_t> model_floats;   // coprocessor model sizes
-  std::vector<int> workers;             // coprocessor worker counts
-  int steps = 8;                        // coprocessor steps per run
-  double compute_ms = 20;               // coprocessor synthetic compute
-  std::vector<uint64_t> sparse_dims;    // sparse table row widths
-  uint64_t stream_rows = 200000;        // stream: rows of the series
-  uint64_t stream_batches_used = 200;   // stream: batches training takes
+  double seconds = 0.5;                      // per measurement
+  std::vector<uint64_t> sizes;               // transport payloads, bytes
+  std::vector<int> inflight;                 // requests in flight
+  std::vector<std::string> transports;       // "tcp", "ipc"
+  uint32_t max_shards = 4;                   // scaling table, 1..max
+  uint32_t max_clients = 4;                  // scaling table, 1..max
+  uint64_t apply_floats = 16 << 20;          // apply workload tensor
+  std::vector<uint64_t> model_floats;        // coprocessor model sizes
+  std::vector<int> workers;                  // coprocessor worker counts
+  int steps = 8;                             // coprocessor steps per run
+  double compute_ms = 20;                    // coprocessor synthetic compute
+  std::vector<uint64_t> sparse_dims;         // sparse table row widths
+  uint64_t stream_rows = 200000;             // stream: rows of the series
+  uint64_t stream_batches_used = 200;        // stream: batches training takes
   std::vector<uint64_t> exactly_once_sizes;  // exactly-once push payloads
   // transport and latency over tcp: also run every shardps figure against
   // CURVE servers and report it beside the plain one (ratio = CURVE cost).

@@ -264,8 +264,8 @@ void PrintJson(const Segment& seg, const ServerState& server,
       h.format_version, seg.identity().ToString().c_str(), h.shard_index,
       h.shard_count, h.block_floats, JsonString(h.optimizer).c_str(),
       JsonNumber(h.lr.load(kShown)).c_str(), h.file_bytes, h.num_blocks,
-      h.updates_applied.load(kShown), h.opens.load(kShown), h.unclean_opens.load(kShown),
-      h.owner_pid.load(kShown),
+      h.updates_applied.load(kShown), h.opens.load(kShown),
+      h.unclean_opens.load(kShown), h.owner_pid.load(kShown),
       !server.known    ? "null"
       : server.running ? "true"
                        : "false",

@@ -23,7 +23,6 @@ using client_internal::Part;
 
 namespace {
 
-
 // Whether the file at `path` opens on this host and is the segment the
 // shard serves (same identity), not merely a file at the same path: another
 // host's /dev/shm, or a segment recreated there, is someone else's.

@@ -49,9 +49,9 @@ bool IsRetriable(wire::Op op, bool exactly_once) {
 
 // Pushes the shard applies once by their number: dense, row and queue.
 bool IsNumbered(wire::Op op, bool exactly_once) {
-  return exactly_once && (op == wire::Op::Push || op == wire::Op::PushPull ||
-                          op == wire::Op::PushRows ||
-                          op == wire::Op::QueuePush);
+  return exactly_once &&
+         (op == wire::Op::Push || op == wire::Op::PushPull ||
+          op == wire::Op::PushRows || op == wire::Op::QueuePush);
 }
 
 std::string Describe(const Part& part) {
@@ -197,17 +197,17 @@ void IoThread::TakeSubmissions() {
 void IoThread::Send(Part part) {
   Link& link = links_[part.shard];
   if (stopping_.load(std::memory_order_acquire)) {  // see stopping_
-    part.call->PartDone(Status(Code::kUnavailable, "client closed"),
-                        part.shard, ShardOutcome::State::kNotApplied);
+    part.call->PartDone(Status(Code::kUnavailable, "client closed"), part.shard,
+                        ShardOutcome::State::kNotApplied);
     return;
   }
   part.retriable = IsRetriable(part.op, options_.exactly_once);
   if (!link.connected && link.ever_connected && !part.retriable) {
-    part.call->PartDone(Status(Code::kUnavailable,
-                               "shard " + std::to_string(link.index) + " at " +
-                                   link.endpoint + " is not connected (" +
-                                   Describe(part) + "); retry later"),
-                        part.shard, ShardOutcome::State::kNotApplied);
+    part.call->PartDone(
+        Status(Code::kUnavailable,
+               "shard " + std::to_string(link.index) + " at " + link.endpoint +
+                   " is not connected (" + Describe(part) + "); retry later"),
+        part.shard, ShardOutcome::State::kNotApplied);
     return;
   }
   const uint64_t id = part.request_id;
@@ -238,9 +238,9 @@ void IoThread::AdmitWindowWaiters(Link& link) {
     if (!Number(link, it->second)) break;
     Dispatch(link, it->second);
   }
-  link.window_wait.erase(link.window_wait.begin(),
-                         link.window_wait.begin() +
-                             static_cast<std::ptrdiff_t>(admitted));
+  link.window_wait.erase(
+      link.window_wait.begin(),
+      link.window_wait.begin() + static_cast<std::ptrdiff_t>(admitted));
 }
 
 void IoThread::Dispatch(Link& link, Part& part) {
@@ -442,8 +442,8 @@ void IoThread::Finish(uint64_t request_id, const Status& status, bool replied,
 
 void IoThread::ReleaseSlots() {
   const auto deadline =
-      Clock::now() + std::min<Clock::duration>(kReleaseWait,
-                                               options_.request_timeout);
+      Clock::now() +
+      std::min<Clock::duration>(kReleaseWait, options_.request_timeout);
   std::vector<uint64_t> waiting;  // request ids, by link
   std::vector<size_t> pending;    // links whose answer has not come
   for (size_t i = 0; i < links_.size(); ++i) {

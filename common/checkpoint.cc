@@ -366,8 +366,8 @@ Result<CheckpointManifest> ParseCheckpointManifest(std::string_view text) {
     r.updates_applied = *updates;
     r.applied_clock = static_cast<int64_t>(*applied);
     if (const std::string* clocks = Find(*kv, k + "worker_clocks"))
-      SHARDPS_RETURN_IF_ERROR(ParseClocks(k + "worker_clocks", *clocks,
-                                          &r.clocks));
+      SHARDPS_RETURN_IF_ERROR(
+          ParseClocks(k + "worker_clocks", *clocks, &r.clocks));
     // Absent from manifests written before segments had identities.
     if (const std::string* id = Find(*kv, k + "segment_identity")) {
       auto parsed = ParseSegmentId(*id);
@@ -483,7 +483,8 @@ Status ReadManifest(const std::string& dir, const ModelSpec& spec,
                       Hex(manifest->spec_hash) + ", not '" + spec.name +
                       "' spec " + Hex(SpecHash(spec)));
   *shards = manifest->shard_count;
-  for (CheckpointShard& s : manifest->shards) out->push_back({dir, std::move(s)});
+  for (CheckpointShard& s : manifest->shards)
+    out->push_back({dir, std::move(s)});
   return Status::Ok();
 }
 
@@ -517,12 +518,13 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
   }
   if (*shards == 0)
     return Status(Code::kNotFound,
-                  root + " is neither a checkpoint (no MANIFEST) nor a "
-                         "--checkpoint-dir root (no shard-I-of-N directories)");
+                  root +
+                      " is neither a checkpoint (no MANIFEST) nor a "
+                      "--checkpoint-dir root (no shard-I-of-N directories)");
   for (uint32_t i = 0; i < *shards; ++i) {
     if (shard_dirs.count(i) == 0)
-      return Status(Code::kNotFound, root + " has no checkpoint of shard " +
-                                         std::to_string(i));
+      return Status(Code::kNotFound,
+                    root + " has no checkpoint of shard " + std::to_string(i));
     std::vector<std::string> stamps = ListDir(shard_dirs[i]);
     std::string why = "no checkpoints";
     bool found = false;
@@ -532,8 +534,8 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
       uint32_t n = 0;
       std::vector<ShardSource> srcs;
       Status s = ReadManifest(dir, spec, &n, &srcs);
-      if (s.ok() && (n != *shards || srcs.size() != 1 ||
-                     srcs[0].record.index != i))
+      if (s.ok() &&
+          (n != *shards || srcs.size() != 1 || srcs[0].record.index != i))
         s = Status::Corrupt(dir + " does not hold shard " + std::to_string(i) +
                             " of " + std::to_string(*shards));
       if (s.ok())
@@ -541,8 +543,8 @@ Status PickNewestPerShard(const std::string& root, const ModelSpec& spec,
                        srcs[0].record.crc);
       if (!s.ok()) {
         // An older one may still be good; say why this one was passed over.
-        std::fprintf(stderr, "shardps restore: skipping %s: %s\n",
-                     dir.c_str(), s.ToString().c_str());
+        std::fprintf(stderr, "shardps restore: skipping %s: %s\n", dir.c_str(),
+                     s.ToString().c_str());
         why = s.ToString();
         continue;
       }

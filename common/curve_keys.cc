@@ -157,16 +157,16 @@ Status WriteCurveKeyFiles(const CurveKeyPair& pair, const std::string& prefix) {
       return Status(Code::kBusy, p + " already exists; refusing to overwrite "
                                      "a key (remove it first or choose "
                                      "another --out)");
-  SHARDPS_RETURN_IF_ERROR(CreateExclusive(
-      secret_path,
-      "# shardps CURVE secret key: keep private (mode 0600)\n" +
-          pair.secret_key + "\n",
-      0600));
-  Status pub = CreateExclusive(
-      public_path,
-      "# shardps CURVE public key: give to the other side\n" +
-          pair.public_key + "\n",
-      0644);
+  SHARDPS_RETURN_IF_ERROR(
+      CreateExclusive(secret_path,
+                      "# shardps CURVE secret key: keep private (mode 0600)\n" +
+                          pair.secret_key + "\n",
+                      0600));
+  Status pub =
+      CreateExclusive(public_path,
+                      "# shardps CURVE public key: give to the other side\n" +
+                          pair.public_key + "\n",
+                      0644);
   if (!pub.ok()) ::unlink(secret_path.c_str());
   return pub;
 }
@@ -202,7 +202,8 @@ Result<CurveKeyPair> LoadCurveSecretKey(const std::string& path) {
 }
 
 Result<CurveKeyPair> LoadCurveKeyPair(const std::string& prefix_or_file) {
-  if (EndsWith(prefix_or_file, ".key")) return LoadCurveSecretKey(prefix_or_file);
+  if (EndsWith(prefix_or_file, ".key"))
+    return LoadCurveSecretKey(prefix_or_file);
   return LoadCurveSecretKey(prefix_or_file + ".key");
 }
 

@@ -39,7 +39,8 @@ Status CheckPrivateFile(int fd, const std::string& path) {
     return Status(Code::kPermissionDenied,
                   path + " has mode " + mode +
                       ": group or others may write it; refusing to serve it "
-                      "(chmod 600 " + path + ")");
+                      "(chmod 600 " +
+                      path + ")");
   }
   return Status::Ok();
 }

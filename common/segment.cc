@@ -24,7 +24,6 @@ namespace {
 
 uint64_t RoundUp(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
 
-
 // Everything a segment for (spec, shard, shards) must contain, computed from
 // the spec alone. Creation writes it; reopening compares against it.
 struct Plan {
@@ -127,17 +126,17 @@ void PlanHeader(const ModelSpec& spec, uint32_t shard, uint32_t shards,
   h.dedupe_slots = kDedupeSlots;
   h.clients_offset =
       h.table_counters_offset + plan.tables.size() * sizeof(TableCounters);
-  h.dedupe_offset = RoundUp(h.clients_offset + kDedupeSlots * sizeof(ClientSlot),
-                            kPageBytes);
+  h.dedupe_offset =
+      RoundUp(h.clients_offset + kDedupeSlots * sizeof(ClientSlot), kPageBytes);
 }
 
 // The data region after the header's regions: each block's and table's
 // offset, and the file's size.
 void PlaceData(Plan& plan) {
   SegmentHeader& h = *plan.header;
-  const uint64_t versions_end =
-      h.dedupe_offset +
-      plan.blocks.size() * uint64_t{kDedupeSlots} * sizeof(DedupeWindow);
+  const uint64_t versions_end = h.dedupe_offset + plan.blocks.size() *
+                                                      uint64_t{kDedupeSlots} *
+                                                      sizeof(DedupeWindow);
   // Each block's footprint: its weights, its optimizer state slots, then
   // its accumulator.
   auto footprint = [&](const BlockEntry& b) {
@@ -189,7 +188,6 @@ uint32_t HeaderCrc(const SegmentHeader& h) {
   return Crc32c(&h, offsetof(SegmentHeader, header_crc));
 }
 
-
 bool NameTerminated(const char* name, size_t n) {
   return std::memchr(name, 0, n) != nullptr;
 }
@@ -199,15 +197,18 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
     return Status::Corrupt("not a shardps segment (bad magic)");
   if (h.format_version != kSegmentFormatVersion)
     return Status::Corrupt("unsupported segment format version " +
-                   std::to_string(h.format_version) + " (this build reads " +
-                   std::to_string(kSegmentFormatVersion) + ")");
-  if (h.header_crc != HeaderCrc(h)) return Status::Corrupt("header checksum mismatch");
+                           std::to_string(h.format_version) +
+                           " (this build reads " +
+                           std::to_string(kSegmentFormatVersion) + ")");
+  if (h.header_crc != HeaderCrc(h))
+    return Status::Corrupt("header checksum mismatch");
   if (h.header_bytes != kHeaderBytes || !NameTerminated(h.model, kNameBytes) ||
       !NameTerminated(h.optimizer, sizeof(h.optimizer)))
     return Status::Corrupt("malformed header");
   if (h.file_bytes != size)
-    return Status::Corrupt("file is " + std::to_string(size) + " bytes, header says " +
-                   std::to_string(h.file_bytes) + " (truncated?)");
+    return Status::Corrupt("file is " + std::to_string(size) +
+                           " bytes, header says " +
+                           std::to_string(h.file_bytes) + " (truncated?)");
   if (h.shard_count == 0 || h.shard_index >= h.shard_count ||
       h.block_floats == 0)
     return Status::Corrupt("malformed header (shard or block size)");
@@ -236,8 +237,7 @@ Status ValidateHeader(const SegmentHeader& h, size_t size) {
       h.clients_offset > h.data_offset ||
       (h.data_offset - h.clients_offset) / sizeof(ClientSlot) <
           h.dedupe_slots ||
-      h.dedupe_offset % kPageBytes != 0 ||
-      h.dedupe_offset < h.clients_offset ||
+      h.dedupe_offset % kPageBytes != 0 || h.dedupe_offset < h.clients_offset ||
       (h.dedupe_offset - h.clients_offset) / sizeof(ClientSlot) <
           h.dedupe_slots ||
       h.dedupe_offset > h.data_offset ||
@@ -270,7 +270,8 @@ Status ValidateTables(const SegmentHeader& h, const TableEntry* tables) {
         t.capacity <= t.rows_bytes / sizeof(float) / t.dim &&
         t.rows_bytes <= h.file_bytes &&
         t.rows_bytes * (1 + t.state_slots) <= h.file_bytes - t.rows_offset;
-    if (!ok) return Status::Corrupt("malformed table entry " + std::to_string(i));
+    if (!ok)
+      return Status::Corrupt("malformed table entry " + std::to_string(i));
   }
   return Status::Ok();
 }

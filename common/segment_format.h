@@ -89,8 +89,8 @@ struct SegmentHeader {
   uint32_t shard_count;
   uint64_t block_floats;
   uint32_t num_tensors;
-  uint32_t num_blocks;  // blocks on this shard
-  uint32_t num_tables;  // sparse tables of the model (each has rows here)
+  uint32_t num_blocks;    // blocks on this shard
+  uint32_t num_tables;    // sparse tables of the model (each has rows here)
   uint32_t dedupe_slots;  // ClientSlots, and DedupeWindows per block
   uint64_t table_counters_offset;
   uint64_t clients_offset;
@@ -196,8 +196,8 @@ struct DedupeWindow {
 // serving frontend only (claims, last_seen, horizon, row and queue
 // windows), read by `inspect`.
 struct ClientSlot {
-  std::atomic<uint64_t> client_id;     // 0: free
-  std::atomic<int64_t> last_seen_ms;   // unix ms (server clock) of its last push
+  std::atomic<uint64_t> client_id;    // 0: free
+  std::atomic<int64_t> last_seen_ms;  // unix ms (server clock) of its last push
   // How long after first sending a push the client may retry it (its
   // request_timeout), ms, at most kMaxRetryHorizonMs.
   std::atomic<int64_t> retry_horizon_ms;

@@ -27,8 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (columns == 0) columns = values.size();
     if (values.size() != columns) __builtin_trap();
   }
-  if (!reader.header().empty())
-    (void)reader.Column(reader.header().back());
+  if (!reader.header().empty()) (void)reader.Column(reader.header().back());
   (void)reader.Column("1");
   return 0;
 }

@@ -25,6 +25,7 @@ readonly PACKAGES=(
   dataset-fashion-mnist
   clang               # scripts/fuzz.sh: libFuzzer needs clang
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
+  clang-format        # scripts/check-format.sh (CI)
 )
 
 # Prints the packages dpkg does not report as fully installed.

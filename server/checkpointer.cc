@@ -63,9 +63,9 @@ Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   if (unit == "m") ms = v * 60e3;
   if (unit == "h") ms = v * 3600e3;
   if (text.empty() || end == text.c_str() || ms < 0 || ms > 1e12)
-    return Status(Code::kInvalidArgument,
-                  "'" + text +
-                      "' is not a duration: use e.g. 500ms, 30s, 10m or 2h");
+    return Status(
+        Code::kInvalidArgument,
+        "'" + text + "' is not a duration: use e.g. 500ms, 30s, 10m or 2h");
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
@@ -166,9 +166,9 @@ Result<std::string> Checkpointer::WriteOne() {
   auto done = WriteShardCheckpoint(segment_path_,
                                    shard_dir_ + "/" + UtcStamp(stamp_ms));
   if (!done.ok()) return done.status();
-  const double secs = std::chrono::duration<double>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   std::fprintf(stderr, "shardps serve: checkpoint %s (%llu bytes, %.2f s)\n",
                done->dir.c_str(), static_cast<unsigned long long>(done->bytes),
                secs);
@@ -191,7 +191,8 @@ void Checkpointer::Prune() {
   for (size_t i = 0; i + options_.keep < done.size(); ++i) {
     std::filesystem::remove_all(shard_dir_ + "/" + done[i], ec);
     if (ec)
-      std::fprintf(stderr, "shardps serve: cannot remove old checkpoint %s: %s\n",
+      std::fprintf(stderr,
+                   "shardps serve: cannot remove old checkpoint %s: %s\n",
                    done[i].c_str(), ec.message().c_str());
   }
 }

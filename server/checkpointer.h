@@ -27,8 +27,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/mutex.h"
 #include "common/event_fd.h"
+#include "common/mutex.h"
 #include "shardps/status.h"
 
 namespace shardps {

@@ -40,10 +40,10 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/event_fd.h"
 #include "common/mutex.h"
 #include "common/segment_format.h"
 #include "protocol_generated.h"
-#include "common/event_fd.h"
 #include "shardps/batch_queue.h"
 #include "shardps/status.h"
 

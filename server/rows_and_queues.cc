@@ -26,8 +26,8 @@ void ShardServer::Impl::HandleRows(const wire::Request& req,
       once = {req.client_id(), req.seq(), *claimed, row_journal_.get()};
     }
     bool duplicate = false;
-    Status s = tables_.PushRows(req, frames, numbered ? &once : nullptr,
-                                &duplicate);
+    Status s =
+        tables_.PushRows(req, frames, numbered ? &once : nullptr, &duplicate);
     if (numbered) client_slots_.PushDone(once.slot);
     if (!s.ok()) {
       SendError(frames[0], req.request_id(), s);

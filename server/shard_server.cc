@@ -162,8 +162,8 @@ Status ShardServer::Impl::Bind() {
                        (curve ? ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
                               : 0);
-    if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(),
-                           events) != 0)
+    if (zmq_socket_monitor(socket_.handle(), monitor_address.c_str(), events) !=
+        0)
       throw zmq::error_t();
     monitor_.connect(monitor_address);
   } catch (const zmq::error_t& e) {
@@ -261,11 +261,10 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
       options.segment_path.substr(0, options.segment_path.rfind('/'));
   auto queues = QueueService::Open(dir.empty() ? "." : dir, options.queues);
   if (!queues.ok()) return queues.status();
-  auto impl =
-      std::make_unique<Impl>(std::move(options), std::move(segment).value(),
-                             std::move(journal).value(),
-                             std::move(row_journal).value(), report,
-                             std::move(queues).value());
+  auto impl = std::make_unique<Impl>(
+      std::move(options), std::move(segment).value(),
+      std::move(journal).value(), std::move(row_journal).value(), report,
+      std::move(queues).value());
   SHARDPS_RETURN_IF_ERROR(impl->OpenEvents());
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());

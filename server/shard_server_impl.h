@@ -206,18 +206,18 @@ class ShardServer::Impl {
   ReplyBudget::Account* reply_account_ = nullptr;
   std::vector<PendingUpdate*> finished_;
   ParkedRequests parked_{clocks_};
-  const QueueService::Reply queue_reply_ =
-      [this](zmq::message_t* identity, uint64_t id, const Status& s,
-             const QueueOnce& once) {
-        if (once.seq != 0) client_slots_.PushDone(once.slot);
-        if (identity == nullptr) return;
-        if (s.ok()) {
-          if (DropPushReply()) return;
-          SendReply(*identity, OkHeader(id), nullptr);
-        } else {
-          SendError(*identity, id, s);
-        }
-      };
+  const QueueService::Reply queue_reply_ = [this](zmq::message_t* identity,
+                                                  uint64_t id, const Status& s,
+                                                  const QueueOnce& once) {
+    if (once.seq != 0) client_slots_.PushDone(once.slot);
+    if (identity == nullptr) return;
+    if (s.ok()) {
+      if (DropPushReply()) return;
+      SendReply(*identity, OkHeader(id), nullptr);
+    } else {
+      SendError(*identity, id, s);
+    }
+  };
   uint64_t in_flight_ = 0;
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;

@@ -101,9 +101,8 @@ std::string Mismatch(const JournalHeader& found, const Segment& seg,
 
 // Puts back the block of every open entry. Returns false (with `why`) when
 // an entry is malformed; blocks of the entries before it are restored.
-bool RestoreOpenEntries(Segment& seg, const char* base,
-                        const JournalHeader& h, uint64_t* restored,
-                        std::string* why) {
+bool RestoreOpenEntries(Segment& seg, const char* base, const JournalHeader& h,
+                        uint64_t* restored, std::string* why) {
   for (uint32_t w = 0; w < h.writers; ++w) {
     const char* e = base + kPageBytes + uint64_t{w} * h.entry_bytes;
     const auto& eh = *reinterpret_cast<const EntryHeader*>(e);
@@ -202,7 +201,8 @@ void UpdateJournal::Begin(uint32_t writer, uint32_t block, uint32_t slot) {
   eh.footprint_bytes = Footprint(segment_, block);
   eh.window_before =
       slot == kNoSlot ? DedupeWindow{} : segment_.dedupe_window(block, slot);
-  std::memcpy(e + kPageBytes, segment_.bytes() + segment_.block(block).data_offset,
+  std::memcpy(e + kPageBytes,
+              segment_.bytes() + segment_.block(block).data_offset,
               eh.footprint_bytes);
   // The saved copy is complete before the entry reads as open, and the
   // entry reads as open before the block's first changed byte.

@@ -65,7 +65,8 @@ class UpdateJournal {
   void Close(uint32_t writer);
 
  private:
-  UpdateJournal(Segment& segment, UniqueFd fd, Mapping map, uint64_t entry_bytes);
+  UpdateJournal(Segment& segment, UniqueFd fd, Mapping map,
+                uint64_t entry_bytes);
   char* entry(uint32_t writer) const;
 
   Segment& segment_;

@@ -136,7 +136,7 @@ void ZapHandler::HandleRequest(std::vector<zmq::message_t>& frames) {
   socket_.send(zmq::buffer(text, std::strlen(text)), zmq::send_flags::sndmore);
   socket_.send(zmq::buffer(allowed ? user_id : std::string()),
                zmq::send_flags::sndmore);
-  socket_.send(zmq::message_t(), zmq::send_flags::none);     // metadata
+  socket_.send(zmq::message_t(), zmq::send_flags::none);  // metadata
 }
 
 Status ZapHandler::SetAuthorizedKeys(
@@ -165,8 +165,7 @@ bool ZapHandler::StillAuthorized(const char* user_id,
   if (!known)
     Refuse(*user_id == '\0'
                ? std::string("a request without a CURVE key after a reload")
-               : "client key " + std::string(user_id) +
-                     " no longer authorized",
+               : "client key " + std::string(user_id) + " no longer authorized",
            address);
   return known;
 }

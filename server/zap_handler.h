@@ -31,8 +31,8 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "common/mutex.h"
 #include "common/event_fd.h"
+#include "common/mutex.h"
 #include "shardps/status.h"
 
 namespace shardps {

@@ -1,5 +1,4 @@
 #include "cli/npy.h"
-#include "tests/test_util.h"
 
 #include <stdlib.h>
 
@@ -13,6 +12,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace shardps {
 namespace {

@@ -107,9 +107,9 @@ std::unique_ptr<IoThread> StartIo(const std::string& endpoint,
                                   const ClientOptions& options) {
   auto wake = EventFd::Create();
   REQUIRE(wake.ok());
-  auto io = std::make_unique<IoThread>(
-      std::vector<ShardAddress>{{0, endpoint, ""}}, options,
-      std::move(wake).value());
+  auto io =
+      std::make_unique<IoThread>(std::vector<ShardAddress>{{0, endpoint, ""}},
+                                 options, std::move(wake).value());
   io->set_model("m");
   io->Start();
   return io;

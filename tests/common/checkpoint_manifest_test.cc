@@ -90,9 +90,8 @@ TEST_CASE("checkpoint manifest refuses numbers strtoull would bend",
           "[checkpoint]") {
   RequireCorrupt(kHead + kShard0 + "shard.0.bytes = -1\n", "not a number");
   RequireCorrupt(kHead + kShard0 + "shard.0.bytes =  7\n", "not a number");
-  RequireCorrupt(
-      kHead + kShard0 + "shard.0.bytes = 99999999999999999999999\n",
-      "not a number");
+  RequireCorrupt(kHead + kShard0 + "shard.0.bytes = 99999999999999999999999\n",
+                 "not a number");
   RequireCorrupt(kHead + kShard0 + "shard.0.crc32c = 1ffffffff\n",
                  "out of range");
 }

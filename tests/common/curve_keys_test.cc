@@ -48,8 +48,7 @@ TEST_CASE("curve keygen writes a private .key and a public .pub that load back",
   CHECK(*pub == pair->public_key);
 }
 
-TEST_CASE("curve keygen refuses to overwrite either existing file",
-          "[curve]") {
+TEST_CASE("curve keygen refuses to overwrite either existing file", "[curve]") {
   test::TempDir dir;
   auto first = GenerateCurveKeyPair();
   auto second = GenerateCurveKeyPair();
@@ -103,8 +102,7 @@ TEST_CASE("curve key files reject bad keys with the line number", "[curve]") {
   }
   SECTION("empty") {
     WriteText(path, "# nothing here\n", 0644);
-    CHECK_THAT(LoadCurvePublicKey(path).status().message(),
-               Contains("no key"));
+    CHECK_THAT(LoadCurvePublicKey(path).status().message(), Contains("no key"));
   }
   SECTION("missing") {
     CHECK(LoadCurvePublicKey(dir.File("none.pub")).status().code() ==
@@ -140,9 +138,8 @@ TEST_CASE("authorized keys accept comments and report every bad line",
     CHECK((*keys)[1] == b->public_key);
   }
   SECTION("bad lines") {
-    const std::string text = a->public_key + "\nnot-a-key\n" +
-                             b->public_key + " trailing\n" + b->public_key +
-                             "\n";
+    const std::string text = a->public_key + "\nnot-a-key\n" + b->public_key +
+                             " trailing\n" + b->public_key + "\n";
     auto keys = ParseAuthorizedKeys(text);
     CHECK(keys.status().code() == Code::kInvalidArgument);
     CHECK_THAT(keys.status().message(), Contains("line 2"));

@@ -44,8 +44,7 @@ TEST_CASE("dedupe window of another client is empty", "[dedupe]") {
   CHECK_FALSE(DedupeSeen(w, 9, 10));
 }
 
-TEST_CASE("dedupe window jumps of more than 64 clear the history",
-          "[dedupe]") {
+TEST_CASE("dedupe window jumps of more than 64 clear the history", "[dedupe]") {
   DedupeWindow w{};
   for (uint64_t s = 1; s <= 10; ++s) DedupeRecord(w, 1, s);
   DedupeRecord(w, 1, 200);

@@ -200,13 +200,12 @@ TEST_CASE("segment writable by group or others is refused for serving",
     CHECK(seg.status().code() == Code::kPermissionDenied);
     CHECK_THAT(seg.status().message(), Contains("chmod 600"));
   }
-  CHECK(test::ReadBytes(path) == before);  // refused before touching it
+  CHECK(test::ReadBytes(path) == before);     // refused before touching it
   REQUIRE(::chmod(path.c_str(), 0644) == 0);  // others may read: fine
   MustOpen(spec, 0, 1, path);
 }
 
-TEST_CASE("segment owned by another user is refused for serving",
-          "[segment]") {
+TEST_CASE("segment owned by another user is refused for serving", "[segment]") {
   if (::geteuid() != 0) {
     WARN("needs root to give a file to another user; skipped");
     return;

@@ -68,8 +68,9 @@ std::vector<std::string> PushFrames() {
 
 // Sends a raw Push over a DEALER (with `key` as its CURVE identity when
 // set) and reports whether any reply came within `wait`.
-bool RawPushGetsReply(const std::string& endpoint, const std::string& server_key,
-                      const CurveKeyPair* key, milliseconds wait) {
+bool RawPushGetsReply(const std::string& endpoint,
+                      const std::string& server_key, const CurveKeyPair* key,
+                      milliseconds wait) {
   zmq::context_t context;
   zmq::socket_t dealer(context, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 0);
@@ -168,8 +169,8 @@ TEST_CASE("curve server serves an authorized client", "[curve][integration]") {
   CurveCluster c;
   StartCurveCluster(c);
   // The server key comes from the cluster file.
-  auto client = Client::Connect(c.dir.File("cluster.toml"),
-                                KeyedOptions(c.client));
+  auto client =
+      Client::Connect(c.dir.File("cluster.toml"), KeyedOptions(c.client));
   INFO(client.status().ToString());
   REQUIRE(client.ok());
   std::vector<float> grad(kFloats, 2.0f);
@@ -225,8 +226,8 @@ TEST_CASE("curve server refuses unknown keys and plain clients silently",
     for (const ShardAddress& shard : c.info.shards) {
       CHECK_FALSE(RawPushGetsReply(shard.endpoint, c.server.public_key,
                                    &c.intruder, milliseconds(700)));
-      CHECK_FALSE(RawPushGetsReply(shard.endpoint, c.server.public_key,
-                                   nullptr, milliseconds(700)));
+      CHECK_FALSE(RawPushGetsReply(shard.endpoint, c.server.public_key, nullptr,
+                                   milliseconds(700)));
     }
   }
   SECTION("a client with the wrong server key times out") {
@@ -244,8 +245,8 @@ TEST_CASE("curve server refuses unknown keys and plain clients silently",
   CHECK(WaitForRefusals(**trainer, refusals_before + 1) > refusals_before);
   bool logged = false;
   for (ServerProcess& s : c.servers)
-    logged = logged || s.process->WaitForStderr("refused connection",
-                                                milliseconds(2000));
+    logged = logged ||
+             s.process->WaitForStderr("refused connection", milliseconds(2000));
   CHECK(logged);
 }
 
@@ -303,7 +304,8 @@ TEST_CASE("SIGHUP rotates the authorized keys of running servers",
   CHECK((*new_trainer)->Push("w", ones.data(), ones.size()).Wait().ok());
 }
 
-TEST_CASE("SIGHUP without CURVE is logged and ignored", "[curve][integration]") {
+TEST_CASE("SIGHUP without CURVE is logged and ignored",
+          "[curve][integration]") {
   TempDir dir;
   ServeArgs args;
   args.spec = WriteSpec(
@@ -372,8 +374,7 @@ TEST_CASE("serve and keygen reject unsafe or malformed key files",
     CHECK_THAT(r.err, Contains("chmod 600"));
   }
   SECTION("an authorized-keys file with a bad line") {
-    WriteFileBytes(dir.File("authorized"),
-                   client.public_key + "\nnot a key\n");
+    WriteFileBytes(dir.File("authorized"), client.public_key + "\nnot a key\n");
     args.extra = {"--curve-secret-key", dir.File("server.key"),
                   "--authorized-keys", dir.File("authorized")};
     const RunResult r = Run(ServeArgv(args));
@@ -409,9 +410,9 @@ TEST_CASE("launch passes CURVE to its servers and names their key",
   const CurveKeyPair client = KeyGen(dir, "client");
   KeyGen(dir, "stranger");
   WriteFileBytes(dir.File("authorized"), client.public_key + "\n");
-  const std::string spec = WriteSpec(
-      dir.File("spec.toml"),
-      SpecText("lc", kBlockFloats, 0.5, {{"w", {kFloats}, "zeros"}}));
+  const std::string spec =
+      WriteSpec(dir.File("spec.toml"),
+                SpecText("lc", kBlockFloats, 0.5, {{"w", {kFloats}, "zeros"}}));
   const std::string cluster_file = dir.File("cluster.toml");
   auto launch = ChildProcess::Spawn(
       {kShardpsBinary, "launch", "--spec", spec, "--shards", "2",
@@ -427,9 +428,9 @@ TEST_CASE("launch passes CURVE to its servers and names their key",
   REQUIRE(info.ok());
   CHECK(info->server_key == server.public_key);
 
-  const RunResult ok = Run({kShardpsBinary, "push", "--cluster", cluster_file,
-                            "--tensor", "w", "--fill", "1", "--curve-key",
-                            dir.File("client")});
+  const RunResult ok =
+      Run({kShardpsBinary, "push", "--cluster", cluster_file, "--tensor", "w",
+           "--fill", "1", "--curve-key", dir.File("client")});
   INFO(ok.err);
   CHECK(ok.status.ok());
   // No key pair for a CURVE cluster: refused locally, with the fix.
@@ -440,8 +441,8 @@ TEST_CASE("launch passes CURVE to its servers and names their key",
   // A key the servers do not know: no answer, so the call times out.
   const RunResult stranger =
       Run({kShardpsBinary, "push", "--cluster", cluster_file, "--tensor", "w",
-           "--fill", "100", "--curve-key", dir.File("stranger"),
-           "--timeout-ms", "700"});
+           "--fill", "100", "--curve-key", dir.File("stranger"), "--timeout-ms",
+           "700"});
   CHECK(stranger.status.code == 1);
 
   auto trainer = Client::Connect(cluster_file, KeyedOptions(client));

@@ -98,7 +98,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   cargv.push_back(nullptr);
 
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(Code::kIoError, "pipe2", errno);
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    return ErrnoStatus(Code::kIoError, "pipe2", errno);
   const int err = ::memfd_create("child-stderr", MFD_CLOEXEC);
   // O_APPEND: the child and its children (the servers `launch` starts)
   // share this open file and its offset, and a memfd, unlike a file opened

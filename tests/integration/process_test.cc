@@ -1,11 +1,10 @@
 // Tests of the test harness itself: what the other integration tests rely
 // on when they read a child's output.
-#include <catch2/catch.hpp>
+#include "tests/integration/process.h"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
-
-#include "tests/integration/process.h"
 
 namespace shardps::testing {
 namespace {

@@ -34,7 +34,7 @@ struct ShardAddress {
   uint32_t index = 0;
   // A ZeroMQ endpoint: tcp://host:port or ipc://path (CheckShardEndpoint).
   std::string endpoint;
-  std::string segment;   // path of its segment if on this host, else empty
+  std::string segment;  // path of its segment if on this host, else empty
 };
 
 struct ClusterInfo {
