@@ -124,6 +124,10 @@ int RunBenchServer(const std::string& spec_file, uint32_t shard,
   options.shards = shards;
   options.listen = listen;
   options.threads = threads;
+  // The transport workload keeps up to 8 pulls of 64 MiB in flight from one
+  // client: 512 MiB of replies that the default per-client budget (256 MiB,
+  // a bound on what a slow reader can pin) would refuse with kBusy.
+  options.max_reply_bytes_per_client = uint64_t{1} << 30;
   if (!curve_secret_key.empty()) {
     auto pair = LoadCurveSecretKey(curve_secret_key);
     auto keys = LoadAuthorizedKeys(authorized_keys);

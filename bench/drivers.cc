@@ -162,13 +162,16 @@ Result<LoadResult> ShardpsLoad(const std::string& cluster_file,
     options.curve_public_key = pair->public_key;
     options.curve_secret_key = pair->secret_key;
   }
-  auto client = Client::Connect(cluster_file, options);
-  if (!client.ok()) return client.status();
+  // The buffers are declared before the client, so they outlive it: on an
+  // error return the client's destructor fails and joins the calls still in
+  // flight before the memory they write into is freed.
   const size_t floats = spec.bytes / sizeof(float);
   // Small gradients keep the weights finite however long the run.
   std::vector<float> grad(floats, 1e-9f);
   std::vector<std::vector<float>> out(spec.inflight,
                                       std::vector<float>(floats));
+  auto client = Client::Connect(cluster_file, options);
+  if (!client.ok()) return client.status();
   std::deque<Handle> handles;
   size_t next_out = 0;
   auto issue = [&]() -> Status {
@@ -203,8 +206,6 @@ Result<LoadResult> SparseLoad(const std::string& cluster_file,
                               const LoadSpec& spec) {
   ClientOptions options;
   options.request_timeout = std::chrono::seconds(60);
-  auto client = Client::Connect(cluster_file, options);
-  if (!client.ok()) return client.status();
   // A ring of pre-drawn id lists, so drawing ids is not what we measure.
   // Multiplying by an odd constant spreads the pool over all 64 bits.
   constexpr size_t kLists = 64;
@@ -221,6 +222,10 @@ Result<LoadResult> SparseLoad(const std::string& cluster_file,
   std::vector<float> grads(ids_per_request * dim, 1e-6f);
   std::vector<std::vector<float>> out(
       spec.inflight, std::vector<float>(push ? 0 : ids_per_request * dim));
+  // After the buffers, so that it is destroyed (its calls failed and
+  // joined) before them: see ShardpsLoad.
+  auto client = Client::Connect(cluster_file, options);
+  if (!client.ok()) return client.status();
   std::deque<Handle> handles;
   size_t next = 0;
   auto issue = [&]() -> Status {
