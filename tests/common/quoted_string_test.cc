@@ -23,7 +23,7 @@ TEST_CASE("quoted string escapes quotes, backslashes and control characters",
 
 TEST_CASE("quoted string reads back as the same text in TOML",
           "[quoted_string]") {
-  const std::string text = std::string("q\" b\\ n\n t\t r\r nul", 20) +
+  const std::string text = std::string("q\" b\\ n\n t\t r\r nul") +
                            std::string(1, '\0') +
                            "\x01\x1b\x7f caf\xc3\xa9 /dev/shm/m";
   toml::table table = toml::parse("v = " + QuoteString(text) + "\n");
