@@ -1,21 +1,19 @@
 #include "shardps/batch_queue.h"
 
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <ctime>
 #include <new>
 
 #include "common/batch_queue_format.h"
 #include "common/checksum.h"
+#include "common/futex.h"
 #include "common/mapping.h"
 #include "common/posix_file.h"
 
@@ -76,40 +74,17 @@ constexpr uint64_t kMaxSlotBytes = 1ull << 32;
 
 uint64_t RoundUp(uint64_t x, uint64_t to) { return (x + to - 1) / to * to; }
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
 uint32_t QueueCrc(const QueueHeader& h) {
   return Crc32c(&h, offsetof(QueueHeader, header_crc));
 }
 
-// The futex word of a shared atomic; std::atomic<uint32_t> is a plain
-// 32-bit word (static_asserted lock-free), as the futex call needs.
-int* FutexWord(std::atomic<uint32_t>& word) {
-  return reinterpret_cast<int*>(&word);
-}
-
 void WaitOn(std::atomic<uint32_t>& word, uint32_t seen,
             Clock::time_point deadline) {
-  const auto left =
-      std::min<Clock::duration>(deadline - Clock::now(), kWaitSlice);
-  if (left <= Clock::duration::zero()) return;
-  const auto ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-  timespec ts{static_cast<time_t>(ns / 1000000000),
-              static_cast<long>(ns % 1000000000)};
-  // Shared (not FUTEX_PRIVATE): waiters and wakers are other processes.
-  syscall(SYS_futex, FutexWord(word), FUTEX_WAIT, static_cast<int>(seen), &ts,
-          nullptr, 0);
+  FutexWait(word, seen,
+            std::min<Clock::duration>(deadline - Clock::now(), kWaitSlice));
 }
 
-void Bump(std::atomic<uint32_t>& word) {
-  word.fetch_add(1, std::memory_order_release);
-  syscall(SYS_futex, FutexWord(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
+void Bump(std::atomic<uint32_t>& word) { FutexBump(word); }
 
 // True when `pid` has exited: no such process, or a zombie its parent has
 // not reaped yet (which still answers kill(pid, 0)).
