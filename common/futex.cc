@@ -17,9 +17,7 @@ namespace {
 
 // std::atomic<uint32_t> is a plain 32-bit word (asserted above), as the
 // futex call needs.
-int* Word(std::atomic<uint32_t>& word) {
-  return reinterpret_cast<int*>(&word);
-}
+int* Word(std::atomic<uint32_t>& word) { return reinterpret_cast<int*>(&word); }
 
 }  // namespace
 

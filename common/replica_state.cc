@@ -1,7 +1,7 @@
 #include "common/replica_state.h"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,7 +16,8 @@ namespace shardps {
 namespace {
 
 uint64_t FileBytes(uint32_t num_blocks) {
-  return sizeof(ReplicaStateHeader) + uint64_t{num_blocks} * sizeof(BlockFreshness);
+  return sizeof(ReplicaStateHeader) +
+         uint64_t{num_blocks} * sizeof(BlockFreshness);
 }
 
 bool SameCopy(const ReplicaStateHeader& h, uint64_t spec_hash, uint32_t shard,
@@ -121,8 +122,19 @@ SegmentId ReplicaState::source() const {
 }
 
 bool ReplicaState::WriterAlive() const {
-  const int32_t pid = header_->replica_pid.load(std::memory_order_acquire);
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+  // The replica holds its copy's exclusive flock while it runs (a dead
+  // one's lock went with it): no pid to be reused, no zombie to mistake.
+  const std::string suffix = ".fresh";
+  if (path_.size() <= suffix.size()) return false;
+  const std::string copy =
+      path_.substr(0, path_.size() - suffix.size()) + ".seg";
+  UniqueFd fd(::open(copy.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd.get(), LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK;
 }
 
 Status ReplicaState::WaitHeldClock(

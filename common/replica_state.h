@@ -119,8 +119,9 @@ class ReplicaState {
   Status WaitHeldClock(int64_t clock,
                        std::chrono::steady_clock::time_point deadline) const;
 
-  // Whether the replica process that wrote this file is still running
-  // (its pid is alive). A reader's hint, for messages and failover.
+  // Whether the replica that writes this file is running: it holds the
+  // exclusive flock of the copy beside it (<...>.seg). A reader's hint, for
+  // messages and failover.
   bool WriterAlive() const;
 
  private:

@@ -156,6 +156,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   pending->dtype = req.dtype();
   pending->blocks.reserve(local.size());
   for (uint32_t l : local) pending->blocks.push_back(segment_->block(l).block);
+  pending->local = local;
   if (req.op() == wire::Op::PushPull) {
     pending->out.reserve(local.size());
     for (uint32_t l : local)
@@ -240,11 +241,14 @@ void ShardServer::Impl::Finish(PendingUpdate& done) {
   if (!done.bsp_apply) {
     if (done.seq != 0) client_slots_.PushDone(done.slot);
     Reply(done);
-    return;
+  } else {
+    clocks_.ApplyFinished(done.clock);
+    ReleaseParked();
   }
-  clocks_.ApplyFinished(done.clock);
-  ReleaseParked();
-  MaybeStartBspApply();
+  // After the reply and the released waits: acks are not delayed by the
+  // stream to host replicas.
+  ReplicasChanged(done);
+  if (done.bsp_apply) MaybeStartBspApply();
 }
 
 void ShardServer::Impl::MaybeStartBspApply() {

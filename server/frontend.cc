@@ -137,6 +137,12 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     case wire::Op::Release:
       HandleRelease(req, identity);
       return;
+    case wire::Op::Subscribe:
+      HandleSubscribe(req, frames);
+      return;
+    case wire::Op::Credit:
+      HandleCredit(req, identity);
+      return;
     case wire::Op::Push:
     case wire::Op::Pull:
     case wire::Op::PushPull:

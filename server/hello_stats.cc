@@ -14,8 +14,7 @@
 
 namespace shardps {
 
-void ShardServer::Impl::HandleHello(const wire::Request& req,
-                                    zmq::message_t& identity) {
+ShardHello ShardServer::Impl::BuildHello() const {
   const SegmentHeader& h = segment_->header();
   ShardHello hello;
   hello.model = h.model;
@@ -41,7 +40,12 @@ void ShardServer::Impl::HandleHello(const wire::Request& req,
   for (const TableSpec& t : options_.spec.tables)
     hello.tables.push_back(
         {t.name, t.dim, t.capacity, options_.spec.OptimizerFor(t).kind});
-  EncodeHelloReply(req.request_id(), hello, &builder_);
+  return hello;
+}
+
+void ShardServer::Impl::HandleHello(const wire::Request& req,
+                                    zmq::message_t& identity) {
+  EncodeHelloReply(req.request_id(), BuildHello(), &builder_);
   SendReply(identity, builder_, nullptr);
 }
 

@@ -20,6 +20,7 @@ struct PendingUpdate {
   zmq::message_t identity;             // the client's ROUTER identity
   std::vector<zmq::message_t> frames;  // [header, payload...] as received
   std::vector<uint32_t> blocks;        // tensor block index per payload frame
+  std::vector<uint32_t> local;         // the same blocks' indices on the shard
   std::vector<zmq::message_t> out;     // PushPull: updated blocks to return
   uint64_t request_id = 0;
   wire::Op op = wire::Op::Push;

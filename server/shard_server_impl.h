@@ -15,6 +15,8 @@
 //   checkpoint_requests.cc CheckpointRequests, Checkpoint and its reply
 //   rows_and_queues.cc     PushRows/PullRows and QueuePush
 //   hello_stats.cc         Hello and Stats replies
+//   replica_requests.cc    Subscribe and Credit: the stream to host
+//                          replicas (ReplicaFeed)
 //
 // State that is a unit of its own (Admission, ParkedRequests,
 // CheckpointRequests, and the services below) is a member object with its
@@ -30,6 +32,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/hello_codec.h"
 #include "common/wire.h"
 #include "server/admission.h"
 #include "server/buffer_pool.h"
@@ -41,6 +44,7 @@
 #include "server/parked_requests.h"
 #include "server/pending_update.h"
 #include "server/queue_service.h"
+#include "server/replica_feed.h"
 #include "server/reply_budget.h"
 #include "server/request_validator.h"
 #include "server/row_journal.h"
@@ -161,7 +165,21 @@ class ShardServer::Impl {
   void HandleQueuePush(const wire::Request& req,
                        std::vector<zmq::message_t>& frames);
 
+  // ---- replica_requests.cc
+  // A host replica's Subscribe: answered with this shard's Hello, then the
+  // blocks it lacks stream after it as credit allows.
+  void HandleSubscribe(const wire::Request& req,
+                       std::vector<zmq::message_t>& frames);
+  void HandleCredit(const wire::Request& req, zmq::message_t& identity);
+  // Tells the feed which blocks a finished update changed.
+  void ReplicasChanged(const PendingUpdate& done);
+  // ReplicaFeed's way out: [identity, header, payload] on socket_.
+  bool SendStream(const std::string& identity,
+                  flatbuffers::FlatBufferBuilder& header,
+                  zmq::message_t& payload);
+
   // ---- hello_stats.cc
+  ShardHello BuildHello() const;
   void HandleHello(const wire::Request& req, zmq::message_t& identity);
   void HandleStats(const wire::Request& req, zmq::message_t& identity);
   flatbuffers::FlatBufferBuilder& OkHeader(
@@ -225,6 +243,12 @@ class ShardServer::Impl {
   uint64_t row_duplicates_ = 0;  // numbered row pushes found applied
   Admission admission_{options_.max_clients};
   CheckpointRequests checkpoint_requests_;
+  ReplicaFeed replica_feed_{
+      *segment_,
+      [this](const std::string& identity,
+             flatbuffers::FlatBufferBuilder& header, zmq::message_t& payload) {
+        return SendStream(identity, header, payload);
+      }};
 };
 
 }  // namespace shardps

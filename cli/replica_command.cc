@@ -1,0 +1,120 @@
+// `shardps replica`: the host replica (server/host_replica.h) in the
+// foreground until SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/curve_flags.h"
+#include "server/host_replica.h"
+#include "shardps/cluster.h"
+#include "shardps/model_spec.h"
+
+namespace shardps::cli {
+
+namespace {
+
+struct ReplicaFlags {
+  std::string cluster;
+  std::string spec;
+  std::string storage = "/dev/shm/shardps-replica";
+  bool all_shards = false;
+  uint32_t credits = 8;
+  ClientCurveFlags curve;
+};
+
+Result<HostReplicaOptions> MakeOptions(const ReplicaFlags& flags) {
+  HostReplicaOptions options;
+  auto cluster = LoadCluster(flags.cluster);
+  if (!cluster.ok()) return cluster.status();
+  auto spec = LoadModelSpec(flags.spec);
+  if (!spec.ok()) return spec.status();
+  ClientOptions keys;
+  SHARDPS_RETURN_IF_ERROR(ApplyClientCurveFlags(flags.curve, &keys));
+  options.cluster = std::move(cluster).value();
+  options.spec = std::move(spec).value();
+  options.storage = flags.storage;
+  options.all_shards = flags.all_shards;
+  options.credits = flags.credits;
+  options.curve_server_key = keys.curve_server_key;
+  options.curve_public_key = keys.curve_public_key;
+  options.curve_secret_key = keys.curve_secret_key;
+  return options;
+}
+
+// "ready" once every shard answered: each is mirrored and subscribed, or
+// on this host. The line is the contract with scripts and tests.
+bool ReportReady(const HostReplica& replica) {
+  std::string mirrored, local;
+  for (const ReplicaShardStats& s : replica.Stats()) {
+    if (!s.local && !(s.mirrored && s.subscribed)) return false;
+    std::string& list = s.mirrored ? mirrored : local;
+    list += (list.empty() ? "" : ",") + std::to_string(s.shard);
+  }
+  std::printf("replica ready: mirroring shard(s) [%s], on this host [%s]\n",
+              mirrored.c_str(), local.c_str());
+  std::fflush(stdout);
+  return true;
+}
+
+int RunReplica(const ReplicaFlags& flags) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto options = MakeOptions(flags);
+  if (!options.ok()) return ReportError("replica", options.status());
+  const std::string storage = options->storage;
+  auto replica = HostReplica::Start(std::move(options).value());
+  if (!replica.ok()) return ReportError("replica", replica.status());
+  std::fprintf(stderr, "shardps replica: copies under %s\n", storage.c_str());
+
+  bool ready = false;
+  int sig = 0;
+  const timespec tick{0, 100 * 1000 * 1000};
+  for (;;) {
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    Status error = (*replica)->error();
+    if (!error.ok()) {
+      (*replica)->Stop();
+      return ReportError("replica", error);
+    }
+    if (!ready) ready = ReportReady(**replica);
+  }
+  std::fprintf(stderr, "shardps replica: %s, stopping\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*replica)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+void RegisterReplica(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ReplicaFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "replica",
+      "Keep this host's copy of the shards not on it, streamed as they "
+      "change, for ModelView (one per host; until SIGINT/SIGTERM)");
+  cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
+  cmd->add_option("--spec", flags->spec, "The servers' model spec (TOML)")
+      ->required();
+  cmd->add_option("--storage", flags->storage,
+                  "Directory of the copies (a tmpfs; not the shards' own "
+                  "storage)")
+      ->capture_default_str();
+  cmd->add_option("--credits", flags->credits,
+                  "Stream messages in flight per shard (1..16)")
+      ->capture_default_str();
+  cmd->add_flag("--all-shards", flags->all_shards,
+                "Mirror shards on this host too (tests, benchmarks)");
+  AddClientCurveFlags(cmd, &flags->curve);
+  cmd->callback([flags, exit_code] { *exit_code = RunReplica(*flags); });
+}
+
+}  // namespace shardps::cli
