@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures, builds and runs every test with ctest.
 #
-#   scripts/test.sh               # RelWithDebInfo build in ./build (shared with demo.sh)
+#   scripts/test.sh               # RelWithDebInfo build in ./build (shared with demo.sh);
+#                                 # the multihost tests skip unless root
 #   scripts/test.sh --sanitize    # AddressSanitizer + UBSan in ./build-asan
 #   scripts/test.sh --tsan        # ThreadSanitizer in ./build-tsan: the unit
 #                                 # tests labelled `concurrency` (client and
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -54,6 +55,10 @@ case "$mode" in
     build=${BUILD_DIR:-build-asan}
     # The bench is not a test: its smoke run is in the plain build.
     extra=(-DSHARDPS_SANITIZE=address,undefined -DSHARDPS_BUILD_BENCH=OFF)
+    # The multi-host tests (label multihost) run the same code as the
+    # integration tests, across namespaces: the plain run has them, and
+    # here they would only add to CI's time.
+    ctest_args=(-LE multihost)
     ;;
   tsan|tsan-full)
     build=${BUILD_DIR:-build-tsan}

@@ -140,7 +140,7 @@ void WorkerProcess::Absorb(const std::string& line) {
   }
 }
 
-Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
+std::vector<std::string> WorkerArgv(const WorkerArgs& args) {
   char value[64];
   // %.17g: the worker parses back exactly the double the test computed with.
   std::snprintf(value, sizeof(value), "%.17g", args.value);
@@ -171,7 +171,15 @@ Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
     argv.push_back("--client-id");
     argv.push_back(std::to_string(args.client_id));
   }
-  auto child = ChildProcess::Spawn(argv);
+  if (!args.curve_key.empty()) {
+    argv.push_back("--curve-key");
+    argv.push_back(args.curve_key);
+  }
+  return argv;
+}
+
+Result<WorkerProcess> StartWorker(const WorkerArgs& args) {
+  auto child = ChildProcess::Spawn(WorkerArgv(args));
   if (!child.ok()) return child.status();
   WorkerProcess worker;
   worker.process = std::move(child).value();

@@ -115,6 +115,8 @@ struct WorkerProcess {
   void Absorb(const std::string& line);
 };
 
+// The command line of a shardps_test_worker with `args`.
+std::vector<std::string> WorkerArgv(const WorkerArgs& args);
 Result<WorkerProcess> StartWorker(const WorkerArgs& args);
 
 // Reads every worker's stdout, without letting any pipe fill up, until

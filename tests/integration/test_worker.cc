@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "shardps/client.h"
 #include "tests/integration/worker_args.h"
 
@@ -100,6 +101,16 @@ int RunWorker(const WorkerArgs& flags) {
   options.connect_timeout = std::chrono::milliseconds(flags.timeout_ms);
   options.exactly_once = !flags.at_least_once;
   options.client_id = flags.client_id;
+  if (!flags.curve_key.empty()) {
+    auto pair = shardps::LoadCurveKeyPair(flags.curve_key);
+    if (!pair.ok()) {
+      std::fprintf(stderr, "test_worker: --curve-key: %s\n",
+                   pair.status().ToString().c_str());
+      return 1;
+    }
+    options.curve_public_key = pair->public_key;
+    options.curve_secret_key = pair->secret_key;
+  }
   auto client = shardps::Client::Connect(flags.cluster, options);
   if (!client.ok()) {
     std::fprintf(stderr, "test_worker: connect: %s\n",
@@ -179,6 +190,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   app.add_option("--client-id", flags.client_id,
                  "ClientOptions::client_id (0: random)");
+  app.add_option("--curve-key", flags.curve_key,
+                 "CURVE key pair prefix (PREFIX.key, PREFIX.pub)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,6 +23,9 @@ struct WorkerArgs {
   int timeout_ms = 5000;
   bool at_least_once = false;  // ClientOptions::exactly_once = false
   uint64_t client_id = 0;      // ClientOptions::client_id (0: random)
+  // CURVE: the client key pair's prefix (PREFIX.key/.pub, `shardps keygen`);
+  // the servers' key comes from the cluster file. "": plain connections.
+  std::string curve_key;
 };
 
 }  // namespace shardps::testing
