@@ -201,11 +201,12 @@ std::unique_ptr<ChildProcess> LaunchPart(const std::vector<std::string>& argv) {
   return std::move(launch).value();
 }
 
-// Connects to `file` with `key`, pushes gradient k % 7 at float k three
-// times and checks that every float pulled back is exactly 10 - 3 (k % 7)
-// (the spec's init 10, sgd with lr 1): every shard on both hosts applied
-// every push once.
-void PushThricePullExact(const std::string& file, const CurveKeyPair& key) {
+// Connects to `file` with `key`, pushes gradient k % 7 at float k `rounds`
+// times and checks that every float pulled back is exactly 10 - total (k %
+// 7) (the spec's init 10, sgd with lr 1), `total` being every round pushed
+// so far: every shard on both hosts applied every push once.
+void PushAndCheck(const std::string& file, const CurveKeyPair& key, int rounds,
+                  int total) {
   ClientOptions options;
   options.curve_public_key = key.public_key;
   options.curve_secret_key = key.secret_key;
@@ -216,7 +217,7 @@ void PushThricePullExact(const std::string& file, const CurveKeyPair& key) {
   REQUIRE(client.ok());
   std::vector<float> grad(kFloats);
   for (size_t k = 0; k < kFloats; ++k) grad[k] = static_cast<float>(k % 7);
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     Status s = (*client)->Push("w", grad.data(), grad.size()).Wait();
     INFO(s.ToString());
     REQUIRE(s.ok());
@@ -227,8 +228,20 @@ void PushThricePullExact(const std::string& file, const CurveKeyPair& key) {
   REQUIRE(s.ok());
   size_t wrong = 0;
   for (size_t k = 0; k < kFloats; ++k)
-    wrong += w[k] != 10.0f - 3.0f * static_cast<float>(k % 7);
+    wrong += w[k] != 10.0f - static_cast<float>(total * (k % 7));
   CHECK(wrong == 0);
+}
+
+// Shard i's segment was made on host i % 2's storage, and on no other.
+void CheckSegmentsOnOwnHost(const std::string& storage_a,
+                            const std::string& storage_b) {
+  for (uint32_t i = 0; i < 4; ++i) {
+    const std::string& home = i % 2 == 0 ? storage_a : storage_b;
+    const std::string& other = i % 2 == 0 ? storage_b : storage_a;
+    INFO("shard " << i);
+    CHECK(FileExists(Segment::PathFor(home, "mh", i, 4)));
+    CHECK_FALSE(FileExists(Segment::PathFor(other, "mh", i, 4)));
+  }
 }
 
 TEST_CASE("two launch --this-host serve one 4-shard CURVE cluster together",
@@ -263,15 +276,9 @@ TEST_CASE("two launch --this-host serve one 4-shard CURVE cluster together",
   // Each launch started its own two shards, on the file's endpoints.
   CHECK(Contains(a->lines_seen().back(), "2 of 4 shard(s)"));
   CHECK(Contains(b->lines_seen().back(), "2 of 4 shard(s)"));
-  for (uint32_t i = 0; i < 4; ++i) {
-    const std::string& home = i % 2 == 0 ? storage_a : storage_b;
-    const std::string& other = i % 2 == 0 ? storage_b : storage_a;
-    INFO("shard " << i);
-    CHECK(FileExists(Segment::PathFor(home, "mh", i, 4)));
-    CHECK_FALSE(FileExists(Segment::PathFor(other, "mh", i, 4)));
-  }
+  CheckSegmentsOnOwnHost(storage_a, storage_b);
 
-  PushThricePullExact(file, client_key);
+  PushAndCheck(file, client_key, 3, 3);
 
   SECTION("a launch for an address with no shard exits 2, naming the hosts") {
     const RunResult none =
@@ -282,6 +289,17 @@ TEST_CASE("two launch --this-host serve one 4-shard CURVE cluster together",
     CHECK(none.status.code == 2);
     CHECK(Contains(none.err, "no shard of " + file + " is on 127.0.0.3"));
     CHECK(Contains(none.err, "127.0.0.1, 127.0.0.2"));
+  }
+  SECTION("a killed shard comes back on the file's endpoint, weights kept") {
+    // Its two shard lines follow the "ready" line.
+    REQUIRE(b->ReadLine(kStartTimeout).has_value());
+    REQUIRE(b->ReadLine(kStartTimeout).has_value());
+    const std::vector<pid_t> pids = ShardPids(b->lines_seen());
+    REQUIRE(pids.size() == 2);
+    REQUIRE(::kill(pids[0], SIGKILL) == 0);
+    CHECK(b->WaitForStderr("shard 1 restarted", kStartTimeout));
+    CHECK(Contains(b->Stderr(), "tcp://127.0.0.2:" + std::to_string(port)));
+    PushAndCheck(file, client_key, 1, 4);
   }
   SECTION("a launch without CURVE on a file with server_key exits 2") {
     const RunResult plain =
