@@ -1,5 +1,8 @@
 // `shardps launch`: start N local shard servers, write the cluster file,
 // restart crashed shards on their old endpoint, stop them all on a signal.
+// With --this-host ADDR: start only the shards an existing (multi-host)
+// cluster file places on ADDR, on exactly its endpoints, and leave the file
+// alone (every host's launch reads it).
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -52,6 +55,7 @@ struct LaunchFlags {
   std::string authorized_keys;
   bool insecure = false;
   bool allow_new = false;  // --new, passed through to every server
+  std::string this_host;   // non-empty: start this host's part of the file
 };
 
 struct Shard {
@@ -303,10 +307,13 @@ Result<ModelSpec> LoadSpec(LaunchFlags& flags) {
 
 // Creating any shard's segment beside the model at another shard count
 // is refused here, before a server starts; with --new each server warns.
-Status CheckNewSegments(const LaunchFlags& flags, const ModelSpec& spec) {
+// `indices`: the shards this launch starts (all, or this host's part).
+Status CheckNewSegments(const LaunchFlags& flags, const ModelSpec& spec,
+                        const std::vector<uint32_t>& indices) {
   if (flags.allow_new) return Status::Ok();
   bool creates = false;
-  for (uint32_t i = 0; i < flags.shards && !creates; ++i) {
+  for (uint32_t i : indices) {
+    if (creates) break;
     const std::string path =
         Segment::PathFor(spec.storage, spec.name, i, flags.shards);
     struct stat st;
@@ -362,8 +369,8 @@ int Supervise(const LaunchFlags& flags, int sfd, std::vector<Shard>& shards) {
       continue;
     }
     if (info.ssi_signo != SIGCHLD) {
-      std::fprintf(stderr, "shardps launch: stopping %u shard(s)\n",
-                   flags.shards);
+      std::fprintf(stderr, "shardps launch: stopping %zu shard(s)\n",
+                   shards.size());
       break;
     }
     // SIGCHLDs coalesce: reap every child that has exited.
@@ -406,16 +413,9 @@ void StopCluster(const LaunchFlags& flags, std::vector<Shard>& shards,
   std::fprintf(stderr, "shardps launch: all shards stopped\n");
 }
 
-int RunLaunch(LaunchFlags flags) {
-  auto spec = LoadSpec(flags);
-  if (!spec.ok()) return ReportError("launch", spec.status());
-  Status count = CheckNewSegments(flags, *spec);
-  if (!count.ok()) return ReportError("launch", count);
-  Status free_file = CheckClusterFileFree(flags.cluster_file);
-  if (!free_file.ok()) return ReportError("launch", free_file);
-
-  // SIGCHLD, SIGINT, SIGTERM and SIGHUP arrive through a signalfd, one at a
-  // time.
+// Blocks SIGCHLD, SIGINT, SIGTERM and SIGHUP and returns a signalfd that
+// delivers them, one at a time, to Supervise.
+Result<UniqueFd> SupervisorSignals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
@@ -424,8 +424,25 @@ int RunLaunch(LaunchFlags flags) {
   sigaddset(&mask, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
-  if (!sfd.valid())
-    return ReportError("launch", ErrnoStatus("signalfd", errno));
+  if (!sfd.valid()) return ErrnoStatus("signalfd", errno);
+  return sfd;
+}
+
+std::vector<uint32_t> AllShards(uint32_t n) {
+  std::vector<uint32_t> all(n);
+  for (uint32_t i = 0; i < n; ++i) all[i] = i;
+  return all;
+}
+
+int RunLaunch(LaunchFlags flags) {
+  auto spec = LoadSpec(flags);
+  if (!spec.ok()) return ReportError("launch", spec.status());
+  Status count = CheckNewSegments(flags, *spec, AllShards(flags.shards));
+  if (!count.ok()) return ReportError("launch", count);
+  Status free_file = CheckClusterFileFree(flags.cluster_file);
+  if (!free_file.ok()) return ReportError("launch", free_file);
+  auto sfd = SupervisorSignals();
+  if (!sfd.ok()) return ReportError("launch", sfd.status());
 
   std::vector<Shard> shards(flags.shards);
   ClusterInfo cluster;
@@ -444,8 +461,143 @@ int RunLaunch(LaunchFlags flags) {
     std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
   std::fflush(stdout);
 
-  const int exit_code = Supervise(flags, sfd.get(), shards);
+  const int exit_code = Supervise(flags, sfd->get(), shards);
   StopCluster(flags, shards, written);
+  return exit_code;
+}
+
+// The host of a tcp:// endpoint without IPv6 brackets ("" for ipc://), and
+// `host` the same way, so "[fd00::5]" and "fd00::5" compare equal.
+std::string BareHost(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host;
+}
+std::string EndpointHost(const std::string& endpoint) {
+  const std::string tcp = "tcp://";
+  if (endpoint.compare(0, tcp.size(), tcp) != 0) return "";
+  const size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon < tcp.size()) return "";
+  return BareHost(endpoint.substr(tcp.size(), colon - tcp.size()));
+}
+
+// Checks that the cluster file `cluster` is for `spec` and agrees with this
+// launch's CURVE setting: a mismatch would start servers no client of the
+// file can use.
+Status CheckPartMatches(const LaunchFlags& flags, const ModelSpec& spec,
+                        const ClusterInfo& cluster) {
+  const std::string file = flags.cluster_file;
+  if (cluster.model != spec.name)
+    return Status::InvalidArgument(file + " is for model '" + cluster.model +
+                                   "', --spec is model '" + spec.name + "'");
+  if (cluster.spec_hash && *cluster.spec_hash != SpecHash(spec))
+    return Status(Code::kSpecMismatch,
+                  file + " was written for another version of spec " +
+                      flags.spec +
+                      " (spec_hash differs): rewrite it with "
+                      "`shardps cluster --spec` or edit spec_hash");
+  if (flags.curve_secret_key.empty()) {
+    if (!cluster.server_key.empty())
+      return Status::InvalidArgument(
+          file +
+          " names a server_key, so its clients use CURVE: pass "
+          "--curve-secret-key (the matching .key) and "
+          "--authorized-keys");
+    return Status::Ok();
+  }
+  auto pair = LoadCurveSecretKey(flags.curve_secret_key);
+  if (!pair.ok()) return pair.status();
+  if (cluster.server_key != pair->public_key)
+    return Status::InvalidArgument(
+        file +
+        (cluster.server_key.empty()
+             ? " has no server_key, so its clients would connect in "
+               "plain text and be refused: write it with `shardps "
+               "cluster --server-key-file` (the .pub of "
+             : "'s server_key is not the public key of ") +
+        flags.curve_secret_key + (cluster.server_key.empty() ? ")" : ""));
+  return Status::Ok();
+}
+
+// This host's part of --cluster-file: the shards whose endpoint host is
+// --this-host, with their endpoints. kInvalidArgument (exit 2) when the file
+// is missing or bad, does not match the spec, or puts no shard on this host.
+Result<std::vector<Shard>> LoadPart(LaunchFlags& flags, const ModelSpec& spec) {
+  Result<std::string> text = ReadFileToString(flags.cluster_file);
+  if (!text.ok() && text.status().code() == Code::kNotFound)
+    return Status::InvalidArgument(
+        flags.cluster_file +
+        ": no such file: with --this-host, launch reads "
+        "the cluster file (write it with `shardps cluster`), it does not "
+        "write one");
+  if (!text.ok()) return text.status();
+  auto cluster = ParseCluster(*text);
+  if (!cluster.ok()) return cluster.status().WithContext(flags.cluster_file);
+  SHARDPS_RETURN_IF_ERROR(CheckPartMatches(flags, spec, *cluster));
+  flags.shards = static_cast<uint32_t>(cluster->shards.size());
+  std::vector<Shard> part;
+  std::string hosts;
+  for (const ShardAddress& a : cluster->shards) {
+    const std::string host = EndpointHost(a.endpoint);
+    if (host == BareHost(flags.this_host)) {
+      Shard s;
+      s.index = a.index;
+      s.endpoint = a.endpoint;
+      part.push_back(std::move(s));
+    } else if (hosts.find(" " + host + ",") == std::string::npos) {
+      hosts += " " + host + ",";
+    }
+  }
+  if (part.empty())
+    return Status::InvalidArgument(
+        "no shard of " + flags.cluster_file + " is on " + flags.this_host +
+        " (its shards are on" + hosts.substr(0, hosts.size() - 1) +
+        "): pass one of those to --this-host, exactly as the file writes it");
+  return part;
+}
+
+// Starts every shard of `part` on its own endpoint. A failure stops the
+// shards already started.
+Status StartPart(const LaunchFlags& flags, const ModelSpec& spec,
+                 std::vector<Shard>& part) {
+  for (Shard& s : part) {
+    Status st = StartShard(flags, flags.shards, s.endpoint, &s);
+    if (!st.ok()) {
+      StopAll(part);
+      return st;
+    }
+    s.segment =
+        Segment::PathFor(spec.storage, spec.name, s.index, flags.shards);
+  }
+  return Status::Ok();
+}
+
+// `launch --this-host`: like RunLaunch for this host's shards only; the
+// cluster file is read, never written or deleted.
+int RunLaunchPart(LaunchFlags flags) {
+  auto spec = LoadSpec(flags);
+  if (!spec.ok()) return ReportError("launch", spec.status());
+  auto part = LoadPart(flags, *spec);
+  if (!part.ok()) return ReportError("launch", part.status());
+  std::vector<uint32_t> indices;
+  for (const Shard& s : *part) indices.push_back(s.index);
+  Status count = CheckNewSegments(flags, *spec, indices);
+  if (!count.ok()) return ReportError("launch", count);
+  auto sfd = SupervisorSignals();
+  if (!sfd.ok()) return ReportError("launch", sfd.status());
+
+  Status started = StartPart(flags, *spec, *part);
+  if (!started.ok()) return ReportError("launch", started);
+  std::printf("%zu of %u shard(s) for model '%s' ready on %s: %s\n",
+              part->size(), flags.shards, spec->name.c_str(),
+              flags.this_host.c_str(), flags.cluster_file.c_str());
+  for (const Shard& s : *part)
+    std::printf("  shard %u  pid %d  %s\n", s.index, s.pid, s.endpoint.c_str());
+  std::fflush(stdout);
+
+  const int exit_code = Supervise(flags, sfd->get(), *part);
+  StopAll(*part);
+  std::fprintf(stderr, "shardps launch: this host's shards stopped\n");
   return exit_code;
 }
 
@@ -454,21 +606,27 @@ int RunLaunch(LaunchFlags flags) {
 void RegisterLaunch(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<LaunchFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "launch", "Start N local shard servers and supervise them");
+      "launch",
+      "Start N local shard servers and supervise them, or with --this-host "
+      "this host's part of a multi-host cluster file");
   cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
-  cmd->add_option("--shards", flags->shards, "Number of shards")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 256u));
+  CLI::Option* shards_opt =
+      cmd->add_option("--shards", flags->shards, "Number of shards")
+          ->capture_default_str()
+          ->check(CLI::Range(1u, 256u));
   cmd->add_option("--cluster-file", flags->cluster_file,
-                  "Where to write the cluster file")
+                  "Where to write the cluster file (with --this-host: the "
+                  "file to read)")
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "Update threads per server")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
   cmd->add_option("--storage", flags->storage,
                   "Directory for segments (overrides the spec's storage)");
-  cmd->add_option("--host", flags->host, "Address the servers listen on")
-      ->capture_default_str();
+  CLI::Option* host_opt =
+      cmd->add_option("--host", flags->host,
+                      "Address the servers listen on (free ports)")
+          ->capture_default_str();
   cmd->add_option("--workers", flags->workers,
                   "Number of workers for bsp/ssp clocks (overrides the "
                   "spec's consistency.workers)")
@@ -488,7 +646,18 @@ void RegisterLaunch(CLI::App& app, int* exit_code) {
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "
                 "untouched; the new model starts from scratch)");
-  cmd->callback([flags, exit_code] { *exit_code = RunLaunch(*flags); });
+  CLI::Option* this_host = cmd->add_option(
+      "--this-host", flags->this_host,
+      "Start only the shards the existing --cluster-file places on this "
+      "address (its endpoints' host, as written there, e.g. from `shardps "
+      "cluster`), on exactly those endpoints; the file is read, never "
+      "written or deleted");
+  this_host->excludes(shards_opt);
+  this_host->excludes(host_opt);
+  cmd->callback([flags, exit_code] {
+    *exit_code =
+        flags->this_host.empty() ? RunLaunch(*flags) : RunLaunchPart(*flags);
+  });
 }
 
 }  // namespace shardps::cli

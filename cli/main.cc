@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   shardps::cli::RegisterServe(app, &exit_code);
   shardps::cli::RegisterLaunch(app, &exit_code);
+  shardps::cli::RegisterCluster(app, &exit_code);
   shardps::cli::RegisterStatus(app, &exit_code);
   shardps::cli::RegisterInspect(app, &exit_code);
   shardps::cli::RegisterTensorIo(app, &exit_code);

@@ -1,6 +1,7 @@
 // The cluster file: where a model's shard servers listen.
 //
-// Written by `shardps launch` (or by hand) and read by clients and the CLI:
+// Written by `shardps launch`, `shardps cluster` (a multi-host file, read by
+// each host's `launch --this-host`) or by hand; read by clients and the CLI:
 //
 //   model = "demo"
 //   spec_hash = "0x1234abcd5678ef00"   # optional; checked by clients
@@ -34,7 +35,12 @@ struct ShardAddress {
   uint32_t index = 0;
   // A ZeroMQ endpoint: tcp://host:port or ipc://path (CheckShardEndpoint).
   std::string endpoint;
-  std::string segment;  // path of its segment if on this host, else empty
+  // Optional hint: the path of its segment, for ModelView::Open(ClusterInfo)
+  // and `checkpoint --to`, which need every shard on this host. Empty in a
+  // multi-host file (the segment is a file on its shard's host only).
+  // Clients never trust it: locality comes from the segment path and
+  // identity each shard reports in its Hello (Client::local_segments()).
+  std::string segment;
 };
 
 struct ClusterInfo {
