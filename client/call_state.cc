@@ -98,17 +98,47 @@ void CallState::FrameReleased() {
 Status CallState::Wait() const { return WaitUntil(deadline_ + kWaitGrace); }
 
 Status CallState::WaitUntil(Clock::time_point until) const {
-  MutexLock lock(mu_);
-  while (!DoneLocked()) {
-    if (!cv_.WaitUntil(mu_, until) && !DoneLocked())
-      return Status(Code::kTimeout, "call still running");
+  {
+    MutexLock lock(mu_);
+    while (!DoneLocked()) {
+      if (!cv_.WaitUntil(mu_, until) && !DoneLocked())
+        return Status(Code::kTimeout, "call still running");
+    }
+    if (!gate_ || gate_passed_ || !status_.ok()) return status_;
   }
-  return status_;
+  Status status;
+  PassGate(until, &status);
+  return status;
 }
 
 bool CallState::Done() const {
+  {
+    MutexLock lock(mu_);
+    if (!DoneLocked()) return false;
+    if (!gate_ || gate_passed_ || !status_.ok()) return true;
+  }
+  Status ignored;
+  return PassGate(Clock::time_point::min(), &ignored);
+}
+
+bool CallState::PassGate(Clock::time_point until, Status* status) const {
+  // The gate gets no more than the call's own deadline: a replica that
+  // never catches up fails the call then, with the gate's reason.
+  const Clock::time_point limit = std::min(until, deadline_);
+  Status gate = gate_(limit);
+  if (gate.code() == Code::kTimeout && limit < deadline_ &&
+      Clock::now() < deadline_) {
+    *status =
+        Status(Code::kTimeout, "call still running (" + gate.message() + ")");
+    return false;
+  }
   MutexLock lock(mu_);
-  return DoneLocked();
+  if (!gate_passed_) {  // the first thread to decide decides for all
+    gate_passed_ = true;
+    status_ = std::move(gate);
+  }
+  *status = status_;
+  return true;
 }
 
 void CallState::ReleaseFrame(void* /*data*/, void* hint) {

@@ -3,7 +3,8 @@
 // A call is done when every shard part has finished (reply, error or
 // deadline) *and* ZeroMQ has released every zero-copy frame that borrowed the
 // caller's buffer, so a caller may reuse its gradient buffer as soon as Wait
-// returns, whatever the status.
+// returns, whatever the status. A call with a gate (SetGate) is done only
+// once the gate passes too, or fails.
 //
 // Thread-safety: all methods are thread-safe. PartDone is called by the I/O
 // thread, FrameReleased by ZeroMQ's own threads, Wait by user threads.
@@ -11,6 +12,7 @@
 #define SHARDPS_CLIENT_CALL_STATE_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +49,17 @@ class CallState {
   void FrameHeld() EXCLUDES(mu_);
   void FrameReleased() EXCLUDES(mu_);
 
+  // A condition a call must also meet, once every part succeeded, before
+  // it is done (a bsp Clock: this host's replica holds the clock, see
+  // ReplicaClockGate). Run without the call's lock by Wait, WaitUntil and
+  // Done, possibly on several threads at once. Returns OK once met;
+  // kTimeout while not met by `until` (an `until` already past checks
+  // without blocking); any other error is final. A kTimeout at the call's
+  // deadline is final too and becomes the call's status.
+  using Gate = std::function<Status(Clock::time_point until)>;
+  // REQUIRES: before submission.
+  void SetGate(Gate gate) { gate_ = std::move(gate); }
+
   Status Wait() const EXCLUDES(mu_);
   Status WaitUntil(Clock::time_point until) const EXCLUDES(mu_);
   bool Done() const EXCLUDES(mu_);
@@ -65,6 +78,10 @@ class CallState {
   bool DoneLocked() const REQUIRES(mu_) {
     return parts_left_ == 0 && frames_held_ == 0;
   }
+  // Runs the gate until min(until, deadline_). True when its outcome is
+  // final (then latched into gate_passed_/status_ and `*status` is the
+  // call's status); false while it may still pass (`*status`: kTimeout).
+  bool PassGate(Clock::time_point until, Status* status) const EXCLUDES(mu_);
   // The call's status from its parts' outcomes (what_ set, a part failed).
   Status SummaryLocked() const REQUIRES(mu_);
 
@@ -73,11 +90,14 @@ class CallState {
   // and ZeroMQ's threads see them through the submission (IoThread's mutex).
   std::shared_ptr<const void> owned_;
   std::string what_;
+  Gate gate_;
   mutable Mutex mu_;
   mutable CondVar cv_;
   int parts_left_ GUARDED_BY(mu_);
   int frames_held_ GUARDED_BY(mu_) = 0;
-  Status status_ GUARDED_BY(mu_);
+  // The call's status; with a gate, set (mutable) once the gate decided.
+  mutable Status status_ GUARDED_BY(mu_);
+  mutable bool gate_passed_ GUARDED_BY(mu_) = false;  // gate outcome final
   std::vector<ShardOutcome> outcomes_ GUARDED_BY(mu_);
 };
 

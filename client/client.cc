@@ -289,12 +289,14 @@ Handle Client::QueuePush(uint32_t shard, std::string_view queue,
 namespace {
 
 // Sends `op` to every shard as one call (one part each, shaped by `fill`),
-// with the client's request deadline.
+// with the client's request deadline, done once `gate` passes too (if any).
 Handle SendToAllShards(IoThread& io, wire::Op op,
-                       const std::function<void(uint32_t, Part*)>& fill) {
+                       const std::function<void(uint32_t, Part*)>& fill,
+                       CallState::Gate gate = nullptr) {
   const size_t shards = io.shards().size();
   const auto deadline = CallState::Clock::now() + io.options().request_timeout;
   auto call = std::make_shared<CallState>(static_cast<int>(shards), deadline);
+  if (gate) call->SetGate(std::move(gate));
   std::vector<Part> parts;
   for (uint32_t i = 0; i < shards; ++i) {
     Part p;
@@ -317,8 +319,10 @@ Handle Client::Clock() {
                                "Clock needs ClientOptions::worker set"));
   // Relaxed: see Impl::clock_.
   const int64_t clock = impl_->clock_.fetch_add(1, std::memory_order_relaxed);
-  return SendToAllShards(*impl_->io_, wire::Op::Clock,
-                         [clock](uint32_t, Part* p) { p->clock = clock; });
+  return SendToAllShards(
+      *impl_->io_, wire::Op::Clock,
+      [clock](uint32_t, Part* p) { p->clock = clock; },
+      impl_->replica_gate_ ? impl_->replica_gate_->ForClock(clock) : nullptr);
 }
 
 Result<std::vector<std::string>> Client::Checkpoint() {

@@ -1,9 +1,9 @@
 // Client::Impl: what a Client holds behind its public header. Connect
 // (connect.cc) fills it; the calls (client.cc) read it.
 //
-// Thread-safety: every field but clock_ is set by Connect before the Client
-// is returned and never changed after, so any thread may read them; io_'s
-// own methods say which threads may call them.
+// Thread-safety: every field but clock_ (and replica_gate_'s own cache) is set
+// by Connect before the Client is returned and never changed after, so any
+// thread may read them; io_'s own methods say which threads may call them.
 #ifndef SHARDPS_CLIENT_CLIENT_IMPL_H_
 #define SHARDPS_CLIENT_CLIENT_IMPL_H_
 
@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "client/io_thread.h"
+#include "client/replica_clock_gate.h"
+#include "common/segment_id.h"
 #include "shardps/client.h"
 
 namespace shardps {
@@ -42,6 +44,13 @@ class Client::Impl {
   // pointer.
   std::atomic<int64_t> clock_{0};
   std::vector<std::string> local_segments_;
+  // By shard: the identity of the segment at local_segments_[i] as the shard
+  // reported it at Connect (empty where the shard is not local), so a
+  // ModelView can tell that the file is still that segment.
+  std::vector<SegmentId> local_segment_ids_;
+  // bsp with ClientOptions::replica_storage and some shard not local: what
+  // each Clock() waits for after the shards (nullptr otherwise).
+  std::shared_ptr<client_internal::ReplicaClockGate> replica_gate_;
 };
 
 }  // namespace shardps

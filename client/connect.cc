@@ -8,6 +8,7 @@
 #include "client/call_state.h"
 #include "client/client_impl.h"
 #include "client/io_thread.h"
+#include "client/replica_clock_gate.h"
 #include "common/curve_keys.h"
 #include "common/hello_codec.h"
 #include "common/hex.h"
@@ -273,9 +274,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
       clock = std::min(clock, h.clocks[static_cast<size_t>(options.worker)]);
     impl->clock_.store(clock, std::memory_order_relaxed);  // see Impl::clock_
   }
-  for (const ShardHello& h : *hellos)
-    impl->local_segments_.push_back(
-        IsServedSegment(h.segment, h.segment_id) ? h.segment : "");
+  for (const ShardHello& h : *hellos) {
+    const bool local =
+        options.map_local_segments && IsServedSegment(h.segment, h.segment_id);
+    impl->local_segments_.push_back(local ? h.segment : "");
+    impl->local_segment_ids_.push_back(local ? h.segment_id : SegmentId{});
+  }
+  if (first.consistency == "bsp" && !options.replica_storage.empty())
+    impl->replica_gate_ = client_internal::ReplicaClockGate::ForRemoteShards(
+        options.replica_storage, first.model, first.spec_hash,
+        impl->local_segments_);
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

@@ -1,5 +1,6 @@
 #include "client/call_state.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
@@ -125,6 +126,65 @@ TEST_CASE("Handle of a call waits on it; an empty one has failed",
   const Handle empty;
   CHECK(empty.Done());
   CHECK(empty.Wait().code() == Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace shardps::client_internal
+
+namespace shardps::client_internal {
+namespace {
+
+// A gate that passes once `open` is set; counts its runs.
+struct TestGate {
+  std::atomic<bool> open{false};
+  std::atomic<int> runs{0};
+  CallState::Gate Make() {
+    return [this](Clock::time_point) {
+      ++runs;
+      return open ? Status::Ok() : Status(Code::kTimeout, "gate closed");
+    };
+  }
+};
+
+TEST_CASE("CallState with a gate is done only once the gate passes",
+          "[call_state]") {
+  TestGate gate;
+  CallState call(1, Later());
+  call.SetGate(gate.Make());
+  CHECK_FALSE(call.Done());
+  CHECK(gate.runs == 0);  // not before the parts
+  call.PartDone(Status::Ok());
+  CHECK_FALSE(call.Done());
+  const Status waiting = call.WaitUntil(Clock::now());
+  CHECK(waiting.code() == Code::kTimeout);
+  CHECK_THAT(waiting.message(), Contains("gate closed"));
+  gate.open = true;
+  CHECK(call.Done());
+  const int runs = gate.runs;
+  CHECK(call.Wait().ok());
+  CHECK(gate.runs == runs);  // passed once, remembered
+}
+
+TEST_CASE(
+    "CallState gate failing at the deadline fails the call; a failed "
+    "part skips it",
+    "[call_state]") {
+  TestGate gate;
+  CallState late(1, Clock::now());  // its deadline has passed
+  late.SetGate(gate.Make());
+  late.PartDone(Status::Ok());
+  CHECK(late.Done());
+  const Status s = late.Wait();
+  CHECK(s.code() == Code::kTimeout);
+  CHECK(s.message() == "gate closed");
+
+  TestGate unused;
+  CallState failed(1, Later());
+  failed.SetGate(unused.Make());
+  failed.PartDone(Status(Code::kUnavailable, "shard gone"));
+  CHECK(failed.Done());
+  CHECK(failed.Wait().code() == Code::kUnavailable);
+  CHECK(unused.runs == 0);
 }
 
 }  // namespace

@@ -125,8 +125,9 @@ class Client {
   // Per shard, the segment path it reported if the file there opens on this
   // host (read-only, no lock) and carries the identity the shard reported
   // at Connect; else an empty string (another host, a file recreated at
-  // that path, or an older server). What a ModelView needs. Never decided
-  // by hostname.
+  // that path, or an older server; all empty with
+  // ClientOptions::map_local_segments false). What a ModelView needs. Never
+  // decided by hostname.
   std::vector<std::string> local_segments() const;
 
   // Sends `grad` (the whole tensor, `count` floats) to be applied by each
@@ -185,6 +186,15 @@ class Client {
   //   bsp    when every worker has called Clock for this clock and the
   //          shards have applied the summed (or mean) gradient, so the next
   //          Pull, or a ModelView read, sees exactly that model;
+  //          With ClientOptions::replica_storage set and some shard not
+  //          on this host, also only once this host's replica copies of
+  //          those shards hold that clock's model (their held_clock), so a
+  //          ModelView::Open(client) read after Wait() sees exactly it.
+  //          A replica that does not catch up by request_timeout fails the
+  //          handle with kTimeout saying whether it is running (not: start
+  //          `shardps replica` on this host); kNotFound when no replica
+  //          ever ran under replica_storage. Either way the shards have the
+  //          clock: do not call Clock() again for it.
   //   ssp:S  when no worker is more than S clocks behind the new clock.
   // A straggler longer than the spec's consistency.wait_timeout fails it
   // with kTimeout naming the workers behind. Call it from the thread that
@@ -208,6 +218,9 @@ class Client {
   Result<std::vector<std::string>> Checkpoint();
 
  private:
+  // ModelView::Open(const Client&) reads which segments are local and the
+  // identities the shards reported for them.
+  friend class ModelView;
   class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -73,6 +73,22 @@ struct ClientOptions {
   // push to a bsp model or call Clock.
   int worker = -1;
 
+  // Host replica (issue 15, `shardps replica --cluster C --spec S --storage
+  // DIR`): the DIR where this host's replica keeps its copies of the shards
+  // that are not on this host (DIR/<model>/shard-<i>-of-<n>.seg and .fresh).
+  // Set, it lets ModelView::Open(client) read those shards through the
+  // copies, and in bsp makes Clock() complete only once the copies hold the
+  // clock's model. Empty (default): no replica; a ModelView needs every
+  // shard on this host.
+  std::string replica_storage;
+
+  // Whether Connect may find shards' segments on this host (the default):
+  // local_segments() then names each segment that opens here and is the
+  // one its shard serves. false treats every shard as remote
+  // (local_segments() all empty), so that a single-host test or benchmark
+  // reads through a replica as another host would.
+  bool map_local_segments = true;
+
   // CURVE (docs/security.md): Z85 keys, 40 characters each. To talk to
   // servers started with --curve-secret-key, set this client's key pair
   // (its public key must be in the servers' authorized keys) and the
