@@ -83,9 +83,12 @@ class SimulatedReplica {
     state_->header().held_clock.store(clock, std::memory_order_release);
     FutexBump(state_->header().events);
   }
-  // As a replica that exited: its pid is cleared.
+  // As a replica that exited: its pid is cleared and the copy's flock,
+  // which tells readers a replica runs, is released with the copy.
+  // REQUIRES: no WriteBlock after it.
   void Stop() {
     state_->header().replica_pid.store(0, std::memory_order_release);
+    copy_.reset();
   }
 
  private:
