@@ -27,11 +27,25 @@ void CallState::PartDone(const Status& status, uint32_t shard,
   MutexLock lock(mu_);
   if (parts_left_ == 0) return;
   if (!status.ok() && status_.ok()) status_ = status;
-  if (!what_.empty()) outcomes_.push_back({shard, state, status});
+  if (!what_.empty()) RecordOutcomeLocked(status, shard, state);
   if (--parts_left_ == 0 && !what_.empty() && !status_.ok() &&
       outcomes_.size() > 1)
     status_ = SummaryLocked();
   if (DoneLocked()) cv_.NotifyAll();
+}
+
+void CallState::RecordOutcomeLocked(const Status& status, uint32_t shard,
+                                    ShardOutcome::State state) {
+  // A shard's share may travel as several messages (blocks_per_message):
+  // one outcome per shard, kUnknown when its messages ended differently
+  // (some applied, some not), with the first error among them.
+  for (ShardOutcome& o : outcomes_) {
+    if (o.shard != shard) continue;
+    if (o.state != state) o.state = ShardOutcome::State::kUnknown;
+    if (o.status.ok() && !status.ok()) o.status = status;
+    return;
+  }
+  outcomes_.push_back({shard, state, status});
 }
 
 Status CallState::SummaryLocked() const {

@@ -84,6 +84,9 @@ class CallState {
   bool PassGate(Clock::time_point until, Status* status) const EXCLUDES(mu_);
   // The call's status from its parts' outcomes (what_ set, a part failed).
   Status SummaryLocked() const REQUIRES(mu_);
+  // Adds one part's outcome to its shard's (parts of one shard merge).
+  void RecordOutcomeLocked(const Status& status, uint32_t shard,
+                           ShardOutcome::State state) REQUIRES(mu_);
 
   const Clock::time_point deadline_;
   // Not guarded: set before submission, then only read. The I/O thread

@@ -60,6 +60,32 @@ Handle Client::PushPull(std::string_view tensor, const float* grad, float* out,
   return impl_->Dense(wire::Op::PushPull, tensor, grad, out, count);
 }
 
+namespace {
+
+// The blocks of each message of a dense call: per shard, its blocks of `t`
+// in chunks of at most `per_message` (0: all), ordered by first block so
+// that the I/O thread sends the tensor front to back on every shard.
+std::vector<std::vector<uint32_t>> MessageBlocks(const ModelLayout& layout,
+                                                 const TensorLayout& t,
+                                                 uint32_t per_message) {
+  std::vector<std::vector<uint32_t>> messages;
+  for (uint32_t shard = 0; shard < layout.shards(); ++shard) {
+    const std::vector<uint32_t> blocks = layout.BlocksOnShard(t, shard);
+    const size_t step = per_message == 0 ? blocks.size() : per_message;
+    for (size_t i = 0; i < blocks.size(); i += step)
+      messages.emplace_back(
+          blocks.begin() + static_cast<std::ptrdiff_t>(i),
+          blocks.begin() +
+              static_cast<std::ptrdiff_t>(std::min(i + step, blocks.size())));
+  }
+  std::stable_sort(
+      messages.begin(), messages.end(),
+      [](const auto& a, const auto& b) { return a.front() < b.front(); });
+  return messages;
+}
+
+}  // namespace
+
 Handle Client::Impl::Dense(wire::Op op, std::string_view tensor,
                            const float* grad, float* out, size_t count) {
   const ModelLayout& layout = *io_->layout();
@@ -106,11 +132,10 @@ Handle Client::Impl::Dense(wire::Op op, std::string_view tensor,
   std::vector<Part> parts;
   const auto deadline =
       CallState::Clock::now() + io_->options().request_timeout;
-  for (uint32_t shard = 0; shard < layout.shards(); ++shard) {
-    std::vector<uint32_t> blocks = layout.BlocksOnShard(*t, shard);
-    if (blocks.empty()) continue;
+  for (std::vector<uint32_t>& blocks :
+       MessageBlocks(layout, *t, io_->options().blocks_per_message)) {
     Part p;
-    p.shard = shard;
+    p.shard = layout.OwnerOf(*t, blocks.front());
     p.op = op;
     p.tensor = t;
     p.blocks = std::move(blocks);

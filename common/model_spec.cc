@@ -406,8 +406,9 @@ Status ReadConsistency(const toml::table& root, ConsistencySpec* out) {
   const toml::table* table = nullptr;
   SHARDPS_RETURN_IF_ERROR(GetTable(root, "consistency", &table));
   if (table == nullptr) return Status::Ok();
-  SHARDPS_RETURN_IF_ERROR(CheckKeys(
-      *table, "consistency", {"mode", "workers", "reduce", "wait_timeout"}));
+  SHARDPS_RETURN_IF_ERROR(
+      CheckKeys(*table, "consistency",
+                {"mode", "workers", "reduce", "wait_timeout", "apply"}));
   std::string mode = "async";
   SHARDPS_RETURN_IF_ERROR(ReadString(*table, "mode", "consistency.mode",
                                      Presence::kOptional, &mode));
@@ -428,6 +429,16 @@ Status ReadConsistency(const toml::table& root, ConsistencySpec* out) {
     return Invalid("consistency.reduce",
                    "expected \"sum\" or \"mean\", got '" + reduce + "'");
   out->mean = reduce == "mean";
+  std::string apply = "clock";
+  SHARDPS_RETURN_IF_ERROR(ReadString(*table, "apply", "consistency.apply",
+                                     Presence::kOptional, &apply));
+  if (apply != "clock" && apply != "block")
+    return Invalid("consistency.apply",
+                   "expected \"clock\" or \"block\", got '" + apply + "'");
+  out->apply_per_block = apply == "block";
+  if (out->apply_per_block && out->mode != ConsistencySpec::Mode::kBsp)
+    return Invalid("consistency.apply",
+                   "\"block\" is a bsp setting; mode is " + out->ModeName());
   return ReadNumber(*table, "wait_timeout", "consistency.wait_timeout",
                     &out->wait_timeout_s);
 }

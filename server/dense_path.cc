@@ -43,6 +43,10 @@ void ShardServer::Impl::HandleDense(const wire::Request& req,
   if (req.op() != wire::Op::Pull) {
     if (clocks_.bsp()) {
       Status fresh = clocks_.CheckBspPush(req.worker(), req.clock());
+      if (fresh.ok())
+        fresh =
+            push_ledger_.Check(req.worker(), req.clock(), req.client_id(),
+                               req.client_id() != 0 ? req.seq() : 0, local_);
       if (!fresh.ok()) {
         SendError(frames[0], req.request_id(), fresh);
         return;
@@ -147,6 +151,8 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
     slot = *claimed;
   }
   ++pushes_;
+  if (clocks_.bsp())
+    push_ledger_.Record(req.worker(), req.clock(), req.client_id(), seq, local);
   auto pending = std::make_unique<PendingUpdate>();
   pending->request_id = req.request_id();
   pending->client = req.client_id();
@@ -157,6 +163,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
   pending->blocks.reserve(local.size());
   for (uint32_t l : local) pending->blocks.push_back(segment_->block(l).block);
   pending->local = local;
+  pending->clock = req.clock();
   if (req.op() == wire::Op::PushPull) {
     pending->out.reserve(local.size());
     for (uint32_t l : local)
@@ -172,20 +179,24 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
       clocks_.bsp() ? BlockTask::Kind::kAccumulate : BlockTask::Kind::kApply;
   pending->grad_scale = grad_scale;
   PendingUpdate* p = pending.get();
-  RunTasks(std::move(pending), local.size(), [&local, p, kind](size_t i) {
-    BlockTask task;
-    task.block = local[i];
-    task.grad = p->frames[i + 2].data();
-    task.dtype = p->dtype;
-    task.out = p->op == wire::Op::PushPull ? p->out[i].data() : nullptr;
-    task.owner = p;
-    task.kind = kind;
-    task.scale = p->grad_scale;
-    task.client = p->client;
-    task.slot = p->slot;
-    task.seq = p->seq;
-    return task;
-  });
+  const auto worker = static_cast<int16_t>(req.worker());
+  RunTasks(
+      std::move(pending), local.size(), [&local, p, kind, worker](size_t i) {
+        BlockTask task;
+        task.block = local[i];
+        task.grad = p->frames[i + 2].data();
+        task.dtype = p->dtype;
+        task.out = p->op == wire::Op::PushPull ? p->out[i].data() : nullptr;
+        task.owner = p;
+        task.kind = kind;
+        task.scale = p->grad_scale;
+        task.client = p->client;
+        task.slot = p->slot;
+        task.seq = p->seq;
+        task.worker = worker;
+        task.clock = p->clock;
+        return task;
+      });
 }
 
 template <typename TaskFor>

@@ -122,9 +122,8 @@ Result<std::unique_ptr<HostReplica>> HostReplica::Start(
   if (options.storage.empty())
     return Status(Code::kInvalidArgument, "replica storage is empty");
   if (options.credits == 0 || options.credits > 16)
-    return Status(Code::kInvalidArgument,
-                  "credits must be 1..16, got " +
-                      std::to_string(options.credits));
+    return Status(Code::kInvalidArgument, "credits must be 1..16, got " +
+                                              std::to_string(options.credits));
   SHARDPS_RETURN_IF_ERROR(CheckCurve(options));
   auto impl = std::make_unique<Impl>(std::move(options));
   SHARDPS_RETURN_IF_ERROR(impl->Start());

@@ -58,8 +58,8 @@ struct HostReplicaOptions {
 // Counters of one mirrored shard, for `shardps replica` logs and tests.
 struct ReplicaShardStats {
   uint32_t shard = 0;
-  bool local = false;      // the shard's segment is on this host: not copied
-  bool mirrored = false;   // its copy is open here
+  bool local = false;       // the shard's segment is on this host: not copied
+  bool mirrored = false;    // its copy is open here
   bool subscribed = false;  // the shard answered the last Subscribe
   uint64_t blocks_received = 0;
   uint64_t bytes_received = 0;

@@ -33,6 +33,7 @@ struct PendingUpdate {
   uint64_t seq = 0;
   // A bsp apply of `clock`'s accumulated gradients: internal, no reply.
   bool bsp_apply = false;
+  // The clock applied (bsp_apply), or the push's clock.
   int64_t clock = -1;
   // Blocks still being applied; the pool thread that brings it to zero hands
   // the request back. acq_rel so the frontend sees every block's writes.

@@ -19,6 +19,9 @@ constexpr int64_t kBeaconIntervalNs = 20'000'000;
 // in microseconds; this bounds the frontend's stall on a bug.
 constexpr std::chrono::seconds kCopyDeadline{5};
 
+// A subscriber's version of a block it may not hold (never equal to one).
+constexpr uint64_t kUnknownVersion = ~uint64_t{0};
+
 // See ReplicaFeed::ForgetSilent.
 constexpr int64_t kSilentNs = 10'000'000'000;
 
@@ -40,12 +43,11 @@ Status ReplicaFeed::Subscribe(const std::string& identity,
   if (req.credits() == 0)
     return Status(Code::kInvalidArgument, "Subscribe needs credits > 0");
   if (held != nullptr && held->size() != uint64_t{blocks} * sizeof(uint64_t))
-    return Status(Code::kInvalidArgument,
-                  "Subscribe's held versions are " +
-                      std::to_string(held->size()) + " bytes; this shard has " +
-                      std::to_string(blocks) + " blocks (" +
-                      std::to_string(uint64_t{blocks} * sizeof(uint64_t)) +
-                      " bytes)");
+    return Status(
+        Code::kInvalidArgument,
+        "Subscribe's held versions are " + std::to_string(held->size()) +
+            " bytes; this shard has " + std::to_string(blocks) + " blocks (" +
+            std::to_string(uint64_t{blocks} * sizeof(uint64_t)) + " bytes)");
   ForgetSilent();
   if (subs_.count(identity) == 0 && subs_.size() >= kMaxSubscribers)
     return Status(Code::kResourceExhausted,
@@ -61,16 +63,13 @@ Status ReplicaFeed::Subscribe(const std::string& identity,
   s.heard_ns = MonotonicNs();
   s.owed.assign(blocks, 1);
   s.owed_count = blocks;
+  // What it holds of another segment counts for nothing: versions restart.
+  s.sent.assign(blocks, kUnknownVersion);
   if (same) {
     const auto* versions = static_cast<const unsigned char*>(held->data());
-    for (uint32_t b = 0; b < blocks; ++b) {
-      uint64_t v;
-      std::memcpy(&v, versions + uint64_t{b} * sizeof(v), sizeof(v));
-      if (v == VersionOf(b)) {
-        s.owed[b] = 0;
-        --s.owed_count;
-      }
-    }
+    for (uint32_t b = 0; b < blocks; ++b)
+      std::memcpy(&s.sent[b], versions + uint64_t{b} * sizeof(uint64_t),
+                  sizeof(uint64_t));
   }
   subs_[identity] = std::move(s);
   return Status::Ok();
@@ -108,8 +107,8 @@ void ReplicaFeed::ClockApplied(int64_t applied_clock) {
 void ReplicaFeed::ForgetSilent() {
   const int64_t now = MonotonicNs();
   for (auto it = subs_.begin(); it != subs_.end();)
-    it = now - it->second.heard_ns > kSilentNs ? subs_.erase(it)
-                                               : std::next(it);
+    it =
+        now - it->second.heard_ns > kSilentNs ? subs_.erase(it) : std::next(it);
 }
 
 void ReplicaFeed::Pump() {
@@ -127,16 +126,21 @@ void ReplicaFeed::Pump() {
 ReplicaFeed::Sent ReplicaFeed::SendNext(const std::string& identity,
                                         Subscriber& s) {
   if (s.beacon_due) return SendBeacon(identity, s);
-  if (s.owed_count == 0) return Sent::kNotNow;
-  uint32_t b = s.cursor;
-  while (s.owed[b] == 0) b = (b + 1) % segment_.num_blocks();
-  s.cursor = (b + 1) % segment_.num_blocks();
-  s.owed[b] = 0;
-  --s.owed_count;
-  return SendBlock(identity, s, b);
+  while (s.owed_count > 0) {
+    uint32_t b = s.cursor;
+    while (s.owed[b] == 0) b = (b + 1) % segment_.num_blocks();
+    s.cursor = (b + 1) % segment_.num_blocks();
+    s.owed[b] = 0;
+    --s.owed_count;
+    // Owed but unchanged (a bsp clock apply that skipped a block applied
+    // early, a duplicate push): it already has this version.
+    if (VersionOf(b) != s.sent[b]) return SendBlock(identity, s, b);
+  }
+  return Sent::kNotNow;
 }
 
-ReplicaFeed::Sent ReplicaFeed::SendBeacon(const std::string& identity, Subscriber& s) {
+ReplicaFeed::Sent ReplicaFeed::SendBeacon(const std::string& identity,
+                                          Subscriber& s) {
   s.beacon_due = false;
   last_beacon_ns_ = MonotonicNs();
   const uint32_t blocks = segment_.num_blocks();
@@ -155,8 +159,8 @@ ReplicaFeed::Sent ReplicaFeed::SendBeacon(const std::string& identity, Subscribe
   return send_(identity, builder_, versions) ? Sent::kSent : Sent::kGone;
 }
 
-ReplicaFeed::Sent ReplicaFeed::SendBlock(const std::string& identity, Subscriber& s,
-                            uint32_t local) {
+ReplicaFeed::Sent ReplicaFeed::SendBlock(const std::string& identity,
+                                         Subscriber& s, uint32_t local) {
   auto cached = copies_.find(local);
   if (cached == copies_.end()) {
     zmq::message_t copy;
@@ -167,8 +171,8 @@ ReplicaFeed::Sent ReplicaFeed::SendBlock(const std::string& identity, Subscriber
       ++s.owed_count;
       return Sent::kNotNow;
     }
-    cached = copies_.emplace(local, std::make_pair(std::move(copy), version))
-                 .first;
+    cached =
+        copies_.emplace(local, std::make_pair(std::move(copy), version)).first;
   }
   zmq::message_t payload;
   payload.copy(cached->second.first);
@@ -181,6 +185,7 @@ ReplicaFeed::Sent ReplicaFeed::SendBlock(const std::string& identity, Subscriber
   builder_.Finish(reply.Finish());
   const size_t bytes = payload.size();
   if (!send_(identity, builder_, payload)) return Sent::kGone;
+  s.sent[local] = cached->second.second;
   ++blocks_sent_;
   bytes_sent_ += bytes;
   return Sent::kSent;

@@ -82,6 +82,9 @@ class ReplicaFeed {
     uint32_t credits = 0;
     uint32_t window = 0;
     std::vector<uint8_t> owed;  // per local block: 1 = send its newest
+    // Per local block: the version it holds (sent, or held at subscribe);
+    // an owed block still at that version is skipped, not sent again.
+    std::vector<uint64_t> sent;
     uint32_t owed_count = 0;
     uint32_t cursor = 0;  // next block to look at, round robin
     bool beacon_due = true;

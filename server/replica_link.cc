@@ -72,9 +72,10 @@ void ReplicaLink::Send(wire::Op op, const zmq::message_t* payload) {
   const bool more = payload != nullptr;
   // dontwait: while the shard is unreachable the request is dropped and
   // Tick asks again later; the replica thread never blocks on one shard.
-  auto sent = socket_.send(zmq::buffer(b.GetBufferPointer(), b.GetSize()),
-                           more ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
-                                : zmq::send_flags::dontwait);
+  auto sent =
+      socket_.send(zmq::buffer(b.GetBufferPointer(), b.GetSize()),
+                   more ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
+                        : zmq::send_flags::dontwait);
   if (sent && more) {
     zmq::message_t copy;
     copy.copy(const_cast<zmq::message_t&>(*payload));
@@ -158,8 +159,7 @@ void ReplicaLink::OnReply(const wire::Reply& reply,
 void ReplicaLink::OnHello(const wire::Reply& reply) {
   auto hello = DecodeHello(reply);
   if (!hello.ok()) return Fail(hello.status());
-  const uint32_t shards =
-      static_cast<uint32_t>(options_.cluster.shards.size());
+  const uint32_t shards = static_cast<uint32_t>(options_.cluster.shards.size());
   if (hello->spec_hash != SpecHash(options_.spec) || hello->shard != shard_ ||
       hello->shards != shards)
     return Fail(Status(
@@ -167,10 +167,11 @@ void ReplicaLink::OnHello(const wire::Reply& reply) {
         "shard at " + options_.cluster.shards[shard_].endpoint +
             " serves shard " + std::to_string(hello->shard) + " of " +
             std::to_string(hello->shards) + " of a model with spec hash " +
-            std::to_string(hello->spec_hash) + "; the replica's spec and "
-            "cluster file say shard " + std::to_string(shard_) + " of " +
-            std::to_string(shards) + ", hash " +
-            std::to_string(SpecHash(options_.spec))));
+            std::to_string(hello->spec_hash) +
+            "; the replica's spec and "
+            "cluster file say shard " +
+            std::to_string(shard_) + " of " + std::to_string(shards) +
+            ", hash " + std::to_string(SpecHash(options_.spec))));
   if (!options_.all_shards && !hello->segment.empty() &&
       !hello->segment_id.empty()) {
     auto here = ReadSegmentIdentity(hello->segment);
@@ -188,15 +189,12 @@ void ReplicaLink::OnHello(const wire::Reply& reply) {
 }
 
 Status ReplicaLink::OpenCopy() {
-  const uint32_t shards =
-      static_cast<uint32_t>(options_.cluster.shards.size());
+  const uint32_t shards = static_cast<uint32_t>(options_.cluster.shards.size());
   const std::string& model = options_.cluster.model;
   SegmentOpenReport report;
-  auto copy =
-      Segment::OpenForServing(options_.spec, shard_, shards,
-                              Segment::PathFor(options_.storage, model, shard_,
-                                               shards),
-                              &report);
+  auto copy = Segment::OpenForServing(
+      options_.spec, shard_, shards,
+      Segment::PathFor(options_.storage, model, shard_, shards), &report);
   if (!copy.ok()) return copy.status();
   auto fresh = ReplicaState::OpenForWriting(
       ReplicaState::PathFor(options_.storage, model, shard_, shards),
@@ -289,9 +287,8 @@ void ReplicaLink::OnVersions(const wire::ReplicaUpdate& u,
                 sizeof(uint64_t));
     BlockFreshness& f = fresh_->block(b);
     StoreMax(f.latest, versions[b]);
-    const bool behind =
-        f.received_ns.load(std::memory_order_relaxed) == 0 ||
-        f.held.load(std::memory_order_relaxed) < versions[b];
+    const bool behind = f.received_ns.load(std::memory_order_relaxed) == 0 ||
+                        f.held.load(std::memory_order_relaxed) < versions[b];
     if (behind) {
       ++missing;
       if (f.behind_since_ns.load(std::memory_order_relaxed) == 0)

@@ -50,13 +50,17 @@ void ShardServer::Impl::HandleCredit(const wire::Request& req,
 
 void ShardServer::Impl::ReplicasChanged(const PendingUpdate& done) {
   if (replica_feed_.subscribers() == 0) return;
-  // A bsp push only adds to the clock's accumulator: the weights change
-  // when the clock is applied.
-  if (clocks_.bsp() && !done.bsp_apply) return;
   if (done.bsp_apply) {
     replica_feed_.ClockApplied(clocks_.applied());
-  } else {
+  } else if (!clocks_.bsp()) {
     for (uint32_t l : done.local) replica_feed_.Changed(l);
+  } else {
+    // A bsp push only adds to the clock's accumulator, unless it completed
+    // a block's clock under apply = "block" (the pool applied it at once).
+    for (uint32_t l : done.local)
+      if (segment_->version(l).clock.load(std::memory_order_acquire) >
+          done.clock)
+        replica_feed_.Changed(l);
   }
   replica_feed_.Pump();
 }

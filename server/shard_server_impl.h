@@ -35,6 +35,7 @@
 #include "common/hello_codec.h"
 #include "common/wire.h"
 #include "server/admission.h"
+#include "server/block_push_ledger.h"
 #include "server/buffer_pool.h"
 #include "server/checkpoint_requests.h"
 #include "server/checkpointer.h"
@@ -243,6 +244,8 @@ class ShardServer::Impl {
   uint64_t row_duplicates_ = 0;  // numbered row pushes found applied
   Admission admission_{options_.max_clients};
   CheckpointRequests checkpoint_requests_;
+  BlockPushLedger push_ledger_{*segment_, options_.spec.consistency.workers,
+                               options_.spec.consistency.apply_per_block};
   ReplicaFeed replica_feed_{
       *segment_,
       [this](const std::string& identity,

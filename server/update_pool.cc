@@ -38,7 +38,13 @@ UpdatePool::UpdatePool(Segment& segment, const ModelSpec& spec,
       journal_(journal),
       optimizers_(OptimizersOf(spec)),
       done_(done),
-      writers_(writers) {
+      writers_(writers),
+      early_workers_(spec.consistency.apply_per_block ? spec.consistency.workers
+                                                      : 0),
+      early_scale_(spec.consistency.mean && spec.consistency.workers > 0
+                       ? 1.0f / static_cast<float>(spec.consistency.workers)
+                       : 1.0f) {
+  if (early_workers_ > 0) early_.resize(segment.num_blocks());
   for (uint32_t i = 1; i < writers; ++i) {
     workers_.push_back(std::make_unique<Worker>());
     workers_.back()->writer = i;
@@ -162,6 +168,7 @@ void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
     Update(task, scratch);
     if (once) DedupeRecord(*window, task.client, task.seq);
     if (journaled) journal_.Close(writer);
+    MaybeApplyEarly(task, writer);
   }
   if (task.out != nullptr)
     // We are the block's only writer, so the weights cannot change under
@@ -210,6 +217,33 @@ void UpdatePool::ApplyAccumulated(const BlockTask& task) {
   Step(task.block, accum.data());
   accum.setZero();
   version.clock.store(task.clock + 1, std::memory_order_release);
+}
+
+static_assert(kMaxConsistencyWorkers <= 64, "EarlyCount::seen is 64 bits");
+
+void UpdatePool::MaybeApplyEarly(const BlockTask& task, uint32_t writer) {
+  if (early_workers_ == 0 || task.kind != BlockTask::Kind::kAccumulate ||
+      task.worker < 0 ||
+      task.worker >= static_cast<int>(kMaxConsistencyWorkers))
+    return;
+  EarlyCount& e = early_[task.block];
+  if (e.clock != task.clock) e = EarlyCount{task.clock, 0};
+  e.seen |= uint64_t{1} << task.worker;
+  if (static_cast<uint32_t>(__builtin_popcountll(e.seen)) < early_workers_)
+    return;
+  // Relaxed: this thread is the block's only writer.
+  if (segment_.version(task.block).clock.load(std::memory_order_relaxed) >
+      task.clock)
+    return;
+  BlockTask apply = task;
+  apply.kind = BlockTask::Kind::kApplyAccumulated;
+  apply.scale = early_scale_;
+  // Journaled like the clock's own apply, which then skips this block
+  // (its version's clock is past), also after a restart.
+  journal_.Begin(writer, task.block, UpdateJournal::kNoSlot);
+  ApplyAccumulated(apply);
+  journal_.Close(writer);
+  early_applies_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void UpdatePool::Step(uint32_t block, const float* grad) {

@@ -57,6 +57,9 @@ struct BlockTask {
   uint64_t client = 0;
   uint32_t slot = 0;
   uint64_t seq = 0;
+  // kAccumulate: the pushing worker and the push's clock (bsp apply =
+  // "block" counts them: see UpdatePool::MaybeApplyEarly). -1: not a worker.
+  int16_t worker = -1;
 };
 
 class UpdatePool {
@@ -106,6 +109,10 @@ class UpdatePool {
   uint64_t duplicates() const {
     return duplicates_.load(std::memory_order_relaxed);
   }
+  // bsp apply = "block": blocks applied before their clock ended. Any thread.
+  uint64_t early_applies() const {
+    return early_applies_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Worker {
@@ -134,6 +141,19 @@ class UpdatePool {
   // One optimizer step on block `block` with `grad`, inside its seqlock.
   void Step(uint32_t block, const float* grad);
   void ApplyAccumulated(const BlockTask& task);
+  // bsp apply = "block": after a worker's gradient for a block at clock c
+  // is accumulated, applies the block's clock-c update at once if every
+  // worker's is in (the frontend refuses a second push of a block in one
+  // clock, so a full set is the whole clock). Counts live in memory: after
+  // a restart a partly pushed block waits for its clock's apply instead.
+  void MaybeApplyEarly(const BlockTask& task, uint32_t writer);
+
+  // Which workers pushed a block at `clock` (bsp apply = "block"); touched
+  // only by the block's writer.
+  struct EarlyCount {
+    int64_t clock = -1;
+    uint64_t seen = 0;  // bit w: worker w's gradient is in
+  };
 
   Segment& segment_;
   UpdateJournal& journal_;
@@ -143,6 +163,12 @@ class UpdatePool {
   std::vector<std::unique_ptr<Worker>> workers_;  // writers 1..writers_-1
   std::vector<float> inline_scratch_;             // writer 0's (frontend's)
   std::atomic<uint64_t> duplicates_{0};
+  // bsp apply = "block": the worker count (0: off), the apply's gradient
+  // scale, and per local block the workers seen (sized only when on).
+  const uint32_t early_workers_;
+  const float early_scale_;
+  std::vector<EarlyCount> early_;
+  std::atomic<uint64_t> early_applies_{0};
   uint64_t fault_kill_at_ = 0;
   std::atomic<uint64_t> journaled_{0};
 };

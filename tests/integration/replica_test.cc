@@ -35,12 +35,13 @@ std::string ReplicaSpec(const std::string& consistency = "") {
 
 std::unique_ptr<ChildProcess> StartReplica(const TempDir& dir,
                                            const LocalCluster& cluster) {
-  auto replica = ChildProcess::Spawn(
-      {kShardpsBinary, "replica", "--cluster", cluster.cluster_file(), "--spec",
-       dir.File("spec.toml"), "--storage", dir.File("replica"),
-       "--all-shards"});
+  auto replica = ChildProcess::Spawn({kShardpsBinary, "replica", "--cluster",
+                                      cluster.cluster_file(), "--spec",
+                                      dir.File("spec.toml"), "--storage",
+                                      dir.File("replica"), "--all-shards"});
   REQUIRE(replica.ok());
-  const auto ready = (*replica)->ReadLineContaining("replica ready", seconds(15));
+  const auto ready =
+      (*replica)->ReadLineContaining("replica ready", seconds(15));
   INFO((*replica)->Stderr());
   REQUIRE(ready.has_value());
   CHECK(Contains(*ready, "mirroring shard(s) [0,1]"));
@@ -76,8 +77,7 @@ std::unique_ptr<ReplicaState> Freshness(const TempDir& dir, uint32_t shard) {
   return std::move(state).value();
 }
 
-std::vector<float> Pulled(Client& client, const std::string& tensor,
-                          size_t n) {
+std::vector<float> Pulled(Client& client, const std::string& tensor, size_t n) {
   std::vector<float> out(n);
   REQUIRE(client.Pull(tensor, out.data(), n).Wait().ok());
   return out;
@@ -112,9 +112,10 @@ TEST_CASE("a host replica mirrors every block and streams each change",
   }
 }
 
-TEST_CASE("a replica killed with -9 restarts from its copies and catches up "
-          "with only what changed",
-          "[integration][replica]") {
+TEST_CASE(
+    "a replica killed with -9 restarts from its copies and catches up "
+    "with only what changed",
+    "[integration][replica]") {
   TempDir dir;
   auto cluster = StartCluster(dir, ReplicaSpec(), 2);
   auto replica = StartReplica(dir, *cluster);
@@ -193,9 +194,9 @@ TEST_CASE("a replica refuses a spec that is not the servers'",
   const std::string other = WriteSpec(
       dir.File("other.toml"),
       SpecText("rep", kBlockFloats, 1.0, {{"a", {kFloatsA + 1}, "zeros"}}));
-  const RunResult r = Run({kShardpsBinary, "replica", "--cluster",
-                           cluster->cluster_file(), "--spec", other,
-                           "--storage", dir.File("replica"), "--all-shards"});
+  const RunResult r =
+      Run({kShardpsBinary, "replica", "--cluster", cluster->cluster_file(),
+           "--spec", other, "--storage", dir.File("replica"), "--all-shards"});
   CHECK(r.status.code == 2);  // bad input: the spec
   CHECK(Contains(r.err, "spec hash"));
 }

@@ -1,7 +1,7 @@
 #include "tests/multihost/bed_cluster.h"
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 
 #include "common/curve_keys.h"
@@ -22,8 +22,7 @@ CurveKeyPair KeyGen(const std::string& prefix) {
 
 }  // namespace
 
-BedCluster::BedCluster(HostBed& bed, const std::string& spec_text)
-    : bed_(bed) {
+BedCluster::BedCluster(HostBed& bed, const std::string& spec_text) : bed_(bed) {
   const std::string shared = bed.SharedDir();
   const CurveKeyPair server = KeyGen(shared + "/server");
   const CurveKeyPair client = KeyGen(shared + "/client");
@@ -37,16 +36,17 @@ std::vector<std::string> BedCluster::CurveServeFlags() const {
           "--authorized-keys", bed_.SharedDir() + "/authorized"};
 }
 
-void BedCluster::Serve(uint32_t shard, uint32_t shards,
-                       const std::string& host, int port,
-                       const std::vector<std::string>& extra,
+void BedCluster::Serve(uint32_t shard, uint32_t shards, const std::string& host,
+                       int port, const std::vector<std::string>& extra,
                        const std::string& storage) {
   const std::string endpoint =
       "tcp://" + bed_.Address(host) + ":" + std::to_string(port);
-  std::vector<std::string> argv = {
-      kShardpsBinary, "serve",    "--spec",  spec_,      "--shard",
-      std::to_string(shard),      "--shards", std::to_string(shards),
-      "--listen",     endpoint,   "--storage", storage};
+  std::vector<std::string> argv = {kShardpsBinary, "serve",
+                                   "--spec",       spec_,
+                                   "--shard",      std::to_string(shard),
+                                   "--shards",     std::to_string(shards),
+                                   "--listen",     endpoint,
+                                   "--storage",    storage};
   for (const std::string& f : CurveServeFlags()) argv.push_back(f);
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto child = bed_.Spawn(host, argv);

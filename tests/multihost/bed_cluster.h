@@ -35,8 +35,9 @@ class BedCluster {
 
   // Starts `shardps serve` for shard `shard` of `shards` on `host`, bound to
   // tcp://<host address>:<port>, with `extra` flags, and waits for it to
-  // listen, with segments under `storage` (on the host). Records it in info() (replacing the shard's earlier entry).
-  // Fails the test with the server's stderr when it does not start.
+  // listen, with segments under `storage` (on the host). Records it in info()
+  // (replacing the shard's earlier entry). Fails the test with the server's
+  // stderr when it does not start.
   void Serve(uint32_t shard, uint32_t shards, const std::string& host,
              int port = kBasePort, const std::vector<std::string>& extra = {},
              const std::string& storage = kHostStorage);
@@ -52,9 +53,7 @@ class BedCluster {
   ClientOptions KeyedOptions(int timeout_ms) const;
 
   ChildProcess& server(uint32_t shard) { return *servers_.at(shard); }
-  const std::string& host_of(uint32_t shard) const {
-    return hosts_.at(shard);
-  }
+  const std::string& host_of(uint32_t shard) const { return hosts_.at(shard); }
   const ClusterInfo& info() const { return info_; }
   const std::string& spec() const { return spec_; }
   // The client key pair's prefix (for --curve-key) and the servers' public
@@ -82,16 +81,16 @@ Result<WorkerProcess> StartWorkerOn(const HostBed& bed, const std::string& host,
 // Declares `std::unique_ptr<HostBed> bed` with `hosts` hosts, or prints
 // "SKIPPED: ..." (Catch2 v2 has no SKIP) and returns from the test case when
 // the machine cannot run a bed. Any other failure fails the test.
-#define SHARDPS_REQUIRE_BED(bed, hosts, options)                          \
-  auto bed##_made = ::shardps::testing::HostBed::Create(hosts, options);  \
-  if (!bed##_made.ok() &&                                                 \
-      bed##_made.status().code() == ::shardps::Code::kUnavailable) {      \
-    WARN(::shardps::testing::SkipMessage(bed##_made.status()));           \
-    return;                                                               \
-  }                                                                       \
-  INFO(bed##_made.status().ToString());                                   \
-  REQUIRE(bed##_made.ok());                                               \
-  std::unique_ptr<::shardps::testing::HostBed> bed =                      \
+#define SHARDPS_REQUIRE_BED(bed, hosts, options)                         \
+  auto bed##_made = ::shardps::testing::HostBed::Create(hosts, options); \
+  if (!bed##_made.ok() &&                                                \
+      bed##_made.status().code() == ::shardps::Code::kUnavailable) {     \
+    WARN(::shardps::testing::SkipMessage(bed##_made.status()));          \
+    return;                                                              \
+  }                                                                      \
+  INFO(bed##_made.status().ToString());                                  \
+  REQUIRE(bed##_made.ok());                                              \
+  std::unique_ptr<::shardps::testing::HostBed> bed =                     \
       std::move(bed##_made).value()
 
 #endif  // SHARDPS_TESTS_MULTIHOST_BED_CLUSTER_H_

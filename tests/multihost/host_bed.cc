@@ -49,12 +49,12 @@ std::string LastLine(const std::string& text) {
 
 }  // namespace
 
-Result<std::unique_ptr<HostBed>> HostBed::Create(int hosts,
-                                                 const HostBedOptions& options) {
-  std::vector<std::string> args = {"up",      "--hosts", std::to_string(hosts),
-                                   "--name",  options.name,
-                                   "--tmpfs", options.tmpfs,
-                                   "--owner", std::to_string(::getpid())};
+Result<std::unique_ptr<HostBed>> HostBed::Create(
+    int hosts, const HostBedOptions& options) {
+  std::vector<std::string> args = {
+      "up",          "--hosts",    std::to_string(hosts),
+      "--name",      options.name, "--tmpfs",
+      options.tmpfs, "--owner",    std::to_string(::getpid())};
   if (!options.rate.empty()) {
     args.push_back("--rate");
     args.push_back(options.rate);
@@ -63,8 +63,8 @@ Result<std::unique_ptr<HostBed>> HostBed::Create(int hosts,
   if (up.status.exited && up.status.code == kSkipCode)
     return Status(Code::kUnavailable, LastLine(up.err));
   if (!up.status.ok())
-    return Status(Code::kIoError, "hostbed up failed (" +
-                                      up.status.ToString() + "): " + up.err);
+    return Status(Code::kIoError, "hostbed up failed (" + up.status.ToString() +
+                                      "): " + up.err);
   const std::string state = LastLine(up.out);
   std::vector<std::string> addresses;
   for (int i = 1; i <= hosts; ++i) {

@@ -26,9 +26,9 @@
 namespace shardps::testing {
 
 struct HostBedOptions {
-  std::string name = "test";  // in the state directory's name (1-32 chars)
-  std::string rate;           // tc rate for each host's link, both ways; "":
-                              // unshaped
+  std::string name = "test";   // in the state directory's name (1-32 chars)
+  std::string rate;            // tc rate for each host's link, both ways; "":
+                               // unshaped
   std::string tmpfs = "256m";  // each host's private /dev/shm
 };
 

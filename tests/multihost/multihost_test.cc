@@ -40,9 +40,7 @@ std::vector<float> PullW(Client& client, uint64_t floats = kFloats) {
   return w;
 }
 
-bool FileExists(const std::string& path) {
-  return std::ifstream(path).good();
-}
+bool FileExists(const std::string& path) { return std::ifstream(path).good(); }
 
 HostBedOptions Named(const std::string& name) {
   HostBedOptions o;
@@ -102,9 +100,10 @@ TEST_CASE("workers on every host push to shards on every host: exact sums",
   CHECK(wrong == 0);
 }
 
-TEST_CASE("kill -9 of one host's shard under load from the others: nothing "
-          "acknowledged is lost or applied twice",
-          "[multihost]") {
+TEST_CASE(
+    "kill -9 of one host's shard under load from the others: nothing "
+    "acknowledged is lost or applied twice",
+    "[multihost]") {
   SHARDPS_REQUIRE_BED(bed, 3, Named("kill9"));
   BedCluster cluster(*bed, Spec("mk"));
   const std::string cluster_file = ServeOnEveryHost(cluster);
@@ -146,9 +145,10 @@ TEST_CASE("kill -9 of one host's shard under load from the others: nothing "
   CHECK(wrong == 0);
 }
 
-TEST_CASE("a lost host: clear errors within the timeout, then restore from a "
-          "checkpoint on another host",
-          "[multihost]") {
+TEST_CASE(
+    "a lost host: clear errors within the timeout, then restore from a "
+    "checkpoint on another host",
+    "[multihost]") {
   SHARDPS_REQUIRE_BED(bed, 3, Named("lost"));
   BedCluster cluster(*bed, Spec("ml"));
   // The checkpoint directory is in the bed's shared directory, on the
@@ -194,10 +194,11 @@ TEST_CASE("a lost host: clear errors within the timeout, then restore from a "
   const auto t0 = Clock::now();
   const auto push = bed->Run("h2", WorkerArgv(args), 30);
   const auto pull = bed->Run(
-      "h1", {kShardpsBinary, "pull", "--cluster", cluster_file, "--tensor",
-             "w", "--out", "/dev/shm/w.npy", "--timeout-ms",
-             std::to_string(kTimeoutMs), "--connect-timeout-ms",
-             std::to_string(kTimeoutMs), "--curve-key", cluster.client_key()},
+      "h1",
+      {kShardpsBinary, "pull", "--cluster", cluster_file, "--tensor", "w",
+       "--out", "/dev/shm/w.npy", "--timeout-ms", std::to_string(kTimeoutMs),
+       "--connect-timeout-ms", std::to_string(kTimeoutMs), "--curve-key",
+       cluster.client_key()},
       30);
   const double took_s =
       std::chrono::duration<double>(Clock::now() - t0).count();
@@ -266,9 +267,10 @@ bool WaitProduced(const HostBed& bed, const std::string& host,
   return false;
 }
 
-TEST_CASE("feed on one host streams into a queue served on another, with "
-          "backpressure, until the trainer closes it",
-          "[multihost]") {
+TEST_CASE(
+    "feed on one host streams into a queue served on another, with "
+    "backpressure, until the trainer closes it",
+    "[multihost]") {
   SHARDPS_REQUIRE_BED(bed, 2, Named("feed"));
   BedCluster cluster(*bed, Spec("mq", kBlock));
   constexpr int kSlots = 4;
@@ -284,11 +286,11 @@ TEST_CASE("feed on one host streams into a queue served on another, with "
     for (int i = 0; i < 400; ++i) out << i << "\n";
   }
   auto feed = bed->Spawn(
-      "h1", {kShardpsBinary, "feed", "--queue",
-             "tcp://" + bed->Address("h2") + ":" + std::to_string(kBasePort) +
-                 "/q",
-             "--window", "3", "--horizon", "1", "--batch", "4", "--curve-key",
-             cluster.client_key(), "--server-key", cluster.server_pub(), csv});
+      "h1",
+      {kShardpsBinary, "feed", "--queue",
+       "tcp://" + bed->Address("h2") + ":" + std::to_string(kBasePort) + "/q",
+       "--window", "3", "--horizon", "1", "--batch", "4", "--curve-key",
+       cluster.client_key(), "--server-key", cluster.server_pub(), csv});
   REQUIRE(feed.ok());
 
   // The queue fills, and the producer is held: nothing more goes in while
@@ -314,8 +316,7 @@ TEST_CASE("feed on one host streams into a queue served on another, with "
 
   // The trainer closes the queue: the producer stops, long before its 99
   // batches.
-  const auto closed =
-      bed->Run("h2", {kShardpsBinary, "queue", "close", queue});
+  const auto closed = bed->Run("h2", {kShardpsBinary, "queue", "close", queue});
   INFO(closed.err);
   REQUIRE(closed.status.ok());
   const auto exit = (*feed)->Wait(seconds(30));

@@ -73,7 +73,16 @@ struct ClientOptions {
   // push to a bsp model or call Clock.
   int worker = -1;
 
-  // Host replica (issue 15, `shardps replica --cluster C --spec S --storage
+  // At most this many blocks per message when a tensor's Push, PushPull or
+  // Pull goes to a shard; 0 (default): one message per shard. Messages go
+  // out in block order, so a shard receives, applies and (with bsp
+  // `apply = "block"`) streams to host replicas the first blocks while the
+  // later ones are still on the wire: set it (e.g. 4) when trainers read
+  // through host replicas (docs/multihost.md). Each message is a request
+  // of its own (exactly-once numbered, retried alone).
+  uint32_t blocks_per_message = 0;
+
+  // Host replica (`shardps replica --cluster C --spec S --storage
   // DIR`): the DIR where this host's replica keeps its copies of the shards
   // that are not on this host (DIR/<model>/shard-<i>-of-<n>.seg and .fresh).
   // Set, it lets ModelView::Open(client) read those shards through the

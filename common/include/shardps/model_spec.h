@@ -101,6 +101,13 @@ struct ConsistencySpec {
   uint32_t staleness = 0;  // ssp's S
   uint32_t workers = 0;    // bsp, ssp: 1..kMaxConsistencyWorkers; async: 0
   bool mean = false;       // bsp: divide the summed gradient by `workers`
+  // bsp, `apply = "block"`: a block's clock-c update is applied as soon as
+  // every worker's gradient for that block at clock c is in, not when every
+  // worker has called Clock(c), so host replicas receive it while the rest
+  // of the model is still being pushed (docs/multihost.md). The contract:
+  // each worker pushes each block at most once per clock; a second push of
+  // a block in the same clock is refused. The result is the same model.
+  bool apply_per_block = false;
   // How long a parked Pull/Push/Clock may wait for slower workers before it
   // fails with kTimeout naming them. Keep it below the clients'
   // request_timeout (30 s by default) so they see this explanation.
