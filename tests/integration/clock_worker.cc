@@ -3,11 +3,20 @@
 // For each clock c = 0..--clocks-1 it pushes a gradient of (worker+1)*(c+1)
 // everywhere in --tensor, calls Clock() and waits for it, then (with --pull)
 // pulls the tensor. With --sleep-ms it sleeps before each push, playing a
-// slow worker.
+// slow worker. With --curve-key PREFIX it connects with that CURVE key pair
+// (the servers' key from the cluster file).
+//
+// Host replicas (multi-host tests): with --view SEG for every shard (in
+// shard order: a local shard's own segment or the replica's copy) and
+// --fresh FILE for each copy's freshness file, after each Clock() it waits
+// (up to --timeout-ms) until every copy holds that clock
+// (ReplicaState::WaitHeldClock) and reads the tensor through a ModelView of
+// the segments: what a trainer on this host sees after the clock.
 //
 // stdout, one line per event, flushed at once:
 //   clock <n>                       the n-th Clock() completed
 //   pulled <n> <min> <max>          the tensor's range after clock n
+//   view <n> <min> <max>            the same, read through --view
 //   error <status>                  a call failed (then exit 1)
 //   done
 //
@@ -21,7 +30,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/curve_keys.h"
+#include "common/replica_state.h"
 #include "shardps/client.h"
+#include "shardps/model_view.h"
 
 namespace {
 
@@ -31,6 +43,25 @@ int Fail(const char* what, const shardps::Status& s) {
   return 1;
 }
 
+// Waits until every copy in `freshness` holds `clock`, then copies
+// `tensor` out of a ModelView over `views` into `out`.
+shardps::Status ReadThroughView(const std::vector<std::string>& views,
+                                const std::vector<std::string>& freshness,
+                                const std::string& tensor, int64_t clock,
+                                int timeout_ms, std::vector<float>* out) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (const std::string& path : freshness) {
+    auto state = shardps::ReplicaState::OpenReadOnly(path);
+    if (!state.ok()) return state.status();
+    SHARDPS_RETURN_IF_ERROR((*state)->WaitHeldClock(clock, deadline));
+  }
+  auto view = shardps::ModelView::Open(views);
+  if (!view.ok()) return view.status();
+  return (*view)->Copy(tensor, out->data(), out->size(),
+                       std::chrono::milliseconds(timeout_ms));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,6 +69,8 @@ int main(int argc, char** argv) {
   std::string cluster, tensor;
   int worker = 0, clocks = 1, sleep_ms = 0, timeout_ms = 20000;
   bool pull = false;
+  std::string curve_key;
+  std::vector<std::string> views, freshness;
   app.add_option("--cluster", cluster)->required();
   app.add_option("--tensor", tensor)->required();
   app.add_option("--worker", worker)->required();
@@ -45,12 +78,21 @@ int main(int argc, char** argv) {
   app.add_option("--sleep-ms", sleep_ms);
   app.add_option("--timeout-ms", timeout_ms);
   app.add_flag("--pull", pull);
+  app.add_option("--curve-key", curve_key);
+  app.add_option("--view", views);
+  app.add_option("--fresh", freshness);
   CLI11_PARSE(app, argc, argv);
 
   shardps::ClientOptions options;
   options.worker = worker;
   options.request_timeout = std::chrono::milliseconds(timeout_ms);
   options.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  if (!curve_key.empty()) {
+    auto pair = shardps::LoadCurveKeyPair(curve_key);
+    if (!pair.ok()) return Fail("curve key", pair.status());
+    options.curve_public_key = pair->public_key;
+    options.curve_secret_key = pair->secret_key;
+  }
   auto client = shardps::Client::Connect(cluster, options);
   if (!client.ok()) return Fail("connect", client.status());
   const shardps::TensorLayout* t = (*client)->layout().Find(tensor);
@@ -75,6 +117,13 @@ int main(int argc, char** argv) {
       if (!s.ok()) return Fail("pull", s);
       const auto [lo, hi] = std::minmax_element(weights.begin(), weights.end());
       std::printf("pulled %d %.9g %.9g\n", c + 1, *lo, *hi);
+    }
+    if (!views.empty()) {
+      s = ReadThroughView(views, freshness, tensor, c + 1, timeout_ms,
+                          &weights);
+      if (!s.ok()) return Fail("view", s);
+      const auto [lo, hi] = std::minmax_element(weights.begin(), weights.end());
+      std::printf("view %d %.9g %.9g\n", c + 1, *lo, *hi);
     }
     std::fflush(stdout);
   }
