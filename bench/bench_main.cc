@@ -3,6 +3,7 @@
 //   shardps-bench                       # default suite (all workloads)
 //   shardps-bench transport latency     # some workloads
 //   shardps-bench --quick --json out.json --plot plots/
+//   shardps-bench multihost --rate 1gbit --plot bench/results  # root only
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,7 @@ int RunRole(int argc, char** argv) {
                           args.size() == 7 ? args[6] : "");
   if (role == "__client") return RunClientRole(args);
   if (role == "__cop-worker") return RunCoprocessorWorkerRole(args);
+  if (role == "__mh-trainer") return RunMultihostTrainerRole(args);
   std::fprintf(stderr, "shardps-bench: unknown role %s\n", role.c_str());
   return 2;
 }
@@ -53,9 +55,10 @@ int main(int argc, char** argv) {
   std::string json, plot;
   app.add_option("workloads", workloads,
                  "transport latency sparse apply coprocessor stream "
-                 "exactly-once, or all")
+                 "exactly-once, multihost (root; not in all), or all")
       ->check(CLI::IsMember({"all", "transport", "latency", "sparse", "apply",
-                             "coprocessor", "stream", "exactly-once"}));
+                             "coprocessor", "stream", "exactly-once",
+                             "multihost"}));
   app.add_flag("--quick", quick, "Small, fast suite (a smoke test)");
   bool curve = false;
   app.add_flag("--curve", curve,
@@ -63,6 +66,10 @@ int main(int argc, char** argv) {
                "and report each figure against the plain one");
   app.add_option("--seconds", seconds, "Time per measurement")
       ->check(CLI::Range(0.01, 60.0));
+  std::string rate;
+  app.add_option("--rate", rate,
+                 "multihost: each trainer host's link rate (tc), default "
+                 "1gbit");
   app.add_option("--json", json, "Write every figure as JSON here");
   app.add_option("--plot", plot, "Write PNG charts into this directory");
   CLI11_PARSE(app, argc, argv);
@@ -74,6 +81,8 @@ int main(int argc, char** argv) {
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
   if (seconds > 0) options.seconds = seconds;
   options.curve = curve;
+  if (!rate.empty()) options.multihost_rate = rate;
+  options.plot_dir = plot;
   Report report;
   for (const std::string& w : workloads) {
     Status s = w == "transport"     ? RunTransport(options, &report)
@@ -82,6 +91,7 @@ int main(int argc, char** argv) {
                : w == "apply"       ? RunApply(options, &report)
                : w == "coprocessor" ? RunCoprocessor(options, &report)
                : w == "stream"      ? RunStream(options, &report)
+               : w == "multihost"   ? RunMultihost(options, &report)
                                     : RunExactlyOnce(options, &report);
     if (!s.ok()) {
       std::fprintf(stderr, "shardps-bench: %s: %s\n", w.c_str(),

@@ -15,31 +15,59 @@
 namespace shardps::bench {
 
 Result<Child> Child::Spawn(const std::vector<std::string>& args) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
-  std::vector<std::string> owned = {"shardps-bench"};
-  owned.insert(owned.end(), args.begin(), args.end());
+  std::vector<std::string> argv = {"shardps-bench"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Exec("/proc/self/exe", argv);
+}
+
+Result<Child> Child::Exec(const std::string& path,
+                          const std::vector<std::string>& args) {
+  int out[2], in[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    const int err = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    return ErrnoStatus("pipe", err);
+  }
+  std::vector<std::string> owned = args;
   std::vector<char*> argv;
   for (auto& a : owned) argv.push_back(a.data());
   argv.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus("fork", errno);
   if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::execv("/proc/self/exe", argv.data());
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(in[0], STDIN_FILENO);
+    ::execv(path.c_str(), argv.data());
     std::perror("shardps-bench: exec");
     ::_exit(127);
   }
-  ::close(fds[1]);
+  ::close(out[1]);
+  ::close(in[0]);
   Child c;
   c.pid_ = pid;
-  c.out_fd_ = fds[0];
+  c.out_fd_ = out[0];
+  c.in_fd_ = in[1];
   return c;
+}
+
+Status Child::WriteLine(const std::string& line) {
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(in_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status(Code::kUnavailable, "child closed its input");
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
 }
 
 Child::Child(Child&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       out_fd_(std::exchange(other.out_fd_, -1)),
+      in_fd_(std::exchange(other.in_fd_, -1)),
       buffered_(std::move(other.buffered_)) {}
 
 Child& Child::operator=(Child&& other) noexcept {
@@ -47,6 +75,7 @@ Child& Child::operator=(Child&& other) noexcept {
     Stop(std::chrono::milliseconds(0));
     pid_ = std::exchange(other.pid_, -1);
     out_fd_ = std::exchange(other.out_fd_, -1);
+    in_fd_ = std::exchange(other.in_fd_, -1);
     buffered_ = std::move(other.buffered_);
   }
   return *this;
@@ -92,6 +121,8 @@ void Child::Stop(std::chrono::milliseconds timeout) {
   }
   if (out_fd_ >= 0) ::close(out_fd_);
   out_fd_ = -1;
+  if (in_fd_ >= 0) ::close(in_fd_);
+  in_fd_ = -1;
 }
 
 Result<std::string> AwaitEndpoint(Child& child) {

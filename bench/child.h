@@ -20,6 +20,10 @@ class Child {
  public:
   // Runs /proc/self/exe with `args` (argv[1..]); its stdout is ours to read.
   static Result<Child> Spawn(const std::vector<std::string>& args);
+  // Runs the program at `path` with `argv` (argv[0] its name). Its stdin and
+  // stdout are pipes to us (WriteLine, ReadLine); stderr is ours.
+  static Result<Child> Exec(const std::string& path,
+                            const std::vector<std::string>& argv);
 
   Child() = default;
   Child(Child&& other) noexcept;
@@ -32,12 +36,20 @@ class Child {
   // kUnavailable (the child closed stdout) otherwise.
   Result<std::string> ReadLine(std::chrono::milliseconds timeout);
 
+  // The child's pid while it runs (it is ours to reap), else -1.
+  pid_t pid() const { return pid_; }
+
+  // Writes `line` and a newline to the child's stdin. kUnavailable when the
+  // child is gone.
+  Status WriteLine(const std::string& line);
+
   // SIGTERM, then waits up to `timeout`; SIGKILL after that.
   void Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
   pid_t pid_ = -1;
   int out_fd_ = -1;
+  int in_fd_ = -1;  // the child's stdin
   std::string buffered_;
 };
 

@@ -18,6 +18,7 @@ SuiteOptions DefaultSuite() {
   o.compute_ms = 20;
   o.sparse_dims = {1, 16, 64};
   o.exactly_once_sizes = {4 << 10, 1 << 20, 16 << 20};
+  o.multihost_floats = {16 << 20, 64 << 20};
   return o;
 }
 
@@ -38,6 +39,10 @@ SuiteOptions QuickSuite() {
   o.stream_rows = 20000;
   o.stream_batches_used = 20;
   o.exactly_once_sizes = {1 << 20};
+  o.multihost_floats = {4 << 20};
+  o.multihost_warmup = 1;
+  o.multihost_steps = 3;
+  o.multihost_tmpfs = "512m";
   return o;
 }
 

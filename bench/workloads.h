@@ -32,6 +32,16 @@ struct SuiteOptions {
   // transport and latency over tcp: also run every shardps figure against
   // CURVE servers and report it beside the plain one (ratio = CURVE cost).
   bool curve = false;
+  // multihost (needs root: the namespace bed): model sizes, each trainer
+  // host's link rate (tc), each host's /dev/shm, steps and compute.
+  std::vector<uint64_t> multihost_floats;
+  std::string multihost_rate = "1gbit";
+  std::string multihost_tmpfs = "2g";
+  int multihost_warmup = 2;          // steps not measured
+  int multihost_steps = 3;           // measured steps
+  double multihost_compute_ms = 50;  // synthetic compute (a sleep)
+  // Where workloads that make their own plots and CSV write them (--plot).
+  std::string plot_dir;
 };
 
 SuiteOptions DefaultSuite();
@@ -44,10 +54,13 @@ Status RunCoprocessor(const SuiteOptions& o, Report* report);
 Status RunSparse(const SuiteOptions& o, Report* report);
 Status RunStream(const SuiteOptions& o, Report* report);
 Status RunExactlyOnce(const SuiteOptions& o, Report* report);
+// Prints a SKIPPED line and returns OK where the bed cannot run (not root).
+Status RunMultihost(const SuiteOptions& o, Report* report);
 
 // Child roles (hidden subcommands of shardps-bench).
 int RunClientRole(const std::vector<std::string>& args);
 int RunCoprocessorWorkerRole(const std::vector<std::string>& args);
+int RunMultihostTrainerRole(const std::vector<std::string>& args);
 
 }  // namespace shardps::bench
 
