@@ -21,9 +21,9 @@ Status BlockPushLedger::Check(int worker, int64_t clock, uint64_t client,
     if (seq != 0 && e.client == client && e.seq == seq) continue;  // a retry
     const BlockEntry& b = segment_.block(l);
     return Status(Code::kInvalidArgument,
-                  "worker " + std::to_string(worker) + " already pushed block " +
-                      std::to_string(b.block) + " of '" +
-                      segment_.tensor(b.tensor).name + "' in clock " +
+                  "worker " + std::to_string(worker) +
+                      " already pushed block " + std::to_string(b.block) +
+                      " of '" + segment_.tensor(b.tensor).name + "' in clock " +
                       std::to_string(clock) +
                       "; with consistency.apply = \"block\" each worker "
                       "pushes each block once per clock (sum the gradients "

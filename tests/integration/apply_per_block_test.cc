@@ -93,9 +93,10 @@ TEST_CASE("bsp apply = block trains the same model as apply = clock",
   }
 }
 
-TEST_CASE("bsp apply = block applies a block once every worker pushed it, "
-          "before anyone calls Clock",
-          "[integration][consistency]") {
+TEST_CASE(
+    "bsp apply = block applies a block once every worker pushed it, "
+    "before anyone calls Clock",
+    "[integration][consistency]") {
   TempDir dir;
   auto cluster = StartCluster(dir, BspSpec("block", "sum"), 2);
   auto w0 = Connect(*cluster, 0, 1);
@@ -117,9 +118,10 @@ TEST_CASE("bsp apply = block applies a block once every worker pushed it, "
   CHECK(Pull(*reader) == early);
 }
 
-TEST_CASE("bsp apply = block refuses a second push of a block in one clock "
-          "and applies nothing of it",
-          "[integration][consistency]") {
+TEST_CASE(
+    "bsp apply = block refuses a second push of a block in one clock "
+    "and applies nothing of it",
+    "[integration][consistency]") {
   TempDir dir;
   auto cluster = StartCluster(dir, BspSpec("block", "sum"), 2);
   auto w0 = Connect(*cluster, 0);
@@ -140,9 +142,10 @@ TEST_CASE("bsp apply = block refuses a second push of a block in one clock "
   REQUIRE(w0->Push("w", g.data(), g.size()).Wait().ok());
 }
 
-TEST_CASE("a push split into one message per block sums exactly, also as "
-          "PushPull",
-          "[integration]") {
+TEST_CASE(
+    "a push split into one message per block sums exactly, also as "
+    "PushPull",
+    "[integration]") {
   TempDir dir;
   auto cluster = StartCluster(
       dir, SpecText("split", kBlockFloats, 1.0, {{"w", {kFloats}, "zeros"}}),
@@ -156,9 +159,8 @@ TEST_CASE("a push split into one message per block sums exactly, also as "
   Handle push = (*client)->Push("w", g.data(), g.size());
   REQUIRE(push.Wait().ok());
   CHECK(push.shard_outcomes().size() == 2);  // one per shard, not per message
-  REQUIRE((*client)->PushPull("w", g.data(), out.data(), out.size())
-              .Wait()
-              .ok());
+  REQUIRE(
+      (*client)->PushPull("w", g.data(), out.data(), out.size()).Wait().ok());
   for (size_t i = 0; i < g.size(); i += 999) CHECK(out[i] == -2 * g[i]);
   CHECK(Pull(**client) == out);
 }
