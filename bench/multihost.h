@@ -20,7 +20,7 @@ inline constexpr uint64_t kMhBlockFloats = 262144;  // 1 MiB blocks
 inline constexpr float kMhGrad = 1.0f / 64;
 
 // argv[1..] of the `__mh-trainer` role (multihost_trainer.cc). `mode` is
-// "classic" or "replica"; `replica_storage` the host replica's --storage.
+// "classic", "replica" or "streamed"; `replica_storage` the host replica's --storage.
 std::vector<std::string> MultihostTrainerArgv(
     const std::string& cluster, const std::string& mode, int warmup, int steps,
     double compute_ms, int worker, int workers,
@@ -29,7 +29,7 @@ std::vector<std::string> MultihostTrainerArgv(
 // One measured run: a mode at a model size, per measured step.
 struct MultihostRun {
   uint64_t floats = 0;
-  std::string mode;       // "classic" or "replica"
+  std::string mode;       // "classic", "replica" or "streamed"
   double step_ms = 0;     // wall time per step, all trainers in lockstep
   double push_ms = 0;     // trainers' mean Push + Clock().Wait()
   double fetch_ms = 0;    // trainers' mean Pull, or replica wait + read

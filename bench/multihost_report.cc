@@ -1,4 +1,4 @@
-// multihost workload: runs both modes at each model size, reports each
+// multihost workload: runs the three modes at each model size, reports each
 // figure beside its physics bound, and writes the CSV and plots.
 #include <sys/stat.h>
 
@@ -63,6 +63,25 @@ void AddStepFigures(
                    Fixed(a.bound_ms / b.overlap_ms)});
 }
 
+// The streamed run (c): replicas with bsp apply = "block", against the
+// overlapped bound, and its speed-up over classic against 2.
+void AddStreamedFigures(
+    const MultihostRun& a, const MultihostRun& c,
+    const std::vector<std::pair<std::string, std::string>>& config,
+    Report* report) {
+  report->Add({"multihost", "streamed-step", config, c.step_ms, "ms",
+               c.overlap_ms, "overlapped bound WM/B + compute",
+               "push+clock " + Fixed(c.push_ms, 0) + " ms, replica wait " +
+                   Fixed(c.fetch_ms, 0) + " ms; cpu busy " +
+                   Fixed(100 * c.cpu_busy, 0) + "% (bed " + Fixed(c.bed_cpu) +
+                   " cores)"});
+  const double speedup = a.step_ms / c.step_ms;
+  report->Add({"multihost", "streamed-speed-up", config, speedup, "x", 2,
+               "overlapped bound 2",
+               "target 1.6; with the compute counted the bound is " +
+                   Fixed(a.bound_ms / c.overlap_ms)});
+}
+
 void AddByteFigures(
     uint64_t floats, const MultihostRun& a, const MultihostRun& b,
     const std::vector<std::pair<std::string, std::string>>& config,
@@ -81,6 +100,18 @@ void AddByteFigures(
                "MB/step", m, "M payload", "per trainer host"});
 }
 
+void AddStreamedBytes(
+    uint64_t floats, const MultihostRun& a, const MultihostRun& c,
+    const std::vector<std::pair<std::string, std::string>>& config,
+    Report* report) {
+  const double m = static_cast<double>(floats) * 4 / kMB;
+  report->Add({"multihost", "streamed-server-tx", config, c.server_tx / kMB,
+               "MB/step", kH * m, "H·M payload (once per host)",
+               "(c)/(a) = " + Fixed(c.server_tx / a.server_tx, 3)});
+  report->Add({"multihost", "streamed-host-rx", config, c.host_rx / kMB,
+               "MB/step", m, "M payload", "per trainer host"});
+}
+
 }  // namespace
 
 Status RunMultihost(const SuiteOptions& o, Report* report) {
@@ -94,9 +125,9 @@ Status RunMultihost(const SuiteOptions& o, Report* report) {
     // One model's transfer over one shaped link, in ms.
     const double transfer_ms =
         static_cast<double>(floats) * 4 / bytes_per_s * 1e3;
-    MultihostRun pair[2];
-    const char* modes[2] = {"classic", "replica"};
-    for (int i = 0; i < 2; ++i) {
+    MultihostRun pair[3];
+    const char* modes[3] = {"classic", "replica", "streamed"};
+    for (int i = 0; i < 3; ++i) {
       std::fprintf(stderr, "multihost: %llu floats, %s\n",
                    static_cast<unsigned long long>(floats), modes[i]);
       auto run = MeasureMultihostRun(o, floats, modes[i]);
@@ -111,6 +142,8 @@ Status RunMultihost(const SuiteOptions& o, Report* report) {
     pair[0].bound_ms = 2 * kW * transfer_ms + o.multihost_compute_ms;
     pair[1].bound_ms = (kW + 1) * transfer_ms + o.multihost_compute_ms;
     pair[1].overlap_ms = kW * transfer_ms + o.multihost_compute_ms;
+    pair[2].bound_ms = pair[1].bound_ms;
+    pair[2].overlap_ms = pair[1].overlap_ms;
     const std::vector<std::pair<std::string, std::string>> config = {
         {"floats", std::to_string(floats)},
         {"hosts", "3"},
@@ -120,8 +153,9 @@ Status RunMultihost(const SuiteOptions& o, Report* report) {
         {"compute_ms", Fixed(o.multihost_compute_ms, 0)}};
     AddStepFigures(pair[0], pair[1], config, report);
     AddByteFigures(floats, pair[0], pair[1], config, report);
-    runs.push_back(pair[0]);
-    runs.push_back(pair[1]);
+    AddStreamedFigures(pair[0], pair[2], config, report);
+    AddStreamedBytes(floats, pair[0], pair[2], config, report);
+    for (const MultihostRun& r : pair) runs.push_back(r);
   }
   if (o.plot_dir.empty()) return Status::Ok();
   Status s = WriteMultihostResults(o.plot_dir, runs);
@@ -149,15 +183,17 @@ Status WriteMultihostResults(const std::string& dir,
   if (!out) return Status(Code::kIoError, "cannot write " + csv);
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return Status(Code::kUnavailable, "gnuplot not installed; CSV only");
-  // One row per size: classic and replica side by side (runs pair up).
+  // One row per size: classic, replica and streamed side by side (runs
+  // come in threes).
   const std::string dat = dir + "/multihost.dat";
   std::ofstream d(dat);
-  for (size_t i = 0; i + 1 < runs.size(); i += 2) {
-    const MultihostRun &a = runs[i], &b = runs[i + 1];
+  for (size_t i = 0; i + 2 < runs.size(); i += 3) {
+    const MultihostRun &a = runs[i], &b = runs[i + 1], &c = runs[i + 2];
     d << "\"" << (a.floats >> 20) << "M floats\" " << a.step_ms << " "
       << a.bound_ms << " " << b.step_ms << " " << b.bound_ms << " "
       << a.server_tx / kMB << " " << b.server_tx / kMB << " " << a.host_rx / kMB
-      << " " << b.host_rx / kMB << " " << b.overlap_ms << "\n";
+      << " " << b.host_rx / kMB << " " << b.overlap_ms << " " << c.step_ms
+      << " " << c.server_tx / kMB << "\n";
   }
   d.close();
   std::ostringstream gp;
@@ -170,14 +206,15 @@ Status WriteMultihostResults(const std::string& dir,
         "replicas'\n"
      << "plot '" << dat << "' using 2:xtic(1) title 'classic', '' using 3 "
      << "title 'classic bound 2WM/B', '' using 4 title 'replicas', '' using 5 "
-     << "title 'replica bound (W+1)M/B', '' using 10 title 'overlapped bound "
-     << "WM/B'\n"
+     << "title 'replica bound (W+1)M/B', '' using 11 title 'streamed "
+     << "replicas', '' using 10 title 'overlapped bound WM/B'\n"
      << "set output '" << dir << "/multihost-bytes.png'\n"
      << "set ylabel 'MB per step'\n"
      << "set title 'bytes per step: sent by the servers, received per host'\n"
      << "plot '" << dat << "' using 6:xtic(1) title 'servers, classic', '' "
-     << "using 7 title 'servers, replicas', '' using 8 title 'per host, "
-     << "classic', '' using 9 title 'per host, replicas'\n";
+     << "using 7 title 'servers, replicas', '' using 12 title 'servers, "
+     << "streamed', '' using 8 title 'per host, classic', '' using 9 title "
+     << "'per host, replicas'\n";
   const std::string script = dir + "/multihost.gp";
   std::ofstream(script) << gp.str();
   if (std::system(("gnuplot '" + script + "'").c_str()) != 0)

@@ -86,6 +86,9 @@ class Trainer {
     options.connect_timeout = std::chrono::seconds(60);
     options.request_timeout = kWait;
     options.attempt_timeout = kWait;  // a 256 MB push over a shared link
+    // Streamed: the tensor goes front to back in 4 MiB messages, so the
+    // shards apply (and stream) its first blocks while the rest travels.
+    if (a_.mode == "streamed") options.blocks_per_message = 4;
     auto client = Client::Connect(a_.cluster, options);
     if (!client.ok()) return client.status();
     client_ = std::move(client).value();

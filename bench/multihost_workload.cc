@@ -2,7 +2,10 @@
 // namespace bed (scripts/hostbed), training one model in bsp two ways:
 //   classic  every trainer pushes its gradient, then pulls the whole model;
 //   replica  every trainer pushes, and reads the model from its host's
-//            replica (`shardps replica`), which receives it once per host.
+//            replica (`shardps replica`), which receives it once per host;
+//   streamed replica, with bsp `apply = "block"` and 4-block push messages:
+//            each block is applied once its last gradient is in and streams
+//            to the replicas while later blocks are still being pushed.
 // The shards live on a 4th host whose link is not shaped: the trainer
 // hosts' shaped links are the limit, as the physics below assumes. Per
 // step: time, bytes sent by the servers' host, bytes received per trainer
@@ -43,7 +46,7 @@ const char* const kReplicaStorage = "/dev/shm/shardps-replica";
 constexpr auto kStartTimeout = std::chrono::seconds(60);
 constexpr auto kStepsTimeout = std::chrono::seconds(900);
 
-std::string SpecText(uint64_t floats) {
+std::string SpecText(uint64_t floats, bool per_block) {
   std::ostringstream s;
   s << "[model]\nname = \"" << kMhModel << "\"\nstorage = \"" << kShardStorage
     << "\"\nblock_floats = " << kMhBlockFloats << "\n"
@@ -51,7 +54,8 @@ std::string SpecText(uint64_t floats) {
     << "[[tensor]]\nname = \"" << kMhTensor << "\"\nshape = [" << floats
     << "]\ninit = \"zeros\"\n"
     << "[consistency]\nmode = \"bsp\"\nworkers = " << kHosts * kPerHost
-    << "\nwait_timeout = 900.0\n";
+    << "\nwait_timeout = 900.0\n"
+    << (per_block ? "apply = \"block\"\n" : "");
   return s.str();
 }
 
@@ -259,10 +263,10 @@ Result<MultihostRun> MeasureMultihostRun(const SuiteOptions& o, uint64_t floats,
   Processes p;
   SHARDPS_RETURN_IF_ERROR((*bed)->Unshape(kServerHost));
   const std::string spec = (*bed)->SharedDir() + "/spec.toml";
-  std::ofstream(spec) << SpecText(floats);
+  std::ofstream(spec) << SpecText(floats, mode == "streamed");
   auto cluster = StartServers(**bed, spec, &p);
   if (!cluster.ok()) return cluster.status();
-  if (mode == "replica")
+  if (mode != "classic")
     SHARDPS_RETURN_IF_ERROR(StartReplicas(**bed, *cluster, spec, &p));
   SHARDPS_RETURN_IF_ERROR(StartTrainers(**bed, o, *cluster, mode, &p));
   MultihostRun run;
