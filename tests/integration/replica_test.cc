@@ -110,6 +110,17 @@ TEST_CASE("a host replica mirrors every block and streams each change",
     }
     CHECK(fresh->WriterAlive());
   }
+  // The shards count the stream: one replica each, every block sent once
+  // at the start (the copies were new) and again after the push.
+  auto stats = (*client)->Stats();
+  REQUIRE(stats.ok());
+  uint64_t blocks = 0;
+  for (const ShardStats& s : *stats) {
+    CHECK(s.replicas == 1);
+    blocks += s.replica_blocks;
+    CHECK(s.replica_bytes > 0);
+  }
+  CHECK(blocks == 8 + 5);  // a: 5 blocks, b: 3; a's 5 changed
 }
 
 TEST_CASE(
