@@ -198,6 +198,43 @@ TEST_CASE("in bsp the replica says when it holds a clock's whole model",
   }
 }
 
+TEST_CASE("through the client, a bsp Clock returns once the replica holds "
+          "the clock and the view then reads exactly that model",
+          "[integration][replica]") {
+  TempDir dir;
+  auto cluster = StartCluster(
+      dir,
+      ReplicaSpec("\n[consistency]\nmode = \"bsp\"\nworkers = 1\n"
+                  "apply = \"block\"\n"),
+      2);
+  auto replica = StartReplica(dir, *cluster);
+  ClientOptions options;
+  options.worker = 0;
+  options.replica_storage = dir.File("replica");
+  options.map_local_segments = false;  // read as another host would
+  options.blocks_per_message = 1;
+  auto client = Client::Connect(cluster->cluster_file(), options);
+  REQUIRE(client.ok());
+  auto view = ModelView::Open(**client);
+  INFO(view.status().ToString());
+  REQUIRE(view.ok());
+  std::vector<float> ga(kFloatsA, 1.5f), got(kFloatsA);
+  for (int clock = 0; clock < 4; ++clock) {
+    REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+    const Status clocked = (*client)->Clock().Wait();
+    INFO(clocked.ToString());
+    REQUIRE(clocked.ok());
+    // No waiting here: the Clock handle already waited for the copy.
+    REQUIRE((*view)->Copy("a", got.data(), got.size()).ok());
+    CHECK(got == std::vector<float>(kFloatsA,
+                                    -1.5f * static_cast<float>(clock + 1)));
+    auto fresh = (*view)->Freshness("a");
+    REQUIRE(fresh.ok());
+    CHECK(fresh->blocks_behind == 0);
+    CHECK(fresh->replicas_running);
+  }
+}
+
 TEST_CASE("a replica refuses a spec that is not the servers'",
           "[integration][replica]") {
   TempDir dir;
