@@ -198,15 +198,16 @@ TEST_CASE("in bsp the replica says when it holds a clock's whole model",
   }
 }
 
-TEST_CASE("through the client, a bsp Clock returns once the replica holds "
-          "the clock and the view then reads exactly that model",
-          "[integration][replica]") {
+TEST_CASE(
+    "through the client, a bsp Clock returns once the replica holds "
+    "the clock and the view then reads exactly that model",
+    "[integration][replica]") {
   TempDir dir;
-  auto cluster = StartCluster(
-      dir,
-      ReplicaSpec("\n[consistency]\nmode = \"bsp\"\nworkers = 1\n"
-                  "apply = \"block\"\n"),
-      2);
+  auto cluster =
+      StartCluster(dir,
+                   ReplicaSpec("\n[consistency]\nmode = \"bsp\"\nworkers = 1\n"
+                               "apply = \"block\"\n"),
+                   2);
   auto replica = StartReplica(dir, *cluster);
   ClientOptions options;
   options.worker = 0;
@@ -226,13 +227,33 @@ TEST_CASE("through the client, a bsp Clock returns once the replica holds "
     REQUIRE(clocked.ok());
     // No waiting here: the Clock handle already waited for the copy.
     REQUIRE((*view)->Copy("a", got.data(), got.size()).ok());
-    CHECK(got == std::vector<float>(kFloatsA,
-                                    -1.5f * static_cast<float>(clock + 1)));
+    CHECK(got ==
+          std::vector<float>(kFloatsA, -1.5f * static_cast<float>(clock + 1)));
     auto fresh = (*view)->Freshness("a");
     REQUIRE(fresh.ok());
     CHECK(fresh->blocks_behind == 0);
     CHECK(fresh->replicas_running);
   }
+}
+
+TEST_CASE(
+    "SIGHUP makes a replica start over on its cluster file, keeping "
+    "its copies",
+    "[integration][replica]") {
+  TempDir dir;
+  auto cluster = StartCluster(dir, ReplicaSpec(), 2);
+  auto replica = StartReplica(dir, *cluster);
+  auto client = Client::Connect(cluster->cluster_file());
+  REQUIRE(client.ok());
+  std::vector<float> ga(kFloatsA, 1.0f);
+  REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+  REQUIRE(CopyReaches(dir, "a", std::vector<float>(kFloatsA, -1.0f)));
+  REQUIRE(replica->Signal(SIGHUP));
+  INFO(replica->Stderr());
+  REQUIRE(replica->ReadLineContaining("replica ready", seconds(15)));
+  CHECK(replica->WaitForStderr("SIGHUP, re-reading", seconds(5)));
+  REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+  CHECK(CopyReaches(dir, "a", std::vector<float>(kFloatsA, -2.0f)));
 }
 
 TEST_CASE("a replica refuses a spec that is not the servers'",
