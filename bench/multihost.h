@@ -20,7 +20,8 @@ inline constexpr uint64_t kMhBlockFloats = 262144;  // 1 MiB blocks
 inline constexpr float kMhGrad = 1.0f / 64;
 
 // argv[1..] of the `__mh-trainer` role (multihost_trainer.cc). `mode` is
-// "classic", "replica" or "streamed"; `replica_storage` the host replica's --storage.
+// "classic", "replica" or "streamed"; `replica_storage` the host replica's
+// --storage.
 std::vector<std::string> MultihostTrainerArgv(
     const std::string& cluster, const std::string& mode, int warmup, int steps,
     double compute_ms, int worker, int workers,

@@ -59,27 +59,44 @@ bool ReportReady(const HostReplica& replica) {
   return true;
 }
 
+Result<std::unique_ptr<HostReplica>> StartReplica(const ReplicaFlags& flags) {
+  auto options = MakeOptions(flags);
+  if (!options.ok()) return options.status();
+  const std::string storage = options->storage;
+  auto replica = HostReplica::Start(std::move(options).value());
+  if (replica.ok())
+    std::fprintf(stderr, "shardps replica: copies under %s\n", storage.c_str());
+  return replica;
+}
+
 int RunReplica(const ReplicaFlags& flags) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto options = MakeOptions(flags);
-  if (!options.ok()) return ReportError("replica", options.status());
-  const std::string storage = options->storage;
-  auto replica = HostReplica::Start(std::move(options).value());
+  auto replica = StartReplica(flags);
   if (!replica.ok()) return ReportError("replica", replica.status());
-  std::fprintf(stderr, "shardps replica: copies under %s\n", storage.c_str());
-
   bool ready = false;
   int sig = 0;
   const timespec tick{0, 100 * 1000 * 1000};
   for (;;) {
     sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      // The cluster file changed (a shard moved host): start over on it.
+      // The copies stay, so only what changed travels again.
+      std::fprintf(stderr, "shardps replica: SIGHUP, re-reading %s\n",
+                   flags.cluster.c_str());
+      (*replica)->Stop();
+      replica = StartReplica(flags);
+      if (!replica.ok()) return ReportError("replica", replica.status());
+      ready = false;
+      continue;
+    }
     Status error = (*replica)->error();
     if (!error.ok()) {
       (*replica)->Stop();
@@ -100,7 +117,8 @@ void RegisterReplica(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "replica",
       "Keep this host's copy of the shards not on it, streamed as they "
-      "change, for ModelView (one per host; until SIGINT/SIGTERM)");
+      "change, for ModelView (one per host; until SIGINT/SIGTERM; SIGHUP "
+      "re-reads the cluster file)");
   cmd->add_option("--cluster", flags->cluster, "Cluster file")->required();
   cmd->add_option("--spec", flags->spec, "The servers' model spec (TOML)")
       ->required();

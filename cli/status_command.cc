@@ -77,6 +77,18 @@ void PrintWorkers(const std::vector<ShardStats>& stats) {
   }
 }
 
+// Host replicas (docs/multihost.md), when any shard streams to one.
+void PrintReplicas(const std::vector<ShardStats>& stats) {
+  uint32_t any = 0;
+  for (const ShardStats& s : stats) any += s.replicas;
+  if (any == 0) return;
+  std::printf("\n%-5s %8s %14s %12s\n", "shard", "replicas", "blocks sent",
+              "MB sent");
+  for (const ShardStats& s : stats)
+    std::printf("%-5u %8u %14" PRIu64 " %12.1f\n", s.shard, s.replicas,
+                s.replica_blocks, static_cast<double>(s.replica_bytes) / 1e6);
+}
+
 void PrintTable(const std::vector<ShardStats>& stats) {
   // "retried": block updates skipped because the block already had that
   // exactly-once push (a client sent it again). "refused": CURVE handshakes
@@ -91,6 +103,7 @@ void PrintTable(const std::vector<ShardStats>& stats) {
                 s.shard, s.endpoint.c_str(), s.model.c_str(), s.blocks,
                 s.pushes, s.pulls, s.updates_applied, s.errors, s.duplicates,
                 static_cast<double>(s.uptime_ms) / 1000.0, s.auth_refusals);
+  PrintReplicas(stats);
   if (!stats.empty()) PrintWorkers(stats);
 }
 
@@ -118,13 +131,16 @@ void PrintJson(const std::vector<ShardStats>& stats) {
         ", \"consistency\": %s, \"applied_clock\": %" PRId64
         ", \"waiting\": %u, \"auth_refusals\": %" PRIu64
         ", \"workers\": %s, \"duplicates\": %" PRIu64
-        ", \"exactly_once_clients\": %u}",
+        ", \"exactly_once_clients\": %u, \"replicas\": %u"
+        ", \"replica_blocks\": %" PRIu64 ", \"replica_bytes\": %" PRIu64
+        ", \"early_applies\": %" PRIu64 "}",
         i == 0 ? "" : ",", s.shard, JsonString(s.endpoint).c_str(),
         JsonString(s.model).c_str(), s.pid, s.blocks, s.threads, s.pushes,
         s.pulls, s.updates_applied, s.errors, s.bytes_in, s.bytes_out,
         s.uptime_ms, JsonString(s.consistency).c_str(), s.applied_clock,
         s.waiting, s.auth_refusals, WorkersJson(s).c_str(), s.duplicates,
-        s.exactly_once_clients);
+        s.exactly_once_clients, s.replicas, s.replica_blocks, s.replica_bytes,
+        s.early_applies);
   }
   std::printf("\n]}\n");
 }

@@ -23,7 +23,8 @@ void EncodeStatsReply(uint64_t request_id, const ShardStats& stats,
       stats.applied_clock, builder->CreateVector(clocks),
       builder->CreateVector(states), builder->CreateVector(idle_ms),
       stats.waiting, stats.duplicates, stats.exactly_once_clients,
-      stats.auth_refusals);
+      stats.auth_refusals, stats.replicas, stats.replica_blocks,
+      stats.replica_bytes, stats.early_applies);
   wire::ReplyBuilder reply(*builder);
   reply.add_request_id(request_id);
   reply.add_stats(encoded);
@@ -71,6 +72,10 @@ Result<ShardStats> DecodeStats(const wire::Reply& reply) {
   out.duplicates = s->duplicates();
   out.exactly_once_clients = s->exactly_once_clients();
   out.auth_refusals = s->auth_refusals();
+  out.replicas = s->replicas();
+  out.replica_blocks = s->replica_blocks();
+  out.replica_bytes = s->replica_bytes();
+  out.early_applies = s->early_applies();
   return out;
 }
 

@@ -26,6 +26,8 @@ readonly PACKAGES=(
   clang               # scripts/fuzz.sh: libFuzzer needs clang
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
   clang-format        # scripts/check-format.sh (CI)
+  iproute2            # scripts/hostbed: ip (namespaces, veths, bridge), tc
+  util-linux          # scripts/hostbed: unshare, nsenter, setpriv
 )
 
 # Prints the packages dpkg does not report as fully installed.

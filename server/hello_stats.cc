@@ -85,6 +85,10 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
       pool_.duplicates() + row_duplicates_ + queues_->duplicates();
   stats.exactly_once_clients = client_slots_.used();
   stats.auth_refusals = zap_ != nullptr ? zap_->refusals() : 0;
+  stats.replicas = static_cast<uint32_t>(replica_feed_.subscribers());
+  stats.replica_blocks = replica_feed_.blocks_sent();
+  stats.replica_bytes = replica_feed_.bytes_sent();
+  stats.early_applies = pool_.early_applies();
   EncodeStatsReply(req.request_id(), stats, &builder_);
   SendReply(identity, builder_, nullptr);
 }

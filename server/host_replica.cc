@@ -18,13 +18,16 @@ class HostReplica::Impl {
   explicit Impl(HostReplicaOptions options) : options_(std::move(options)) {}
   ~Impl() { Stop(); }
 
-  Status Start() {
+  Status Start() EXCLUDES(mu_) {
     auto stop = EventFd::Create();
     if (!stop.ok()) return stop.status();
     stop_ = std::move(stop).value();
     for (uint32_t i = 0; i < options_.cluster.shards.size(); ++i)
       links_.push_back(std::make_unique<ReplicaLink>(context_, options_, i));
-    stats_.resize(links_.size());
+    {
+      MutexLock lock(mu_);
+      stats_.resize(links_.size());
+    }
     thread_ = std::thread([this] { Loop(); });
     return Status::Ok();
   }

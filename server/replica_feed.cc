@@ -1,5 +1,6 @@
 #include "server/replica_feed.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -120,7 +121,6 @@ void ReplicaFeed::Pump() {
       --it->second.credits;
     it = sent == Sent::kGone ? subs_.erase(it) : std::next(it);
   }
-  copies_.clear();
 }
 
 ReplicaFeed::Sent ReplicaFeed::SendNext(const std::string& identity,
@@ -161,34 +161,49 @@ ReplicaFeed::Sent ReplicaFeed::SendBeacon(const std::string& identity,
 
 ReplicaFeed::Sent ReplicaFeed::SendBlock(const std::string& identity,
                                          Subscriber& s, uint32_t local) {
-  auto cached = copies_.find(local);
-  if (cached == copies_.end()) {
-    zmq::message_t copy;
-    uint64_t version = 0;
-    if (!CopyOf(local, &copy, &version).ok()) {
-      // A block stuck mid-update (a bug): owed again, tried next pump.
-      s.owed[local] = 1;
-      ++s.owed_count;
-      return Sent::kNotNow;
-    }
-    cached =
-        copies_.emplace(local, std::make_pair(std::move(copy), version)).first;
+  const auto* cached = CachedCopy(local);
+  if (cached == nullptr) {
+    // A block stuck mid-update (a bug): owed again, tried next pump.
+    s.owed[local] = 1;
+    ++s.owed_count;
+    return Sent::kNotNow;
   }
   zmq::message_t payload;
-  payload.copy(cached->second.first);
+  payload.copy(const_cast<zmq::message_t&>(cached->first));
   builder_.Clear();
-  auto update = wire::CreateReplicaUpdate(builder_, wire::StreamKind::Block,
-                                          local, cached->second.second,
-                                          applied_clock_, s.owed_count);
+  auto update =
+      wire::CreateReplicaUpdate(builder_, wire::StreamKind::Block, local,
+                                cached->second, applied_clock_, s.owed_count);
   wire::ReplyBuilder reply(builder_);
   reply.add_replica(update);
   builder_.Finish(reply.Finish());
   const size_t bytes = payload.size();
   if (!send_(identity, builder_, payload)) return Sent::kGone;
-  s.sent[local] = cached->second.second;
+  s.sent[local] = cached->second;
   ++blocks_sent_;
   bytes_sent_ += bytes;
   return Sent::kSent;
+}
+
+const std::pair<zmq::message_t, uint64_t>* ReplicaFeed::CachedCopy(
+    uint32_t local) {
+  auto hit = copies_.find(local);
+  // Still this version: a writer mid-update of the next one leaves the
+  // version (and so this snapshot of it) as it was.
+  if (hit != copies_.end() && hit->second.second == VersionOf(local))
+    return &hit->second;
+  zmq::message_t copy;
+  uint64_t version = 0;
+  if (!CopyOf(local, &copy, &version).ok()) return nullptr;
+  copies_[local] = std::make_pair(std::move(copy), version);
+  // Least recently copied first; at most kCachedCopies distinct blocks.
+  order_.erase(std::remove(order_.begin(), order_.end(), local), order_.end());
+  order_.push_back(local);
+  if (order_.size() > kCachedCopies) {
+    copies_.erase(order_.front());
+    order_.pop_front();
+  }
+  return &copies_[local];
 }
 
 Status ReplicaFeed::CopyOf(uint32_t local, zmq::message_t* out,

@@ -7,7 +7,9 @@
 //   * Coalescing, not queueing: what a subscriber is owed is a dirty bit
 //     per block, never a list of versions, so a block updated ten times
 //     while the replica is busy travels once, at its newest version.
-//     Memory per subscriber is one byte per block, whatever the push rate.
+//     Memory per subscriber is one byte and one version per block,
+//     whatever the push rate; the feed keeps at most 16 block copies,
+//     shared by every subscriber.
 //   * Credit: at most `credits` stream messages are in flight to one
 //     replica (it returns them with Credit as it consumes them), so a slow
 //     or stuck replica fills no socket queue and slows no trainer; it only
@@ -22,6 +24,7 @@
 #define SHARDPS_SERVER_REPLICA_FEED_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -37,8 +40,8 @@ namespace shardps {
 class ReplicaFeed {
  public:
   // Most replicas one shard streams to (one per host), and most messages
-  // in flight to one. Both bound the shard's memory: at most
-  // kMaxSubscribers * kMaxCredits block copies are held by ZeroMQ.
+  // in flight to one. Both bound the shard's memory: ZeroMQ holds at most
+  // kMaxSubscribers * kMaxCredits references to block copies.
   static constexpr uint32_t kMaxSubscribers = 64;
   static constexpr uint32_t kMaxCredits = 16;
 
@@ -101,9 +104,14 @@ class ReplicaFeed {
   // speaks at least every second (credit, or a re-subscribe when idle), so
   // these are replicas that died or reconnected under another identity.
   void ForgetSilent();
-  // This pump's copy of a block, made once and shared by every subscriber
-  // (ZeroMQ reference-counts the buffer).
+  // A consistent copy of a block, into a new message.
   Status CopyOf(uint32_t local_block, zmq::message_t* out, uint64_t* version);
+  // The cached copy of a block at its current version, made if needed.
+  // Replicas mostly walk the blocks in the same order, so the few latest
+  // copies serve every subscriber: one memcpy per block version, not one
+  // per replica (ZeroMQ reference-counts the shared buffer). Null when the
+  // block stayed mid-update (a bug; the caller retries later).
+  const std::pair<zmq::message_t, uint64_t>* CachedCopy(uint32_t local_block);
 
   const Segment& segment_;
   const Send send_;
@@ -111,8 +119,11 @@ class ReplicaFeed {
   flatbuffers::FlatBufferBuilder builder_{256};
   int64_t applied_clock_ = -1;
   int64_t last_beacon_ns_ = 0;
-  // Per pump: block copies already made (local block -> message, version).
+  // Recent block copies (local block -> message, version), at most
+  // kCachedCopies blocks; `order_` lists them, least recently copied first.
+  static constexpr size_t kCachedCopies = 16;
   std::map<uint32_t, std::pair<zmq::message_t, uint64_t>> copies_;
+  std::deque<uint32_t> order_;
   uint64_t blocks_sent_ = 0, bytes_sent_ = 0;
 };
 

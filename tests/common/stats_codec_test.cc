@@ -37,6 +37,10 @@ TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   in.duplicates = 77;
   in.exactly_once_clients = 2;
   in.auth_refusals = 3;
+  in.replicas = 2;
+  in.replica_blocks = 77;
+  in.replica_bytes = 77ull << 20;
+  in.early_applies = 9;
   flatbuffers::FlatBufferBuilder builder;
   EncodeStatsReply(99, in, &builder);
   HeaderScratch scratch;
@@ -70,6 +74,10 @@ TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   CHECK(out->duplicates == in.duplicates);
   CHECK(out->exactly_once_clients == in.exactly_once_clients);
   CHECK(out->auth_refusals == in.auth_refusals);
+  CHECK(out->replicas == in.replicas);
+  CHECK(out->replica_blocks == in.replica_blocks);
+  CHECK(out->replica_bytes == in.replica_bytes);
+  CHECK(out->early_applies == in.early_applies);
 }
 
 // A ShardStats reply for `workers` workers with the given per-worker lists

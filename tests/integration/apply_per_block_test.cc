@@ -110,6 +110,9 @@ TEST_CASE(
   const std::vector<float> early = Pull(*reader);
   CHECK(early[0] == -(g0[0] + g1[0]));
   CHECK(early[kFloats - 1] == -(g0[kFloats - 1] + g1[kFloats - 1]));
+  auto stats = reader->Stats();
+  REQUIRE(stats.ok());
+  CHECK((*stats)[0].early_applies + (*stats)[1].early_applies == 5);
   // The clock then changes nothing more.
   Handle c0 = w0->Clock();
   Handle c1 = w1->Clock();

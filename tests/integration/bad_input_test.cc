@@ -51,6 +51,7 @@ struct HeaderFields {
   std::optional<std::string> tensor = std::string("big");
   std::vector<uint32_t> blocks = {0};
   wire::DType dtype = wire::DType::F32;
+  uint32_t credits = 0;  // Subscribe, Credit
 };
 
 std::string BuildHeader(const HeaderFields& f) {
@@ -68,6 +69,7 @@ std::string BuildHeader(const HeaderFields& f) {
   if (f.tensor) req.add_tensor(tensor);
   req.add_blocks(blocks);
   req.add_dtype(f.dtype);
+  req.add_credits(f.credits);
   b.Finish(req.Finish());
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()),
                      b.GetSize());
@@ -185,6 +187,21 @@ std::vector<BadCase> BadCases() {
   add("single empty frame", {""}, Code::kBadMessage, false);
   add("empty header frame", {"", block}, Code::kBadMessage, false);
   add("empty payload frame", {header(none), ""}, Code::kSizeMismatch);
+  // A host replica's Subscribe (a valid one would start a stream to this
+  // peer; only refusals are sent here).
+  const auto subscribe = [](uint32_t credits) {
+    return [credits](HeaderFields& f) {
+      f.op = static_cast<uint8_t>(wire::Op::Subscribe);
+      f.credits = credits;
+    };
+  };
+  add("subscribe without credits", {header(subscribe(0))},
+      Code::kInvalidArgument);
+  add("subscribe with held versions of the wrong size",
+      {header(subscribe(4)), std::string(7, '\0')}, Code::kInvalidArgument);
+  add("subscribe with two payload frames",
+      {header(subscribe(4)), std::string(24, '\0'), std::string(24, '\0')},
+      Code::kBadMessage);
   add("unknown tensor",
       {header([](HeaderFields& f) { f.tensor = "nope"; }), block},
       Code::kNotFound);

@@ -110,6 +110,17 @@ TEST_CASE("a host replica mirrors every block and streams each change",
     }
     CHECK(fresh->WriterAlive());
   }
+  // The shards count the stream: one replica each, every block sent once
+  // at the start (the copies were new) and again after the push.
+  auto stats = (*client)->Stats();
+  REQUIRE(stats.ok());
+  uint64_t blocks = 0;
+  for (const ShardStats& s : *stats) {
+    CHECK(s.replicas == 1);
+    blocks += s.replica_blocks;
+    CHECK(s.replica_bytes > 0);
+  }
+  CHECK(blocks == 8 + 5);  // a: 5 blocks, b: 3; a's 5 changed
 }
 
 TEST_CASE(
@@ -185,6 +196,64 @@ TEST_CASE("in bsp the replica says when it holds a clock's whole model",
     CHECK(got_a == std::vector<float>(kFloatsA, want_a));
     CHECK(got_b == std::vector<float>(kFloatsB, want_b));
   }
+}
+
+TEST_CASE(
+    "through the client, a bsp Clock returns once the replica holds "
+    "the clock and the view then reads exactly that model",
+    "[integration][replica]") {
+  TempDir dir;
+  auto cluster =
+      StartCluster(dir,
+                   ReplicaSpec("\n[consistency]\nmode = \"bsp\"\nworkers = 1\n"
+                               "apply = \"block\"\n"),
+                   2);
+  auto replica = StartReplica(dir, *cluster);
+  ClientOptions options;
+  options.worker = 0;
+  options.replica_storage = dir.File("replica");
+  options.map_local_segments = false;  // read as another host would
+  options.blocks_per_message = 1;
+  auto client = Client::Connect(cluster->cluster_file(), options);
+  REQUIRE(client.ok());
+  auto view = ModelView::Open(**client);
+  INFO(view.status().ToString());
+  REQUIRE(view.ok());
+  std::vector<float> ga(kFloatsA, 1.5f), got(kFloatsA);
+  for (int clock = 0; clock < 4; ++clock) {
+    REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+    const Status clocked = (*client)->Clock().Wait();
+    INFO(clocked.ToString());
+    REQUIRE(clocked.ok());
+    // No waiting here: the Clock handle already waited for the copy.
+    REQUIRE((*view)->Copy("a", got.data(), got.size()).ok());
+    CHECK(got ==
+          std::vector<float>(kFloatsA, -1.5f * static_cast<float>(clock + 1)));
+    auto fresh = (*view)->Freshness("a");
+    REQUIRE(fresh.ok());
+    CHECK(fresh->blocks_behind == 0);
+    CHECK(fresh->replicas_running);
+  }
+}
+
+TEST_CASE(
+    "SIGHUP makes a replica start over on its cluster file, keeping "
+    "its copies",
+    "[integration][replica]") {
+  TempDir dir;
+  auto cluster = StartCluster(dir, ReplicaSpec(), 2);
+  auto replica = StartReplica(dir, *cluster);
+  auto client = Client::Connect(cluster->cluster_file());
+  REQUIRE(client.ok());
+  std::vector<float> ga(kFloatsA, 1.0f);
+  REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+  REQUIRE(CopyReaches(dir, "a", std::vector<float>(kFloatsA, -1.0f)));
+  REQUIRE(replica->Signal(SIGHUP));
+  INFO(replica->Stderr());
+  REQUIRE(replica->ReadLineContaining("replica ready", seconds(15)));
+  CHECK(replica->WaitForStderr("SIGHUP, re-reading", seconds(5)));
+  REQUIRE((*client)->Push("a", ga.data(), ga.size()).Wait().ok());
+  CHECK(CopyReaches(dir, "a", std::vector<float>(kFloatsA, -2.0f)));
 }
 
 TEST_CASE("a replica refuses a spec that is not the servers'",

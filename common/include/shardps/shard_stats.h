@@ -46,6 +46,14 @@ struct ShardStats {
   // CURVE handshakes this shard refused (unknown key, or no CURVE); 0 when
   // it runs without CURVE or is older than this field.
   uint64_t auth_refusals = 0;
+  // Host replicas subscribed to this shard, and the blocks (and bytes)
+  // streamed to them so far (docs/multihost.md).
+  uint32_t replicas = 0;
+  uint64_t replica_blocks = 0;
+  uint64_t replica_bytes = 0;
+  // bsp apply = "block": blocks applied as soon as every worker's gradient
+  // was in, before their clock ended.
+  uint64_t early_applies = 0;
 };
 
 }  // namespace shardps
