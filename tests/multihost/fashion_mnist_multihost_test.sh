@@ -40,6 +40,6 @@ grep "replica reads" "$work/output" | awk -v clocks=45 '
     if (!(reads > 0 && behind == 0 && v[1] == clocks && v[2] == clocks))
       bad = bad "\n  " $0 }
   END { if (n != 6 || bad != "") {
-          print "FAILED: expected 6 workers reading current replica copies at version " clocks ", got " n ":" bad
+          print "FAILED: expected 6 workers reading current replica copies at version " clocks ", got " n + 0 ":" bad
           exit 1 } }'
 echo "PASSED: the loss fell, accuracy beat chance, all 6 workers read through current host replicas"
