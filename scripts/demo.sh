@@ -22,7 +22,7 @@ data=/usr/share/datasets/fashion-mnist
 echo "== building ($build)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPS_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" \
-  --target shardps logistic_regression fashion_mnist >/dev/null
+  --target shardps logistic_regression fashion_mnist shardps_python >/dev/null
 shardps="$build/cli/shardps"
 
 if [[ -f "$data/train-images-idx3-ubyte.gz" ]]; then
