@@ -396,10 +396,12 @@ class QueueDataset(torch.utils.data.IterableDataset):
     shardps.ClosedError for them), when the iteration ends for any reason:
     the stream ended, the consumer broke out of its loop (when the iterator
     is released) or raised, or ``close()`` was called. One pass only: a
-    second iteration raises RuntimeError.
+    second iteration raises RuntimeError. `timeout` (seconds) bounds the
+    wait for each batch: shardps.TimeoutError when the producers fall
+    silent that long (the queue is closed then too).
     """
 
-    def __init__(self, queue_path, *, timeout=None, copy=False):
+    def __init__(self, queue_path, *, timeout=30.0, copy=False):
         super().__init__()
         self.queue_path = queue_path
         self.timeout = timeout
