@@ -28,6 +28,11 @@ readonly PACKAGES=(
   clang-format        # scripts/check-format.sh (CI)
   iproute2            # scripts/hostbed: ip (namespaces, veths, bridge), tc
   util-linux          # scripts/hostbed: unshare, nsenter, setpriv
+  python3-dev         # the Python module (python/), built for /usr/bin/python3
+  pybind11-dev
+  python3-numpy
+  python3-torch       # shardps.torch and examples/python/
+  python3-pytest      # tests/python/
 )
 
 # Prints the packages dpkg does not report as fully installed.
