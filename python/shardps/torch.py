@@ -280,7 +280,7 @@ class DistributedOptimizer(torch.optim.Optimizer):
                     "parameter %r is not in the model spec (%s has: %s)" %
                     (name, client.model, ", ".join(sorted(tensors))))
             shape = tuple(tensors[name])
-            if int(np.prod(shape)) != p.numel():
+            if (tuple(p.shape) or (1,)) != shape:
                 raise ValueError(
                     "parameter %r has shape %s, the spec says %s" %
                     (name, tuple(p.shape), shape))

@@ -15,6 +15,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def shardps_binary():
+    if os.environ.get("SHARDPS_BINARY"):  # as conftest.py (ctest sets it)
+        return os.environ["SHARDPS_BINARY"]
     build = pathlib.Path(os.environ.get("SHARDPS_BUILD_DIR", REPO / "build"))
     return str(build / "cli" / "shardps")
 
