@@ -298,9 +298,12 @@ class DistributedOptimizer(torch.optim.Optimizer):
                 self._arrays[name] = arr
                 p.data = _tensor_over(arr).view(p.shape)
         else:
+            # Fresh memory of the parameters' own: a parameter may still be
+            # over a read-only mapping (an earlier co-processor optimizer
+            # on the same module), and a pull into that would fault.
             for _, p in params:
-                if not p.data.is_contiguous():
-                    p.data = p.data.contiguous()
+                p.data = torch.empty_like(p.data,
+                                          memory_format=torch.contiguous_format)
             self._refresh(pull=True)
 
     def _wait_all(self, handles):

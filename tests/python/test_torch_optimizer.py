@@ -83,6 +83,24 @@ def test_one_step_applies_sgd_exactly(cluster, mode):
             assert client.clock_count == 2
 
 
+def test_classic_after_coprocessor_pulls_into_memory_of_its_own(cluster):
+    # The module's parameters are over the read-only mapping first; the
+    # classic optimizer must not pull into it (that would fault).
+    cluster_file, consistency = cluster
+    with connect(cluster_file, consistency) as client:
+        net = make_net()
+        st.DistributedOptimizer(net, client, view=shardps.ModelView(client))
+        opt = st.DistributedOptimizer(net, client)
+        x = torch.ones(1, 1, 6, 6)
+        opt.zero_grad()
+        net(x).sum().backward()
+        g = net[2].bias.grad.numpy().copy()
+        b = client.pull("2.bias").wait().copy()
+        opt.step()
+        assert np.array_equal(net[2].bias.detach().numpy(),
+                              b - np.float32(LR) * g)
+
+
 def test_refuses_a_module_that_is_not_the_spec(cluster):
     cluster_file, consistency = cluster
     with connect(cluster_file, consistency) as client:
