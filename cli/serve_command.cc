@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/shard_count_check.h"
 #include "common/curve_keys.h"
+#include "common/metrics_export.h"
 #include "common/segment.h"
 #include "server/shard_server.h"
 
@@ -39,7 +40,8 @@ struct ServeFlags {
   std::string curve_secret_key;  // file
   std::string authorized_keys;   // file
   bool insecure = false;
-  bool allow_new = false;  // --new
+  bool allow_new = false;      // --new
+  std::string metrics_listen;  // empty: no /metrics
 };
 
 // Loads the key files named by the CURVE flags into `options`.
@@ -127,6 +129,11 @@ Result<ServerOptions> MakeServerOptions(const ServeFlags& flags) {
     options.checkpoint = {flags.checkpoint_dir, *every, flags.checkpoint_keep};
   }
   options.allow_insecure_bind = flags.insecure;
+  if (!flags.metrics_listen.empty()) {
+    auto listen = ParseMetricsListen(flags.metrics_listen);
+    if (!listen.ok()) return listen.status().WithContext("--metrics-listen");
+    options.metrics_listen = *listen;
+  }
   Status curve = LoadCurveFlags(flags, &options);
   if (!curve.ok()) return curve;
   return Result<ServerOptions>(std::move(options));
@@ -207,6 +214,9 @@ int RunServe(const ServeFlags& flags) {
 
   // The first stdout line is the contract with scripts and `shardps launch`.
   std::printf("listening on %s\n", (*server)->endpoint().c_str());
+  // Second line, only with --metrics-listen: where /metrics is served.
+  if (!(*server)->metrics_url().empty())
+    std::printf("metrics on %s\n", (*server)->metrics_url().c_str());
   std::fflush(stdout);
   ReportServing(flags, **server, queues, checkpoint, authorized, consistency);
   ReportRecovery((*server)->open_report());
@@ -299,6 +309,10 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   authorized->needs(secret);
   cmd->add_flag("--insecure", flags->insecure,
                 "Allow listening on a non-loopback address without CURVE");
+  cmd->add_option("--metrics-listen", flags->metrics_listen,
+                  "Serve Prometheus metrics at http://ADDR/metrics: PORT "
+                  "(loopback) or HOST:PORT; 0 picks a free port. Off by "
+                  "default (docs/metrics.md)");
   cmd->add_flag("--new", flags->allow_new,
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "

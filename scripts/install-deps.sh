@@ -33,6 +33,8 @@ readonly PACKAGES=(
   python3-numpy
   python3-torch       # shardps.torch and examples/python/
   python3-pytest      # tests/python/
+  prometheus-cpp-dev  # /metrics endpoints (common/metrics_export)
+  prometheus          # tests/metrics/: promtool and a real Prometheus server
 )
 
 # Prints the packages dpkg does not report as fully installed.

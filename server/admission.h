@@ -38,6 +38,8 @@ class Admission {
 
   // Connection `fd` closed: it no longer counts towards max_clients.
   void Disconnected(int fd) { peers_.erase(fd); }
+  // Connections that sent a request and have not disconnected.
+  size_t connections() const { return peers_.size(); }
 
  private:
   const uint32_t max_clients_;

@@ -57,6 +57,7 @@ void ShardServer::Impl::HandleCheckpoint(const wire::Request& req,
 }
 
 void ShardServer::Impl::FinishCheckpoints() {
+  ReplyScope scope(*this, wire::Op::Checkpoint, 0);
   for (Checkpointer::Finished& f : checkpointer_->TakeFinished()) {
     auto waiting = checkpoint_requests_.Take(f.token);
     if (!waiting) continue;

@@ -165,10 +165,17 @@ Result<std::string> Checkpointer::WriteOne() {
   }
   auto done = WriteShardCheckpoint(segment_path_,
                                    shard_dir_ + "/" + UtcStamp(stamp_ms));
-  if (!done.ok()) return done.status();
+  if (!done.ok()) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return done.status();
+  }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
+  last_ok_unix_ms_.store(UnixMs(), std::memory_order_relaxed);
+  last_duration_us_.store(static_cast<int64_t>(secs * 1e6),
+                          std::memory_order_relaxed);
+  written_.fetch_add(1, std::memory_order_relaxed);
   std::fprintf(stderr, "shardps serve: checkpoint %s (%llu bytes, %.2f s)\n",
                done->dir.c_str(), static_cast<unsigned long long>(done->bytes),
                secs);

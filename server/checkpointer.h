@@ -21,6 +21,7 @@
 #ifndef SHARDPS_SERVER_CHECKPOINTER_H_
 #define SHARDPS_SERVER_CHECKPOINTER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -71,6 +72,22 @@ class Checkpointer {
 
   const std::string& shard_dir() const { return shard_dir_; }
 
+  // For /metrics; any thread. The last successful checkpoint's end (Unix
+  // ms; 0 none yet) and duration, and checkpoints written and failed.
+  struct Record {
+    int64_t last_ok_unix_ms = 0;
+    double last_duration_s = 0;
+    uint64_t written = 0, failed = 0;
+  };
+  Record record() const {
+    return {
+        last_ok_unix_ms_.load(std::memory_order_relaxed),
+        static_cast<double>(last_duration_us_.load(std::memory_order_relaxed)) *
+            1e-6,
+        written_.load(std::memory_order_relaxed),
+        failures_.load(std::memory_order_relaxed)};
+  }
+
  private:
   void Loop() EXCLUDES(mu_, stamp_mu_);
   void Prune();
@@ -87,6 +104,8 @@ class Checkpointer {
   Mutex stamp_mu_;  // WriteOne may run on two threads
   int64_t last_stamp_ms_ GUARDED_BY(stamp_mu_) = 0;  // newest name's
   EventFd done_event_;
+  std::atomic<int64_t> last_ok_unix_ms_{0}, last_duration_us_{0};
+  std::atomic<uint64_t> written_{0}, failures_{0};
 };
 
 }  // namespace shardps

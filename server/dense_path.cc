@@ -126,7 +126,7 @@ void ShardServer::Impl::HandlePull(const wire::Request& req,
                            " of '" + segment_->tensor(b.tensor).name + "'"));
       return;
     }
-    bytes_out_ += bytes;
+    metrics_.bytes_out.Add(bytes);
     payload.push_back(std::move(msg));
     blocks.push_back(segment_->block(l).block);
   }
@@ -155,6 +155,7 @@ void ShardServer::Impl::StartUpdate(const wire::Request& req,
     push_ledger_.Record(req.worker(), req.clock(), req.client_id(), seq, local);
   auto pending = std::make_unique<PendingUpdate>();
   pending->request_id = req.request_id();
+  pending->received_ns = reply_start_ns_;
   pending->client = req.client_id();
   pending->slot = slot;
   pending->seq = seq;
@@ -289,9 +290,10 @@ void ShardServer::Impl::MaybeStartBspApply() {
 
 void ShardServer::Impl::Reply(PendingUpdate& done) {
   if (DropPushReply()) return;
+  ReplyScope scope(*this, done.op, done.received_ns);
   const bool with_data = done.op == wire::Op::PushPull;
   if (with_data)
-    for (const auto& m : done.out) bytes_out_ += m.size();
+    for (const auto& m : done.out) metrics_.bytes_out.Add(m.size());
   SendReply(done.identity,
             OkHeader(done.request_id, with_data ? &done.blocks : nullptr),
             with_data ? &done.out : nullptr);

@@ -46,8 +46,12 @@ void ShardServer::Impl::Loop() {
     // At the cap, requests wait in ZeroMQ (and then TCP) until updates
     // finish: backpressure rather than memory.
     items[0].events = in_flight_ < kMaxUpdatesInFlight ? ZMQ_POLLIN : 0;
+    PublishGauges();
     PollItems(items, 6, parked_.PollTimeoutMs());
-    if (items[5].revents & ZMQ_POLLIN) queues_->Finish(queue_reply_);
+    if (items[5].revents & ZMQ_POLLIN) {
+      ReplyScope scope(*this, wire::Op::QueuePush, 0);
+      queues_->Finish(queue_reply_);
+    }
     if (items[2].revents & ZMQ_POLLIN) break;
     if (items[3].revents & ZMQ_POLLIN) OnMonitorEvent();
     if (items[4].revents & ZMQ_POLLIN) FinishCheckpoints();
@@ -84,7 +88,15 @@ void ShardServer::Impl::ReceiveRequests(std::vector<zmq::message_t>& frames) {
 
 void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
   zmq::message_t& identity = frames[0];
-  for (size_t i = 1; i < frames.size(); ++i) bytes_in_ += frames[i].size();
+  // A replayed (parked) request keeps its first arrival and was counted in
+  // then.
+  const uint64_t received = replay_received_ns_;
+  replay_received_ns_ = 0;
+  if (received == 0)
+    for (size_t i = 1; i < frames.size(); ++i)
+      metrics_.bytes_in.Add(frames[i].size());
+  // Until the header parses, a reply answers an op of no name ("other").
+  ReplyScope scope(*this, kUnknownOp, received != 0 ? received : MetricNowNs());
   if (frames.size() < 2) {
     SendError(identity, 0,
               Status(Code::kBadMessage, "message has no header frame"));
@@ -96,6 +108,7 @@ void ShardServer::Impl::HandleMessage(std::vector<zmq::message_t>& frames) {
     return;
   }
   const wire::Request& req = **parsed;
+  reply_op_ = req.op();
   const int fd = frames[1].get(ZMQ_SRCFD);
   Status admitted = admission_.Admit(fd, frames[1]);
   if (!admitted.ok()) {
@@ -242,6 +255,10 @@ void ShardServer::Impl::SendReply(zmq::message_t& identity,
                                   flatbuffers::FlatBufferBuilder& header,
                                   std::vector<zmq::message_t>* payload) {
   const bool has_payload = payload != nullptr && !payload->empty();
+  const auto* sent =
+      flatbuffers::GetRoot<wire::Reply>(header.GetBufferPointer());
+  metrics_.CountReply(reply_op_, static_cast<Code>(sent->code()),
+                      reply_start_ns_);
   try {
     socket_.send(identity, zmq::send_flags::sndmore);
     socket_.send(

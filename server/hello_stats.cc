@@ -65,8 +65,8 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
   stats.pulls = pulls_;
   stats.updates_applied = h.updates_applied.load(std::memory_order_relaxed);
   stats.errors = errors_;
-  stats.bytes_in = bytes_in_;
-  stats.bytes_out = bytes_out_;
+  stats.bytes_in = metrics_.bytes_in.value();
+  stats.bytes_out = metrics_.bytes_out.value();
   stats.uptime_ms = static_cast<uint64_t>(uptime.count());
   stats.pid = ::getpid();
   stats.consistency = c.ModeName();

@@ -19,7 +19,8 @@ constexpr size_t kMaxParked = 4096;
 
 Status ParkedRequests::Park(uint64_t request_id,
                             std::vector<zmq::message_t>& frames,
-                            const Gate& gate, bool replay) {
+                            const Gate& gate, bool replay, wire::Op op,
+                            uint64_t received_ns) {
   if (parked_.size() >= kMaxParked)
     return Status(Code::kBusy, std::to_string(kMaxParked) +
                                    " requests already wait for slower "
@@ -29,6 +30,8 @@ Status ParkedRequests::Park(uint64_t request_id,
   p.gate = gate;
   p.replay = replay;
   p.request_id = request_id;
+  p.op = op;
+  p.received_ns = received_ns;
   p.parked_at = now;
   p.deadline =
       now + std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -139,14 +142,17 @@ bool ShardServer::Impl::PassOrPark(uint64_t request_id,
                                    std::vector<zmq::message_t>& frames,
                                    const Gate& gate, bool replay) {
   if (clocks_.Passes(gate)) return true;
-  Status parked = parked_.Park(request_id, frames, gate, replay);
+  Status parked = parked_.Park(request_id, frames, gate, replay, reply_op_,
+                               reply_start_ns_);
   if (!parked.ok()) SendError(frames[0], request_id, parked);
   return false;
 }
 
 void ShardServer::Impl::ReleaseParked() {
   parked_.Release([this](ParkedRequests::Parked& p) {
+    ReplyScope scope(*this, p.op, p.received_ns);
     if (p.replay) {
+      replay_received_ns_ = p.received_ns;
       HandleMessage(p.frames);
     } else {
       SendReply(p.frames[0], OkHeader(p.request_id), nullptr);
@@ -156,6 +162,7 @@ void ShardServer::Impl::ReleaseParked() {
 
 void ShardServer::Impl::ExpireParked() {
   parked_.Expire([this](ParkedRequests::Parked& p, const Status& timeout) {
+    ReplyScope scope(*this, p.op, p.received_ns);
     SendError(p.frames[0], p.request_id, timeout);
   });
 }

@@ -29,6 +29,10 @@ class ParkedRequests {
     bool replay;  // true: handle the request again; false: reply OK (Clock)
     uint64_t request_id;
     std::chrono::steady_clock::time_point parked_at, deadline;
+    // The request's op and arrival (MetricNowNs; 0 unknown), so its reply
+    // is counted as the request it answers (ShardMetrics).
+    wire::Op op = wire::Op::Hello;
+    uint64_t received_ns = 0;
   };
 
   // `clocks` judges the gates and names the laggards; borrowed, it must
@@ -39,7 +43,7 @@ class ParkedRequests {
   // its identity only (a Clock reply). On Ok `frames` were moved from; on
   // kBusy (the cap is reached) they are untouched and nothing is parked.
   Status Park(uint64_t request_id, std::vector<zmq::message_t>& frames,
-              const Gate& gate, bool replay);
+              const Gate& gate, bool replay, wire::Op op, uint64_t received_ns);
 
   // Takes out each request whose gate passes now and hands it to `run`.
   // `run` may park more requests and call Release again: a nested call only

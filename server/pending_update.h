@@ -23,6 +23,7 @@ struct PendingUpdate {
   std::vector<uint32_t> local;         // the same blocks' indices on the shard
   std::vector<zmq::message_t> out;     // PushPull: updated blocks to return
   uint64_t request_id = 0;
+  uint64_t received_ns = 0;  // MetricNowNs at arrival (ShardMetrics)
   wire::Op op = wire::Op::Push;
   wire::DType dtype = wire::DType::F32;  // of the gradient frames
   // Multiplies the gradient (clip_norm); 1 = as sent.

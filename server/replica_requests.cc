@@ -74,7 +74,7 @@ bool ShardServer::Impl::SendStream(const std::string& identity,
                  zmq::send_flags::sndmore);
     const size_t bytes = payload.size();
     socket_.send(payload, zmq::send_flags::none);
-    bytes_out_ += bytes;
+    metrics_.bytes_out.Add(bytes);
     return true;
   } catch (const zmq::error_t&) {
     return false;  // the replica left; it re-subscribes if it comes back

@@ -55,7 +55,7 @@ void ShardServer::Impl::HandleRows(const wire::Request& req,
     return;
   }
   ++pulls_;
-  bytes_out_ += payload[0].size();
+  metrics_.bytes_out.Add(payload[0].size());
   SendReply(frames[0], OkHeader(req.request_id()), &payload);
 }
 

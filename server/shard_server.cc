@@ -192,6 +192,7 @@ Status ShardServer::Impl::StartCheckpoints() {
 }
 
 void ShardServer::Impl::Stop() {
+  metrics_endpoint_.reset();
   if (!frontend_.joinable()) return;
   stop_.Signal();
   frontend_.join();
@@ -269,6 +270,7 @@ Result<std::unique_ptr<ShardServer>> ShardServer::Start(ServerOptions options) {
   SHARDPS_RETURN_IF_ERROR(impl->Bind());
   SHARDPS_RETURN_IF_ERROR(impl->StartCheckpoints());
   impl->Start();
+  SHARDPS_RETURN_IF_ERROR(impl->StartMetrics());
   return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));
 }
 
@@ -276,6 +278,9 @@ ShardServer::ShardServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ShardServer::~ShardServer() = default;
 void ShardServer::Stop() { impl_->Stop(); }
 const std::string& ShardServer::endpoint() const { return impl_->endpoint(); }
+const std::string& ShardServer::metrics_url() const {
+  return impl_->metrics_url();
+}
 const std::string& ShardServer::segment_path() const {
   return impl_->segment_path();
 }

@@ -74,6 +74,10 @@ struct ServerOptions {
   // Without CURVE, a `listen` endpoint other than loopback/ipc is refused
   // unless this is set (then a warning is printed).
   bool allow_insecure_bind = false;
+  // Serves Prometheus metrics at http://ADDR/metrics when set: "PORT" for
+  // loopback, "HOST:PORT" as written (ParseMetricsListen; port 0 picks
+  // one). Off by default. See docs/metrics.md.
+  std::string metrics_listen;
 };
 
 class ShardServer {
@@ -97,6 +101,8 @@ class ShardServer {
 
   // The bound endpoint with any wildcard port resolved.
   const std::string& endpoint() const;
+  // http://HOST:PORT/metrics, or empty when metrics are off.
+  const std::string& metrics_url() const;
   const std::string& segment_path() const;
   const SegmentOpenReport& open_report() const;
   // Where hosted queue `name` lives, for consumers on this host.

@@ -33,6 +33,7 @@
 #include <zmq.hpp>
 
 #include "common/hello_codec.h"
+#include "common/metrics_export.h"
 #include "common/wire.h"
 #include "server/admission.h"
 #include "server/block_push_ledger.h"
@@ -49,6 +50,7 @@
 #include "server/reply_budget.h"
 #include "server/request_validator.h"
 #include "server/row_journal.h"
+#include "server/shard_metrics.h"
 #include "server/shard_server.h"
 #include "server/table_service.h"
 #include "server/update_journal.h"
@@ -82,6 +84,10 @@ class ShardServer::Impl {
   void Stop();
   Status ReloadAuthorizedKeys(const std::vector<std::string>& keys);
 
+  // Serves /metrics on options_.metrics_listen (when set). After Start.
+  Status StartMetrics();
+  const std::string& metrics_url() const;
+
   const std::string& endpoint() const { return endpoint_; }
   const std::string& segment_path() const { return segment_path_; }
   const SegmentOpenReport& report() const { return report_; }
@@ -110,6 +116,40 @@ class ShardServer::Impl {
     const uint32_t drop = options_.test_faults.drop_push_replies;
     return drop != 0 && ++push_replies_ % drop == 0;
   }
+
+  // ---- metrics.cc
+  // The request a reply answers, for ShardMetrics::CountReply: set by the
+  // code that starts answering one (a request's handler, a finished
+  // update, a released or expired wait) and restored when it is done, so
+  // nested answers (an update finishing inside another request's handler)
+  // are each counted as their own.
+  class ReplyScope {
+   public:
+    ReplyScope(Impl& impl, wire::Op op, uint64_t start_ns)
+        : impl_(impl), op_(impl.reply_op_), start_ns_(impl.reply_start_ns_) {
+      impl.reply_op_ = op;
+      impl.reply_start_ns_ = start_ns;
+    }
+    ~ReplyScope() {
+      impl_.reply_op_ = op_;
+      impl_.reply_start_ns_ = start_ns_;
+    }
+    ReplyScope(const ReplyScope&) = delete;
+    ReplyScope& operator=(const ReplyScope&) = delete;
+
+   private:
+    Impl& impl_;
+    const wire::Op op_;
+    const uint64_t start_ns_;
+  };
+  // An op value no request has: counted as "other".
+  static constexpr wire::Op kUnknownOp = static_cast<wire::Op>(255);
+  // Copies the frontend's plain counters into metrics_'s gauges. Frontend
+  // thread, once per loop turn.
+  void PublishGauges();
+  // One scrape: reads metrics_, the pool's and checkpointer's atomics and
+  // the queues' shared headers. Any thread (the exposer's).
+  void CollectMetrics(MetricFamilies& out) const;
 
   // ---- admission.cc
   // Whether the worker index `req` names may be used by this client over
@@ -239,7 +279,11 @@ class ShardServer::Impl {
   };
   uint64_t in_flight_ = 0;
   uint64_t pushes_ = 0, pulls_ = 0, errors_ = 0;
-  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  // Counted by the frontend, read by scrapes (ShardMetrics).
+  ShardMetrics metrics_{options_.spec.consistency.workers};
+  wire::Op reply_op_ = kUnknownOp;  // see ReplyScope
+  uint64_t reply_start_ns_ = 0;
+  uint64_t replay_received_ns_ = 0;  // set for HandleMessage of a replay
   uint64_t push_replies_ = 0;    // for options_.test_faults.drop_push_replies
   uint64_t row_duplicates_ = 0;  // numbered row pushes found applied
   Admission admission_{options_.max_clients};
@@ -252,6 +296,12 @@ class ShardServer::Impl {
              flatbuffers::FlatBufferBuilder& header, zmq::message_t& payload) {
         return SendStream(identity, header, payload);
       }};
+  // The scrape's objects on the hosted queues (StartMetrics).
+  mutable Mutex scrape_mu_;
+  std::vector<std::pair<std::string, std::unique_ptr<BatchQueue>>>
+      scrape_queues_ GUARDED_BY(scrape_mu_);
+  // Last: destroyed first, so no scrape runs while the members it reads go.
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
 };
 
 }  // namespace shardps

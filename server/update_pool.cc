@@ -43,7 +43,8 @@ UpdatePool::UpdatePool(Segment& segment, const ModelSpec& spec,
                                                       : 0),
       early_scale_(spec.consistency.mean && spec.consistency.workers > 0
                        ? 1.0f / static_cast<float>(spec.consistency.workers)
-                       : 1.0f) {
+                       : 1.0f),
+      apply_latency_(new PerWriter<LatencyHistogram>[writers]) {
   if (early_workers_ > 0) early_.resize(segment.num_blocks());
   for (uint32_t i = 1; i < writers; ++i) {
     workers_.push_back(std::make_unique<Worker>());
@@ -138,6 +139,13 @@ const float* UpdatePool::Float32Gradient(const BlockTask& task,
   return scratch.data();
 }
 
+LatencyHistogram::Snapshot UpdatePool::ApplyLatency() const {
+  LatencyHistogram::Snapshot all;
+  for (uint32_t w = 0; w < writers_; ++w)
+    all.Merge(apply_latency_[w].value.Read());
+  return all;
+}
+
 void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
                        std::vector<float>& scratch) {
   const bool once = task.seq != 0;
@@ -165,7 +173,9 @@ void UpdatePool::Apply(const BlockTask& task, uint32_t writer,
               fault_kill_at_)
         TearAndDie(task.block);
     }
+    const uint64_t start = MetricNowNs();
     Update(task, scratch);
+    apply_latency_[writer].value.ObserveNs(MetricNowNs() - start);
     if (once) DedupeRecord(*window, task.client, task.seq);
     if (journaled) journal_.Close(writer);
     MaybeApplyEarly(task, writer);

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/metric_counters.h"
 #include "common/mutex.h"
 #include "common/optimizer_config.h"
 #include "common/segment.h"
@@ -113,6 +114,9 @@ class UpdatePool {
   uint64_t early_applies() const {
     return early_applies_.load(std::memory_order_relaxed);
   }
+  // How long block applies took (the optimizer step on one block, journal
+  // included), merged over the writers. Any thread.
+  LatencyHistogram::Snapshot ApplyLatency() const;
 
  private:
   struct Worker {
@@ -171,6 +175,8 @@ class UpdatePool {
   std::atomic<uint64_t> early_applies_{0};
   uint64_t fault_kill_at_ = 0;
   std::atomic<uint64_t> journaled_{0};
+  // Indexed by writer; each written only by its writer.
+  std::unique_ptr<PerWriter<LatencyHistogram>[]> apply_latency_;
 };
 
 }  // namespace shardps
