@@ -8,7 +8,10 @@
 
 #include "cli/commands.h"
 #include "cli/curve_flags.h"
+#include "common/metrics_export.h"
+#include "common/mutex.h"
 #include "server/host_replica.h"
+#include "server/replica_metrics.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
 
@@ -23,6 +26,32 @@ struct ReplicaFlags {
   bool all_shards = false;
   uint32_t credits = 8;
   ClientCurveFlags curve;
+  std::string metrics_listen;  // empty: no /metrics
+};
+
+// What a scrape reads: the replica running now. The endpoint outlives the
+// HostReplica objects a SIGHUP replaces, so a scraper's URL stays the same.
+class ReplicaScrape {
+ public:
+  void Serve(HostReplica* replica, const HostReplicaOptions& options)
+      EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    replica_ = replica;
+    storage_ = options.storage;
+    model_ = options.cluster.model;
+    shards_ = static_cast<uint32_t>(options.cluster.shards.size());
+  }
+  void Collect(MetricFamilies& out) const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    if (replica_ != nullptr)
+      CollectReplicaMetrics(storage_, model_, shards_, replica_->Stats(), out);
+  }
+
+ private:
+  mutable Mutex mu_;
+  HostReplica* replica_ GUARDED_BY(mu_) = nullptr;
+  std::string storage_ GUARDED_BY(mu_), model_ GUARDED_BY(mu_);
+  uint32_t shards_ GUARDED_BY(mu_) = 0;
 };
 
 Result<HostReplicaOptions> MakeOptions(const ReplicaFlags& flags) {
@@ -59,14 +88,24 @@ bool ReportReady(const HostReplica& replica) {
   return true;
 }
 
-Result<std::unique_ptr<HostReplica>> StartReplica(const ReplicaFlags& flags) {
+Result<std::unique_ptr<HostReplica>> StartReplica(const ReplicaFlags& flags,
+                                                  ReplicaScrape& scrape) {
   auto options = MakeOptions(flags);
   if (!options.ok()) return options.status();
-  const std::string storage = options->storage;
+  const HostReplicaOptions kept = *options;
   auto replica = HostReplica::Start(std::move(options).value());
-  if (replica.ok())
-    std::fprintf(stderr, "shardps replica: copies under %s\n", storage.c_str());
+  if (replica.ok()) {
+    std::fprintf(stderr, "shardps replica: copies under %s\n",
+                 kept.storage.c_str());
+    scrape.Serve(replica->get(), kept);
+  }
   return replica;
+}
+
+// Stops `replica` once no scrape reads it.
+void StopReplica(HostReplica& replica, ReplicaScrape& scrape) {
+  scrape.Serve(nullptr, {});
+  replica.Stop();
 }
 
 int RunReplica(const ReplicaFlags& flags) {
@@ -78,7 +117,22 @@ int RunReplica(const ReplicaFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto replica = StartReplica(flags);
+  ReplicaScrape scrape;
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!flags.metrics_listen.empty()) {
+    auto endpoint = MetricsEndpoint::Start(
+        flags.metrics_listen, {},
+        [&scrape](MetricFamilies& out) { scrape.Collect(out); });
+    if (!endpoint.ok())
+      return ReportError("replica",
+                         endpoint.status().WithContext("--metrics-listen"));
+    metrics = std::move(endpoint).value();
+    // Before "replica ready": scripts read this line first when they asked
+    // for metrics.
+    std::printf("metrics on %s\n", metrics->url().c_str());
+    std::fflush(stdout);
+  }
+  auto replica = StartReplica(flags, scrape);
   if (!replica.ok()) return ReportError("replica", replica.status());
   bool ready = false;
   int sig = 0;
@@ -91,22 +145,22 @@ int RunReplica(const ReplicaFlags& flags) {
       // The copies stay, so only what changed travels again.
       std::fprintf(stderr, "shardps replica: SIGHUP, re-reading %s\n",
                    flags.cluster.c_str());
-      (*replica)->Stop();
-      replica = StartReplica(flags);
+      StopReplica(**replica, scrape);
+      replica = StartReplica(flags, scrape);
       if (!replica.ok()) return ReportError("replica", replica.status());
       ready = false;
       continue;
     }
     Status error = (*replica)->error();
     if (!error.ok()) {
-      (*replica)->Stop();
+      StopReplica(**replica, scrape);
       return ReportError("replica", error);
     }
     if (!ready) ready = ReportReady(**replica);
   }
   std::fprintf(stderr, "shardps replica: %s, stopping\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
-  (*replica)->Stop();
+  StopReplica(**replica, scrape);
   return 0;
 }
 
@@ -131,6 +185,10 @@ void RegisterReplica(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--all-shards", flags->all_shards,
                 "Mirror shards on this host too (tests, benchmarks)");
+  cmd->add_option("--metrics-listen", flags->metrics_listen,
+                  "Serve Prometheus metrics at http://ADDR/metrics: PORT "
+                  "(loopback) or HOST:PORT; 0 picks a free port. Off by "
+                  "default (docs/metrics.md)");
   AddClientCurveFlags(cmd, &flags->curve);
   cmd->callback([flags, exit_code] { *exit_code = RunReplica(*flags); });
 }

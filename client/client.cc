@@ -47,6 +47,18 @@ int64_t Client::clock() const {
 }
 const std::string& Client::consistency() const { return impl_->consistency_; }
 
+const std::string& Client::metrics_url() const {
+  static const std::string kNone;
+  return impl_->metrics_ ? impl_->metrics_->url() : kNone;
+}
+
+std::string Client::MetricsText() const {
+  const client_internal::ClientMetrics& counters = impl_->io_->metrics();
+  return MetricsAsText(impl_->metric_labels_, [&counters](MetricFamilies& out) {
+    counters.Collect(out);
+  });
+}
+
 Handle Client::Push(std::string_view tensor, const float* grad, size_t count) {
   return impl_->Dense(wire::Op::Push, tensor, grad, nullptr, count);
 }

@@ -17,6 +17,7 @@
 
 #include "client/io_thread.h"
 #include "client/replica_clock_gate.h"
+#include "common/metrics_export.h"
 #include "common/segment_id.h"
 #include "shardps/client.h"
 
@@ -51,6 +52,11 @@ class Client::Impl {
   // bsp with ClientOptions::replica_storage and some shard not local: what
   // each Clock() waits for after the shards (nullptr otherwise).
   std::shared_ptr<client_internal::ReplicaClockGate> replica_gate_;
+  // The series' constant labels (model, worker), and the endpoint serving
+  // them (ClientOptions::metrics_listen). Declared after io_, so it stops
+  // before the counters it reads go.
+  MetricLabels metric_labels_;
+  std::unique_ptr<MetricsEndpoint> metrics_;
 };
 
 }  // namespace shardps

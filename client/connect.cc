@@ -19,6 +19,7 @@
 namespace shardps {
 
 using client_internal::CallState;
+using client_internal::ClientMetrics;
 using client_internal::IoThread;
 using client_internal::Part;
 
@@ -284,6 +285,21 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
     impl->replica_gate_ = client_internal::ReplicaClockGate::ForRemoteShards(
         options.replica_storage, first.model, first.spec_hash,
         impl->local_segments_);
+  impl->metric_labels_ = {{"model", first.model}};
+  if (options.worker >= 0)
+    impl->metric_labels_.push_back({"worker", std::to_string(options.worker)});
+  if (!options.metrics_listen.empty()) {
+    const ClientMetrics* counters = &io.metrics();
+    auto endpoint =
+        MetricsEndpoint::Start(options.metrics_listen, impl->metric_labels_,
+                               [counters](MetricFamilies& out) {
+                                 counters->Collect(out);
+                                 out.ProcessMetrics();
+                               });
+    if (!endpoint.ok())
+      return endpoint.status().WithContext("ClientOptions::metrics_listen");
+    impl->metrics_ = std::move(endpoint).value();
+  }
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

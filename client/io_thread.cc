@@ -196,13 +196,16 @@ void IoThread::TakeSubmissions() {
 
 void IoThread::Send(Part part) {
   Link& link = links_[part.shard];
+  part.started_ns = MetricNowNs();
   if (stopping_.load(std::memory_order_acquire)) {  // see stopping_
+    metrics_.requests.Count(part.op, Code::kUnavailable, 0);
     part.call->PartDone(Status(Code::kUnavailable, "client closed"), part.shard,
                         ShardOutcome::State::kNotApplied);
     return;
   }
   part.retriable = IsRetriable(part.op, options_.exactly_once);
   if (!link.connected && link.ever_connected && !part.retriable) {
+    metrics_.requests.Count(part.op, Code::kUnavailable, part.started_ns);
     part.call->PartDone(
         Status(Code::kUnavailable,
                "shard " + std::to_string(link.index) + " at " + link.endpoint +
@@ -212,6 +215,7 @@ void IoThread::Send(Part part) {
   }
   const uint64_t id = part.request_id;
   Part& stored = parts_.emplace(id, std::move(part)).first->second;
+  metrics_.in_flight.Set(parts_.size());
   Arm(stored, stored.deadline);
   if (IsNumbered(stored.op, options_.exactly_once) &&
       (!link.window_wait.empty() || !Number(link, stored))) {
@@ -310,6 +314,7 @@ void IoThread::SendPayload(Link& link, Part& part) {
     link.socket->send(frame, i + 1 < part.frames.size()
                                  ? zmq::send_flags::sndmore
                                  : zmq::send_flags::none);
+    metrics_.bytes_sent.Add(part.frames[i].second);
   }
   if (part.grad != nullptr) {
     const ModelLayout& layout = *layout_;
@@ -328,6 +333,7 @@ void IoThread::SendPayload(Link& link, Part& part) {
       link.socket->send(frame, i + 1 < part.blocks.size()
                                    ? zmq::send_flags::sndmore
                                    : zmq::send_flags::none);
+      metrics_.bytes_sent.Add(bytes);
     }
   }
 }
@@ -359,6 +365,7 @@ void IoThread::Transmit(Part& part) {
     SendPayload(link, part);
     part.sent = true;
     ++part.attempts;
+    if (part.attempts > 1) metrics_.retries.Add();
     if (part.seq != 0) link.holds_slot = true;
     if (part.retriable) Arm(part, Clock::now() + options_.attempt_timeout);
   } catch (const zmq::error_t& e) {
@@ -422,6 +429,9 @@ void IoThread::Finish(uint64_t request_id, const Status& status, bool replied,
   if (it == parts_.end()) return;
   Part part = std::move(it->second);
   parts_.erase(it);
+  metrics_.in_flight.Set(parts_.size());
+  metrics_.requests.Count(part.op, status.code(), part.started_ns);
+  if (status.code() == Code::kTimeout) metrics_.timeouts.Add();
   deadlines_.erase({part.armed, request_id});
   if (part.seq != 0) {
     Link& link = links_[part.shard];
@@ -559,6 +569,8 @@ void IoThread::OnReply(Link& link) {
       return;
     }
     if (frames.empty()) continue;
+    for (const zmq::message_t& f : frames)
+      metrics_.bytes_received.Add(f.size());
     auto reply = ParseReply(frames[0].data(), frames[0].size(), scratch_);
     if (!reply.ok()) continue;  // nothing to match it to; the deadline will
     auto it = parts_.find((*reply)->request_id());

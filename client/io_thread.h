@@ -40,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "client/call_state.h"
+#include "client/client_metrics.h"
 #include "common/event_fd.h"
 #include "common/mutex.h"
 #include "common/wire.h"
@@ -78,7 +79,8 @@ struct Part {
   // `deadline` and the attempt's timeout; the key in deadlines_).
   uint64_t seq = 0;
   bool retriable = false;
-  uint32_t attempts = 0;  // times sent whole
+  uint32_t attempts = 0;    // times sent whole
+  uint64_t started_ns = 0;  // MetricNowNs when the I/O thread took it
 
   CallState::Clock::time_point armed;
 };
@@ -108,6 +110,8 @@ class IoThread {
   const ClientOptions& options() const { return options_; }
   const std::vector<ShardAddress>& shards() const { return addresses_; }
   uint64_t client_id() const { return client_id_; }
+  // Counted by the I/O thread; read from any thread.
+  const ClientMetrics& metrics() const { return metrics_; }
   const std::string& model() const { return model_; }
   void set_model(std::string model) { model_ = std::move(model); }
 
@@ -203,6 +207,7 @@ class IoThread {
   std::set<std::pair<CallState::Clock::time_point, uint64_t>> deadlines_;
   flatbuffers::FlatBufferBuilder builder_{512};
   HeaderScratch scratch_;
+  ClientMetrics metrics_;
 };
 
 }  // namespace shardps::client_internal

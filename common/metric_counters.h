@@ -11,10 +11,11 @@
 #ifndef SHARDPS_COMMON_METRIC_COUNTERS_H_
 #define SHARDPS_COMMON_METRIC_COUNTERS_H_
 
+#include <time.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <time.h>
 
 namespace shardps {
 
@@ -55,11 +56,10 @@ class LatencyHistogram {
   static constexpr int kBounds = 19;
   // Upper bounds of the finite buckets, in nanoseconds, ascending.
   static constexpr std::array<uint64_t, kBounds> kBoundsNs = {
-      10'000,        25'000,        50'000,        100'000,
-      250'000,       500'000,       1'000'000,     2'500'000,
-      5'000'000,     10'000'000,    25'000'000,    50'000'000,
-      100'000'000,   250'000'000,   500'000'000,   1'000'000'000,
-      2'500'000'000, 5'000'000'000, 10'000'000'000};
+      10'000,        25'000,        50'000,        100'000,       250'000,
+      500'000,       1'000'000,     2'500'000,     5'000'000,     10'000'000,
+      25'000'000,    50'000'000,    100'000'000,   250'000'000,   500'000'000,
+      1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
 
   struct Snapshot {
     // counts[i]: observations in bucket i (not cumulative); [kBounds] is

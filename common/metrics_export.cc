@@ -1,6 +1,10 @@
 #include "common/metrics_export.h"
 
 #include <dirent.h>
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,9 +14,6 @@
 #include <exception>
 #include <fstream>
 #include <limits>
-#include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
-#include <prometheus/metric_family.h>
 #include <sstream>
 
 namespace shardps {
@@ -127,8 +128,7 @@ void MetricFamilies::Gauge(const std::string& name, const std::string& help,
   impl_->Add(name, help, MetricType::Gauge, labels).gauge.value = value;
 }
 
-void MetricFamilies::Histogram(const std::string& name,
-                               const std::string& help,
+void MetricFamilies::Histogram(const std::string& name, const std::string& help,
                                const LatencyHistogram::Snapshot& snapshot,
                                const MetricLabels& labels) {
   ClientMetric::Histogram& h =
@@ -225,6 +225,13 @@ Result<std::string> ParseMetricsListen(const std::string& text) {
   return host + ":" + port;
 }
 
+std::string MetricsAsText(MetricLabels constant,
+                          const std::function<void(MetricFamilies&)>& collect) {
+  MetricFamilies families(std::move(constant));
+  collect(families);
+  return prometheus::TextSerializer().Serialize(families.Take());
+}
+
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     const std::string& listen, MetricLabels constant, Collect collect) {
   auto address = ParseMetricsListen(listen);
@@ -235,8 +242,8 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     // Prometheus scrapes a target at most once at a time.
     endpoint->exposer_ = std::make_unique<prometheus::Exposer>(*address, 2);
   } catch (const std::exception& e) {
-    return Status(Code::kIoError, "cannot serve metrics on " + *address +
-                                      ": " + e.what());
+    return Status(Code::kIoError,
+                  "cannot serve metrics on " + *address + ": " + e.what());
   }
   const std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
   if (ports.empty())

@@ -69,6 +69,11 @@ std::string MetricCodeLabel(Code code);
 // picks a free port. kInvalidArgument for anything else.
 Result<std::string> ParseMetricsListen(const std::string& text);
 
+// What `collect` gathers, in the Prometheus text exposition format (what
+// an endpoint would serve). Any thread.
+std::string MetricsAsText(MetricLabels constant,
+                          const std::function<void(MetricFamilies&)>& collect);
+
 // A running /metrics endpoint. Stops serving when destroyed (after any
 // scrape in progress finishes). Thread-safety: construct and destroy from
 // one thread; `collect` runs on the endpoint's threads.

@@ -257,8 +257,8 @@ void ShardServer::Impl::SendReply(zmq::message_t& identity,
   const bool has_payload = payload != nullptr && !payload->empty();
   const auto* sent =
       flatbuffers::GetRoot<wire::Reply>(header.GetBufferPointer());
-  metrics_.CountReply(reply_op_, static_cast<Code>(sent->code()),
-                      reply_start_ns_);
+  metrics_.replies.Count(reply_op_, static_cast<Code>(sent->code()),
+                         reply_start_ns_);
   try {
     socket_.send(identity, zmq::send_flags::sndmore);
     socket_.send(

@@ -21,7 +21,7 @@ void ShardServer::Impl::PublishGauges() {
   metrics_.duplicates.Set(pool_.duplicates() + row_duplicates_ +
                           queues_->duplicates());
   metrics_.applied_clock.Set(clocks_.applied());
-  std::vector<ShardMetrics::Worker>& workers = metrics_.workers();
+  std::vector<ShardMetrics::Worker>& workers = metrics_.workers;
   for (size_t w = 0; w < workers.size(); ++w) {
     workers[w].clock.Set(clocks_.clock_of(static_cast<int>(w)));
     workers[w].state.Set(
@@ -72,7 +72,7 @@ void ShardServer::Impl::CollectMetrics(MetricFamilies& out) const {
             {{"consistency", clocks_.spec().ModeName()},
              {"shards", std::to_string(h.shard_count)},
              {"threads", std::to_string(pool_.writers())}});
-  metrics_.CollectRequests(out);
+  metrics_.replies.Collect(ShardMetrics::kReplyNames, out);
   out.Counter("shardps_received_bytes_total",
               "Bytes of request frames received (headers and payloads).",
               static_cast<double>(metrics_.bytes_in.value()));
@@ -80,11 +80,11 @@ void ShardServer::Impl::CollectMetrics(MetricFamilies& out) const {
               "Bytes of reply payloads sent (pulled blocks, rows, and the "
               "stream to host replicas).",
               static_cast<double>(metrics_.bytes_out.value()));
-  out.Counter("shardps_block_updates_total",
-              "Optimizer steps applied to a block, since the segment was "
-              "created.",
-              static_cast<double>(
-                  h.updates_applied.load(std::memory_order_relaxed)));
+  out.Counter(
+      "shardps_block_updates_total",
+      "Optimizer steps applied to a block, since the segment was "
+      "created.",
+      static_cast<double>(h.updates_applied.load(std::memory_order_relaxed)));
   out.Histogram("shardps_apply_duration_seconds",
                 "Time to apply one block update in place (optimizer step, "
                 "journal included).",
@@ -108,7 +108,7 @@ void ShardServer::Impl::CollectMetrics(MetricFamilies& out) const {
 
   // Workers: clock, staleness (how far behind the fastest worker, in
   // clocks) and whether connected.
-  const auto& workers = metrics_.workers();
+  const auto& workers = metrics_.workers;
   int64_t newest = 0;
   for (const auto& w : workers) newest = std::max(newest, w.clock.value());
   for (size_t i = 0; i < workers.size(); ++i) {

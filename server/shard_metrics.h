@@ -10,33 +10,26 @@
 #ifndef SHARDPS_SERVER_SHARD_METRICS_H_
 #define SHARDPS_SERVER_SHARD_METRICS_H_
 
-#include <algorithm>
-#include <array>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "common/metric_counters.h"
-#include "common/metrics_export.h"
-#include "protocol_generated.h"
-#include "shardps/status.h"
+#include "common/op_metrics.h"
 
 namespace shardps {
 
-class ShardMetrics {
- public:
-  explicit ShardMetrics(uint32_t workers);
+struct ShardMetrics {
+  explicit ShardMetrics(uint32_t workers) : workers(workers) {}
 
-  // One reply to a request of `op` with `code`; `start_ns` (MetricNowNs)
-  // is when the request arrived, 0 when unknown (then no latency is
-  // recorded). Frontend thread only.
-  void CountReply(wire::Op op, Code code, uint64_t start_ns);
-
-  // Adds the request and latency families to `out`. Any thread.
-  void CollectRequests(MetricFamilies& out) const;
-  // Replies sent to `op` with any code, and those not OK. Any thread.
-  uint64_t replies(wire::Op op) const;
-  uint64_t error_replies() const;
+  // Replies by the op they answer and their code, and the time from the
+  // request's arrival to its reply (ShardServer::Impl::ReplyScope).
+  OpMetrics replies;
+  static constexpr OpMetrics::Names kReplyNames = {
+      "shardps_requests_total",
+      "Requests answered, by operation and result code.",
+      "shardps_request_duration_seconds",
+      "Time from a request's arrival to its reply, as the shard sees it "
+      "(bsp/ssp waits included)."};
 
   OwnedCounter bytes_in, bytes_out;
   // Frontend copies, refreshed once per loop turn.
@@ -48,16 +41,7 @@ class ShardMetrics {
     Published<int64_t> clock;
     Published<uint8_t> state;  // WorkerStats::State
   };
-  std::vector<Worker>& workers() { return workers_; }
-  const std::vector<Worker>& workers() const { return workers_; }
-
- private:
-  // Op and Code values beyond these are counted in the last slot ("other").
-  static constexpr size_t kOps = 16;
-  static constexpr size_t kCodes = static_cast<size_t>(kLastCode) + 1;
-  std::array<std::array<OwnedCounter, kCodes>, kOps> replies_;
-  std::array<LatencyHistogram, kOps> latency_;
-  std::vector<Worker> workers_;
+  std::vector<Worker> workers;
 };
 
 }  // namespace shardps

@@ -64,18 +64,28 @@ class Client:
                  exactly_once: bool = True, push_dtype: str = "float32",
                  replica_storage: str = "", map_local_segments: bool = True,
                  blocks_per_message: int = 0, curve_key: Optional[str] = None,
-                 server_key: Optional[str] = None) -> None:
+                 server_key: Optional[str] = None,
+                 metrics_listen: str = "") -> None:
         """Connects (GIL released) to the shards of `cluster_file`.
         worker: this trainer's index for bsp/ssp (-1: not a worker).
         push_dtype: wire precision of gradients, "float32", "float16" or
         "bfloat16". curve_key: PREFIX (reads PREFIX.key) or a .key file, as
         `shardps --curve-key`; server_key: the servers' .pub file.
+        metrics_listen: serve this client's Prometheus metrics at
+        http://ADDR/metrics ("PORT" for loopback, "HOST:PORT"; "0" picks a
+        port, see metrics_url); docs/metrics.md.
         Raises UnavailableError, SpecMismatchError, BusyError (worker index
         held), NotFoundError (cluster file), InvalidArgumentError."""
     @property
     def model(self) -> str: ...
     @property
     def spec_hash(self) -> int: ...
+    @property
+    def metrics_url(self) -> str:
+        """Where metrics_listen serves /metrics; "" when not set."""
+    def metrics_text(self) -> str:
+        """This client's shardps_client_* series in the Prometheus text
+        format, e.g. for a trainer's own endpoint."""
     @property
     def consistency(self) -> str:
         """"async", "bsp" or "ssp:S"."""

@@ -99,7 +99,8 @@ class PyClient {
            const std::string& push_dtype, const std::string& replica_storage,
            bool map_local_segments, uint32_t blocks_per_message,
            std::optional<std::string> curve_key,
-           std::optional<std::string> server_key)
+           std::optional<std::string> server_key,
+           const std::string& metrics_listen)
       : state_(std::make_shared<ClientState>()) {
     ClientOptions options;
     options.worker = worker;
@@ -110,6 +111,7 @@ class PyClient {
     options.replica_storage = replica_storage;
     options.map_local_segments = map_local_segments;
     options.blocks_per_message = blocks_per_message;
+    options.metrics_listen = metrics_listen;
     if (curve_key && !curve_key->empty()) {
       auto pair = LoadCurveKeyPair(*curve_key);
       ThrowIfError(pair.status());
@@ -139,6 +141,8 @@ class PyClient {
   const std::string& model() const { return model_; }
   uint64_t spec_hash() const { return spec_hash_; }
   const std::string& consistency() const { return consistency_; }
+  std::string metrics_url() const { return LiveClient()->metrics_url(); }
+  std::string metrics_text() const { return LiveClient()->MetricsText(); }
   int64_t clock_count() const { return LiveClient()->clock(); }
   std::vector<std::string> local_segments() const {
     return LiveClient()->local_segments();
@@ -514,13 +518,14 @@ void RegisterClient(py::module_& m) {
       .def(
           py::init<const std::string&, int, double, double, bool,
                    const std::string&, const std::string&, bool, uint32_t,
-                   std::optional<std::string>, std::optional<std::string>>(),
+                   std::optional<std::string>, std::optional<std::string>,
+                   const std::string&>(),
           py::arg("cluster_file"), py::kw_only(), py::arg("worker") = -1,
           py::arg("request_timeout") = 30.0, py::arg("connect_timeout") = 10.0,
           py::arg("exactly_once") = true, py::arg("push_dtype") = "float32",
           py::arg("replica_storage") = "", py::arg("map_local_segments") = true,
           py::arg("blocks_per_message") = 0u, py::arg("curve_key") = py::none(),
-          py::arg("server_key") = py::none())
+          py::arg("server_key") = py::none(), py::arg("metrics_listen") = "")
       .def_property_readonly("model", &PyClient::model)
       .def_property_readonly("spec_hash", &PyClient::spec_hash)
       .def_property_readonly("consistency", &PyClient::consistency)
@@ -528,6 +533,8 @@ void RegisterClient(py::module_& m) {
       .def_property_readonly("tensors", &PyClient::tensors)
       .def_property_readonly("tables", &PyClient::tables)
       .def_property_readonly("local_segments", &PyClient::local_segments)
+      .def_property_readonly("metrics_url", &PyClient::metrics_url)
+      .def("metrics_text", &PyClient::metrics_text)
       .def("push", &PyClient::Push, py::arg("name"), py::arg("grad"))
       .def("pull", &PyClient::Pull, py::arg("name"),
            py::arg("out") = py::none())

@@ -217,6 +217,14 @@ class Client {
   // shard's write error. Not retried (it would write another checkpoint).
   Result<std::vector<std::string>> Checkpoint();
 
+  // Where ClientOptions::metrics_listen serves /metrics
+  // (http://HOST:PORT/metrics); empty when it is not set.
+  const std::string& metrics_url() const;
+  // This client's series (shardps_client_*, labelled with the model and
+  // the worker) in the Prometheus text exposition format, to serve from a
+  // trainer's own endpoint or to log. Thread-safe; never blocks calls.
+  std::string MetricsText() const;
+
  private:
   // ModelView::Open(const Client&) reads which segments are local and the
   // identities the shards reported for them.

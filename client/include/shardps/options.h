@@ -108,6 +108,14 @@ struct ClientOptions {
   std::string curve_server_key;
   std::string curve_public_key;
   std::string curve_secret_key;
+
+  // Serves this client's metrics (request counts and latencies by op,
+  // retries, timeouts, bytes, plus the process's process_* series) in the
+  // Prometheus text format at http://ADDR/metrics: "PORT" for loopback,
+  // "HOST:PORT" as written, port 0 picks a free one (Client::metrics_url).
+  // Empty (default): no endpoint; Client::MetricsText still works, for a
+  // trainer that serves its own. docs/metrics.md lists the series.
+  std::string metrics_listen;
 };
 
 }  // namespace shardps
