@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
                "and report each figure against the plain one");
   app.add_option("--seconds", seconds, "Time per measurement")
       ->check(CLI::Range(0.01, 60.0));
+  int rounds = 0;
+  app.add_option("--rounds", rounds,
+                 "metrics: off/on rounds per measurement (default 7)")
+      ->check(CLI::Range(1, 1000));
   std::string rate;
   app.add_option("--rate", rate,
                  "multihost: each trainer host's link rate (tc), default "
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
   if (seconds > 0) options.seconds = options.metrics_seconds = seconds;
   options.curve = curve;
+  if (rounds > 0) options.metrics_rounds = rounds;
   if (!rate.empty()) options.multihost_rate = rate;
   options.plot_dir = plot;
   Report report;

@@ -69,16 +69,16 @@ Result<std::string> HttpGet(const std::string& url,
   tv.tv_usec = (timeout.count() % 1000) * 1000;
   ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&addr),
-                sizeof(addr)) != 0)
+  if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
+      0)
     return ErrnoStatus(Code::kUnavailable, "connect " + url, errno);
-  const std::string request = "GET " + u->path + " HTTP/1.1\r\nHost: " +
-                              u->host + ":" + std::to_string(u->port) +
-                              "\r\nConnection: close\r\n\r\n";
+  const std::string request =
+      "GET " + u->path + " HTTP/1.1\r\nHost: " + u->host + ":" +
+      std::to_string(u->port) + "\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
-    const ssize_t n = ::send(s.fd, request.data() + sent,
-                             request.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n = ::send(s.fd, request.data() + sent, request.size() - sent,
+                             MSG_NOSIGNAL);
     if (n <= 0) return ErrnoStatus(Code::kUnavailable, "send " + url, errno);
     sent += static_cast<size_t>(n);
   }
@@ -132,7 +132,8 @@ void MetricsScraper::Loop(std::string url, std::chrono::milliseconds interval) {
     auto body = HttpGet(url, std::chrono::seconds(5));
     seconds_in_scrapes_ +=
         std::chrono::duration<double>(Clock::now() - begin).count();
-    if (body.ok() && body->find("shardps_requests_total") != std::string::npos) {
+    if (body.ok() &&
+        body->find("shardps_requests_total") != std::string::npos) {
       ++scrapes_;
       body_bytes_ = body->size();
     } else {

@@ -210,8 +210,8 @@ void AddFigures(const SuiteOptions& o, const LoadSpec& spec,
   c.unit = "ns";
   c.ceiling = 1e9 / Median(off);
   c.ceiling_name = "one push (1/rate, off)";
-  c.note = Fixed(100 * c.ratio(), 2) + "% of a push: " +
-           std::to_string(kAddsPerPush) + " x Add " +
+  c.note = Fixed(100 * c.ratio(), 2) +
+           "% of a push: " + std::to_string(kAddsPerPush) + " x Add " +
            Fixed(counting.add_ns, 2) + " ns + " +
            std::to_string(kObservationsPerPush) +
            " x (ObserveNs + 2 MetricNowNs) " + Fixed(counting.observe_ns, 1) +
@@ -221,9 +221,9 @@ void AddFigures(const SuiteOptions& o, const LoadSpec& spec,
 
 // bench/results-style CSV of every round, and a chart of the per-round
 // ratios (gnuplot, when installed).
-void WriteResults(const std::string& dir,
-                  const std::vector<std::pair<LoadSpec, std::vector<Round>>>&
-                      measured) {
+void WriteResults(
+    const std::string& dir,
+    const std::vector<std::pair<LoadSpec, std::vector<Round>>>& measured) {
   ::mkdir(dir.c_str(), 0755);
   std::ofstream csv(dir + "/metrics.csv");
   csv << "bytes,inflight,round,off_pushes_per_s,on_pushes_per_s,off_mb_per_s,"
@@ -251,7 +251,8 @@ void WriteResults(const std::string& dir,
   gp << "set terminal pngcairo size 900,500\n"
      << "set output '" << dir << "/metrics.png'\n"
      << "set xlabel 'round'\nset ylabel 'push rate, scraped / no endpoint'\n"
-     << "set grid\nset key bottom right\nset yrange [0.5:1.5]\n"
+     << "set grid\nset key bottom right\nset logscale y\nset yrange [0.25:4]\n"
+     << "set ytics (0.25, 0.5, 0.75, 1, 1.33, 2, 4)\n"
      << "set title 'push rate with /metrics scraped every 100 ms vs off'\n"
      << "plot for [i=0:" << column - 1 << "] '" << dir
      << "/metrics.dat' index i using 1:2 with linespoints title "
