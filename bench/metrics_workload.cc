@@ -192,7 +192,12 @@ void AddFigures(const SuiteOptions& o, const LoadSpec& spec,
   f.unit = "req/s";
   f.ceiling = Median(off);
   f.ceiling_name = "no /metrics endpoint";
-  f.note = "per-round on/off " + Spread(ratio, 3) + "; req/s off " +
+  // A cost shows as every round below 1; a range that spans 1 is noise.
+  const auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
+  const char* verdict = *hi < 1   ? " (every round slower)"
+                        : *lo > 1 ? " (every round faster)"
+                                  : " (spans 1: noise)";
+  f.note = "per-round on/off " + Spread(ratio, 3) + verdict + "; req/s off " +
            Spread(off, 0) + " on " + Spread(on, 0) + "; MB/s off " +
            Spread(off_mb, 1) + " on " + Spread(on_mb, 1) + "; " +
            std::to_string(scrapes) + " scrapes every " +
