@@ -4,6 +4,7 @@
 //   shardps-bench transport latency     # some workloads
 //   shardps-bench --quick --json out.json --plot plots/
 //   shardps-bench multihost --rate 1gbit --plot bench/results  # root only
+//   shardps-bench metrics --plot bench/results  # /metrics on vs off
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -26,11 +27,20 @@ int RunRole(int argc, char** argv) {
   const std::string role = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (role == "__raw-sink" && args.size() == 1) return RunRawSink(args[0]);
+  // __server SPEC SHARD SHARDS LISTEN THREADS [KEY AUTHORIZED]
+  //          [--metrics-listen=ADDR]
+  std::string metrics_listen;
+  const std::string metrics_flag = "--metrics-listen=";
+  if (role == "__server" && !args.empty() &&
+      args.back().rfind(metrics_flag, 0) == 0) {
+    metrics_listen = args.back().substr(metrics_flag.size());
+    args.pop_back();
+  }
   if (role == "__server" && (args.size() == 5 || args.size() == 7))
     return RunBenchServer(args[0], std::stoul(args[1]), std::stoul(args[2]),
                           args[3], std::stoul(args[4]),
                           args.size() == 7 ? args[5] : "",
-                          args.size() == 7 ? args[6] : "");
+                          args.size() == 7 ? args[6] : "", metrics_listen);
   if (role == "__client") return RunClientRole(args);
   if (role == "__cop-worker") return RunCoprocessorWorkerRole(args);
   if (role == "__mh-trainer") return RunMultihostTrainerRole(args);
@@ -55,10 +65,11 @@ int main(int argc, char** argv) {
   std::string json, plot;
   app.add_option("workloads", workloads,
                  "transport latency sparse apply coprocessor stream "
-                 "exactly-once, multihost (root; not in all), or all")
+                 "exactly-once, multihost (root; not in all), metrics (not in "
+                 "all), or all")
       ->check(CLI::IsMember({"all", "transport", "latency", "sparse", "apply",
                              "coprocessor", "stream", "exactly-once",
-                             "multihost"}));
+                             "multihost", "metrics"}));
   app.add_flag("--quick", quick, "Small, fast suite (a smoke test)");
   bool curve = false;
   app.add_flag("--curve", curve,
@@ -66,6 +77,10 @@ int main(int argc, char** argv) {
                "and report each figure against the plain one");
   app.add_option("--seconds", seconds, "Time per measurement")
       ->check(CLI::Range(0.01, 60.0));
+  int rounds = 0;
+  app.add_option("--rounds", rounds,
+                 "metrics: off/on rounds per measurement (default 7)")
+      ->check(CLI::Range(1, 1000));
   std::string rate;
   app.add_option("--rate", rate,
                  "multihost: each trainer host's link rate (tc), default "
@@ -79,8 +94,9 @@ int main(int argc, char** argv) {
                  "coprocessor", "stream",  "exactly-once"};
 
   SuiteOptions options = quick ? QuickSuite() : DefaultSuite();
-  if (seconds > 0) options.seconds = seconds;
+  if (seconds > 0) options.seconds = options.metrics_seconds = seconds;
   options.curve = curve;
+  if (rounds > 0) options.metrics_rounds = rounds;
   if (!rate.empty()) options.multihost_rate = rate;
   options.plot_dir = plot;
   Report report;
@@ -92,6 +108,7 @@ int main(int argc, char** argv) {
                : w == "coprocessor" ? RunCoprocessor(options, &report)
                : w == "stream"      ? RunStream(options, &report)
                : w == "multihost"   ? RunMultihost(options, &report)
+               : w == "metrics"     ? RunMetrics(options, &report)
                                     : RunExactlyOnce(options, &report);
     if (!s.ok()) {
       std::fprintf(stderr, "shardps-bench: %s: %s\n", w.c_str(),

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -32,7 +33,8 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                                          const std::string& transport,
                                          uint32_t threads,
                                          const std::string& extra_spec,
-                                         bool curve) {
+                                         bool curve,
+                                         const std::string& metrics_listen) {
   BenchCluster c;
   auto dir = MakeTempDir();
   if (!dir.ok()) return dir.status();
@@ -72,11 +74,21 @@ Result<BenchCluster> BenchCluster::Start(uint64_t floats, uint32_t shards,
                                      listen,
                                      std::to_string(threads)};
     args.insert(args.end(), curve_args.begin(), curve_args.end());
+    if (!metrics_listen.empty())
+      args.push_back("--metrics-listen=" + metrics_listen);
     auto child = Child::Spawn(args);
     if (!child.ok()) return child.status();
     c.servers_.push_back(std::move(child).value());
     auto ep = AwaitEndpoint(c.servers_.back());
     if (!ep.ok()) return ep.status();
+    if (!metrics_listen.empty()) {
+      auto line = c.servers_.back().ReadLine(std::chrono::seconds(60));
+      if (!line.ok()) return line.status().WithContext("metrics line");
+      const std::string prefix = "metrics on ";
+      if (line->compare(0, prefix.size(), prefix) != 0)
+        return Status(Code::kInternal, "server said: " + *line);
+      c.metrics_urls_.push_back(line->substr(prefix.size()));
+    }
     info.shards.push_back({i, *ep,
                            c.dir_ + "/bench/shard-" + std::to_string(i) +
                                "-of-" + std::to_string(shards) + ".seg"});
@@ -107,7 +119,8 @@ BenchCluster::~BenchCluster() {
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
                    uint32_t shards, const std::string& listen, uint32_t threads,
                    const std::string& curve_secret_key,
-                   const std::string& authorized_keys) {
+                   const std::string& authorized_keys,
+                   const std::string& metrics_listen) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -128,6 +141,7 @@ int RunBenchServer(const std::string& spec_file, uint32_t shard,
   // client: 512 MiB of replies that the default per-client budget (256 MiB,
   // a bound on what a slow reader can pin) would refuse with kBusy.
   options.max_reply_bytes_per_client = uint64_t{1} << 30;
+  options.metrics_listen = metrics_listen;
   if (!curve_secret_key.empty()) {
     auto pair = LoadCurveSecretKey(curve_secret_key);
     auto keys = LoadAuthorizedKeys(authorized_keys);
@@ -146,6 +160,8 @@ int RunBenchServer(const std::string& spec_file, uint32_t shard,
     return 1;
   }
   std::printf("listening on %s\n", (*server)->endpoint().c_str());
+  if (!metrics_listen.empty())
+    std::printf("metrics on %s\n", (*server)->metrics_url().c_str());
   std::fflush(stdout);
   int sig;
   sigwait(&stop, &sig);

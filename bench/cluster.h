@@ -20,11 +20,15 @@ class BenchCluster {
   // `extra_spec` is appended to the spec (e.g. a [[table]]).
   // `curve`: the servers run with CURVE (fresh keys in the cluster's
   // directory) and curve_key() names the one client key they accept.
+  // `metrics_listen` (ServerOptions::metrics_listen, e.g. "0" for a free
+  // loopback port): each server serves /metrics and metrics_urls() names
+  // them; empty: no endpoint.
   static Result<BenchCluster> Start(uint64_t floats, uint32_t shards,
                                     const std::string& transport,
                                     uint32_t threads = 1,
                                     const std::string& extra_spec = "",
-                                    bool curve = false);
+                                    bool curve = false,
+                                    const std::string& metrics_listen = "");
   BenchCluster() = default;
   BenchCluster(BenchCluster&&) = default;
   BenchCluster& operator=(BenchCluster&&) = default;
@@ -34,11 +38,14 @@ class BenchCluster {
   const std::string& dir() const { return dir_; }
   // Prefix of the authorized client key (PREFIX.key); empty without CURVE.
   const std::string& curve_key() const { return curve_key_; }
+  // http://HOST:PORT/metrics of each shard; empty without metrics_listen.
+  const std::vector<std::string>& metrics_urls() const { return metrics_urls_; }
 
  private:
   std::string dir_;
   std::string cluster_file_;
   std::string curve_key_;
+  std::vector<std::string> metrics_urls_;
   std::vector<Child> servers_;
 };
 
@@ -55,11 +62,13 @@ Result<std::string> MakeTempDir();
 void RemoveTree(const std::string& dir);
 
 // The server role: runs a ShardServer until SIGTERM, with CURVE when
-// `curve_secret_key` (a .key file) is non-empty.
+// `curve_secret_key` (a .key file) is non-empty. Prints "listening on EP",
+// then "metrics on URL" when `metrics_listen` is non-empty.
 int RunBenchServer(const std::string& spec_file, uint32_t shard,
                    uint32_t shards, const std::string& listen, uint32_t threads,
                    const std::string& curve_secret_key = "",
-                   const std::string& authorized_keys = "");
+                   const std::string& authorized_keys = "",
+                   const std::string& metrics_listen = "");
 
 }  // namespace shardps::bench
 

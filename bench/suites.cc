@@ -19,6 +19,7 @@ SuiteOptions DefaultSuite() {
   o.sparse_dims = {1, 16, 64};
   o.exactly_once_sizes = {4 << 10, 1 << 20, 16 << 20};
   o.multihost_floats = {16 << 20, 64 << 20};
+  o.metrics_sizes = {4 << 10, 1 << 20};
   return o;
 }
 
@@ -43,6 +44,9 @@ SuiteOptions QuickSuite() {
   o.multihost_warmup = 1;
   o.multihost_steps = 3;
   o.multihost_tmpfs = "512m";
+  o.metrics_sizes = {4 << 10};
+  o.metrics_rounds = 2;
+  o.metrics_seconds = 0.1;
   return o;
 }
 

@@ -40,6 +40,12 @@ struct SuiteOptions {
   int multihost_warmup = 2;          // steps not measured
   int multihost_steps = 3;           // measured steps
   double multihost_compute_ms = 50;  // synthetic compute (a sleep)
+  // metrics: push payloads, off/on rounds, seconds per measurement and the
+  // scraper's interval.
+  std::vector<uint64_t> metrics_sizes;
+  int metrics_rounds = 7;
+  double metrics_seconds = 1.0;
+  int metrics_scrape_ms = 100;
   // Where workloads that make their own plots and CSV write them (--plot).
   std::string plot_dir;
 };
@@ -54,6 +60,9 @@ Status RunCoprocessor(const SuiteOptions& o, Report* report);
 Status RunSparse(const SuiteOptions& o, Report* report);
 Status RunStream(const SuiteOptions& o, Report* report);
 Status RunExactlyOnce(const SuiteOptions& o, Report* report);
+// Push rate with /metrics scraped against no endpoint, and the counting's
+// share of a small push; writes metrics.csv (and .png) into plot_dir.
+Status RunMetrics(const SuiteOptions& o, Report* report);
 // Prints a SKIPPED line and returns OK where the bed cannot run (not root).
 Status RunMultihost(const SuiteOptions& o, Report* report);
 
