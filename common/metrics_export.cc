@@ -1,20 +1,26 @@
 #include "common/metrics_export.h"
 
 #include <dirent.h>
+#include <netdb.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 namespace shardps {
 
@@ -225,6 +231,46 @@ Result<std::string> ParseMetricsListen(const std::string& text) {
   return host + ":" + port;
 }
 
+namespace {
+
+// civetweb's accept loop polls its socket for up to 2 s between looks at
+// its stop flag, so stopping an exposer takes up to 2 s unless a connection
+// wakes it. This connects to the endpoint and closes at once, every few
+// milliseconds until `done`; each connection closes before any byte is
+// sent, so no worker waits on it.
+void WakeUntil(const sockaddr_storage& address, socklen_t length,
+               const std::atomic<bool>& done) {
+  while (!done.load(std::memory_order_acquire)) {
+    const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    (void)::connect(fd, reinterpret_cast<const sockaddr*>(&address), length);
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Where to connect to reach an endpoint bound to host:port (loopback for a
+// wildcard bind); false when the host does not resolve.
+bool WakeAddress(const std::string& host, int port, sockaddr_storage* out,
+                 socklen_t* length) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  const bool wildcard = host == "0.0.0.0" || host == "[::]" || host == "::";
+  std::string name = wildcard ? "127.0.0.1" : host;
+  if (name.size() > 2 && name.front() == '[')
+    name = name.substr(1, name.size() - 2);
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(name.c_str(), std::to_string(port).c_str(), &hints,
+                    &found) != 0)
+    return false;
+  std::memcpy(out, found->ai_addr, found->ai_addrlen);
+  *length = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  return true;
+}
+
+}  // namespace
+
 std::string MetricsAsText(MetricLabels constant,
                           const std::function<void(MetricFamilies&)>& collect) {
   MetricFamilies families(std::move(constant));
@@ -253,6 +299,10 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   const std::string host = address->substr(0, address->rfind(':'));
   endpoint->url_ =
       "http://" + host + ":" + std::to_string(endpoint->port_) + "/metrics";
+  // Resolved now: a lookup at shutdown may take long (NSS).
+  if (!WakeAddress(host, endpoint->port_, &endpoint->wake_address_,
+                   &endpoint->wake_length_))
+    endpoint->wake_length_ = 0;
   endpoint->collectable_ = std::make_shared<CallbackCollectable>(
       std::move(constant), std::move(collect));
   endpoint->exposer_->RegisterCollectable(endpoint->collectable_);
@@ -260,8 +310,14 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
 }
 
 MetricsEndpoint::~MetricsEndpoint() {
+  if (wake_length_ == 0) return;  // exposer_ stops in its own time
+  std::atomic<bool> stopped{false};
+  std::thread waker(
+      [this, &stopped] { WakeUntil(wake_address_, wake_length_, stopped); });
   // The exposer first: its threads may be inside Collect.
   exposer_.reset();
+  stopped.store(true, std::memory_order_release);
+  waker.join();
 }
 
 }  // namespace shardps

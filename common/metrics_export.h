@@ -10,6 +10,8 @@
 #ifndef SHARDPS_COMMON_METRICS_EXPORT_H_
 #define SHARDPS_COMMON_METRICS_EXPORT_H_
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -96,6 +98,10 @@ class MetricsEndpoint {
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
   std::string url_;
+  // Where the destructor connects to wake civetweb's accept loop; length 0
+  // when unknown.
+  sockaddr_storage wake_address_{};
+  socklen_t wake_length_ = 0;
 };
 
 }  // namespace shardps

@@ -24,16 +24,17 @@ void OpMetrics::Collect(const Names& names, MetricFamilies& out) const {
            op == wire::Op::PushPull || op == wire::Op::Clock;
   };
   for (size_t o = 0; o < kOps; ++o) {
-    const std::string op =
-        o + 1 < kOps ? MetricOpLabel(OpName(static_cast<wire::Op>(o)))
-                     : std::string("other");
+    const std::string op = o + 1 < kOps
+                               ? MetricOpLabel(OpName(static_cast<wire::Op>(o)))
+                               : std::string("other");
     // Names the protocol reserves but no version serves.
     if (op == "unknown_op" || op == "barrier") continue;
     for (size_t c = 0; c < kCodes; ++c) {
       const uint64_t n = counts_[o][c].value();
       if (n == 0 && !(c == 0 && always(o))) continue;
-      out.Counter(names.count, names.count_help, static_cast<double>(n),
-                  {{"op", op}, {"code", MetricCodeLabel(static_cast<Code>(c))}});
+      out.Counter(
+          names.count, names.count_help, static_cast<double>(n),
+          {{"op", op}, {"code", MetricCodeLabel(static_cast<Code>(c))}});
     }
     const LatencyHistogram::Snapshot s = latency_[o].Read();
     if (s.count == 0 && !always(o)) continue;

@@ -30,8 +30,7 @@ Lag LagOf(const ReplicaState& fresh) {
     if (oldest == 0 || since < oldest) oldest = since;
   }
   if (oldest != 0) lag.oldest_s = static_cast<double>(now - oldest) * 1e-9;
-  const int64_t heard =
-      fresh.header().heard_ns.load(std::memory_order_relaxed);
+  const int64_t heard = fresh.header().heard_ns.load(std::memory_order_relaxed);
   if (heard != 0) lag.heard_age_s = static_cast<double>(now - heard) * 1e-9;
   return lag;
 }
@@ -43,7 +42,8 @@ void CollectReplicaMetrics(const std::string& storage, const std::string& model,
                            const std::vector<ReplicaShardStats>& stats,
                            MetricFamilies& out) {
   for (const ReplicaShardStats& s : stats) {
-    const MetricLabels shard = {{"shard", std::to_string(s.shard)}};
+    const MetricLabels shard = {{"model", model},
+                                {"shard", std::to_string(s.shard)}};
     out.Gauge("shardps_replica_shard_local",
               "1 when the shard's segment is on this host (mapped directly, "
               "not copied).",

@@ -17,9 +17,10 @@ bool Has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
 
-TEST_CASE("a latency histogram puts each observation in the first bucket "
-          "whose bound holds it",
-          "[metrics]") {
+TEST_CASE(
+    "a latency histogram puts each observation in the first bucket "
+    "whose bound holds it",
+    "[metrics]") {
   LatencyHistogram h;
   h.ObserveNs(1);               // bucket 0 (<= 10 us)
   h.ObserveNs(10'000);          // bucket 0: bounds are inclusive
@@ -40,9 +41,10 @@ TEST_CASE("a latency histogram puts each observation in the first bucket "
   CHECK(merged.counts[0] == 4);
 }
 
-TEST_CASE("metric families serialise as the Prometheus text format, "
-          "histograms cumulative with +Inf",
-          "[metrics]") {
+TEST_CASE(
+    "metric families serialise as the Prometheus text format, "
+    "histograms cumulative with +Inf",
+    "[metrics]") {
   LatencyHistogram h;
   h.ObserveNs(5'000);
   h.ObserveNs(30'000);
@@ -64,15 +66,13 @@ TEST_CASE("metric families serialise as the Prometheus text format, "
   CHECK(series.at(R"(g{model="m"})") == 1.5);
   CHECK(series.at(R"(lat_seconds_bucket{model="m",op="push",le="1e-05"})") ==
         1);
-  CHECK(series.at(
-            R"(lat_seconds_bucket{model="m",op="push",le="2.5e-05"})") == 1);
+  CHECK(series.at(R"(lat_seconds_bucket{model="m",op="push",le="2.5e-05"})") ==
+        1);
   CHECK(series.at(R"(lat_seconds_bucket{model="m",op="push",le="5e-05"})") ==
         3);
-  CHECK(series.at(R"(lat_seconds_bucket{model="m",op="push",le="+Inf"})") ==
-        3);
+  CHECK(series.at(R"(lat_seconds_bucket{model="m",op="push",le="+Inf"})") == 3);
   CHECK(series.at(R"(lat_seconds_count{model="m",op="push"})") == 3);
-  CHECK(series.at(R"(lat_seconds_sum{model="m",op="push"})") ==
-        Approx(65e-6));
+  CHECK(series.at(R"(lat_seconds_sum{model="m",op="push"})") == Approx(65e-6));
 }
 
 TEST_CASE("op metrics label ops and codes the Prometheus way", "[metrics]") {
@@ -118,9 +118,10 @@ TEST_CASE("a metrics listen address is PORT for loopback or HOST:PORT",
   }
 }
 
-TEST_CASE("a metrics endpoint serves what its collector gathers, and a "
-          "taken port is an error",
-          "[metrics]") {
+TEST_CASE(
+    "a metrics endpoint serves what its collector gathers, and a "
+    "taken port is an error",
+    "[metrics]") {
   int scrapes = 0;
   auto endpoint = MetricsEndpoint::Start(
       "127.0.0.1:0", {{"model", "m"}}, [&scrapes](MetricFamilies& out) {
@@ -130,8 +131,7 @@ TEST_CASE("a metrics endpoint serves what its collector gathers, and a "
   REQUIRE(endpoint.ok());
   REQUIRE((*endpoint)->port() > 0);
   CHECK((*endpoint)->url() ==
-        "http://127.0.0.1:" + std::to_string((*endpoint)->port()) +
-            "/metrics");
+        "http://127.0.0.1:" + std::to_string((*endpoint)->port()) + "/metrics");
   for (int i = 1; i <= 2; ++i) {
     const auto body = HttpGet((*endpoint)->url());
     REQUIRE(body.has_value());
@@ -142,9 +142,9 @@ TEST_CASE("a metrics endpoint serves what its collector gathers, and a "
     CHECK(series.at(R"(process_start_time_seconds{model="m"})") > 1.7e9);
   }
 
-  auto taken = MetricsEndpoint::Start(
-      "127.0.0.1:" + std::to_string((*endpoint)->port()), {},
-      [](MetricFamilies&) {});
+  auto taken =
+      MetricsEndpoint::Start("127.0.0.1:" + std::to_string((*endpoint)->port()),
+                             {}, [](MetricFamilies&) {});
   REQUIRE(!taken.ok());
   CHECK(taken.status().code() == Code::kIoError);
   CHECK(Has(taken.status().message(), "cannot serve metrics on 127.0.0.1:"));

@@ -2,8 +2,8 @@
 // made, exactly; a client counts its own requests; a host replica reports
 // what it received and how far its copies lag; and scrapes running beside
 // pushes neither block nor disturb them (run under TSan too).
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -89,14 +89,14 @@ TEST_CASE("a shard's /metrics counts exactly the requests it answered",
   const auto s0 = Scrape(url0);
   const auto s1 = Scrape(url1);
   for (const auto* s : {&s0, &s1}) {
-    CHECK(Value(*s, "shardps_requests_total", R"(op="push")",
-                R"(code="ok")") == kPushes);
-    CHECK(Value(*s, "shardps_requests_total", R"(op="pull")",
-                R"(code="ok")") == kPulls);
-    CHECK(Value(*s, "shardps_request_duration_seconds_count",
-                R"(op="push")") == kPushes);
-    CHECK(Value(*s, "shardps_request_duration_seconds_bucket",
-                R"(op="pull")", R"(le="+Inf")") == kPulls);
+    CHECK(Value(*s, "shardps_requests_total", R"(op="push")", R"(code="ok")") ==
+          kPushes);
+    CHECK(Value(*s, "shardps_requests_total", R"(op="pull")", R"(code="ok")") ==
+          kPulls);
+    CHECK(Value(*s, "shardps_request_duration_seconds_count", R"(op="push")") ==
+          kPushes);
+    CHECK(Value(*s, "shardps_request_duration_seconds_bucket", R"(op="pull")",
+                R"(le="+Inf")") == kPulls);
     CHECK(Value(*s, "shardps_requests_total", R"(op="hello")") >= 1);
     CHECK(Value(*s, "shardps_worker_clock", R"(worker="1")") == 0);
     CHECK(Value(*s, "shardps_segment_bytes") > 0);
@@ -215,8 +215,8 @@ TEST_CASE("a host replica's /metrics shows what it received and its lag",
   // A stopped shard: the copy is announced nothing new, so it does not lag,
   // but the stream falls silent.
   KillShard(*cluster, 0);
-  const double heard = Value(Scrape(url), "shardps_replica_heard_age_seconds",
-                             R"(shard="0")");
+  const double heard =
+      Value(Scrape(url), "shardps_replica_heard_age_seconds", R"(shard="0")");
   bool silent = false;
   while (!silent && std::chrono::steady_clock::now() < deadline + seconds(5)) {
     silent = Value(Scrape(url), "shardps_replica_heard_age_seconds",
