@@ -37,6 +37,10 @@ class ShardMetrics {
   // Replies sent to `op` with any code, and those not OK. Any thread.
   uint64_t replies(wire::Op op) const;
   uint64_t error_replies() const;
+  // Request latency of `op` so far (every code). Any thread.
+  LatencyHistogram::Snapshot latency(wire::Op op) const {
+    return latency_[std::min(static_cast<size_t>(op), kOps - 1)].Read();
+  }
 
   OwnedCounter bytes_in, bytes_out;
   // Frontend copies, refreshed once per loop turn.
