@@ -15,6 +15,7 @@ void RegisterServe(CLI::App& app, int* exit_code);
 void RegisterLaunch(CLI::App& app, int* exit_code);
 void RegisterCluster(CLI::App& app, int* exit_code);
 void RegisterStatus(CLI::App& app, int* exit_code);
+void RegisterTop(CLI::App& app, int* exit_code);
 void RegisterInspect(CLI::App& app, int* exit_code);
 void RegisterTensorIo(CLI::App& app, int* exit_code);  // pull and push
 void RegisterFeed(CLI::App& app, int* exit_code);

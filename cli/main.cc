@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   shardps::cli::RegisterLaunch(app, &exit_code);
   shardps::cli::RegisterCluster(app, &exit_code);
   shardps::cli::RegisterStatus(app, &exit_code);
+  shardps::cli::RegisterTop(app, &exit_code);
   shardps::cli::RegisterInspect(app, &exit_code);
   shardps::cli::RegisterTensorIo(app, &exit_code);
   shardps::cli::RegisterFeed(app, &exit_code);

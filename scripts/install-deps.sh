@@ -35,6 +35,7 @@ readonly PACKAGES=(
   python3-pytest      # tests/python/
   prometheus-cpp-dev  # /metrics endpoints (common/metrics_export)
   prometheus          # tests/metrics/: promtool and a real Prometheus server
+  tmux                # tests/cli/top_tmux_test.sh: `shardps top` in a real terminal
 )
 
 # Prints the packages dpkg does not report as fully installed.

@@ -89,6 +89,20 @@ void ShardServer::Impl::HandleStats(const wire::Request& req,
   stats.replica_blocks = replica_feed_.blocks_sent();
   stats.replica_bytes = replica_feed_.bytes_sent();
   stats.early_applies = pool_.early_applies();
+  const LatencyHistogram::Snapshot apply = pool_.ApplyLatency();
+  stats.apply.count = apply.count;
+  stats.apply.seconds = apply.sum_seconds;
+  stats.apply.buckets.assign(apply.counts.begin(), apply.counts.end());
+  const LatencyHistogram::Snapshot push =
+      metrics_.replies.latency(wire::Op::Push);
+  stats.push_latency.count = push.count;
+  stats.push_latency.seconds = push.sum_seconds;
+  const LatencyHistogram::Snapshot pull =
+      metrics_.replies.latency(wire::Op::Pull);
+  stats.pull_latency.count = pull.count;
+  stats.pull_latency.seconds = pull.sum_seconds;
+  stats.connected_clients = static_cast<uint32_t>(admission_.connections());
+  stats.queues = queues_->Stats();
   EncodeStatsReply(req.request_id(), stats, &builder_);
   SendReply(identity, builder_, nullptr);
 }

@@ -106,6 +106,25 @@ Result<std::unique_ptr<QueueService>> QueueService::Open(
 
 QueueService::~QueueService() { Stop(); }
 
+std::vector<HostedQueueStats> QueueService::Stats() const {
+  std::vector<HostedQueueStats> out;
+  out.reserve(queues_.size());
+  for (const auto& [name, queue] : queues_) {
+    const QueueStats q = queue->Stats();
+    HostedQueueStats h;
+    h.name = name;
+    h.slots = q.slots;
+    h.queued = q.queued;
+    h.produced = q.produced;
+    h.consumed = q.consumed;
+    h.producer_blocked_s = q.producer_blocked_s;
+    h.consumer_starved_s = q.consumer_starved_s;
+    h.closed = q.closed;
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
 void QueueService::Stop() {
   {
     MutexLock lock(mu_);

@@ -45,6 +45,7 @@
 #include "common/segment_format.h"
 #include "protocol_generated.h"
 #include "shardps/batch_queue.h"
+#include "shardps/shard_stats.h"
 #include "shardps/status.h"
 
 namespace shardps {
@@ -101,6 +102,9 @@ class QueueService {
   void Stop() EXCLUDES(mu_);
   // Numbered pushes answered without being enqueued again.
   uint64_t duplicates() const { return duplicates_; }
+  // Every hosted queue's counters, by name (from the frontend's queue
+  // objects, which only the frontend thread uses).
+  std::vector<HostedQueueStats> Stats() const;
 
  private:
   struct Waiting {

@@ -41,6 +41,13 @@ TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   in.replica_blocks = 77;
   in.replica_bytes = 77ull << 20;
   in.early_applies = 9;
+  in.apply = {
+      40, 0.125, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+  in.push_latency = {30, 1.5, {}};
+  in.pull_latency = {20, 0.25, {}};
+  in.connected_clients = 4;
+  in.queues = {{"train", 8, 3, 100, 97, 1.5, 0.25, false},
+               {"eval", 2, 0, 5, 5, 0, 3.0, true}};
   flatbuffers::FlatBufferBuilder builder;
   EncodeStatsReply(99, in, &builder);
   HeaderScratch scratch;
@@ -78,6 +85,27 @@ TEST_CASE("stats codec decodes what it encodes", "[stats_codec]") {
   CHECK(out->replica_blocks == in.replica_blocks);
   CHECK(out->replica_bytes == in.replica_bytes);
   CHECK(out->early_applies == in.early_applies);
+  CHECK(out->apply.count == in.apply.count);
+  CHECK(out->apply.seconds == in.apply.seconds);
+  CHECK(out->apply.buckets == in.apply.buckets);
+  CHECK(out->push_latency.count == in.push_latency.count);
+  CHECK(out->push_latency.seconds == in.push_latency.seconds);
+  CHECK(out->pull_latency.count == in.pull_latency.count);
+  CHECK(out->pull_latency.seconds == in.pull_latency.seconds);
+  CHECK(out->connected_clients == in.connected_clients);
+  REQUIRE(out->queues.size() == 2);
+  for (size_t q = 0; q < 2; ++q) {
+    const HostedQueueStats& a = out->queues[q];
+    const HostedQueueStats& b = in.queues[q];
+    CHECK(a.name == b.name);
+    CHECK(a.slots == b.slots);
+    CHECK(a.queued == b.queued);
+    CHECK(a.produced == b.produced);
+    CHECK(a.consumed == b.consumed);
+    CHECK(a.producer_blocked_s == b.producer_blocked_s);
+    CHECK(a.consumer_starved_s == b.consumer_starved_s);
+    CHECK(a.closed == b.closed);
+  }
 }
 
 // A ShardStats reply for `workers` workers with the given per-worker lists
@@ -111,6 +139,20 @@ TEST_CASE("stats codec reads lists an older server did not send",
   }
 }
 
+TEST_CASE("stats codec reads latency and queues an older server did not send",
+          "[stats_codec]") {
+  flatbuffers::FlatBufferBuilder builder;
+  BuildRaw(0, nullptr, nullptr, nullptr, &builder);
+  HeaderScratch scratch;
+  auto out = DecodeStats(test::ParsedReply(builder, scratch));
+  REQUIRE(out.ok());
+  CHECK(out->apply.count == 0);
+  CHECK(out->apply.buckets.empty());
+  CHECK(out->push_latency.count == 0);
+  CHECK(out->connected_clients == 0);
+  CHECK(out->queues.empty());
+}
+
 TEST_CASE("stats codec reads an unknown worker state as gone",
           "[stats_codec]") {
   const std::vector<uint8_t> states = {1, 200};
@@ -142,6 +184,12 @@ TEST_CASE("stats codec refuses malformed replies", "[stats_codec]") {
   }
   SECTION("idle times for the wrong worker count") {
     BuildRaw(1, nullptr, nullptr, &two, &builder);
+  }
+  SECTION("more latency buckets than a histogram has") {
+    ShardStats in;
+    in.apply.buckets.assign(65, 1);
+    EncodeStatsReply(1, in, &builder);
+    text = "65 apply latency buckets";
   }
   HeaderScratch scratch;
   auto out = DecodeStats(test::ParsedReply(builder, scratch));

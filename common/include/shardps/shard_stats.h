@@ -18,7 +18,34 @@ struct WorkerStats {
   int64_t idle_ms = -1;  // since its last request to this shard; -1 never
 };
 
-// One shard's counters, as `shardps status` shows them.
+// One batch queue a shard hosts (`shardps serve --queue`), as
+// BatchQueue::Stats reports it on the shard.
+struct HostedQueueStats {
+  std::string name;
+  uint32_t slots = 0;
+  uint64_t queued = 0;    // committed batches not yet taken
+  uint64_t produced = 0;  // batches committed, ever
+  uint64_t consumed = 0;  // batches released, ever
+  double producer_blocked_s = 0;
+  double consumer_starved_s = 0;
+  bool closed = false;
+};
+
+// A latency histogram as a shard reports it: `buckets[i]` observations at
+// most kLatencyBoundsSeconds[i] (not cumulative), the last entry above the
+// last bound. Empty buckets: not reported (an older server).
+inline constexpr double kLatencyBoundsSeconds[] = {
+    10e-6, 25e-6, 50e-6,  100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+    25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,    2.5,  5.0,    10.0};
+struct LatencyStats {
+  uint64_t count = 0;
+  double seconds = 0;  // summed
+  std::vector<uint64_t> buckets;
+};
+
+// One shard's counters, as `shardps status` and `shardps top` show them.
+// Counters count since the server process started unless they say
+// otherwise; fields an older server does not send read as 0 / empty.
 struct ShardStats {
   uint32_t shard = 0;
   std::string endpoint;  // set by the client (where it asked); not on the wire
@@ -54,6 +81,13 @@ struct ShardStats {
   // bsp apply = "block": blocks applied as soon as every worker's gradient
   // was in, before their clock ended.
   uint64_t early_applies = 0;
+  // Block applies: count, summed seconds and histogram buckets.
+  LatencyStats apply;
+  // Push and Pull requests answered (any code), with their summed time from
+  // arrival to reply (no buckets).
+  LatencyStats push_latency, pull_latency;
+  uint32_t connected_clients = 0;
+  std::vector<HostedQueueStats> queues;
 };
 
 }  // namespace shardps
