@@ -56,6 +56,9 @@ struct LaunchFlags {
   bool insecure = false;
   bool allow_new = false;  // --new, passed through to every server
   std::string this_host;   // non-empty: start this host's part of the file
+  // Non-zero: shard i serves /metrics on 127.0.0.1:metrics_port+i (kept
+  // across its restarts, so a scrape config stays right).
+  uint32_t metrics_port = 0;
 };
 
 struct Shard {
@@ -171,6 +174,9 @@ std::vector<std::string> ServeArgs(const LaunchFlags& flags, uint32_t shards,
   }
   if (flags.insecure) args.push_back("--insecure");
   if (flags.allow_new) args.push_back("--new");
+  if (flags.metrics_port != 0)
+    args.insert(args.end(), {"--metrics-listen",
+                             std::to_string(flags.metrics_port + index)});
   return args;
 }
 
@@ -642,6 +648,10 @@ void RegisterLaunch(CLI::App& app, int* exit_code) {
   authorized->needs(secret);
   cmd->add_flag("--insecure", flags->insecure,
                 "Allow a non-loopback --host without CURVE");
+  cmd->add_option("--metrics-port", flags->metrics_port,
+                  "Shard i serves Prometheus metrics on 127.0.0.1:PORT+i "
+                  "(docs/metrics.md)")
+      ->check(CLI::Range(1, 65535 - 256));
   cmd->add_flag("--new", flags->allow_new,
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "

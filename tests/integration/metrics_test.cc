@@ -2,6 +2,11 @@
 // made, exactly; a client counts its own requests; a host replica reports
 // what it received and how far its copies lag; and scrapes running beside
 // pushes neither block nor disturb them (run under TSan too).
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -224,6 +229,73 @@ TEST_CASE("a host replica's /metrics shows what it received and its lag",
     if (!silent) std::this_thread::sleep_for(milliseconds(50));
   }
   CHECK(silent);
+}
+
+// Two consecutive ports nothing listens on now, below the ephemeral range
+// (so no test's wildcard bind takes them meanwhile); 0 if none is found.
+int FreePortPair() {
+  for (int base = 21000 + ::getpid() % 4000, tries = 0; tries < 200;
+       ++tries, base += 2) {
+    bool free = true;
+    for (int p = base; p < base + 2 && free; ++p) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(p));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+      ::close(fd);
+    }
+    if (free) return base;
+  }
+  return 0;
+}
+
+TEST_CASE(
+    "launch --metrics-port gives shard i the port base plus i, also after a "
+    "restart",
+    "[integration][metrics]") {
+  TempDir dir;
+  const std::string spec = WriteSpec(dir.File("spec.toml"), MetricsSpec());
+  const int base = FreePortPair();
+  REQUIRE(base != 0);
+  auto launch = ChildProcess::Spawn(
+      {kShardpsBinary, "launch", "--spec", spec, "--shards", "2",
+       "--cluster-file", dir.File("cluster.toml"), "--storage",
+       dir.File("storage"), "--metrics-port", std::to_string(base)});
+  REQUIRE(launch.ok());
+  INFO((*launch)->Stderr());
+  REQUIRE((*launch)->ReadLineContaining("ready", kStartTimeout));
+  const auto url = [base](int shard) {
+    return "http://127.0.0.1:" + std::to_string(base + shard) + "/metrics";
+  };
+  for (int shard = 0; shard < 2; ++shard)
+    CHECK(Value(Scrape(url(shard)), "shardps_shard_info",
+                "shard=\"" + std::to_string(shard) + "\"") == 1);
+  // A crashed shard comes back on its metrics port too.
+  auto cluster = LoadCluster(dir.File("cluster.toml"));
+  REQUIRE(cluster.ok());
+  auto client = Client::Connect(*cluster);
+  REQUIRE(client.ok());
+  auto stats = (*client)->Stats();
+  REQUIRE(stats.ok());
+  REQUIRE(::kill((*stats)[1].pid, SIGKILL) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + seconds(15);
+  bool back = false;
+  while (!back && std::chrono::steady_clock::now() < deadline) {
+    const auto body = HttpGet(url(1));
+    back = body && Contains(*body, "shardps_uptime_seconds");
+    if (back) {
+      auto again = (*client)->Stats();
+      back = again.ok() && (*again)[1].pid != (*stats)[1].pid;
+    }
+    if (!back) std::this_thread::sleep_for(milliseconds(50));
+  }
+  CHECK(back);
+  REQUIRE((*launch)->Signal(SIGINT));
+  const auto exited = (*launch)->Wait(kExitTimeout);
+  REQUIRE(exited.has_value());
+  CHECK(exited->code == 0);
 }
 
 TEST_CASE("scrapes beside pushes neither block nor miscount them",
