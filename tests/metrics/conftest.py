@@ -143,7 +143,8 @@ class ShardCluster:
             self.model = re.search(r'^name = "([^"]+)"', spec,
                                    re.M).group(1)
             for i in range(shards):
-                extra = [a.replace("{dir}", self.dir) for a in args]
+                extra = [a.replace("{dir}", self.dir)
+                         .replace("{shard}", str(i)) for a in args]
                 self.shards.append(
                     Shard(binary, self.spec, i, shards, self.dir, extra))
             for shard in self.shards:
@@ -182,7 +183,8 @@ class ShardCluster:
 def start_shards():
     """start_shards(spec, shards=2, args=()) -> ShardCluster, every one
     stopped and its directory removed at teardown. `args` are extra
-    `shardps serve` flags; "{dir}" in them is the cluster's directory.
+    `shardps serve` flags; "{dir}" in them is the cluster's directory,
+    "{shard}" the shard's index.
     """
     path = binary()
     clusters = []
@@ -450,8 +452,10 @@ BSP_SPEC = spec_text("metrics_bsp", {"w": (4, 700), "b": (10,)},
 
 
 # `shardps serve` flags under which every family appears: a hosted queue
-# and a checkpoint each second (in the cluster's directory).
-FULL_SHARD_ARGS = ["--queue", "batches:4:4096", "--checkpoint-dir",
+# and a checkpoint each second (in the cluster's directory). Each shard
+# hosts its own queue: the shards share one directory, and two shards
+# creating one queue file at once race (the loser exits "already exists").
+FULL_SHARD_ARGS = ["--queue", "batches{shard}:4:4096", "--checkpoint-dir",
                    "{dir}/checkpoints", "--checkpoint-every", "1s"]
 
 
