@@ -1,6 +1,7 @@
-"""Helpers of the metrics tests: `shardps serve` shards with
-`--metrics-listen 0`, scraping and parsing /metrics, and a real Prometheus
-server (Debian's `prometheus`) on loopback.
+"""Helpers of the metrics tests: `shardps serve` shards and a `shardps
+replica` with `--metrics-listen 0`, clients with `metrics_listen="0"`,
+scraping and parsing /metrics, the exact families each serves, and a real
+Prometheus server (Debian's `prometheus`) on loopback.
 
 Run by ctest (test `metrics.pytest`, label `metrics`) with PYTHONPATH at the
 built module and SHARDPS_BINARY at the built CLI; by hand:
@@ -25,9 +26,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 
-import shardps  # noqa: F401  (fails fast when PYTHONPATH is wrong)
+import shardps
 
 PROMTOOL = os.environ.get("SHARDPS_PROMTOOL", "/usr/bin/promtool")
 PROMETHEUS = os.environ.get("SHARDPS_PROMETHEUS", "/usr/bin/prometheus")
@@ -143,7 +145,8 @@ class ShardCluster:
             self.model = re.search(r'^name = "([^"]+)"', spec,
                                    re.M).group(1)
             for i in range(shards):
-                extra = [a.replace("{dir}", self.dir) for a in args]
+                extra = [a.replace("{dir}", self.dir)
+                         .replace("{shard}", str(i)) for a in args]
                 self.shards.append(
                     Shard(binary, self.spec, i, shards, self.dir, extra))
             for shard in self.shards:
@@ -182,7 +185,8 @@ class ShardCluster:
 def start_shards():
     """start_shards(spec, shards=2, args=()) -> ShardCluster, every one
     stopped and its directory removed at teardown. `args` are extra
-    `shardps serve` flags; "{dir}" in them is the cluster's directory.
+    `shardps serve` flags; "{dir}" in them is the cluster's directory,
+    "{shard}" the shard's index.
     """
     path = binary()
     clusters = []
@@ -194,6 +198,73 @@ def start_shards():
     yield start
     for c in clusters:
         c.stop()
+
+
+class Replica:
+    """One `shardps replica --all-shards --metrics-listen 0` of `cluster`
+    (its copies under the cluster's directory); stdout and stderr go to
+    files there. Ready once it printed its metrics URL and `replica
+    ready` (every shard mirrored and subscribed)."""
+
+    def __init__(self, binary, cluster):
+        self.out = os.path.join(cluster.dir, "replica.out")
+        self.err = os.path.join(cluster.dir, "replica.err")
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(
+                [binary, "replica", "--cluster", cluster.cluster_file,
+                 "--spec", cluster.spec, "--storage",
+                 os.path.join(cluster.dir, "replica"), "--all-shards",
+                 "--metrics-listen", "0"],
+                stdout=out, stderr=err)
+        self.metrics_url = None
+        try:
+            wait_for("the replica to print `replica ready`", self.poll_ready)
+        except BaseException:
+            self.stop()
+            raise
+
+    def log(self):
+        text = ""
+        for path in (self.out, self.err):
+            with open(path) as f:
+                text += f.read()
+        return text
+
+    def poll_ready(self):
+        with open(self.out) as f:
+            lines = f.read().splitlines()
+        # `metrics on URL` is the first line, before `replica ready`.
+        if lines and lines[0].startswith("metrics on "):
+            self.metrics_url = lines[0][len("metrics on "):].strip()
+        if self.metrics_url and any(l.startswith("replica ready")
+                                    for l in lines):
+            return True
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"replica exited with "
+                               f"{self.proc.returncode}:\n{self.log()}")
+        return False
+
+    def target(self):
+        return urllib.parse.urlsplit(self.metrics_url).netloc
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+@pytest.fixture
+def start_replica():
+    """start_replica(cluster) -> Replica, stopped at teardown (before the
+    cluster: this fixture is requested after start_shards)."""
+    path = binary()
+    replicas = []
+
+    def start(cluster):
+        replicas.append(Replica(path, cluster))
+        return replicas[-1]
+
+    yield start
+    for r in replicas:
+        r.stop()
 
 
 @pytest.fixture
@@ -274,10 +345,13 @@ def free_port():
 
 
 class Prometheus:
-    """A Prometheus server on loopback scraping `targets` every second,
-    its TSDB under `dir`. Killed by stop()."""
+    """A Prometheus server on loopback scraping every second the targets
+    of `jobs` ({job name: [host:port, ...]}; a plain list is the job
+    "shardps"), its TSDB under `dir`. Killed by stop()."""
 
-    def __init__(self, dir, targets, attempts=5):
+    def __init__(self, dir, jobs, attempts=5):
+        if not isinstance(jobs, dict):
+            jobs = {"shardps": jobs}
         self.dir = dir
         self.config = os.path.join(dir, "prometheus.yml")
         with open(self.config, "w") as f:
@@ -285,11 +359,12 @@ class Prometheus:
                     "  scrape_interval: 1s\n"
                     "  scrape_timeout: 900ms\n"
                     "  evaluation_interval: 1s\n"
-                    "scrape_configs:\n"
-                    "  - job_name: shardps\n"
-                    "    static_configs:\n"
-                    "      - targets: [" +
-                    ", ".join(f"'{t}'" for t in targets) + "]\n")
+                    "scrape_configs:\n")
+            for job, targets in jobs.items():
+                f.write(f"  - job_name: {job}\n"
+                        "    static_configs:\n"
+                        "      - targets: [" +
+                        ", ".join(f"'{t}'" for t in targets) + "]\n")
         self.proc = None
         self.log_path = os.path.join(dir, "prometheus.log")
         for attempt in range(attempts):
@@ -360,14 +435,15 @@ class Prometheus:
 
 @pytest.fixture
 def start_prometheus(tmp_dir):
-    """start_prometheus(targets) -> Prometheus, stopped at teardown (its
-    TSDB is in tmp_dir, which is removed after)."""
+    """start_prometheus(jobs) -> Prometheus (jobs as Prometheus takes
+    them), stopped at teardown (its TSDB is in tmp_dir, which is removed
+    after)."""
     require_tool(PROMETHEUS)
     servers = []
 
-    def start(targets):
+    def start(jobs):
         d = tempfile.mkdtemp(prefix="prometheus.", dir=tmp_dir)
-        servers.append(Prometheus(d, targets))
+        servers.append(Prometheus(d, jobs))
         return servers[-1]
 
     yield start
@@ -375,12 +451,21 @@ def start_prometheus(tmp_dir):
         p.stop()
 
 
+# What `process_*` families every endpoint serves (prometheus-cpp's
+# exposer also serves its own `exposer_*`, which no check here names).
+PROCESS_FAMILIES = {
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_virtual_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+    "process_start_time_seconds": "gauge",
+}
+
 # Every family a shard serves with a bsp model, worker clocks, a hosted
-# queue and a checkpoint taken (docs/metrics.md), with its type. The
-# promtool test checks a real shard serves exactly these (so this list
-# cannot go stale); the dashboard test checks every panel queries one of
-# them.
-SERVED_FAMILIES = {
+# queue and a checkpoint taken, with its type. The promtool test checks a
+# real shard serves exactly these (so this list cannot go stale).
+SHARD_FAMILIES = {
     "shardps_shard_info": "gauge",
     "shardps_requests_total": "counter",
     "shardps_request_duration_seconds": "histogram",
@@ -415,21 +500,53 @@ SERVED_FAMILIES = {
     "shardps_queue_producer_blocked_seconds_total": "counter",
     "shardps_queue_consumer_starved_seconds_total": "counter",
     "shardps_uptime_seconds": "gauge",
-    "process_cpu_seconds_total": "counter",
-    "process_resident_memory_bytes": "gauge",
-    "process_virtual_memory_bytes": "gauge",
-    "process_open_fds": "gauge",
-    "process_max_fds": "gauge",
-    "process_start_time_seconds": "gauge",
+    **PROCESS_FAMILIES,
 }
+
+# Every family `shardps replica --metrics-listen` serves for a bsp model
+# once it mirrors every shard and has heard from each (held_clock is bsp
+# only; lag, behind and heard age need an open copy).
+REPLICA_FAMILIES = {
+    "shardps_replica_shard_local": "gauge",
+    "shardps_replica_mirrored": "gauge",
+    "shardps_replica_subscribed": "gauge",
+    "shardps_replica_received_blocks_total": "counter",
+    "shardps_replica_received_bytes_total": "counter",
+    "shardps_replica_subscribes_total": "counter",
+    "shardps_replica_held_clock": "gauge",
+    "shardps_replica_lag_seconds": "gauge",
+    "shardps_replica_behind_blocks": "gauge",
+    "shardps_replica_heard_age_seconds": "gauge",
+    **PROCESS_FAMILIES,
+}
+
+# Every family Client::MetricsText() holds; a client's metrics endpoint
+# serves these and PROCESS_FAMILIES.
+CLIENT_TEXT_FAMILIES = {
+    "shardps_client_requests_total": "counter",
+    "shardps_client_request_duration_seconds": "histogram",
+    "shardps_client_sent_bytes_total": "counter",
+    "shardps_client_received_bytes_total": "counter",
+    "shardps_client_retries_total": "counter",
+    "shardps_client_timeouts_total": "counter",
+    "shardps_client_in_flight_requests": "gauge",
+}
+CLIENT_FAMILIES = {**CLIENT_TEXT_FAMILIES, **PROCESS_FAMILIES}
+
+# What each kind of exposition in Deployment.scrapes serves, exactly.
+FAMILIES_OF = {"shard": SHARD_FAMILIES, "replica": REPLICA_FAMILIES,
+               "client": CLIENT_FAMILIES,
+               "client metrics_text": CLIENT_TEXT_FAMILIES}
 
 # The sample names a family of each type exposes.
 _SAMPLE_SUFFIXES = {"counter": ("",), "gauge": ("",),
                     "histogram": ("_bucket", "_sum", "_count")}
 
 
-def served_sample_names():
-    return {name + suffix for name, kind in SERVED_FAMILIES.items()
+def sample_names(families_of_kind):
+    """The sample names {family: type} exposes (a histogram's _bucket,
+    _sum and _count)."""
+    return {name + suffix for name, kind in families_of_kind.items()
             for suffix in _SAMPLE_SUFFIXES[kind]}
 
 
@@ -443,39 +560,123 @@ def families(text):
     return out
 
 
+def ours(text):
+    """families(text) without the exposer's own (exposer_*)."""
+    return {n: k for n, k in families(text).items()
+            if n.startswith(("shardps_", "process_"))}
+
+
 # A bsp model of two workers whose tensor "w" spans both shards (3 blocks
 # of 1024 floats) and whose "b" is one block on one shard.
 BSP_SPEC = spec_text("metrics_bsp", {"w": (4, 700), "b": (10,)},
                      consistency='mode = "bsp"\nworkers = 2')
+BSP_W_FLOATS = 2800
 
 
 # `shardps serve` flags under which every family appears: a hosted queue
-# and a checkpoint each second (in the cluster's directory).
-FULL_SHARD_ARGS = ["--queue", "batches:4:4096", "--checkpoint-dir",
+# and a checkpoint each second (in the cluster's directory). Each shard
+# hosts its own queue: the shards share one directory, and two shards
+# creating one queue file at once race (the loser exits "already exists").
+FULL_SHARD_ARGS = ["--queue", "batches{shard}:4:4096", "--checkpoint-dir",
                    "{dir}/checkpoints", "--checkpoint-every", "1s"]
 
 
-def start_full_cluster(start_shards):
-    """BSP_SPEC on 2 shards with full_shard_args, once each shard has
-    taken its first checkpoint (so every family is served)."""
-    cluster = start_shards(BSP_SPEC, 2, FULL_SHARD_ARGS)
-    for url in cluster.metrics_urls:
-        wait_for(f"a checkpoint's metrics at {url}",
-                 lambda: "shardps_last_checkpoint_age_seconds" in
-                 scrape(url))
-    return cluster
+def bsp_round(clients, tensor="w", size=BSP_W_FLOATS):
+    """Each worker pushes `tensor` and clocks; then worker 0 pulls it."""
+    for c in clients:
+        c.push(tensor, np.ones(size, np.float32)).wait(10)
+    handles = [c.clock() for c in clients]
+    for h in handles:
+        h.wait(10)
+    return clients[0].pull(tensor).wait(10)
+
+
+BSP_ROUNDS = 3
+
+
+class Deployment:
+    """What test_promtool.py and test_grafana_dashboard.py read: the
+    expositions of a bsp cluster where every family of every kind of
+    endpoint appears. `scrapes` is a list of (where, kind, text), kind a
+    key of FAMILIES_OF: each of 2 shards (a hosted queue, a checkpoint
+    taken, 2 workers' clocks), a host replica of both (held clock,
+    lag, heard age), the endpoint and the metrics_text() of worker 0 (its
+    pushes, pulls and clocks) and of an observer client (pulls and one
+    push each shard refused: only workers push in bsp). Also
+    `observer_text`, the observer's metrics_text()."""
+
+    def __init__(self, binary):
+        self.scrapes = []
+        cluster = ShardCluster(binary, BSP_SPEC, 2, FULL_SHARD_ARGS)
+        replica = None
+        clients = []
+        try:
+            for url in cluster.metrics_urls:
+                wait_for(f"a checkpoint's metrics at {url}",
+                         lambda: "shardps_last_checkpoint_age_seconds" in
+                         scrape(url))
+            replica = Replica(binary, cluster)
+            clients = [shardps.Client(cluster.cluster_file, worker=w,
+                                      request_timeout=10.0,
+                                      metrics_listen="0" if w == 0 else "")
+                       for w in range(2)]
+            observer = shardps.Client(cluster.cluster_file,
+                                      request_timeout=10.0,
+                                      metrics_listen="0")
+            clients.append(observer)
+            for _ in range(BSP_ROUNDS):
+                bsp_round(clients[:2])
+            observer.pull("w").wait(10)
+            with pytest.raises(shardps.InvalidArgumentError):
+                observer.push("w", np.ones(BSP_W_FLOATS, np.float32)).wait(10)
+
+            # The replica holds every round's clock on both shards and
+            # nothing announced is missing from its copies.
+            def caught_up():
+                s = Scrape(scrape(replica.metrics_url))
+                held = [v for _, v in s.find("shardps_replica_held_clock")]
+                behind = [v for _, v in
+                          s.find("shardps_replica_behind_blocks")]
+                heard = s.find("shardps_replica_heard_age_seconds")
+                return (held == [BSP_ROUNDS] * 2 and behind == [0, 0] and
+                        len(heard) == 2)
+            wait_for("the replica to hold every round", caught_up)
+
+            for shard in cluster.shards:
+                self.scrapes.append((f"shard {shard.index}", "shard",
+                                     scrape(shard.metrics_url)))
+            self.scrapes.append(("replica", "replica",
+                                 scrape(replica.metrics_url)))
+            for name, c in (("worker 0", clients[0]), ("observer", observer)):
+                self.scrapes.append((f"{name} {c.metrics_url}", "client",
+                                     scrape(c.metrics_url)))
+                self.scrapes.append((f"{name} metrics_text()",
+                                     "client metrics_text", c.metrics_text()))
+            self.observer_text = observer.metrics_text()
+        finally:
+            for c in clients:
+                c.close()
+            if replica is not None:
+                replica.stop()
+            cluster.stop()
+
+    def served_sample_names(self, kinds=None):
+        """Every sample name the scrapes of `kinds` (all when None) hold."""
+        return {n for _, kind, text in self.scrapes
+                if kinds is None or kind in kinds
+                for n, _, _ in parse_metrics(text)}
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """One Deployment for the session (its processes are stopped once it
+    scraped them)."""
+    return Deployment(binary())
 
 
 DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          os.pardir, os.pardir, "deploy", "grafana",
                          "shardps.json")
-
-# Metric names a dashboard panel may use that a shard does not serve: the
-# series other processes serve (the host replica's `shardps replica
-# --metrics-listen`, documented in docs/metrics.md). An explicit list, not a
-# prefix, so a misspelt name still fails; add a name here when a panel
-# starts using another replica or client (shardps_client_*) series.
-SERVED_ELSEWHERE = {"shardps_replica_lag_seconds"}
 
 # Variables Grafana defines itself.
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__interval_ms",

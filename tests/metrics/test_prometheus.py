@@ -1,8 +1,10 @@
 """A real Prometheus server (Debian's `prometheus`) scrapes a 2-shard
-cluster under a paced load; what it stored matches the pushes the test made,
+cluster, a host replica of it and the trainer pushing to it (each its own
+job) under a paced load; what it stored matches the pushes the test made,
 and every panel of deploy/grafana/shardps.json is a query it answers."""
 
 import time
+import urllib.parse
 
 import numpy as np
 
@@ -22,12 +24,15 @@ DURATION = 10.0   # seconds of load
 # holds 4 or 5 samples, so a missed scrape still leaves a rate.
 WINDOW = 5.0
 PUSH = 'shardps_requests_total{op="push",code="ok"}'
+CLIENT_PUSH = 'shardps_client_requests_total{op="push",code="ok"}'
 
 # Panels that must show data during the load (the others only have to be
-# queries Prometheus accepts: no worker, queue or replica here).
+# queries Prometheus accepts: no worker, queue or error here).
 NON_EMPTY_PANELS = {"Request throughput by op",
                     "Request latency p50 / p99 by op",
-                    "Bytes in / out per second"}
+                    "Bytes in / out per second", "Replica lag",
+                    "Trainer latency p50 / p99 by op",
+                    "Trainer bytes sent / received per second"}
 
 
 def paced_pushes(client, rate, duration):
@@ -50,34 +55,47 @@ def paced_pushes(client, rate, duration):
 
 
 def test_prometheus_sees_the_pushes_and_their_rate(start_shards,
+                                                   start_replica,
                                                    start_prometheus):
     cluster = start_shards(SPEC, 2)
-    prom = start_prometheus(cluster.targets())
-    with shardps.Client(cluster.cluster_file, request_timeout=10.0) as c:
+    replica = start_replica(cluster)
+    with shardps.Client(cluster.cluster_file, request_timeout=10.0,
+                        metrics_listen="0") as c:
+        prom = start_prometheus({
+            "shardps": cluster.targets(),
+            "shardps-replica": [replica.target()],
+            "shardps-trainer": [urllib.parse.urlsplit(c.metrics_url).netloc],
+        })
         c.pull("w").wait(10)  # connected to both shards before the load
 
-        def scraped_both():
+        def scraped_all():
             up = prom.vector("up")
-            return (len(up) == 2 and all(v == 1 for _, v in up) and
-                    len(prom.vector(PUSH)) == 2)
-        wait_for("Prometheus to scrape both shards", scraped_both,
-                 timeout=60, interval=0.2)
+            return (len(up) == 4 and all(v == 1 for _, v in up) and
+                    len(prom.vector(PUSH)) == 2 and
+                    len(prom.vector(CLIENT_PUSH)) == 1 and
+                    len(prom.vector("shardps_replica_lag_seconds")) == 2)
+        wait_for("Prometheus to scrape the shards, replica and trainer",
+                 scraped_all, timeout=60, interval=0.2)
 
         start, end, done = paced_pushes(c, RATE, DURATION)
+
+        # A scrape of each shard and of the trainer that began after the
+        # last push was answered (so its count holds every push: a shard
+        # counts a reply before it sends it, the client before the push's
+        # handle completes).
+        def scraped_after_load():
+            ts = prom.vector(f"timestamp({PUSH}) or "
+                             f"timestamp({CLIENT_PUSH})")
+            return len(ts) == 3 and min(v for _, v in ts) > end
+        wait_for("a scrape of both shards and the trainer after the load",
+                 scraped_after_load, timeout=30, interval=0.2)
     pushes = len(done)
 
-    # A scrape of each shard that began after the last push was answered
-    # (so its count holds every push: a shard counts a reply before it
-    # sends it).
-    def scraped_after_load():
-        ts = prom.vector(f"timestamp({PUSH})")
-        return len(ts) == 2 and min(v for _, v in ts) > end
-    wait_for("a scrape of both shards after the load", scraped_after_load,
-             timeout=30, interval=0.2)
-
-    # Exact: each push is one request per shard.
+    # Exact: each push is one request per shard, as both sides count it.
     total = prom.vector(f"sum({PUSH})")
     assert total and total[0][1] == 2 * pushes, (total, pushes)
+    sent = prom.vector(f"sum({CLIENT_PUSH})")
+    assert sent and sent[0][1] == 2 * pushes, (sent, pushes)
 
     # The rate over a window in the middle of the load, evaluated at the
     # window's end, from the samples Prometheus stored.
@@ -109,6 +127,21 @@ def test_prometheus_sees_the_pushes_and_their_rate(start_shards,
                                                   reply)
         if panel["title"] in NON_EMPTY_PANELS:
             assert reply["data"]["result"], (panel["title"], expr)
+
+    # And with "All" shards (the variable's allValue): a per-shard panel
+    # shows only the shards' series, not the replica's or the trainer's
+    # process_* (a client's carry a model label but no shard label).
+    shard_var = next(v for v in dashboard["templating"]["list"]
+                     if v["name"] == "shard")
+    values["shard"] = shard_var["allValue"]
+    for panel, target in panel_targets(dashboard):
+        expr = substitute(target["expr"], values)
+        result = prom.vector(expr, at=at)
+        if panel["title"] in NON_EMPTY_PANELS:
+            assert result, (panel["title"], expr)
+        if "by (shard)" in expr:
+            shards = {m.get("shard", "") for m, _ in result}
+            assert shards <= {"0", "1"}, (panel["title"], expr, result)
 
     # The template variables' label_values() resolve to this cluster.
     models = prom.api("label/model/values", **{"match[]":

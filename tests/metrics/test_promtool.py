@@ -1,53 +1,53 @@
 """`promtool check metrics` (Debian's `prometheus` package) accepts what a
-shard serves, with no lint warning, when every family is there."""
+shard, a host replica and a client serve, with no lint warning, when every
+family is there; each serves exactly the families conftest.py lists."""
 
 import subprocess
 
-import numpy as np
+import pytest
 
-import shardps
-from conftest import (PROMTOOL, SERVED_FAMILIES, families, require_tool,
-                      scrape, start_full_cluster)
+from conftest import FAMILIES_OF, PROMTOOL, Scrape, ours, require_tool
 
 
-def bsp_round(clients, tensor="w", size=2800):
-    """Each worker pushes `tensor` and clocks; then worker 0 pulls it."""
-    for c in clients:
-        c.push(tensor, np.ones(size, np.float32)).wait(10)
-    handles = [c.clock() for c in clients]
-    for h in handles:
-        h.wait(10)
-    return clients[0].pull(tensor).wait(10)
+def promtool_lint(promtool, text):
+    """promtool's output on `text`; fails the test when it rejects it."""
+    check = subprocess.run([promtool, "check", "metrics"],
+                           input=text.encode(), capture_output=True,
+                           timeout=60)
+    lint = (check.stdout + check.stderr).decode()
+    assert check.returncode == 0, lint
+    return lint
 
 
-def test_promtool_accepts_every_family_a_shard_serves(start_shards):
+@pytest.mark.parametrize("kind", sorted(FAMILIES_OF))
+def test_promtool_accepts_every_family_served(deployment, kind):
     promtool = require_tool(PROMTOOL)
-    cluster = start_full_cluster(start_shards)
-    workers = [shardps.Client(cluster.cluster_file, worker=w,
-                              request_timeout=10.0) for w in range(2)]
-    try:
-        for _ in range(3):
-            bsp_round(workers)
-        for url in cluster.metrics_urls:
-            text = scrape(url)
-            # Every documented family, each with its type, and no
-            # shardps_/process_ family this list does not know.
-            served = families(text)
-            for name, kind in SERVED_FAMILIES.items():
-                assert served.get(name) == kind, (name, url, text)
-            ours = {n for n in served
-                    if n.startswith(("shardps_", "process_"))}
-            assert ours == set(SERVED_FAMILIES), \
-                ours.symmetric_difference(SERVED_FAMILIES)
-            check = subprocess.run([promtool, "check", "metrics"],
-                                   input=text.encode(), capture_output=True,
-                                   timeout=60)
-            lint = (check.stdout + check.stderr).decode()
-            assert check.returncode == 0, f"{url}:\n{lint}"
-            assert lint.strip() == "", f"promtool lint at {url}:\n{lint}"
-    finally:
-        for c in workers:
-            c.close()
+    scrapes = [(where, text) for where, k, text in deployment.scrapes
+               if k == kind]
+    assert scrapes, kind
+    for where, text in scrapes:
+        # Every family this kind serves, each with its type, and no
+        # shardps_/process_ family the list does not know.
+        served = ours(text)
+        expected = FAMILIES_OF[kind]
+        assert served == expected, (
+            where, set(served.items()) ^ set(expected.items()), text)
+        lint = promtool_lint(promtool, text)
+        assert lint.strip() == "", f"promtool lint of {where}:\n{lint}"
+
+
+def test_the_client_expositions_hold_a_refused_request(deployment):
+    """The observer's push was refused by both shards: the client lint
+    above ran on a non-ok code, counted once per shard request."""
+    s = Scrape(deployment.observer_text)
+    assert s.value("shardps_client_requests_total", op="push",
+                   code="invalid_argument") == 2
+    assert s.value("shardps_client_requests_total", op="push",
+                   code="ok") == 0
+    assert s.value("shardps_client_request_duration_seconds_count",
+                   op="push") == 2
+    assert s.value("shardps_client_requests_total", op="pull",
+                   code="ok") == 2
 
 
 def test_promtool_fails_on_a_bad_exposition():
