@@ -1,7 +1,8 @@
 """The alerting rules and example configuration in deploy/prometheus/:
 promtool accepts them, its rule unit tests pass (each alert fires on the
 series it is about and stays quiet otherwise), and every metric a rule
-reads is one shardps serves."""
+reads is one a shard, replica or client served in this session's
+deployment (conftest.Deployment)."""
 import os
 import re
 import subprocess
@@ -46,10 +47,10 @@ def test_promtool_rule_tests_can_fail(tmp_path):
     assert result.returncode != 0
 
 
-def test_every_metric_a_rule_reads_is_served():
+def test_every_metric_a_rule_reads_is_served(deployment):
     with open(os.path.join(DEPLOY, "shardps-alerts.yml")) as f:
         exprs = [m.group(1) for m in re.finditer(r"expr: (.*)", f.read())]
     names = {n for e in exprs for n in re.findall(r"\b(shardps_[a-z_]+)", e)}
     assert names, "no shardps_ metric found in the rules"
-    served = conftest.served_sample_names()
+    served = deployment.served_sample_names()
     assert names <= served, f"rules read unknown metrics: {names - served}"
