@@ -16,10 +16,10 @@ Result<SlurmShard> PlaceSlurmShard(const EnvLookup& env, int64_t base_port,
   out.shards = step->ntasks;
   out.node = step->node_name;
   if (out.shards > max_shards)
-    return Status::InvalidArgument(
-        "the step has " + std::to_string(out.shards) +
-        " tasks; a model has at most " + std::to_string(max_shards) +
-        " shards");
+    return Status::InvalidArgument("the step has " +
+                                   std::to_string(out.shards) +
+                                   " tasks; a model has at most " +
+                                   std::to_string(max_shards) + " shards");
   const size_t hosts = step->nodes.size();
   SHARDPS_RETURN_IF_ERROR(
       CheckShardPorts(out.shards, hosts, base_port, "--port"));

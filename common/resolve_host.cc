@@ -24,8 +24,7 @@ Result<std::string> ResolveIPv4(const std::string& name) {
   char text[INET_ADDRSTRLEN] = {};
   const auto* in = reinterpret_cast<const sockaddr_in*>(found->ai_addr);
   if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) == nullptr)
-    return Status::NotFound("cannot format the address of host '" + name +
-                            "'");
+    return Status::NotFound("cannot format the address of host '" + name + "'");
   return std::string(text);
 }
 

@@ -8,9 +8,9 @@ ShardPlace PlaceShard(uint32_t shard, size_t hosts, int64_t base_port) {
 
 Status CheckShardPorts(uint32_t shards, size_t hosts, int64_t base_port,
                        const std::string& port_flag) {
-  const int64_t per_host = (static_cast<int64_t>(shards) +
-                            static_cast<int64_t>(hosts) - 1) /
-                           static_cast<int64_t>(hosts);
+  const int64_t per_host =
+      (static_cast<int64_t>(shards) + static_cast<int64_t>(hosts) - 1) /
+      static_cast<int64_t>(hosts);
   const int64_t last = base_port + per_host - 1;
   if (base_port < 1 || last > 65535)
     return Status::InvalidArgument(

@@ -14,7 +14,8 @@ namespace {
 std::optional<std::pair<std::string, std::string>> FirstSet(
     const EnvLookup& env, std::initializer_list<const char*> names) {
   for (const char* name : names)
-    if (auto value = env(name)) return std::make_pair(std::string(name), *value);
+    if (auto value = env(name))
+      return std::make_pair(std::string(name), *value);
   return std::nullopt;
 }
 
@@ -52,12 +53,12 @@ EnvLookup ProcessEnvironment() {
 }
 
 EnvLookup MapEnvironment(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](
-             const char* name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
+  return
+      [vars = std::move(vars)](const char* name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+      };
 }
 
 Result<SlurmStep> ReadSlurmStep(const EnvLookup& env) {
@@ -74,7 +75,8 @@ Result<SlurmStep> ReadSlurmStep(const EnvLookup& env) {
   step.job_id = job->second;
 
   auto ntasks = FirstSet(env, {"SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"});
-  if (!ntasks) return Missing(kContext, "SLURM_NTASKS (or SLURM_STEP_NUM_TASKS)");
+  if (!ntasks)
+    return Missing(kContext, "SLURM_NTASKS (or SLURM_STEP_NUM_TASKS)");
   auto count = ParseCount(ntasks->first, ntasks->second);
   if (!count.ok()) return count.status();
   if (*count == 0)
@@ -87,12 +89,11 @@ Result<SlurmStep> ReadSlurmStep(const EnvLookup& env) {
 
   auto node = env("SLURMD_NODENAME");
   if (!node) return Missing(kContext, "SLURMD_NODENAME");
-  if (node->empty())
-    return Status::InvalidArgument("SLURMD_NODENAME is empty");
+  if (node->empty()) return Status::InvalidArgument("SLURMD_NODENAME is empty");
   step.node_name = *node;
 
-  auto list = FirstSet(env, {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST",
-                             "SLURM_NODELIST"});
+  auto list = FirstSet(
+      env, {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"});
   if (!list) return Missing(kContext, "SLURM_STEP_NODELIST");
   auto nodes = ExpandVariable(list->first, list->second);
   if (!nodes.ok()) return nodes.status();

@@ -52,7 +52,7 @@ Result<SlurmStep> ReadSlurmStep(const EnvLookup& env);
 
 // The job's nodes, for commands run in the batch script (outside a step).
 struct SlurmJob {
-  std::string job_id;  // SLURM_JOB_ID / SLURM_JOBID; empty when not set
+  std::string job_id;     // SLURM_JOB_ID / SLURM_JOBID; empty when not set
   std::string node_list;  // SLURM_JOB_NODELIST, else SLURM_NODELIST
   std::vector<std::string> nodes;
 };

@@ -43,8 +43,8 @@ std::string Padded(uint64_t value, size_t width) {
 
 // Parses the inside of one "[...]" (without the brackets) into `group`,
 // refusing more than `budget` numbers.
-Status ParseGroup(std::string_view item, std::string_view inside,
-                  size_t budget, Group* group) {
+Status ParseGroup(std::string_view item, std::string_view inside, size_t budget,
+                  Group* group) {
   if (inside.empty()) return Bad(item, "an empty bracket group []");
   size_t start = 0;
   for (;;) {
@@ -81,8 +81,7 @@ Status ParseGroup(std::string_view item, std::string_view inside,
 // most kMaxHostlistHosts.
 Status ExpandItem(std::string_view item, std::vector<std::string>* out) {
   if (item.empty())
-    return Status::InvalidArgument(
-        "host list: an empty item (a stray comma?)");
+    return Status::InvalidArgument("host list: an empty item (a stray comma?)");
   // Split into literal text and groups: texts[0] g[0] texts[1] g[1] ...
   std::vector<std::string> texts(1);
   std::vector<Group> groups;

@@ -72,9 +72,9 @@ Vars Task(int procid, int ntasks, const std::string& node,
 }
 
 std::string TestSpec(const TempDir& dir) {
-  return WriteSpec(dir.File("spec.toml"),
-                   SpecText("slurmdemo", 1024, 1.0,
-                            {{"w", {4096}, "constant:2"}}));
+  return WriteSpec(
+      dir.File("spec.toml"),
+      SpecText("slurmdemo", 1024, 1.0, {{"w", {4096}, "constant:2"}}));
 }
 
 TEST_CASE("serve --slurm shards are reached through cluster --slurm's file",
@@ -96,17 +96,17 @@ TEST_CASE("serve --slurm shards are reached through cluster --slurm's file",
     REQUIRE(line.has_value());
     // The stdout contract: the bound endpoint, the node's address.
     CHECK(*line == "listening on tcp://127.0.0.1:" + std::to_string(port + i));
-    CHECK(Contains((*child)->Stderr(), "Slurm job 77, task " +
-                                           std::to_string(i) +
-                                           " of 2 on node localhost"));
+    CHECK(Contains(
+        (*child)->Stderr(),
+        "Slurm job 77, task " + std::to_string(i) + " of 2 on node localhost"));
     shards.push_back(std::move(child).value());
   }
 
   const std::string file = dir.File("cluster.toml");
-  const RunResult made = Run(WithEnv(
-      {{"SLURM_JOB_NODELIST", "localhost"}},
-      {"cluster", "--slurm", "--spec", spec, "--port", std::to_string(port),
-       "--shards", "2", "-o", file}));
+  const RunResult made =
+      Run(WithEnv({{"SLURM_JOB_NODELIST", "localhost"}},
+                  {"cluster", "--slurm", "--spec", spec, "--port",
+                   std::to_string(port), "--shards", "2", "-o", file}));
   INFO(made.err);
   REQUIRE(made.status.ok());
   CHECK(Contains(made.out, "wrote " + file + ": 2 shard(s)"));
@@ -125,16 +125,15 @@ TEST_CASE("serve --slurm shards are reached through cluster --slurm's file",
   CHECK(Contains(status.out, "slurmdemo"));
 
   SECTION("a replica on the node mirrors no shard of its own node") {
-    auto replica = ChildProcess::Spawn(
-        {kShardpsBinary, "replica", "--cluster", file, "--spec", spec,
-         "--storage", dir.File("replica")});
+    auto replica =
+        ChildProcess::Spawn({kShardpsBinary, "replica", "--cluster", file,
+                             "--spec", spec, "--storage", dir.File("replica")});
     REQUIRE(replica.ok());
     const auto ready =
         (*replica)->ReadLineContaining("replica ready", kStartTimeout);
     INFO("replica stderr: " << (*replica)->Stderr());
     REQUIRE(ready.has_value());
-    CHECK(*ready ==
-          "replica ready: mirroring shard(s) [], on this host [0,1]");
+    CHECK(*ready == "replica ready: mirroring shard(s) [], on this host [0,1]");
   }
   SECTION("SIGTERM stops a serve --slurm shard cleanly") {
     REQUIRE(shards[0]->Signal(SIGTERM));
@@ -149,8 +148,8 @@ TEST_CASE("serve --slurm refuses to start outside its place, exit 2",
           "[cli][slurm][integration]") {
   TempDir dir;
   const std::string spec = TestSpec(dir);
-  const std::vector<std::string> serve = {"serve",     "--slurm",  "--port",
-                                          "31000",     "--spec",   spec,
+  const std::vector<std::string> serve = {"serve",     "--slurm",    "--port",
+                                          "31000",     "--spec",     spec,
                                           "--storage", dir.File("s")};
   auto refused = [&](const Vars& vars, std::vector<std::string> args) {
     const RunResult r = Run(WithEnv(vars, args));
@@ -173,31 +172,32 @@ TEST_CASE("serve --slurm refuses to start outside its place, exit 2",
     // wants task 1 on the second.
     const std::string err =
         refused(Task(1, 2, "localhost", "localhost,node-b"), serve);
-    CHECK(Contains(err, "task 1 runs on node localhost, but shard 1 belongs "
-                        "on node node-b"));
+    CHECK(Contains(err,
+                   "task 1 runs on node localhost, but shard 1 belongs "
+                   "on node node-b"));
     CHECK(Contains(err, "--ntasks-per-node"));
     CHECK(Contains(err, "--distribution=cyclic"));
   }
   SECTION("flags that --slurm replaces") {
     const Vars task = Task(0, 1, "localhost", "localhost");
     for (const std::vector<std::string>& extra :
-         std::vector<std::vector<std::string>>{{"--shard", "0"},
-                                               {"--shards", "1"},
-                                               {"--listen",
-                                                "tcp://127.0.0.1:31000"}}) {
+         std::vector<std::vector<std::string>>{
+             {"--shard", "0"},
+             {"--shards", "1"},
+             {"--listen", "tcp://127.0.0.1:31000"}}) {
       std::vector<std::string> args = serve;
       args.insert(args.end(), extra.begin(), extra.end());
-      CHECK(Contains(refused(task, args),
-                     extra[0] + " conflicts with --slurm"));
+      CHECK(
+          Contains(refused(task, args), extra[0] + " conflicts with --slurm"));
     }
     CHECK(Contains(refused(task, {"serve", "--slurm", "--spec", spec}),
                    "--slurm needs --port BASE"));
   }
   SECTION("a node name that does not resolve") {
-    CHECK(Contains(refused(Task(0, 1, "no-such-node.invalid",
-                                "no-such-node.invalid"),
-                           serve),
-                   "cannot resolve host 'no-such-node.invalid'"));
+    CHECK(Contains(
+        refused(Task(0, 1, "no-such-node.invalid", "no-such-node.invalid"),
+                serve),
+        "cannot resolve host 'no-such-node.invalid'"));
   }
   SECTION("ports past 65535") {
     std::vector<std::string> args = serve;
@@ -212,10 +212,10 @@ TEST_CASE("cluster --slurm places the job's nodes and writes to stdout",
   TempDir dir;
   const std::string spec = TestSpec(dir);
   SECTION("one shard per node by default, from SLURM_JOB_NODELIST") {
-    const RunResult r = Run(WithEnv(
-        {{"SLURM_JOB_NODELIST", "node[1-3]"}},
-        {"cluster", "--slurm", "--spec", spec, "--port", "7000",
-         "--insecure", "-o", "-"}));
+    const RunResult r =
+        Run(WithEnv({{"SLURM_JOB_NODELIST", "node[1-3]"}},
+                    {"cluster", "--slurm", "--spec", spec, "--port", "7000",
+                     "--insecure", "-o", "-"}));
     INFO(r.err);
     REQUIRE(r.status.ok());
     auto cluster = ParseCluster(r.out);
@@ -226,10 +226,10 @@ TEST_CASE("cluster --slurm places the job's nodes and writes to stdout",
     CHECK(Contains(r.err, "3 shard(s) of model 'slurmdemo' on 3 host(s)"));
   }
   SECTION("--nodelist overrides the environment; --shards N wraps around") {
-    const RunResult r = Run(WithEnv(
-        {{"SLURM_JOB_NODELIST", "other"}},
-        {"cluster", "--slurm", "--nodelist", "n[08-09]", "--model", "m",
-         "--shards", "3", "--port", "7000", "--insecure", "-o", "-"}));
+    const RunResult r = Run(
+        WithEnv({{"SLURM_JOB_NODELIST", "other"}},
+                {"cluster", "--slurm", "--nodelist", "n[08-09]", "--model", "m",
+                 "--shards", "3", "--port", "7000", "--insecure", "-o", "-"}));
     INFO(r.err);
     REQUIRE(r.status.ok());
     auto cluster = ParseCluster(r.out);
@@ -247,9 +247,8 @@ TEST_CASE("cluster --slurm places the job's nodes and writes to stdout",
       CHECK(r.out.empty());
       return r.err;
     };
-    const std::vector<std::string> base = {"cluster", "--slurm", "--model",
-                                           "m",       "--port",  "7000",
-                                           "-o",      "-"};
+    const std::vector<std::string> base = {
+        "cluster", "--slurm", "--model", "m", "--port", "7000", "-o", "-"};
     CHECK(Contains(refused({}, base),
                    "not inside a Slurm job: SLURM_JOB_NODELIST is not set"));
     CHECK(Contains(refused({{"SLURM_JOB_NODELIST", "n[2-1]"}}, base),

@@ -20,8 +20,7 @@ TEST_CASE("PlaceShard puts shard i on host i % H at port BASE + i / H",
 
 TEST_CASE("PlaceShards writes the endpoints of the layout rule",
           "[shard_placement]") {
-  const std::vector<ShardAddress> shards =
-      PlaceShards({"a", "b"}, 5, 7000);
+  const std::vector<ShardAddress> shards = PlaceShards({"a", "b"}, 5, 7000);
   REQUIRE(shards.size() == 5);
   const std::vector<std::string> want = {"tcp://a:7000", "tcp://b:7000",
                                          "tcp://a:7001", "tcp://b:7001",

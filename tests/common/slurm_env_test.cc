@@ -127,8 +127,7 @@ TEST_CASE("ReadSlurmJob reads the job's node list", "[slurm_env]") {
   CHECK(job.status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("ProcessEnvironment reads this process's variables",
-          "[slurm_env]") {
+TEST_CASE("ProcessEnvironment reads this process's variables", "[slurm_env]") {
   ::setenv("SHARDPS_SLURM_ENV_TEST", "v", 1);
   const EnvLookup env = ProcessEnvironment();
   CHECK(env("SHARDPS_SLURM_ENV_TEST") == std::optional<std::string>("v"));
