@@ -10,10 +10,14 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
 #include "common/curve_keys.h"
+#include "common/shard_placement.h"
+#include "common/slurm_env.h"
+#include "common/slurm_hostlist.h"
 #include "server/bind_policy.h"
 #include "shardps/cluster.h"
 #include "shardps/model_spec.h"
@@ -31,7 +35,12 @@ struct ClusterFlags {
   int64_t port = 0;
   std::string server_key_file;  // the servers' .pub
   bool insecure = false;
-  std::string out = "cluster.toml";
+  std::string out = "cluster.toml";  // "-": stdout
+  // --slurm: the hosts are the job's nodes (SLURM_JOB_NODELIST, or
+  // --nodelist), and --shards defaults to their number.
+  bool slurm = false;
+  std::string nodelist;
+  std::string hosts_source = "--hosts";  // names the hosts' origin in errors
 };
 
 Status Bad(const std::string& what) { return Status::InvalidArgument(what); }
@@ -39,24 +48,25 @@ Status Bad(const std::string& what) { return Status::InvalidArgument(what); }
 // A host is an address a ZeroMQ tcp:// endpoint can both bind and connect
 // to: an IPv4 address, a name, or an IPv6 address in brackets; no scheme,
 // port or wildcard.
-Status CheckHost(const std::string& host) {
-  if (host.empty()) return Bad("--hosts: empty host name (a stray comma?)");
+Status CheckHost(const std::string& source, const std::string& host) {
+  if (host.empty()) return Bad(source + ": empty host name (a stray comma?)");
   if (host.find("://") != std::string::npos)
-    return Bad("--hosts: '" + host +
+    return Bad(source + ": '" + host +
                "': give the address only (e.g. 10.0.0.5), not an endpoint");
   const bool bracketed = host.front() == '[' && host.back() == ']';
   if (!bracketed && host.find(':') != std::string::npos)
-    return Bad("--hosts: '" + host +
+    return Bad(source + ": '" + host +
                "': no port here (--port sets it); write an IPv6 address in "
                "brackets, e.g. [fd00::5]");
   if (host == "*" || host == "0.0.0.0" || host == "[::]")
-    return Bad("--hosts: '" + host +
+    return Bad(source + ": '" + host +
                "' is a wildcard: clients cannot connect to it; give each "
                "host's own address");
   for (char c : host)
     if (c == '"' || c == '\\' || c == ',' ||
         static_cast<unsigned char>(c) <= ' ')
-      return Bad("--hosts: '" + host + "' contains a character no address has");
+      return Bad(source + ": '" + host +
+                 "' contains a character no address has");
   return Status::Ok();
 }
 
@@ -72,13 +82,14 @@ std::vector<std::string> SplitHosts(const std::string& text) {
   return hosts;
 }
 
-Status CheckHosts(const std::vector<std::string>& hosts) {
-  if (hosts.empty()) return Bad("--hosts: need at least one host");
+Status CheckHosts(const std::string& source,
+                  const std::vector<std::string>& hosts) {
+  if (hosts.empty()) return Bad(source + ": need at least one host");
   std::set<std::string> seen;
   for (const std::string& h : hosts) {
-    SHARDPS_RETURN_IF_ERROR(CheckHost(h));
+    SHARDPS_RETURN_IF_ERROR(CheckHost(source, h));
     if (!seen.insert(h).second)
-      return Bad("--hosts: '" + h +
+      return Bad(source + ": '" + h +
                  "' is listed twice; list each host once (a host runs as many "
                  "shards as the placement gives it)");
   }
@@ -90,15 +101,8 @@ Status CheckShardsAndPorts(const ClusterFlags& flags) {
   if (flags.shards < 1 || flags.shards > 256)
     return Bad("--shards: must be 1..256 (got " + std::to_string(flags.shards) +
                ")");
-  const int64_t per_host =
-      (flags.shards + static_cast<int64_t>(flags.hosts.size()) - 1) /
-      static_cast<int64_t>(flags.hosts.size());
-  const int64_t last = flags.port + per_host - 1;
-  if (flags.port < 1 || last > 65535)
-    return Bad("--port: shards use ports " + std::to_string(flags.port) + ".." +
-               std::to_string(last) +
-               " on each host; they must lie in 1..65535");
-  return Status::Ok();
+  return CheckShardPorts(static_cast<uint32_t>(flags.shards),
+                         flags.hosts.size(), flags.port, "--port");
 }
 
 // Plain connections to a non-loopback host would be refused by every
@@ -129,26 +133,8 @@ Result<std::string> LoadServerKey(const std::string& path) {
   return LoadCurvePublicKey(path);
 }
 
-// Shard i on host i % H at port BASE + i / H: consecutive shards on
-// different hosts, so every host holds an equal share of the model's
-// blocks (dense blocks go round-robin over shards), and each host uses the
-// same small port range BASE..BASE + ceil(N/H) - 1.
-std::vector<ShardAddress> PlaceShards(const ClusterFlags& flags) {
-  std::vector<ShardAddress> shards;
-  const size_t hosts = flags.hosts.size();
-  for (uint32_t i = 0; i < static_cast<uint32_t>(flags.shards); ++i) {
-    const int64_t port = flags.port + static_cast<int64_t>(i / hosts);
-    // No segment: each shard's segment exists on its own host only, and a
-    // client learns it (and checks its identity) from the shard's Hello.
-    shards.push_back(
-        {i, "tcp://" + flags.hosts[i % hosts] + ":" + std::to_string(port),
-         ""});
-  }
-  return shards;
-}
-
 Result<ClusterInfo> BuildCluster(const ClusterFlags& flags) {
-  SHARDPS_RETURN_IF_ERROR(CheckHosts(flags.hosts));
+  SHARDPS_RETURN_IF_ERROR(CheckHosts(flags.hosts_source, flags.hosts));
   SHARDPS_RETURN_IF_ERROR(CheckShardsAndPorts(flags));
   SHARDPS_RETURN_IF_ERROR(CheckSecurity(flags));
   ClusterInfo cluster;
@@ -166,27 +152,67 @@ Result<ClusterInfo> BuildCluster(const ClusterFlags& flags) {
     if (!key.ok()) return key.status();
     cluster.server_key = *key;
   }
-  cluster.shards = PlaceShards(flags);
+  cluster.shards =
+      PlaceShards(flags.hosts, static_cast<uint32_t>(flags.shards), flags.port);
   return cluster;
 }
 
+// --slurm: the hosts from --nodelist or the job's environment; --shards
+// defaults to one per node.
+Status TakeSlurmHosts(ClusterFlags* flags) {
+  if (!flags->nodelist.empty()) {
+    auto nodes = ExpandHostlist(flags->nodelist);
+    if (!nodes.ok()) return nodes.status().WithContext("--nodelist");
+    flags->hosts = std::move(nodes).value();
+    flags->hosts_source = "--nodelist";
+  } else {
+    auto job = ReadSlurmJob(ProcessEnvironment());
+    if (!job.ok())
+      return job.status().WithContext(
+          "--slurm (run it in the batch script, or pass --nodelist LIST)");
+    flags->hosts = std::move(job->nodes);
+    flags->hosts_source = "SLURM_JOB_NODELIST=" + job->node_list;
+  }
+  if (flags->shards == 0)
+    flags->shards = static_cast<int64_t>(flags->hosts.size());
+  return Status::Ok();
+}
+
 int RunCluster(ClusterFlags flags) {
-  flags.hosts = SplitHosts(flags.hosts_text);
+  if (flags.slurm) {
+    Status hosts = TakeSlurmHosts(&flags);
+    if (!hosts.ok()) return ReportError("cluster", hosts);
+  } else {
+    flags.hosts = SplitHosts(flags.hosts_text);
+  }
   auto cluster = BuildCluster(flags);
   if (!cluster.ok()) return ReportError("cluster", cluster.status());
-  // Never overwrite: hosts may already be running launches that read it.
-  struct stat st;
-  if (::stat(flags.out.c_str(), &st) == 0 || errno != ENOENT)
-    return ReportError(
-        "cluster", Bad(flags.out + " already exists: remove it first (stop the "
-                                   "launches that use it) or pass another -o"));
-  Status saved = SaveCluster(*cluster, flags.out);
-  if (!saved.ok()) return ReportError("cluster", saved);
-  std::printf("wrote %s: %zu shard(s) of model '%s' on %zu host(s)\n",
-              flags.out.c_str(), cluster->shards.size(), cluster->model.c_str(),
-              flags.hosts.size());
+  // -o -: the file on stdout, so the summary goes to stderr.
+  const bool to_stdout = flags.out == "-";
+  FILE* summary = to_stdout ? stderr : stdout;
+  if (to_stdout) {
+    const std::string text = cluster->ToToml();
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() ||
+        std::fflush(stdout) != 0)
+      return ReportError("cluster",
+                         Status::IoError("writing to stdout failed"));
+  } else {
+    // Never overwrite: hosts may already be running launches that read it.
+    struct stat st;
+    if (::stat(flags.out.c_str(), &st) == 0 || errno != ENOENT)
+      return ReportError(
+          "cluster",
+          Bad(flags.out + " already exists: remove it first (stop the "
+                          "launches that use it) or pass another -o"));
+    Status saved = SaveCluster(*cluster, flags.out);
+    if (!saved.ok()) return ReportError("cluster", saved);
+  }
+  std::fprintf(summary, "wrote %s: %zu shard(s) of model '%s' on %zu host(s)\n",
+               to_stdout ? "the cluster file to stdout" : flags.out.c_str(),
+               cluster->shards.size(), cluster->model.c_str(),
+               flags.hosts.size());
   for (const ShardAddress& s : cluster->shards)
-    std::printf("  shard %u  %s\n", s.index, s.endpoint.c_str());
+    std::fprintf(summary, "  shard %u  %s\n", s.index, s.endpoint.c_str());
   return 0;
 }
 
@@ -198,7 +224,8 @@ void RegisterCluster(CLI::App& app, int* exit_code) {
       "cluster",
       "Write a multi-host cluster file without starting anything: shard i "
       "on host i % H at port BASE + i / H (H hosts). Then run `shardps "
-      "launch --cluster-file F --this-host ADDR` on each host");
+      "launch --cluster-file F --this-host ADDR` on each host, or, with "
+      "--slurm, `srun ... shardps serve --slurm` over the job's nodes");
   CLI::Option* model =
       cmd->add_option("--model", flags->model, "Model name (the spec's)");
   CLI::Option* spec = cmd->add_option(
@@ -207,12 +234,24 @@ void RegisterCluster(CLI::App& app, int* exit_code) {
       "spec_hash, which clients check");
   model->excludes(spec);
   spec->excludes(model);
-  cmd->add_option("--shards", flags->shards, "Number of shards (1..256)")
-      ->required();
-  cmd->add_option("--hosts", flags->hosts_text,
-                  "Comma-separated host addresses, each listed once, as "
-                  "clients and servers reach them (IPv6 in brackets)")
-      ->required();
+  CLI::Option* shards = cmd->add_option(
+      "--shards", flags->shards,
+      "Number of shards (1..256); with --slurm, one per node by default");
+  CLI::Option* hosts =
+      cmd->add_option("--hosts", flags->hosts_text,
+                      "Comma-separated host addresses, each listed once, as "
+                      "clients and servers reach them (IPv6 in brackets)");
+  CLI::Option* slurm = cmd->add_flag(
+      "--slurm", flags->slurm,
+      "Inside a Slurm job: the hosts are the job's nodes "
+      "(SLURM_JOB_NODELIST), in Slurm's order; pair with `shardps serve "
+      "--slurm` in a step over all of them");
+  cmd->add_option("--nodelist", flags->nodelist,
+                  "With --slurm: this Slurm host list (e.g. node[1-3,7]) "
+                  "instead of SLURM_JOB_NODELIST")
+      ->needs(slurm);
+  hosts->excludes(slurm);
+  slurm->excludes(hosts);
   cmd->add_option("--port", flags->port,
                   "First port: a host's k-th shard listens on BASE + k")
       ->required();
@@ -226,12 +265,24 @@ void RegisterCluster(CLI::App& app, int* exit_code) {
   key->excludes(insecure);
   insecure->excludes(key);
   cmd->add_option("-o,--out", flags->out,
-                  "Where to write the cluster file (never overwritten)")
+                  "Where to write the cluster file (never overwritten); - "
+                  "writes it to stdout (the summary then goes to stderr)")
       ->capture_default_str();
-  cmd->callback([flags, model, spec, exit_code] {
+  cmd->callback([flags, model, spec, shards, hosts, slurm, exit_code] {
     if (model->count() == 0 && spec->count() == 0) {
       *exit_code = ReportError(
           "cluster", Bad("give the model: --model NAME or --spec SPEC"));
+      return;
+    }
+    if (slurm->count() == 0 && (hosts->count() == 0 || shards->count() == 0)) {
+      *exit_code = ReportError(
+          "cluster", Bad("give the hosts and the shard count: --hosts A,B "
+                         "--shards N, or --slurm inside a Slurm job"));
+      return;
+    }
+    if (shards->count() > 0 && flags->shards == 0) {
+      *exit_code =
+          ReportError("cluster", Bad("--shards: must be 1..256 (got 0)"));
       return;
     }
     *exit_code = RunCluster(*flags);

@@ -9,14 +9,18 @@
 
 #include "cli/commands.h"
 #include "cli/shard_count_check.h"
+#include "cli/slurm_shard.h"
 #include "common/curve_keys.h"
 #include "common/metrics_export.h"
 #include "common/segment.h"
+#include "server/bind_policy.h"
 #include "server/shard_server.h"
 
 namespace shardps::cli {
 
 namespace {
+
+constexpr uint32_t kMaxShards = 4096;
 
 struct ServeFlags {
   std::string spec;
@@ -42,6 +46,8 @@ struct ServeFlags {
   bool insecure = false;
   bool allow_new = false;      // --new
   std::string metrics_listen;  // empty: no /metrics
+  bool slurm = false;          // shard, shards, listen from the Slurm step
+  int64_t port = 0;            // --slurm: the port base
 };
 
 // Loads the key files named by the CURVE flags into `options`.
@@ -192,7 +198,57 @@ void ReportRecovery(const SegmentOpenReport& r) {
                  static_cast<unsigned long long>(r.torn_blocks));
 }
 
-int RunServe(const ServeFlags& flags) {
+// --shard and --shards are required without --slurm (checked here, not by
+// CLI11, because --slurm replaces them).
+Status CheckPlainFlags(const CLI::Option& shard, const CLI::Option& shards) {
+  if (shard.count() == 0 || shards.count() == 0)
+    return Status::InvalidArgument(
+        "give --shard I and --shards N (or --slurm inside a Slurm step)");
+  return Status::Ok();
+}
+
+// --slurm takes the shard, the shard count and the endpoint from the step;
+// a flag that also gives one of them would be a second, conflicting truth.
+Status CheckSlurmFlags(const CLI::Option& shard, const CLI::Option& shards,
+                       const CLI::Option& listen, const CLI::Option& port) {
+  for (const CLI::Option* o : {&shard, &shards, &listen})
+    if (o->count() > 0)
+      return Status::InvalidArgument(
+          o->get_name() +
+          " conflicts with --slurm: --slurm takes the shard from "
+          "SLURM_PROCID, the shard count from the step's task count and "
+          "the endpoint from the node's address and --port");
+  if (port.count() == 0)
+    return Status::InvalidArgument(
+        "--slurm needs --port BASE (the same as `shardps cluster --slurm "
+        "--port`)");
+  return Status::Ok();
+}
+
+// Fills shard, shards and listen from the Slurm step.
+Status ApplySlurm(ServeFlags* flags) {
+  auto placed = PlaceSlurmShard(ProcessEnvironment(), flags->port, kMaxShards);
+  if (!placed.ok()) return placed.status().WithContext("--slurm");
+  flags->shard = placed->shard;
+  flags->shards = placed->shards;
+  flags->listen = placed->listen;
+  std::fprintf(stderr,
+               "shardps serve: Slurm job %s, task %u of %u on node %s "
+               "(nodes %s): listening on %s\n",
+               placed->step.job_id.c_str(), placed->shard, placed->shards,
+               placed->node.c_str(), placed->step.node_list.c_str(),
+               placed->listen.c_str());
+  if (IsLoopbackEndpoint(placed->listen) && placed->step.nodes.size() > 1)
+    std::fprintf(stderr,
+                 "shardps serve: warning: node %s resolves to a loopback "
+                 "address, which the other %zu node(s) cannot reach; give "
+                 "it its network address in /etc/hosts or DNS (Debian maps "
+                 "the host name to 127.0.1.1)\n",
+                 placed->node.c_str(), placed->step.nodes.size() - 1);
+  return Status::Ok();
+}
+
+int RunServe(ServeFlags flags) {
   // Block the signals we handle before any thread exists, so every thread
   // inherits the mask and sigwait below is the only place they arrive.
   sigset_t signals;
@@ -203,6 +259,10 @@ int RunServe(const ServeFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (flags.slurm) {
+    Status placed = ApplySlurm(&flags);
+    if (!placed.ok()) return ReportError("serve", placed);
+  }
   auto options = MakeServerOptions(flags);
   if (!options.ok()) return ReportError("serve", options.status());
   const std::vector<QueueOption> queues = options->queues;
@@ -241,14 +301,27 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve one shard of a model until SIGINT/SIGTERM");
   cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
-  cmd->add_option("--shard", flags->shard, "This shard's index (0-based)")
-      ->required();
-  cmd->add_option("--shards", flags->shards, "Number of shards")
-      ->required()
-      ->check(CLI::Range(1u, 4096u));
-  cmd->add_option("--listen", flags->listen,
-                  "ZeroMQ endpoint to bind; port * picks a free one")
-      ->capture_default_str();
+  CLI::Option* shard = cmd->add_option("--shard", flags->shard,
+                                       "This shard's index (0-based); required "
+                                       "unless --slurm");
+  CLI::Option* shards =
+      cmd->add_option("--shards", flags->shards,
+                      "Number of shards; required unless --slurm")
+          ->check(CLI::Range(1u, kMaxShards));
+  CLI::Option* listen =
+      cmd->add_option("--listen", flags->listen,
+                      "ZeroMQ endpoint to bind; port * picks a free one")
+          ->capture_default_str();
+  CLI::Option* slurm = cmd->add_flag(
+      "--slurm", flags->slurm,
+      "Inside a Slurm step (srun --ntasks-per-node=K "
+      "--distribution=cyclic): shard SLURM_PROCID of the step's task "
+      "count, listening on this node's address at --port + i / H (H nodes "
+      "in the step), as `shardps cluster --slurm` places it");
+  CLI::Option* port = cmd->add_option(
+      "--port", flags->port,
+      "With --slurm: the port base (a node's k-th shard uses BASE + k)");
+  port->needs(slurm);
   cmd->add_option("--threads", flags->threads, "Update pool threads")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
@@ -317,7 +390,16 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "
                 "untouched; the new model starts from scratch)");
-  cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
+  cmd->callback([flags, shard, shards, listen, slurm, port, exit_code] {
+    Status given = slurm->count() > 0
+                       ? CheckSlurmFlags(*shard, *shards, *listen, *port)
+                       : CheckPlainFlags(*shard, *shards);
+    if (!given.ok()) {
+      *exit_code = ReportError("serve", given);
+      return;
+    }
+    *exit_code = RunServe(*flags);
+  });
 }
 
 }  // namespace shardps::cli

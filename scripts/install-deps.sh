@@ -35,6 +35,10 @@ readonly PACKAGES=(
   python3-pytest      # tests/python/
   prometheus-cpp-dev  # /metrics endpoints (common/metrics_export)
   prometheus          # tests/metrics/: promtool and a real Prometheus server
+  slurmd              # scripts/slurmbed: a real Slurm cluster on the host bed
+  slurmctld
+  slurm-client
+  munge
   tmux                # tests/cli/top_tmux_test.sh: `shardps top` in a real terminal
 )
 
