@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/shard_count_check.h"
 #include "common/curve_keys.h"
+#include "common/host_name.h"
 #include "common/metrics_export.h"
 #include "common/segment.h"
 #include "server/shard_server.h"
@@ -21,6 +22,7 @@ namespace {
 struct ServeFlags {
   std::string spec;
   uint32_t shard = 0;
+  bool shard_from_hostname = false;
   uint32_t shards = 1;
   std::string listen = "tcp://127.0.0.1:*";
   uint32_t threads = 1;
@@ -192,7 +194,25 @@ void ReportRecovery(const SegmentOpenReport& r) {
                  static_cast<unsigned long long>(r.torn_blocks));
 }
 
-int RunServe(const ServeFlags& flags) {
+// --shard-from-hostname: the shard index is the trailing ordinal of this
+// host's name (a StatefulSet's pod i is `<set>-<i>`), below --shards.
+Status ResolveShardIndex(ServeFlags* flags) {
+  if (!flags->shard_from_hostname) return Status::Ok();
+  const std::string host = HostName();
+  auto ordinal = HostNameOrdinal(host);
+  if (!ordinal.ok())
+    return ordinal.status().WithContext("--shard-from-hostname");
+  if (*ordinal >= flags->shards)
+    return Status::InvalidArgument(
+        "--shard-from-hostname: hostname '" + host + "' gives shard " +
+        std::to_string(*ordinal) + ", but --shards is " +
+        std::to_string(flags->shards) +
+        ": scale the StatefulSet's replicas and the shard count together");
+  flags->shard = *ordinal;
+  return Status::Ok();
+}
+
+int RunServe(ServeFlags flags) {
   // Block the signals we handle before any thread exists, so every thread
   // inherits the mask and sigwait below is the only place they arrive.
   sigset_t signals;
@@ -203,6 +223,8 @@ int RunServe(const ServeFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (Status s = ResolveShardIndex(&flags); !s.ok())
+    return ReportError("serve", s);
   auto options = MakeServerOptions(flags);
   if (!options.ok()) return ReportError("serve", options.status());
   const std::vector<QueueOption> queues = options->queues;
@@ -241,8 +263,13 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve one shard of a model until SIGINT/SIGTERM");
   cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
-  cmd->add_option("--shard", flags->shard, "This shard's index (0-based)")
-      ->required();
+  CLI::Option* shard =
+      cmd->add_option("--shard", flags->shard, "This shard's index (0-based)");
+  CLI::Option* from_host = cmd->add_flag(
+      "--shard-from-hostname", flags->shard_from_hostname,
+      "Take the shard index from the hostname's trailing ordinal (pod i of "
+      "a Kubernetes StatefulSet is <name>-<i>) instead of --shard");
+  shard->excludes(from_host);
   cmd->add_option("--shards", flags->shards, "Number of shards")
       ->required()
       ->check(CLI::Range(1u, 4096u));
@@ -317,7 +344,15 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "
                 "untouched; the new model starts from scratch)");
-  cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
+  cmd->callback([flags, exit_code, shard] {
+    if (shard->count() == 0 && !flags->shard_from_hostname) {
+      *exit_code = ReportError(
+          "serve",
+          Status::InvalidArgument("give --shard I or --shard-from-hostname"));
+      return;
+    }
+    *exit_code = RunServe(*flags);
+  });
 }
 
 }  // namespace shardps::cli
