@@ -59,17 +59,15 @@ int CheckShard(const std::string& endpoint, const ClientOptions& options,
   }
   if (want_shard >= 0 && (probe->shard != want_shard ||
                           static_cast<int64_t>(probe->shards) != want_shards))
-    return Unhealthy(endpoint + ": serves shard " +
-                     std::to_string(probe->shard) + " of " +
-                     std::to_string(probe->shards) +
-                     ", the cluster file lists it as shard " +
-                     std::to_string(want_shard) + " of " +
-                     std::to_string(want_shards));
+    return Unhealthy(
+        endpoint + ": serves shard " + std::to_string(probe->shard) + " of " +
+        std::to_string(probe->shards) +
+        ", the cluster file lists it as shard " + std::to_string(want_shard) +
+        " of " + std::to_string(want_shards));
   std::printf("ok: %s serves shard %u of %u of model '%s' (spec %s)%s%s\n",
               endpoint.c_str(), probe->shard, probe->shards,
               probe->model.c_str(), Hex(probe->spec_hash).c_str(),
-              probe->hostname.empty() ? "" : " on ",
-              probe->hostname.c_str());
+              probe->hostname.empty() ? "" : " on ", probe->hostname.c_str());
   return 0;
 }
 
@@ -83,8 +81,7 @@ int CheckReplica(const HealthFlags& flags) {
       const std::string name = e->d_name;
       const std::string suffix = ".fresh";
       if (name.size() > suffix.size() &&
-          name.compare(name.size() - suffix.size(), suffix.size(), suffix) ==
-              0)
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
         fresh.push_back(dir + "/" + name);
     }
     ::closedir(d);
@@ -112,14 +109,14 @@ int RunHealth(const HealthFlags& flags) {
   const int forms = !flags.endpoint.empty() + !flags.cluster.empty() +
                     !flags.replica_storage.empty();
   if (forms != 1)
-    return ReportError("health",
-                       Status::InvalidArgument(
-                           "give exactly one of --endpoint, --cluster or "
-                           "--replica-storage"));
+    return ReportError(
+        "health",
+        Status::InvalidArgument("give exactly one of --endpoint, --cluster or "
+                                "--replica-storage"));
   if (!flags.replica_storage.empty()) {
     if (flags.model.empty())
-      return ReportError("health", Status::InvalidArgument(
-                                       "--replica-storage needs --model"));
+      return ReportError(
+          "health", Status::InvalidArgument("--replica-storage needs --model"));
     return CheckReplica(flags);
   }
   if (flags.shard >= 0 && flags.cluster.empty())
@@ -148,10 +145,11 @@ int RunHealth(const HealthFlags& flags) {
     options.curve_server_key = cluster->server_key;
   const int64_t n = static_cast<int64_t>(cluster->shards.size());
   if (flags.shard >= n)
-    return ReportError("health", Status::InvalidArgument(
-                                     "--shard " + std::to_string(flags.shard) +
-                                     ": " + flags.cluster + " lists shards 0.." +
-                                     std::to_string(n - 1)));
+    return ReportError(
+        "health",
+        Status::InvalidArgument("--shard " + std::to_string(flags.shard) +
+                                ": " + flags.cluster + " lists shards 0.." +
+                                std::to_string(n - 1)));
   int rc = 0;
   for (const ShardAddress& shard : cluster->shards) {
     if (flags.shard >= 0 && shard.index != flags.shard) continue;

@@ -35,6 +35,8 @@ readonly PACKAGES=(
   python3-pytest      # tests/python/
   prometheus-cpp-dev  # /metrics endpoints (common/metrics_export)
   prometheus          # tests/metrics/: promtool and a real Prometheus server
+  python3-yaml        # tests/deploy/: reads the Kubernetes manifests
+  kubernetes-client   # tests/deploy/: kubectl kustomize deploy/kubernetes
 )
 
 # Prints the packages dpkg does not report as fully installed.

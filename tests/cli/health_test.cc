@@ -56,8 +56,8 @@ TEST_CASE("health exits 0 for a serving shard and 1 once it is gone",
 
   REQUIRE(shard->Signal(SIGKILL));
   REQUIRE(shard->Wait(kStartTimeout).has_value());
-  const RunResult down = Run({kShardpsBinary, "health", "--endpoint", endpoint,
-                              "--timeout", "300ms"});
+  const RunResult down = Run(
+      {kShardpsBinary, "health", "--endpoint", endpoint, "--timeout", "300ms"});
   CheckExit(down, 1);
   CHECK(Contains(down.err, endpoint + ": no answer within 300 ms"));
   CHECK(down.out.empty());
@@ -76,62 +76,63 @@ TEST_CASE(
       StartShard(dir, spec, 0, 2, "ipc://" + dir.File("shard-0.sock"), &ep0);
   auto shard1 =
       StartShard(dir, spec, 1, 2, "ipc://" + dir.File("shard-1.sock"), &ep1);
-  const std::string cluster = WriteSpec(
-      dir.File("cluster.toml"), "model = \"healthdemo\"\nshards = 2\n"
-                                "endpoint_pattern = \"ipc://" +
-                                    dir.File("shard-{i}.sock") + "\"\n");
+  const std::string cluster =
+      WriteSpec(dir.File("cluster.toml"),
+                "model = \"healthdemo\"\nshards = 2\n"
+                "endpoint_pattern = \"ipc://" +
+                    dir.File("shard-{i}.sock") + "\"\n");
 
   const RunResult all = Run({kShardpsBinary, "health", "--cluster", cluster});
   CheckExit(all, 0);
   CHECK(Contains(all.out, ep0 + " serves shard 0 of 2"));
   CHECK(Contains(all.out, ep1 + " serves shard 1 of 2"));
 
-  const RunResult status = Run({kShardpsBinary, "status", "--cluster", cluster});
+  const RunResult status =
+      Run({kShardpsBinary, "status", "--cluster", cluster});
   CheckExit(status, 0);
   CHECK(Contains(status.out, ep1));
 
   SECTION("one shard of the file") {
-    const RunResult one = Run(
-        {kShardpsBinary, "health", "--cluster", cluster, "--shard", "1"});
+    const RunResult one =
+        Run({kShardpsBinary, "health", "--cluster", cluster, "--shard", "1"});
     CheckExit(one, 0);
     CHECK(Contains(one.out, "serves shard 1 of 2"));
     CHECK_FALSE(Contains(one.out, "shard 0"));
   }
 
   SECTION("a shard answering at another shard's place is unhealthy") {
-    const std::string swapped =
-        WriteSpec(dir.File("swapped.toml"),
-                  "model = \"healthdemo\"\n[[shard]]\nindex = 0\nendpoint = "
-                  "\"" + ep1 + "\"\n[[shard]]\nindex = 1\nendpoint = \"" +
-                      ep0 + "\"\n");
-    const RunResult wrong = Run(
-        {kShardpsBinary, "health", "--cluster", swapped, "--shard", "0"});
+    const std::string swapped = WriteSpec(
+        dir.File("swapped.toml"),
+        "model = \"healthdemo\"\n[[shard]]\nindex = 0\nendpoint = "
+        "\"" +
+            ep1 + "\"\n[[shard]]\nindex = 1\nendpoint = \"" + ep0 + "\"\n");
+    const RunResult wrong =
+        Run({kShardpsBinary, "health", "--cluster", swapped, "--shard", "0"});
     CheckExit(wrong, 1);
-    CHECK(Contains(wrong.err, "serves shard 1 of 2, the cluster file lists "
-                              "it as shard 0 of 2"));
+    CHECK(Contains(wrong.err,
+                   "serves shard 1 of 2, the cluster file lists "
+                   "it as shard 0 of 2"));
   }
 
   SECTION("the host replica is healthy while it runs") {
     const std::string storage = dir.File("replica");
-    auto replica = ChildProcess::Spawn(
-        {kShardpsBinary, "replica", "--cluster", cluster, "--spec", spec,
-         "--storage", storage, "--all-shards"});
+    auto replica = ChildProcess::Spawn({kShardpsBinary, "replica", "--cluster",
+                                        cluster, "--spec", spec, "--storage",
+                                        storage, "--all-shards"});
     REQUIRE(replica.ok());
     INFO("replica stderr: " << (*replica)->Stderr());
     REQUIRE((*replica)
                 ->ReadLineContaining("replica ready", kStartTimeout)
                 .has_value());
-    const RunResult up =
-        Run({kShardpsBinary, "health", "--replica-storage", storage,
-             "--model", "healthdemo"});
+    const RunResult up = Run({kShardpsBinary, "health", "--replica-storage",
+                              storage, "--model", "healthdemo"});
     CheckExit(up, 0);
     CHECK(Contains(up.out, "keeps 2 copies"));
 
     REQUIRE((*replica)->Signal(SIGKILL));
     REQUIRE((*replica)->Wait(kStartTimeout).has_value());
-    const RunResult down =
-        Run({kShardpsBinary, "health", "--replica-storage", storage,
-             "--model", "healthdemo"});
+    const RunResult down = Run({kShardpsBinary, "health", "--replica-storage",
+                                storage, "--model", "healthdemo"});
     CheckExit(down, 1);
     CHECK(Contains(down.err, "is not running"));
   }
@@ -144,8 +145,8 @@ TEST_CASE("health refuses bad flags with exit code 2",
   const RunResult none = Run({bin, "health"});
   CheckExit(none, 2);
   CHECK(Contains(none.err, "give exactly one of --endpoint, --cluster"));
-  CheckExit(Run({bin, "health", "--endpoint", "tcp://127.0.0.1:1",
-                 "--cluster", dir.File("c.toml")}),
+  CheckExit(Run({bin, "health", "--endpoint", "tcp://127.0.0.1:1", "--cluster",
+                 dir.File("c.toml")}),
             2);
   const RunResult scheme = Run({bin, "health", "--endpoint", "localhost:7000"});
   CheckExit(scheme, 2);
@@ -155,9 +156,9 @@ TEST_CASE("health refuses bad flags with exit code 2",
   CheckExit(timeout, 2);
   CHECK(Contains(timeout.err, "--timeout"));
   CheckExit(Run({bin, "health", "--replica-storage", dir.path()}), 2);
-  CheckExit(Run({bin, "health", "--endpoint", "tcp://127.0.0.1:1", "--shard",
-                 "0"}),
-            2);
+  CheckExit(
+      Run({bin, "health", "--endpoint", "tcp://127.0.0.1:1", "--shard", "0"}),
+      2);
   const RunResult missing =
       Run({bin, "health", "--replica-storage", dir.path(), "--model", "m"});
   CheckExit(missing, 1);
@@ -178,9 +179,8 @@ TEST_CASE("serve --shard-from-hostname serves the pod ordinal's shard",
                             " --listen tcp://127.0.0.1:*";
 
   SECTION("a StatefulSet pod name") {
-    auto child = ChildProcess::Spawn(
-        {"/usr/bin/unshare", "-u", "/bin/sh", "-c",
-         "hostname shardps-2 && exec " + serve});
+    auto child = ChildProcess::Spawn({"/usr/bin/unshare", "-u", "/bin/sh", "-c",
+                                      "hostname shardps-2 && exec " + serve});
     REQUIRE(child.ok());
     auto line = (*child)->ReadLineContaining("listening on", kStartTimeout);
     INFO("serve stderr: " << (*child)->Stderr());
@@ -194,14 +194,12 @@ TEST_CASE("serve --shard-from-hostname serves the pod ordinal's shard",
   }
 
   SECTION("a hostname without an ordinal, or beyond --shards") {
-    const RunResult none =
-        Run({"/usr/bin/unshare", "-u", "/bin/sh", "-c",
-             "hostname trainer && exec " + serve});
+    const RunResult none = Run({"/usr/bin/unshare", "-u", "/bin/sh", "-c",
+                                "hostname trainer && exec " + serve});
     CheckExit(none, 2);
     CHECK(Contains(none.err, "hostname 'trainer' has no trailing ordinal"));
-    const RunResult beyond =
-        Run({"/usr/bin/unshare", "-u", "/bin/sh", "-c",
-             "hostname shardps-3 && exec " + serve});
+    const RunResult beyond = Run({"/usr/bin/unshare", "-u", "/bin/sh", "-c",
+                                  "hostname shardps-3 && exec " + serve});
     CheckExit(beyond, 2);
     CHECK(Contains(beyond.err, "gives shard 3, but --shards is 3"));
   }
