@@ -23,6 +23,7 @@ void RegisterQueue(CLI::App& app, int* exit_code);
 void RegisterCheckpoint(CLI::App& app, int* exit_code);  // and restore
 void RegisterKeygen(CLI::App& app, int* exit_code);
 void RegisterReplica(CLI::App& app, int* exit_code);
+void RegisterHealth(CLI::App& app, int* exit_code);
 
 // Default of every connecting command's --connect-timeout-ms (status, push,
 // pull, checkpoint --remote, feed to a remote queue): how long Connect waits

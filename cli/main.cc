@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   shardps::cli::RegisterCheckpoint(app, &exit_code);
   shardps::cli::RegisterKeygen(app, &exit_code);
   shardps::cli::RegisterReplica(app, &exit_code);
+  shardps::cli::RegisterHealth(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,7 @@
 #include "cli/shard_count_check.h"
 #include "cli/slurm_shard.h"
 #include "common/curve_keys.h"
+#include "common/host_name.h"
 #include "common/metrics_export.h"
 #include "common/segment.h"
 #include "server/bind_policy.h"
@@ -25,6 +26,7 @@ constexpr uint32_t kMaxShards = 4096;
 struct ServeFlags {
   std::string spec;
   uint32_t shard = 0;
+  bool shard_from_hostname = false;
   uint32_t shards = 1;
   std::string listen = "tcp://127.0.0.1:*";
   uint32_t threads = 1;
@@ -198,12 +200,14 @@ void ReportRecovery(const SegmentOpenReport& r) {
                  static_cast<unsigned long long>(r.torn_blocks));
 }
 
-// --shard and --shards are required without --slurm (checked here, not by
-// CLI11, because --slurm replaces them).
-Status CheckPlainFlags(const CLI::Option& shard, const CLI::Option& shards) {
-  if (shard.count() == 0 || shards.count() == 0)
+// --shard (or --shard-from-hostname) and --shards are required without
+// --slurm (checked here, not by CLI11, because --slurm replaces them).
+Status CheckPlainFlags(const CLI::Option& shard, const CLI::Option& from_host,
+                       const CLI::Option& shards) {
+  if ((shard.count() == 0 && from_host.count() == 0) || shards.count() == 0)
     return Status::InvalidArgument(
-        "give --shard I and --shards N (or --slurm inside a Slurm step)");
+        "give --shard I (or --shard-from-hostname) and --shards N (or "
+        "--slurm inside a Slurm step)");
   return Status::Ok();
 }
 
@@ -248,6 +252,24 @@ Status ApplySlurm(ServeFlags* flags) {
   return Status::Ok();
 }
 
+// --shard-from-hostname: the shard index is the trailing ordinal of this
+// host's name (a StatefulSet's pod i is `<set>-<i>`), below --shards.
+Status ResolveShardIndex(ServeFlags* flags) {
+  if (!flags->shard_from_hostname) return Status::Ok();
+  const std::string host = HostName();
+  auto ordinal = HostNameOrdinal(host);
+  if (!ordinal.ok())
+    return ordinal.status().WithContext("--shard-from-hostname");
+  if (*ordinal >= flags->shards)
+    return Status::InvalidArgument(
+        "--shard-from-hostname: hostname '" + host + "' gives shard " +
+        std::to_string(*ordinal) + ", but --shards is " +
+        std::to_string(flags->shards) +
+        ": scale the StatefulSet's replicas and the shard count together");
+  flags->shard = *ordinal;
+  return Status::Ok();
+}
+
 int RunServe(ServeFlags flags) {
   // Block the signals we handle before any thread exists, so every thread
   // inherits the mask and sigwait below is the only place they arrive.
@@ -263,6 +285,8 @@ int RunServe(ServeFlags flags) {
     Status placed = ApplySlurm(&flags);
     if (!placed.ok()) return ReportError("serve", placed);
   }
+  if (Status s = ResolveShardIndex(&flags); !s.ok())
+    return ReportError("serve", s);
   auto options = MakeServerOptions(flags);
   if (!options.ok()) return ReportError("serve", options.status());
   const std::vector<QueueOption> queues = options->queues;
@@ -301,9 +325,15 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve one shard of a model until SIGINT/SIGTERM");
   cmd->add_option("--spec", flags->spec, "Model spec (TOML)")->required();
-  CLI::Option* shard = cmd->add_option("--shard", flags->shard,
-                                       "This shard's index (0-based); required "
-                                       "unless --slurm");
+  CLI::Option* shard =
+      cmd->add_option("--shard", flags->shard,
+                      "This shard's index (0-based); required "
+                      "unless --slurm or --shard-from-hostname");
+  CLI::Option* from_host = cmd->add_flag(
+      "--shard-from-hostname", flags->shard_from_hostname,
+      "Take the shard index from the hostname's trailing ordinal (pod i of "
+      "a Kubernetes StatefulSet is <name>-<i>) instead of --shard");
+  shard->excludes(from_host);
   CLI::Option* shards =
       cmd->add_option("--shards", flags->shards,
                       "Number of shards; required unless --slurm")
@@ -318,6 +348,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
       "--distribution=cyclic): shard SLURM_PROCID of the step's task "
       "count, listening on this node's address at --port + i / H (H nodes "
       "in the step), as `shardps cluster --slurm` places it");
+  slurm->excludes(from_host);
   CLI::Option* port = cmd->add_option(
       "--port", flags->port,
       "With --slurm: the port base (a node's k-th shard uses BASE + k)");
@@ -390,16 +421,17 @@ void RegisterServe(CLI::App& app, int* exit_code) {
                 "Create this shard count's segments even though the storage "
                 "holds the model at another shard count (those stay "
                 "untouched; the new model starts from scratch)");
-  cmd->callback([flags, shard, shards, listen, slurm, port, exit_code] {
-    Status given = slurm->count() > 0
-                       ? CheckSlurmFlags(*shard, *shards, *listen, *port)
-                       : CheckPlainFlags(*shard, *shards);
-    if (!given.ok()) {
-      *exit_code = ReportError("serve", given);
-      return;
-    }
-    *exit_code = RunServe(*flags);
-  });
+  cmd->callback(
+      [flags, shard, shards, listen, slurm, port, from_host, exit_code] {
+        Status given = slurm->count() > 0
+                           ? CheckSlurmFlags(*shard, *shards, *listen, *port)
+                           : CheckPlainFlags(*shard, *from_host, *shards);
+        if (!given.ok()) {
+          *exit_code = ReportError("serve", given);
+          return;
+        }
+        *exit_code = RunServe(*flags);
+      });
 }
 
 }  // namespace shardps::cli

@@ -303,4 +303,45 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClusterInfo& cluster,
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
+Result<ShardProbe> Client::Probe(const std::string& endpoint,
+                                 ClientOptions options) {
+  SHARDPS_RETURN_IF_ERROR(CheckShardEndpoint(endpoint));
+  ClusterInfo one;
+  one.shards.push_back({0, endpoint, ""});
+  SHARDPS_RETURN_IF_ERROR(ResolveCurveOptions(one, &options));
+  // A probe holds no worker slot and sends no push; the I/O thread is its
+  // own, so nothing outlives this call.
+  options.worker = -1;
+  auto wake = EventFd::Create();
+  if (!wake.ok()) return wake.status();
+  IoThread io(one.shards, options, std::move(wake).value());
+  io.Start();
+  auto hello = std::make_shared<ShardHello>();
+  const auto deadline = CallState::Clock::now() + options.connect_timeout;
+  auto call = std::make_shared<CallState>(1, deadline);
+  Part p;
+  p.call = call;
+  p.shard = 0;
+  p.op = wire::Op::Hello;  // no model name: discovery, any model answers
+  p.deadline = deadline;
+  p.on_reply = [hello](const wire::Reply& r) {
+    auto decoded = DecodeHello(r);
+    if (!decoded.ok()) return decoded.status();
+    *hello = std::move(decoded).value();
+    return Status::Ok();
+  };
+  std::vector<Part> parts;
+  parts.push_back(std::move(p));
+  io.Submit(std::move(parts));
+  Status s = call->Wait();
+  if (!s.ok()) return s;
+  ShardProbe probe;
+  probe.model = hello->model;
+  probe.spec_hash = hello->spec_hash;
+  probe.shard = hello->shard;
+  probe.shards = hello->shards;
+  probe.hostname = hello->hostname;
+  return probe;
+}
+
 }  // namespace shardps

@@ -24,6 +24,9 @@ namespace {
 // usually run in different processes), so such a shard could never answer.
 constexpr const char* kEndpointSchemes[] = {"tcp://", "ipc://"};
 constexpr size_t kSpecHashDigits = 16;
+// The most shards a pattern may name: the same bound as `serve --shards`.
+constexpr int64_t kMaxPatternShards = 4096;
+constexpr std::string_view kIndexPlaceholder = "{i}";
 
 Status Invalid(const std::string& key, const std::string& what) {
   return Status::InvalidArgument(key + ": " + what);
@@ -152,6 +155,52 @@ Result<std::vector<ShardAddress>> ParseShards(const toml::node* node) {
   return shards;
 }
 
+// The pattern form: `shards = N` and `endpoint_pattern = "...{i}..."`, each
+// {i} replaced by the shard index. What a Kubernetes StatefulSet behind a
+// headless Service needs (tcp://shardps-{i}.shardps:7000): a file that is
+// the same for every cluster size but N, so nothing has to be generated.
+Result<std::vector<ShardAddress>> ExpandPattern(const toml::node* count,
+                                                const toml::node* pattern) {
+  if (count == nullptr)
+    return Invalid("shards", "missing (endpoint_pattern needs shards = N)");
+  if (pattern == nullptr)
+    return Invalid("endpoint_pattern",
+                   "missing (shards = N needs an endpoint_pattern such as "
+                   "\"tcp://shardps-{i}.shardps:7000\")");
+  const toml::value<int64_t>* n = count->as_integer();
+  if (n == nullptr) return Invalid("shards", "must be an integer");
+  if (n->get() < 1 || n->get() > kMaxPatternShards)
+    return Invalid("shards", "must be in 1.." +
+                                 std::to_string(kMaxPatternShards) + " (got " +
+                                 std::to_string(n->get()) + ")");
+  Result<std::string> text = RequireString(pattern, "endpoint_pattern");
+  if (!text.ok()) return text.status();
+  if (text->find(kIndexPlaceholder) == std::string::npos)
+    return Invalid("endpoint_pattern",
+                   "must contain {i} (the shard index), e.g. "
+                   "\"tcp://shardps-{i}.shardps:7000\" (got '" +
+                       *text + "')");
+  std::vector<ShardAddress> shards;
+  for (int64_t i = 0; i < n->get(); ++i) {
+    ShardAddress shard;
+    shard.index = static_cast<uint32_t>(i);
+    const std::string index = std::to_string(i);
+    for (size_t at = 0; at < text->size();) {
+      const size_t hit = text->find(kIndexPlaceholder, at);
+      if (hit == std::string::npos) {
+        shard.endpoint.append(*text, at, std::string::npos);
+        break;
+      }
+      shard.endpoint.append(*text, at, hit - at);
+      shard.endpoint += index;
+      at = hit + kIndexPlaceholder.size();
+    }
+    SHARDPS_RETURN_IF_ERROR(CheckEndpoint(shard.endpoint, "endpoint_pattern"));
+    shards.push_back(std::move(shard));
+  }
+  return shards;
+}
+
 Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
   // A model spec has a [model] table (and [[tensor]]s): a common mix-up,
   // since `launch` takes the spec and everything after takes the cluster
@@ -164,7 +213,8 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
                   "(its --cluster-file, cluster.toml by default)");
   for (const auto& [name, value] : root) {
     const std::string_view k = name.str();
-    if (k != "model" && k != "spec_hash" && k != "server_key" && k != "shard") {
+    if (k != "model" && k != "spec_hash" && k != "server_key" && k != "shard" &&
+        k != "shards" && k != "endpoint_pattern") {
       return Invalid(std::string(k), "unknown key");
     }
   }
@@ -191,7 +241,16 @@ Result<ClusterInfo> ParseClusterTable(const toml::table& root) {
     cluster.server_key = std::move(*text);
   }
 
-  Result<std::vector<ShardAddress>> shards = ParseShards(root.get("shard"));
+  const toml::node* count = root.get("shards");
+  const toml::node* pattern = root.get("endpoint_pattern");
+  const bool pattern_form = count != nullptr || pattern != nullptr;
+  if (pattern_form && root.get("shard") != nullptr)
+    return Invalid("shard",
+                   "give either [[shard]] tables or shards = N with "
+                   "endpoint_pattern, not both");
+  Result<std::vector<ShardAddress>> shards =
+      pattern_form ? ExpandPattern(count, pattern)
+                   : ParseShards(root.get("shard"));
   if (!shards.ok()) return shards.status();
   cluster.shards = std::move(*shards);
   return cluster;

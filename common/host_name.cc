@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdint>
+
 namespace shardps {
 
 std::string HostName() {
@@ -10,6 +12,27 @@ std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return {};
   return buf;
+}
+
+Result<uint32_t> HostNameOrdinal(const std::string& hostname) {
+  const std::string name = hostname.substr(0, hostname.find('.'));
+  const size_t dash = name.rfind('-');
+  const std::string want =
+      "has no trailing ordinal: expected <name>-<number>, as Kubernetes names "
+      "a StatefulSet's pods (e.g. shardps-2); pass --shard instead";
+  if (dash == std::string::npos || dash + 1 == name.size())
+    return Status::InvalidArgument("hostname '" + hostname + "' " + want);
+  uint64_t ordinal = 0;
+  for (size_t i = dash + 1; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c < '0' || c > '9')
+      return Status::InvalidArgument("hostname '" + hostname + "' " + want);
+    ordinal = ordinal * 10 + static_cast<uint64_t>(c - '0');
+    if (ordinal > UINT32_MAX)
+      return Status::InvalidArgument("hostname '" + hostname +
+                                     "': ordinal is too large");
+  }
+  return static_cast<uint32_t>(ordinal);
 }
 
 }  // namespace shardps

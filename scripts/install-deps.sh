@@ -40,12 +40,20 @@ readonly PACKAGES=(
   slurm-client
   munge
   tmux                # tests/cli/top_tmux_test.sh: `shardps top` in a real terminal
+  python3-yaml        # tests/deploy/: reads the Kubernetes manifests
+  kubernetes-client   # tests/deploy/: kubectl kustomize deploy/kubernetes
+                      # (skipped when another package already gives kubectl)
 )
 
 # Prints the packages dpkg does not report as fully installed.
 missing_packages() {
   local pkg status
   for pkg in "${PACKAGES[@]}"; do
+    # Any kubectl will do, and Debian's would conflict with another
+    # package's (e.g. Google Cloud SDK's kubectl owns /usr/bin/kubectl).
+    if [[ "$pkg" == kubernetes-client ]] && command -v kubectl >/dev/null; then
+      continue
+    fi
     status="$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null ||
       true)"
     if [[ "${status}" != "installed" ]]; then

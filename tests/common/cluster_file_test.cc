@@ -296,6 +296,59 @@ TEST_CASE("cluster file parser reports TOML syntax errors with line:column",
   CHECK(status.message().rfind("2:", 0) == 0);
 }
 
+TEST_CASE("cluster file parser expands shards = N with an endpoint_pattern",
+          "[cluster]") {
+  Result<ClusterInfo> cluster = ParseCluster(
+      std::string(kModelLine) +
+      "shards = 3\nendpoint_pattern = \"tcp://shardps-{i}.shardps:700{i}\"\n");
+  REQUIRE(cluster.ok());
+  CHECK(cluster->model == "demo");
+  REQUIRE(cluster->shards.size() == 3);
+  for (uint32_t i = 0; i < 3; ++i) {
+    INFO("shard " << i);
+    CHECK(cluster->shards[i].index == i);
+    CHECK(cluster->shards[i].endpoint == "tcp://shardps-" + std::to_string(i) +
+                                             ".shardps:700" +
+                                             std::to_string(i));
+    CHECK(cluster->shards[i].segment.empty());
+  }
+  // ToToml writes the expanded tables, which read back the same.
+  Result<ClusterInfo> again = ParseCluster(cluster->ToToml());
+  REQUIRE(again.ok());
+  CheckEqual(*cluster, *again);
+}
+
+TEST_CASE("cluster file parser refuses a bad endpoint_pattern form",
+          "[cluster]") {
+  const std::string pattern =
+      "endpoint_pattern = \"tcp://shardps-{i}.shardps:7000\"\n";
+  CheckInvalid(std::string(kModelLine) + "shards = 2\n" +
+                   "endpoint_pattern = \"tcp://shardps.shardps:7000\"\n",
+               "endpoint_pattern: must contain {i} (the shard index), e.g. "
+               "\"tcp://shardps-{i}.shardps:7000\" (got "
+               "'tcp://shardps.shardps:7000')");
+  CheckInvalid(std::string(kModelLine) + "shards = 0\n" + pattern,
+               "shards: must be in 1..4096 (got 0)");
+  CheckInvalid(std::string(kModelLine) + "shards = 4097\n" + pattern,
+               "shards: must be in 1..4096 (got 4097)");
+  CheckInvalid(std::string(kModelLine) + "shards = -1\n" + pattern,
+               "shards: must be in 1..4096 (got -1)");
+  CheckInvalid(std::string(kModelLine) + "shards = \"3\"\n" + pattern,
+               "shards: must be an integer");
+  CheckInvalid(std::string(kModelLine) + "shards = 2\n" + pattern + kShard0,
+               "shard: give either [[shard]] tables or shards = N with "
+               "endpoint_pattern, not both");
+  CheckInvalid(std::string(kModelLine) + pattern,
+               "shards: missing (endpoint_pattern needs shards = N)");
+  CheckInvalid(std::string(kModelLine) + "shards = 2\n",
+               "endpoint_pattern: missing (shards = N needs an "
+               "endpoint_pattern such as \"tcp://shardps-{i}.shardps:7000\")");
+  CheckInvalid(std::string(kModelLine) + "shards = 2\n" +
+                   "endpoint_pattern = \"shardps-{i}:7000\"\n",
+               "endpoint_pattern: must start with tcp:// or ipc:// (got "
+               "'shardps-0:7000')");
+}
+
 TEST_CASE("cluster file saves and loads through a temp directory",
           "[cluster]") {
   TempDir dir;

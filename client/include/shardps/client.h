@@ -92,6 +92,15 @@ struct TableInfo {
   uint64_t capacity = 0;  // rows over all shards
 };
 
+// What one shard said when probed (Client::Probe).
+struct ShardProbe {
+  std::string model;
+  uint64_t spec_hash = 0;
+  uint32_t shard = 0;    // the index it serves
+  uint32_t shards = 0;   // of this many
+  std::string hostname;  // for people, never for locality
+};
+
 class Client {
  public:
   // Connects to every shard and checks with Hello that they serve one model:
@@ -108,6 +117,17 @@ class Client {
                                                  ClientOptions options = {});
   static Result<std::unique_ptr<Client>> Connect(
       const std::string& cluster_file, ClientOptions options = {});
+
+  // One Hello round trip to the shard at `endpoint` (tcp:// or ipc://),
+  // whichever shard of whichever model it serves: what a health check
+  // needs (`shardps health`). Waits at most options.connect_timeout.
+  // Uses options' CURVE keys (curve_server_key must be set with a key pair).
+  // Errors: kInvalidArgument for a bad endpoint or CURVE keys, kTimeout
+  // when the shard does not answer in time, the shard's own error when it
+  // answers with one, kBadMessage when its answer describes no model.
+  // Blocks the calling thread; thread-safe.
+  static Result<ShardProbe> Probe(const std::string& endpoint,
+                                  ClientOptions options = {});
 
   // Fails calls still in flight with kUnavailable and stops the I/O thread.
   // Then gives back this client's exactly-once slot on every shard where

@@ -17,6 +17,15 @@
 //
 // Shards must be listed exactly once each, indices 0..N-1 (any order).
 //
+// Or, instead of the [[shard]] tables, a pattern (for a Kubernetes
+// StatefulSet behind a headless Service: the same file for every pod):
+//
+//   shards = 3                                         # 1..4096
+//   endpoint_pattern = "tcp://shardps-{i}.shardps:7000" # {i}: shard index
+//
+// Parsed, it is the same ClusterInfo as the three tables it names (no
+// segment hints); ToToml writes those tables, not the pattern.
+//
 // Thread-safety: values; the functions are pure apart from file I/O.
 #ifndef SHARDPS_CLUSTER_H_
 #define SHARDPS_CLUSTER_H_
@@ -52,7 +61,8 @@ struct ClusterInfo {
   std::string server_key;
   std::vector<ShardAddress> shards;  // sorted by index, indices 0..N-1
 
-  // Renders the TOML text ParseCluster reads back.
+  // Renders the TOML text ParseCluster reads back, always with [[shard]]
+  // tables (a file read in the pattern form comes back expanded).
   std::string ToToml() const;
 };
 
