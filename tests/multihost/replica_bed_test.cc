@@ -336,10 +336,11 @@ class CopyReader {
             for (uint64_t j = b + 1; j < b + block_ && j < floats_; ++j)
               if (w[j] != w[b]) {
                 if (mixed++ == 0)
-                  std::fprintf(stderr,
-                               "mixed block at float %llu: [%llu]=%g [%llu]=%g\n",
-                               (unsigned long long)b, (unsigned long long)b,
-                               w[b], (unsigned long long)j, w[j]);
+                  std::fprintf(
+                      stderr,
+                      "mixed block at float %llu: [%llu]=%g [%llu]=%g\n",
+                      (unsigned long long)b, (unsigned long long)b, w[b],
+                      (unsigned long long)j, w[j]);
                 break;
               }
         }
