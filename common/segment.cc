@@ -625,7 +625,7 @@ Result<SegmentId> ReadSegmentIdentity(const std::string& path) {
 
 Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     const ModelSpec& spec, uint32_t shard, uint32_t shards,
-    const std::string& path, SegmentOpenReport* report) {
+    const std::string& path, SegmentOpenReport* report, TornBlocks torn) {
   *report = SegmentOpenReport{};
   const Plan plan = MakePlan(spec, shard, shards);
   const std::string dir = path.substr(0, path.rfind('/'));
@@ -674,7 +674,8 @@ Result<std::unique_ptr<Segment>> Segment::OpenForServing(
     auto& seq = seg->versions_[i].seq;
     const uint64_t v = seq.load(std::memory_order_relaxed);
     if (v & 1) {
-      seq.store(v + 1, std::memory_order_relaxed);
+      if (torn == TornBlocks::kClose)
+        seq.store(v + 1, std::memory_order_relaxed);
       ++report->torn_blocks;
     }
   }

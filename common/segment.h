@@ -51,9 +51,18 @@ class Segment {
   // process serves it; kSpecMismatch when it was made from another spec or
   // for another shard; kCorrupt for a damaged or foreign file; kIoError.
   // REQUIRES: spec validated, shard < shards.
+  //
+  // A block a crash left mid-write (odd version) is counted in
+  // report->torn_blocks and, by default, closed (made even): a shard's
+  // update was never acknowledged, and its journal puts the block back
+  // next. A host replica's copy passes kKeepOdd: there the block is not
+  // the shard's data until the shard sends it again, and a reader mapping
+  // the copy must never take it for a snapshot, not even for a moment.
+  enum class TornBlocks { kClose, kKeepOdd };
   static Result<std::unique_ptr<Segment>> OpenForServing(
       const ModelSpec& spec, uint32_t shard, uint32_t shards,
-      const std::string& path, SegmentOpenReport* report);
+      const std::string& path, SegmentOpenReport* report,
+      TornBlocks torn = TornBlocks::kClose);
 
   // Maps an existing segment read-only after validating it.
   static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::string& path);

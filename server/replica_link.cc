@@ -194,7 +194,8 @@ Status ReplicaLink::OpenCopy() {
   SegmentOpenReport report;
   auto copy = Segment::OpenForServing(
       options_.spec, shard_, shards,
-      Segment::PathFor(options_.storage, model, shard_, shards), &report);
+      Segment::PathFor(options_.storage, model, shard_, shards), &report,
+      Segment::TornBlocks::kKeepOdd);
   if (!copy.ok()) return copy.status();
   auto fresh = ReplicaState::OpenForWriting(
       ReplicaState::PathFor(options_.storage, model, shard_, shards),

@@ -449,6 +449,27 @@ TEST_CASE("segment repairs a block torn by a crash", "[segment]") {
   CHECK(seg->header().opens.load() == 3);
 }
 
+// A host replica's copy is not the shard's data where a crash cut a write
+// off: such a block must stay odd from the moment the file is reopened (a
+// reader maps the copy meanwhile) until the shard sends it again.
+TEST_CASE("a replica copy reopened after a crash keeps its torn block odd",
+          "[segment]") {
+  test::TempDir dir;
+  const ModelSpec spec = SegSpec(dir.path());
+  const std::string path = dir.File("s.seg");
+  {
+    auto seg = MustOpen(spec, 0, 2, path);
+    seg->version(1).seq.store(9);  // the replica died inside a write
+  }
+  SegmentOpenReport report;
+  auto seg = Segment::OpenForServing(spec, 0, 2, path, &report,
+                                     Segment::TornBlocks::kKeepOdd);
+  REQUIRE(seg.ok());
+  CHECK(report.torn_blocks == 1);
+  CHECK((*seg)->version(1).seq.load() == 9);
+  CHECK((*seg)->version(0).seq.load() == 0);
+}
+
 TEST_CASE("segment marked clean reopens without a crash report", "[segment]") {
   test::TempDir dir;
   const ModelSpec spec = SegSpec(dir.path());
