@@ -53,8 +53,11 @@ ctest_args=()
 case "$mode" in
   sanitize)
     build=${BUILD_DIR:-build-asan}
-    # The bench is not a test: its smoke run is in the plain build.
-    extra=(-DSHARDPS_SANITIZE=address,undefined -DSHARDPS_BUILD_BENCH=OFF)
+    # The bench is not a test: its smoke run is in the plain build. The
+    # examples' runs (Fashion-MNIST, CO2) train through the same client and
+    # server code the integration tests drive, so the plain run has them.
+    extra=(-DSHARDPS_SANITIZE=address,undefined -DSHARDPS_BUILD_BENCH=OFF
+           -DSHARDPS_BUILD_EXAMPLES=OFF)
     # The multi-host tests (label multihost) run the same code as the
     # integration tests, across namespaces: the plain run has them, and
     # here they would only add to CI's time.
